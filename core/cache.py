@@ -1,0 +1,168 @@
+"""SQLite cache of every file's embedding and metadata, so a rescan of an unchanged library reads only ``stat``.
+
+Rows are keyed by path and valid while size, mtime and the model's hash all match. Writes are committed in
+batches so a cancelled or killed scan keeps what it did. A corrupt database is moved aside and rebuilt.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT NOT NULL, model TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    width INTEGER, height INTEGER, format TEXT, taken TEXT,
+    embedding BLOB, features BLOB, error TEXT,
+    PRIMARY KEY (path, model)
+);
+CREATE TABLE IF NOT EXISTS sniffed (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, kind TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS not_duplicate (
+    a TEXT NOT NULL, b TEXT NOT NULL, PRIMARY KEY (a, b)
+);
+"""
+
+
+def default_cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir("lookalike", appauthor=False))
+
+
+@dataclass(frozen=True)
+class CachedEntry:
+    path: str
+    size: int
+    mtime_ns: int
+    width: int
+    height: int
+    format: str
+    taken: str | None
+    embedding: np.ndarray | None
+    features: np.ndarray | None
+    error: str | None
+
+
+class EmbeddingCache:
+    """One SQLite file; safe to use from one thread at a time (the engine's scan thread)."""
+
+    def __init__(self, folder: str | os.PathLike | None = None) -> None:
+        self.folder = Path(folder) if folder else default_cache_dir()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / "cache.sqlite3"
+        self.warnings: list[str] = []
+        self._conn = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            return self._connect()
+        except sqlite3.DatabaseError as e:
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            os.replace(self.path, aside)
+            msg = f"the cache {self.path} was unreadable ({e}); moved it to {aside.name} and started a new one"
+            log.warning(msg)
+            self.warnings.append(msg)
+            return self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            ok = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if ok != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {ok}")
+            conn.executescript(_SCHEMA)
+            row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(f"schema version {row[0]}, expected {SCHEMA_VERSION}")
+            conn.commit()
+        except sqlite3.DatabaseError:
+            conn.close()
+            raise
+        return conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> EmbeddingCache:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- embeddings ----------------------------------------------------------------------------------------
+    def lookup(self, model: str, files: Iterable[tuple[str, int, int]]) -> dict[str, CachedEntry]:
+        """Entries still valid for ``(path, size, mtime_ns)`` under ``model``."""
+        wanted = {p: (s, m) for p, s, m in files}
+        out: dict[str, CachedEntry] = {}
+        if not wanted:
+            return out
+        cur = self._conn.execute(
+            "SELECT path, size, mtime_ns, width, height, format, taken, embedding, features, error "
+            "FROM files WHERE model = ?",
+            (model,),
+        )
+        for path, size, mtime, w, h, fmt, taken, emb, feat, err in cur:
+            if wanted.get(path) != (size, mtime):
+                continue
+            out[path] = CachedEntry(
+                path, size, mtime, w or 0, h or 0, fmt or "", taken,
+                None if emb is None else np.frombuffer(emb, dtype=np.float16).astype(np.float32),
+                None if feat is None else np.frombuffer(feat, dtype=np.float16).astype(np.float32),
+                err,
+            )
+        return out
+
+    def store(self, model: str, entries: Iterable[CachedEntry]) -> None:
+        rows = [
+            (
+                e.path, model, e.size, e.mtime_ns, e.width, e.height, e.format, e.taken,
+                None if e.embedding is None else e.embedding.astype(np.float16).tobytes(),
+                None if e.features is None else e.features.astype(np.float16).tobytes(),
+                e.error,
+            )
+            for e in entries
+        ]
+        with self._conn:
+            self._conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+
+    # -- content sniffing verdicts for files with unknown extensions ---------------------------------------
+    def sniffed(self) -> dict[str, tuple[int, int, str]]:
+        return {p: (s, m, k) for p, s, m, k in self._conn.execute("SELECT * FROM sniffed")}
+
+    def store_sniffed(self, verdicts: dict[str, tuple[int, int, str]]) -> None:
+        with self._conn:
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO sniffed VALUES (?,?,?,?)", [(p, *v) for p, v in verdicts.items()]
+            )
+
+    # -- "not a duplicate" decisions, remembered across scans -----------------------------------------------
+    def not_duplicate_pairs(self) -> set[tuple[str, str]]:
+        return {(a, b) for a, b in self._conn.execute("SELECT a, b FROM not_duplicate")}
+
+    def mark_not_duplicate(self, paths: Iterable[str]) -> None:
+        ps = sorted(set(paths))
+        pairs = [(a, b) for i, a in enumerate(ps) for b in ps[i + 1 :]]
+        with self._conn:
+            self._conn.executemany("INSERT OR IGNORE INTO not_duplicate VALUES (?, ?)", pairs)
+
+    def forget_not_duplicate(self, paths: Iterable[str]) -> None:
+        ps = sorted(set(paths))
+        pairs = [(a, b) for i, a in enumerate(ps) for b in ps[i + 1 :]]
+        with self._conn:
+            self._conn.executemany("DELETE FROM not_duplicate WHERE a = ? AND b = ?", pairs)

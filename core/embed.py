@@ -1,0 +1,257 @@
+"""Load the bundled model and turn images into embeddings.
+
+On CPU the model runs through ONNX Runtime (measured 3.8x faster than torch eager on these machines, same
+outputs); on CUDA or Apple MPS it runs through torch, imported lazily so the installer can leave torch out.
+Decoding runs in a thread pool (Pillow releases the GIL) one batch ahead of inference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from core.decode import DecodeError, Decoded, decode_for_model
+from core.errors import DeviceError, ModelError
+from core.progress import NEVER_CANCELLED, CancelToken
+from core.resources import resource_path
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """A model folder: ``manifest.json`` + weights (safetensors, for torch) + ONNX export (for CPU)."""
+
+    folder: Path
+    manifest: dict
+
+    @property
+    def name(self) -> str:
+        return self.manifest["name"]
+
+    @property
+    def sha256(self) -> str:
+        return self.manifest["weights"]["sha256"]
+
+    @property
+    def resolution(self) -> int:
+        return int(self.manifest["architecture"]["resolution"])
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.manifest["embedding_dim"])
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.manifest["feature_dim"])
+
+    @property
+    def duplicate_threshold(self) -> float:
+        return float(self.manifest["thresholds"]["duplicate"])
+
+    @property
+    def similar_threshold(self) -> float:
+        return float(self.manifest["thresholds"]["similar"])
+
+    @property
+    def similar_source(self) -> str:
+        """Which output serves "Find similar": ``features`` (ImageNet) or ``embedding``."""
+        return self.manifest.get("similar_source", "features")
+
+    def file(self, key: str) -> Path:
+        return self.folder / self.manifest[key]["file"]
+
+
+def load_bundle(folder: str | os.PathLike | None = None, *, verify: bool = True) -> ModelBundle:
+    """Read a model folder's manifest (default: the bundled model) and check its files' hashes."""
+    folder = Path(folder) if folder else resource_path("model")
+    mpath = folder / "manifest.json"
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ModelError(f"no model manifest at {mpath}") from e
+    except (OSError, ValueError) as e:
+        raise ModelError(f"unreadable model manifest {mpath}: {e}") from e
+    bundle = ModelBundle(folder, manifest)
+    if verify:
+        for key in ("weights", "onnx"):
+            path = bundle.file(key)
+            if not path.exists():
+                raise ModelError(f"model file missing: {path}")
+            if sha256_file(path) != manifest[key]["sha256"]:
+                raise ModelError(f"{path} does not match the sha256 in its manifest (corrupt or replaced)")
+    return bundle
+
+
+def pick_device(requested: str = "auto") -> str:
+    """CUDA, then Apple MPS, then CPU; an explicit request that cannot be met is an error."""
+    if requested not in DEVICES:
+        raise ValueError(f"unknown device {requested!r}; choose one of {', '.join(DEVICES)}")
+    if requested == "cpu":
+        return "cpu"
+    try:
+        import torch
+    except ImportError:
+        if requested != "auto":
+            raise DeviceError(f"device {requested!r} needs PyTorch, which is not installed") from None
+        return "cpu"
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if requested == "cuda" and not cuda:
+        raise DeviceError("CUDA was requested but no CUDA device is available")
+    if requested == "mps" and not mps:
+        raise DeviceError("Apple MPS was requested but is not available")
+    if requested == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    return requested
+
+
+class OnnxBackend:
+    def __init__(self, bundle: ModelBundle, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or os.cpu_count() or 1
+        opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(
+                str(bundle.file("onnx")), opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise ModelError(f"cannot load the ONNX model: {e}") from e
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        emb, feat = self.session.run(None, {self.input: batch})
+        return emb, feat
+
+
+class TorchBackend:
+    def __init__(self, bundle: ModelBundle, device: str) -> None:
+        import torch
+        from safetensors.torch import load_file
+
+        from core.model import LookalikeNet, ModelConfig, UInt8Wrapper
+
+        self.torch = torch
+        net = LookalikeNet(ModelConfig.from_dict(bundle.manifest["architecture"]))
+        state = {k: v.float() for k, v in load_file(str(bundle.file("weights"))).items()}
+        net.load_export_state(state)
+        self.model = UInt8Wrapper(net).eval().to(device)
+        self.device = device
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        torch = self.torch
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self.device, non_blocking=True)
+            emb, feat = self.model(x)
+            return emb.float().cpu().numpy(), feat.float().cpu().numpy()
+
+
+class Embedder:
+    """The model on one device. ``backend`` is "onnx" on CPU and "torch" elsewhere unless told otherwise."""
+
+    def __init__(
+        self,
+        bundle: ModelBundle | None = None,
+        device: str = "auto",
+        *,
+        backend: str | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.bundle = bundle or load_bundle()
+        self.device = pick_device(device)
+        self.backend_name = backend or ("onnx" if self.device == "cpu" else "torch")
+        if self.backend_name == "onnx" and self.device != "cpu":
+            raise ValueError("the ONNX backend runs on the CPU only")
+        self.threads = threads
+        log.info("model %s on %s (%s)", self.bundle.name, self.device, self.backend_name)
+
+    @cached_property
+    def _backend(self):
+        if self.backend_name == "onnx":
+            return OnnxBackend(self.bundle, self.threads)
+        return TorchBackend(self.bundle, self.device)
+
+    @property
+    def size(self) -> int:
+        return self.bundle.resolution
+
+    def embed_arrays(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 (N, size, size, 3) RGB → (embeddings, ImageNet features), float32, L2-normalised."""
+        if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[1:] != (self.size, self.size, 3):
+            raise ValueError(f"expected uint8 (N, {self.size}, {self.size}, 3), got {batch.dtype} {batch.shape}")
+        return self._backend(np.ascontiguousarray(batch))
+
+
+@dataclass(frozen=True)
+class Embedded:
+    index: int  # position in the input list
+    decoded: Decoded | None
+    error: str | None
+    embedding: np.ndarray | None
+    features: np.ndarray | None
+
+
+def embed_files(
+    embedder: Embedder,
+    paths: Sequence[str],
+    *,
+    batch_size: int = 32,
+    workers: int | None = None,
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> Iterator[list[Embedded]]:
+    """Decode and embed ``paths`` batch by batch; a file that fails becomes an ``Embedded`` with ``error``.
+
+    Decoding of the next batch runs in the thread pool while the current one is inferred.
+    """
+    size = embedder.size
+    workers = workers or min(8, os.cpu_count() or 1)
+
+    def decode(i: int) -> tuple[int, Decoded | None, str | None]:
+        try:
+            return i, decode_for_model(paths[i], size), None
+        except DecodeError as e:
+            return i, None, str(e)
+        except MemoryError:
+            return i, None, "not enough memory to decode this image"
+        except Exception as e:  # noqa: BLE001 - one bad file must never stop a scan
+            log.exception("unexpected error decoding %s", paths[i])
+            return i, None, f"unexpected decoder error: {type(e).__name__}: {e}"
+
+    batches = [range(s, min(s + batch_size, len(paths))) for s in range(0, len(paths), batch_size)]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        pending = pool.map(decode, batches[0]) if batches else None
+        for bi in range(len(batches)):
+            cancel.raise_if_cancelled()
+            decoded = list(pending)
+            if bi + 1 < len(batches):
+                pending = pool.map(decode, batches[bi + 1])
+            ok = [(i, d) for i, d, _ in decoded if d is not None]
+            out = [Embedded(i, None, err, None, None) for i, d, err in decoded if d is None]
+            if ok:
+                emb, feat = embedder.embed_arrays(np.stack([d.pixels for _, d in ok]))
+                out += [Embedded(i, d, None, emb[j], feat[j]) for j, (i, d) in enumerate(ok)]
+            out.sort(key=lambda e: e.index)
+            yield out

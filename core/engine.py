@@ -1,0 +1,253 @@
+"""The pipeline: scan → decode → embed → cache → pairs → groups, and "find similar" over the same scan.
+
+``Engine.scan`` returns a ``Library``: the files, their embeddings and the pairs down to a loose floor, so a
+stricter or looser threshold regroups at once without embedding anything again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.cache import CachedEntry, EmbeddingCache, default_cache_dir
+from core.decode import DecodeError, decode_for_model
+from core.embed import Embedder, ModelBundle, embed_files, load_bundle
+from core.grouping import group_pairs
+from core.index import VectorIndex, candidate_pairs
+from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
+from core.results import ImageRecord, Match, ModelInfo, Problem, ScanResult
+from core.scan import ScanOptions, find_images
+
+log = logging.getLogger(__name__)
+
+
+def file_digest(path: str) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Library:
+    """What one scan found: records, vectors, problems, and the pairs at or above ``floor``."""
+
+    files: tuple[ImageRecord, ...]
+    embeddings: np.ndarray  # (N, D) duplicate embeddings
+    features: np.ndarray  # (N, F) vectors for "find similar"
+    problems: tuple[Problem, ...]
+    model: ModelInfo
+    floor: float
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray]  # i, j, cosine; every pair ≥ floor
+    ignored: set[tuple[str, str]] = field(default_factory=set)
+    index_dir: Path | None = None
+    stats: dict = field(default_factory=dict)
+    _digests: dict[int, str | None] = field(default_factory=dict, repr=False)
+    _similar_index: VectorIndex | None = field(default=None, repr=False)
+
+    def identical(self, a: int, b: int) -> bool:
+        """Byte-identical (size first, then a hash of the content)."""
+        if self.files[a].size != self.files[b].size:
+            return False
+        for x in (a, b):
+            if x not in self._digests:
+                try:
+                    self._digests[x] = file_digest(self.files[x].path)
+                except OSError:
+                    self._digests[x] = None
+        return self._digests[a] is not None and self._digests[a] == self._digests[b]
+
+    def result(self, threshold: float) -> ScanResult:
+        """Groups and pairs at ``threshold`` (≥ the floor this library was scanned with)."""
+        if threshold < self.floor - 1e-9:
+            raise ValueError(f"threshold {threshold} is below the scanned floor {self.floor}; scan again")
+        i, j, s = self.pairs
+        keep = s >= threshold
+        groups = group_pairs(self.files, i, j, s, threshold, identical=self.identical, ignored=self.ignored)
+        pairs = tuple(Match(int(a), int(b), round(float(x), 6)) for a, b, x in zip(i[keep], j[keep], s[keep],
+                                                                                   strict=True))
+        return ScanResult(self.files, tuple(groups), pairs, self.problems, threshold, self.model, dict(self.stats))
+
+    def similar_index(self) -> VectorIndex:
+        """Annoy index over the "find similar" vectors, persisted next to the cache and reused."""
+        if self._similar_index is None:
+            if not len(self.files):
+                raise ValueError("no images were scanned")
+            key = hashlib.sha1(self.model.sha256.encode())
+            for f in self.files:
+                key.update(f"{f.path}\0{f.size}\0{f.mtime_ns}\n".encode("utf-8", "surrogateescape"))
+            path = self.index_dir / f"similar-{key.hexdigest()[:20]}.ann" if self.index_dir else None
+            if path and path.exists():
+                try:
+                    self._similar_index = VectorIndex.load(path, self.features)
+                except (OSError, ValueError) as e:
+                    log.warning("rebuilding the similar index: %s", e)
+            if self._similar_index is None:
+                self._similar_index = VectorIndex(self.features)
+                if path:
+                    self._similar_index.save(path)
+        return self._similar_index
+
+    def index_of(self, path: str) -> int | None:
+        path = os.path.abspath(path)
+        for k, f in enumerate(self.files):
+            if f.path == path:
+                return k
+        return None
+
+
+class Engine:
+    """The model, the cache and the settings one scan or query needs."""
+
+    def __init__(
+        self,
+        *,
+        model_dir: str | os.PathLike | None = None,
+        device: str = "auto",
+        cache_dir: str | os.PathLike | None = None,
+        use_cache: bool = True,
+        batch_size: int = 32,
+        workers: int | None = None,
+    ) -> None:
+        self.bundle: ModelBundle = load_bundle(model_dir)
+        self.device = device
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.use_cache = use_cache
+        self.batch_size = batch_size
+        self.workers = workers
+        self._embedder: Embedder | None = None
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return ModelInfo(self.bundle.name, self.bundle.sha256)
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = Embedder(self.bundle, self.device)
+        return self._embedder
+
+    def open_cache(self) -> EmbeddingCache | None:
+        return EmbeddingCache(self.cache_dir) if self.use_cache else None
+
+    def scan(
+        self,
+        paths: Iterable[str | os.PathLike],
+        options: ScanOptions = ScanOptions(),
+        *,
+        floor: float | None = None,
+        progress: ProgressFn = no_progress,
+        cancel: CancelToken = NEVER_CANCELLED,
+    ) -> Library:
+        floor = min(self.bundle.duplicate_threshold, self.bundle.similar_threshold) if floor is None else floor
+        cache = self.open_cache()
+        try:
+            return self._scan(list(paths), options, floor, cache, progress, cancel)
+        finally:
+            if cache:
+                cache.close()
+
+    def _scan(self, paths, options, floor, cache, progress, cancel) -> Library:
+        sha = self.bundle.sha256
+        known = cache.sniffed() if cache else {}
+
+        def sniffed(path: str, size: int, mtime: int) -> str | None:
+            v = known.get(path)
+            return v[2] if v and v[:2] == (size, mtime) else None
+
+        progress(0, 0, "Looking for photos")
+        walk = find_images(paths, options, sniffed=sniffed, progress=progress, cancel=cancel)
+        if cache and walk.sniffed:
+            stats = {p: os.stat(p) for p in walk.sniffed if os.path.exists(p)}
+            cache.store_sniffed({p: (st.st_size, st.st_mtime_ns, walk.sniffed[p]) for p, st in stats.items()})
+        found = walk.files
+        entries = cache.lookup(sha, ((f.path, f.size, f.mtime_ns) for f in found)) if cache else {}
+        todo = [f for f in found if f.path not in entries]
+        log.info("%d images found, %d from the cache, %d to read", len(found), len(entries), len(todo))
+        total = len(todo)
+        progress(0, total, f"Reading {total} photos")
+        done = 0
+        if todo:
+            embedder = self.embedder
+            for batch in embed_files(embedder, [f.path for f in todo], batch_size=self.batch_size,
+                                     workers=self.workers, cancel=cancel):
+                fresh = []
+                for e in batch:
+                    f = todo[e.index]
+                    if e.error:
+                        fresh.append(CachedEntry(f.path, f.size, f.mtime_ns, 0, 0, "", None, None, None, e.error))
+                    else:
+                        d = e.decoded
+                        fresh.append(CachedEntry(f.path, f.size, f.mtime_ns, d.width, d.height, d.format,
+                                                 d.taken, _f16(e.embedding), _f16(e.features), None))
+                if cache:
+                    cache.store(sha, fresh)  # committed per batch: a cancelled scan keeps its work
+                entries.update((c.path, c) for c in fresh)
+                done += len(batch)
+                progress(done, total, f"Reading {os.path.basename(fresh[-1].path)}")
+        files, embs, feats = [], [], []
+        problems = list(walk.problems)
+        for f in found:
+            c = entries[f.path]
+            if c.error:
+                problems.append(Problem(f.path, c.error))
+                continue
+            files.append(ImageRecord(f.path, f.size, f.mtime_ns, c.width, c.height, c.format, c.taken))
+            embs.append(c.embedding)
+            feats.append(c.features)
+        problems.sort(key=lambda p: p.path)
+        emb = np.stack(embs) if embs else np.zeros((0, self.bundle.embed_dim), np.float32)
+        feat = np.stack(feats) if feats else np.zeros((0, self.bundle.feature_dim), np.float32)
+        progress(0, len(files), "Comparing photos")
+        pairs = candidate_pairs(emb, floor, progress=progress, cancel=cancel)
+        ignored = cache.not_duplicate_pairs() if cache else set()
+        return Library(
+            tuple(files), emb, feat, tuple(problems), self.model_info, floor, pairs, ignored,
+            index_dir=self.cache_dir / "index" if self.use_cache else None,
+            stats={"found": len(found), "cached": len(found) - total, "embedded": total,
+                   "device": self.embedder.device if todo else self.device},
+        )
+
+    def embed_paths(self, paths: Sequence[str]) -> tuple[list[tuple[np.ndarray, np.ndarray] | None], list[Problem]]:
+        """Embed images outside any scan (for "find similar to this image")."""
+        out, problems = [], []
+        for p in paths:
+            try:
+                d = decode_for_model(str(p), self.embedder.size)
+            except DecodeError as e:
+                problems.append(Problem(str(p), str(e)))
+                out.append(None)
+                continue
+            emb, feat = self.embedder.embed_arrays(d.pixels[None])
+            out.append((_f16(emb[0]), _f16(feat[0])))
+        return out, problems
+
+    def find_similar(self, library: Library, query: str, top: int = 10) -> list[tuple[str, float]]:
+        """Top ``top`` images of ``library`` most like ``query`` (inside the library or not)."""
+        idx = library.index_of(query)
+        use_features = self.bundle.similar_source == "features"
+        if idx is not None:
+            vec = library.features[idx] if use_features else library.embeddings[idx]
+        else:
+            (vecs,), problems = self.embed_paths([query])
+            if vecs is None:
+                raise DecodeError(problems[0].reason)
+            vec = vecs[1] if use_features else vecs[0]
+        if use_features:
+            index = library.similar_index()
+        else:
+            index = VectorIndex(library.embeddings)
+        hits = index.query(vec, min(top, len(library.files) - (idx is not None)), exclude=idx)
+        return [(library.files[i].path, s) for i, s in hits]
+
+
+def _f16(v: np.ndarray) -> np.ndarray:
+    """Round to float16 and back, as the cache stores it, so a first scan and a rescan agree exactly."""
+    return np.asarray(v, dtype=np.float16).astype(np.float32)

@@ -1,0 +1,23 @@
+"""Every typed error of the engine lives here. Per-file trouble is data (``Problem``), not an exception."""
+
+from __future__ import annotations
+
+
+class LookalikeError(Exception):
+    """Base class for the engine's errors."""
+
+
+class Cancelled(LookalikeError):
+    """A long operation was cancelled through its cancel token."""
+
+
+class ModelError(LookalikeError):
+    """The bundled model is missing, corrupt or does not match its manifest."""
+
+
+class DeviceError(LookalikeError):
+    """The requested compute device is not available."""
+
+
+class ActionError(LookalikeError):
+    """A file action (trash, move, undo) was refused as unsafe or failed as a whole."""

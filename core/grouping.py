@@ -1,0 +1,114 @@
+"""Turn confirmed pairs into groups of near-duplicates that do not chain.
+
+Rule (complete linkage): every two members of a group are at or above the threshold. A~B and B~C put A, B
+and C together only when A~C too. Components of the pair graph that are already cliques (almost all of them)
+become groups at once; the others are split by merging clusters in order of decreasing similarity, a merge
+allowed only when every cross pair is a confirmed pair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from core.results import Group, ImageRecord, Member
+
+
+def best_copy_key(rec: ImageRecord) -> tuple:
+    """Higher resolution, then larger file, then older, then shorter path: the copy to keep."""
+    return (-rec.pixels, -rec.size, rec.mtime_ns, len(rec.path), rec.path)
+
+
+def _clusters(nodes: np.ndarray, edges: list[tuple[float, int, int]]) -> list[list[int]]:
+    """Complete-linkage clusters of one connected component."""
+    m = len(nodes)
+    if len(edges) == m * (m - 1) // 2:
+        return [list(nodes)]
+    adj: dict[int, set[int]] = {int(u): set() for u in nodes}
+    for _, a, b in edges:
+        adj[a].add(b)
+        adj[b].add(a)
+    owner = {int(u): int(u) for u in nodes}
+    members = {int(u): [int(u)] for u in nodes}
+    for _, a, b in sorted(edges, key=lambda e: (-e[0], e[1], e[2])):
+        ca, cb = owner[a], owner[b]
+        if ca == cb:
+            continue
+        A, B = members[ca], members[cb]
+        if all(y in adj[x] for x in A for y in B):
+            if len(A) < len(B):
+                ca, cb, A, B = cb, ca, B, A
+            A.extend(B)
+            for y in B:
+                owner[y] = ca
+            del members[cb]
+    return [c for c in members.values() if len(c) > 1]
+
+
+def group_pairs(
+    files: Sequence[ImageRecord],
+    i: np.ndarray,
+    j: np.ndarray,
+    s: np.ndarray,
+    threshold: float,
+    *,
+    identical: Callable[[int, int], bool] | None = None,
+    ignored: set[tuple[str, str]] | None = None,
+) -> list[Group]:
+    """Groups from pairs ``(i[k], j[k], s[k])`` at or above ``threshold``, largest reclaimable space first.
+
+    ``identical(a, b)`` says whether two files are byte-identical (for exact-copy badges); ``ignored`` holds
+    path pairs a person marked "not a duplicate".
+    """
+    keep = s >= threshold
+    i, j, s = i[keep], j[keep], s[keep]
+    if ignored and len(i):
+        drop = np.fromiter(
+            (tuple(sorted((files[a].path, files[b].path))) in ignored for a, b in zip(i, j, strict=True)),
+            dtype=bool,
+            count=len(i),
+        )
+        i, j, s = i[~drop], j[~drop], s[~drop]
+    n = len(files)
+    if not len(i):
+        return []
+    graph = coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    sizes = np.bincount(labels)
+    # Nodes and edges of components with two or more nodes, bucketed by component.
+    nodes = np.nonzero(sizes[labels] > 1)[0]
+    nodes = nodes[np.argsort(labels[nodes], kind="stable")]
+    node_splits = np.split(nodes, np.cumsum(np.bincount(labels[nodes]))[:-1]) if len(nodes) else []
+    edge_order = np.argsort(labels[i], kind="stable")
+    ei, ej, es = i[edge_order], j[edge_order], s[edge_order]
+    edge_bounds = np.searchsorted(labels[ei], np.arange(len(sizes) + 1))
+    groups: list[Group] = []
+    for comp_nodes in node_splits:
+        if len(comp_nodes) < 2:
+            continue
+        c = labels[comp_nodes[0]]
+        lo, hi = edge_bounds[c], edge_bounds[c + 1]
+        edges = [(float(x), int(a), int(b)) for a, b, x in zip(ei[lo:hi], ej[lo:hi], es[lo:hi], strict=True)]
+        sim = {(a, b): x for x, a, b in edges}
+        for cluster in _clusters(comp_nodes, edges):
+            groups.append(_make_group(files, cluster, sim, identical))
+    groups.sort(key=lambda g: (-g.reclaimable, -len(g.members), files[g.members[0].index].path))
+    return groups
+
+
+def _make_group(files, cluster, sim, identical) -> Group:
+    ordered = sorted(cluster, key=lambda x: best_copy_key(files[x]))
+    best = ordered[0]
+    members = [Member(best, 1.0, False)]
+    for x in ordered[1:]:
+        similarity = sim.get((min(best, x), max(best, x)), 0.0)
+        same = bool(identical and files[x].size == files[best].size and identical(best, x))
+        members.append(Member(x, round(float(similarity), 6), same))
+    # Others sorted by similarity to the best copy, most similar first; ties by path.
+    members[1:] = sorted(members[1:], key=lambda m: (-m.similarity, files[m.index].path))
+    exact = all(m.identical for m in members[1:])
+    reclaimable = sum(files[m.index].size for m in members[1:])
+    return Group(tuple(members), exact, reclaimable)

@@ -1,0 +1,178 @@
+"""Nearest neighbours over embeddings: an Annoy index (angular), and the pairs above a threshold.
+
+Candidates come from Annoy's k-NN and are confirmed with the exact cosine, so the approximation can lose a
+pair but never invent one. Below ``EXACT_LIMIT`` vectors an exact blocked matrix product is both faster than
+building an index and complete, so it is used there; ``candidate_pairs(method="annoy")`` forces Annoy (the
+benchmark measures its recall against the exact pairs).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from annoy import AnnoyIndex
+
+from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
+
+log = logging.getLogger(__name__)
+
+EXACT_LIMIT = 20_000
+DEFAULT_K = 32
+
+
+def default_trees(n: int) -> int:
+    return 10 if n < 10_000 else 25 if n < 200_000 else 50
+
+
+class VectorIndex:
+    """An Annoy (angular) index over L2-normalised vectors, with exact cosines for its answers."""
+
+    def __init__(self, vectors: np.ndarray, n_trees: int | None = None, seed: int = 1234) -> None:
+        if vectors.ndim != 2 or len(vectors) == 0:
+            raise ValueError(f"need a non-empty (N, d) matrix, got shape {vectors.shape}")
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.n, self.dim = self.vectors.shape
+        self.n_trees = n_trees or default_trees(self.n)
+        self.annoy = AnnoyIndex(self.dim, "angular")
+        self.annoy.set_seed(seed)
+        for i, v in enumerate(self.vectors):
+            self.annoy.add_item(i, v)
+        self.annoy.build(self.n_trees, n_jobs=-1)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, vectors: np.ndarray) -> VectorIndex:
+        self = cls.__new__(cls)
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.n, self.dim = self.vectors.shape
+        self.annoy = AnnoyIndex(self.dim, "angular")
+        if not self.annoy.load(str(path)) or self.annoy.get_n_items() != self.n:
+            raise ValueError(f"{path} does not index these {self.n} vectors")
+        self.n_trees = self.annoy.get_n_trees()
+        return self
+
+    def save(self, path: str | os.PathLike) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        tmp = f"{path}.tmp"
+        self.annoy.save(tmp)
+        self.annoy.unload()
+        os.replace(tmp, path)
+        self.annoy = AnnoyIndex(self.dim, "angular")
+        self.annoy.load(str(path))
+
+    def search_k(self, k: int) -> int:
+        return k * self.n_trees * 10
+
+    def query(self, vector: np.ndarray, k: int, exclude: int | None = None) -> list[tuple[int, float]]:
+        """Top ``k`` neighbours of a vector as ``(index, cosine)``, best first."""
+        ids = self.annoy.get_nns_by_vector(vector, k + (exclude is not None), self.search_k(k))
+        ids = [i for i in ids if i != exclude][:k]
+        sims = self.vectors[ids] @ vector.astype(np.float32)
+        order = np.argsort(-sims, kind="stable")
+        return [(ids[o], float(sims[o])) for o in order]
+
+    def neighbours(self, i: int, k: int) -> list[int]:
+        return self.annoy.get_nns_by_item(i, k, self.search_k(k))
+
+
+def exact_pairs(
+    vectors: np.ndarray, threshold: float, *, block: int = 2048, cancel: CancelToken = NEVER_CANCELLED
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair ``i < j`` with cosine ≥ threshold, by blocked matrix products."""
+    v = np.ascontiguousarray(vectors, dtype=np.float32)
+    out_i, out_j, out_s = [], [], []
+    for s in range(0, len(v), block):
+        cancel.raise_if_cancelled()
+        sims = v[s : s + block] @ v[s:].T
+        ii, jj = np.nonzero(sims >= threshold)
+        keep = jj > ii  # upper triangle: j is offset by s as well
+        ii, jj = ii[keep], jj[keep]
+        out_i.append(ii + s)
+        out_j.append(jj + s)
+        out_s.append(sims[ii, jj])
+    return _concat(out_i, out_j, out_s)
+
+
+def annoy_pairs(
+    index: VectorIndex,
+    threshold: float,
+    *,
+    k: int = DEFAULT_K,
+    progress: ProgressFn = no_progress,
+    cancel: CancelToken = NEVER_CANCELLED,
+    workers: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs above ``threshold`` among each item's Annoy neighbours, confirmed with the exact cosine.
+
+    When an item's k-th neighbour is still above the threshold, its query is repeated with 4k, so large
+    groups (bursts) are not cut at k.
+    """
+    v = index.vectors
+    n = index.n
+    chunk = 2048
+
+    def run(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ii, jj, ss = [], [], []
+        for i in range(start, min(start + chunk, n)):
+            kk = min(k, n)
+            while True:
+                ids = np.asarray(index.neighbours(i, kk), dtype=np.int64)
+                sims = v[ids] @ v[i]
+                if kk >= n or sims.min(initial=1.0) < threshold:
+                    break
+                kk = min(kk * 4, n)
+            keep = (sims >= threshold) & (ids > i)
+            ii.append(np.full(int(keep.sum()), i, dtype=np.int64))
+            jj.append(ids[keep])
+            ss.append(sims[keep])
+        return _concat(ii, jj, ss)
+
+    results = []
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        futures = [pool.submit(run, s) for s in range(0, n, chunk)]
+        for done, f in enumerate(futures, 1):
+            if cancel.cancelled:
+                for g in futures:
+                    g.cancel()
+                cancel.raise_if_cancelled()
+            results.append(f.result())
+            progress(min(done * chunk, n), n, "Comparing images")
+    i, j, s = _concat(*zip(*results, strict=True)) if results else _concat([], [], [])
+    # A pair found from both ends appears twice: keep one.
+    if len(i):
+        key = i * n + j
+        _, first = np.unique(key, return_index=True)
+        i, j, s = i[first], j[first], s[first]
+    return i, j, s
+
+
+def candidate_pairs(
+    vectors: np.ndarray,
+    threshold: float,
+    *,
+    method: str = "auto",
+    index: VectorIndex | None = None,
+    progress: ProgressFn = no_progress,
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs ``(i, j, cosine)`` with ``i < j`` and cosine ≥ threshold, sorted by ``(i, j)``."""
+    if method not in ("auto", "exact", "annoy"):
+        raise ValueError(f"unknown method {method!r}")
+    if len(vectors) < 2:
+        return _concat([], [], [])
+    if method == "exact" or (method == "auto" and len(vectors) <= EXACT_LIMIT):
+        i, j, s = exact_pairs(vectors, threshold, cancel=cancel)
+    else:
+        index = index or VectorIndex(vectors)
+        i, j, s = annoy_pairs(index, threshold, progress=progress, cancel=cancel)
+    order = np.lexsort((j, i))
+    # Vectors are stored as float16: a byte-identical pair can come out a hair above 1.
+    return i[order], j[order], np.minimum(s[order], 1.0)
+
+
+def _concat(i, j, s) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    cat = lambda xs, dt: np.concatenate(xs).astype(dt) if len(xs) else np.zeros(0, dt)  # noqa: E731
+    return cat(list(i), np.int64), cat(list(j), np.int64), cat(list(s), np.float32)

@@ -1,0 +1,86 @@
+"""Every odd file in tests/data decodes or becomes a clear problem; nothing crashes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import DATA
+from make_data import DATE_TAKEN, EXPECTED
+
+from core.decode import DecodeError, decode_for_model, read_full
+
+SIZE = 224
+
+
+@pytest.fixture(scope="module")
+def reference() -> np.ndarray:
+    return decode_for_model(str(DATA / "ok.jpg"), SIZE).pixels.astype(np.float32)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (kind, _) in EXPECTED.items() if kind == "ok"))
+def test_good_files_decode_upright_rgb(name, reference):
+    path = DATA / name
+    if not path.exists():
+        pytest.skip(f"{name} was not generated on this machine")
+    d = decode_for_model(str(path), SIZE)
+    assert d.pixels.shape == (SIZE, SIZE, 3) and d.pixels.dtype == np.uint8
+    assert d.width > 0 and d.height > 0
+    if name in ("gray16.png", "la.png"):  # grey versions: compare luminance
+        ref, got = reference.mean(2), d.pixels.astype(np.float32).mean(2)
+    else:
+        ref, got = reference, d.pixels.astype(np.float32)
+    # The same photo after format conversion: strongly correlated pixels (a wrong orientation or an
+    # inverted CMYK would fail this).
+    corr = np.corrcoef(ref.ravel(), got.ravel())[0, 1]
+    floor = 0.6 if name == "rgba.png" else 0.8  # its alpha gradient fades the photo into white
+    assert corr > floor, f"{name}: correlation {corr:.3f} with ok.jpg"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (kind, _) in EXPECTED.items() if kind == "error"))
+def test_bad_files_raise_a_reason(name):
+    with pytest.raises(DecodeError) as err:
+        decode_for_model(str(DATA / name), SIZE)
+    assert str(err.value)  # a reason a person can read
+
+
+def test_specific_reasons():
+    def reason(name):
+        with pytest.raises(DecodeError) as e:
+            decode_for_model(str(DATA / name), SIZE)
+        return str(e.value)
+
+    assert "too large" in reason("bomb.png")
+    assert "truncated" in reason("truncated.jpg")
+    assert "not a recognised image" in reason("not_an_image.jpg")
+    assert "vanished" in reason("does_not_exist.jpg")
+
+
+def test_exif_orientation_and_date():
+    d = decode_for_model(str(DATA / "exif_rotated.jpg"), SIZE)
+    ok = decode_for_model(str(DATA / "ok.jpg"), SIZE)
+    assert (d.width, d.height) == (ok.width, ok.height)  # reported upright
+    assert d.taken == DATE_TAKEN[:10].replace(":", "-") + DATE_TAKEN[10:]
+    diff = np.abs(d.pixels.astype(int) - ok.pixels.astype(int)).mean()
+    assert diff < 12, diff
+
+
+def test_transparency_becomes_white():
+    d = decode_for_model(str(DATA / "palette_alpha.png"), SIZE)
+    assert d.pixels.max() == 255
+
+
+def test_jpeg_draft_matches_full_decode():
+    """DCT reduction must not change what the model sees beyond resampling noise."""
+    from PIL import Image
+
+    from core.decode import resize_for_model
+
+    path = DATA.parent.parent / "resources" / "demo" / "Camera" / "misty_lake.jpg"
+    fast = decode_for_model(str(path), SIZE).pixels.astype(int)
+    full = resize_for_model(Image.open(path).convert("RGB"), SIZE).astype(int)
+    assert np.abs(fast - full).mean() < 4
+
+
+def test_read_full_for_viewer():
+    im = read_full(str(DATA / "exif_rotated.jpg"), max_side=100)
+    assert max(im.size) <= 100 and im.mode == "RGB"

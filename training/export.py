@@ -1,0 +1,133 @@
+"""Export a ``LookalikeNet`` to a model folder: fp16 safetensors + fp32 ONNX (uint8 NHWC in) + manifest.
+
+The ONNX graph is exported from the very weights written to safetensors (rounded to fp16 first) and checked
+against torch before the manifest is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.backbones import build_backbone, lite_package_weights_path, load_lite_package_weights
+from core.embed import sha256_file
+from core.model import LookalikeNet, ModelConfig, UInt8Wrapper
+
+log = logging.getLogger(__name__)
+
+
+def imagenet_net(config: ModelConfig) -> LookalikeNet:
+    """A LookalikeNet whose backbone carries the pinned package's ImageNet weights."""
+    backbone = build_backbone(config.backbone)
+    load_lite_package_weights(backbone, lite_package_weights_path(config.backbone))
+    return LookalikeNet(config, backbone)
+
+
+def export_onnx(net: LookalikeNet, path: Path) -> None:
+    wrapper = UInt8Wrapper(net).eval()
+    r = net.config.resolution
+    x = torch.zeros(2, r, r, 3, dtype=torch.uint8)
+    torch.onnx.export(
+        wrapper,
+        (x,),
+        str(path),
+        input_names=["image"],
+        output_names=["embedding", "features"],
+        dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}, "features": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+def check_onnx_matches_torch(net: LookalikeNet, onnx_path: Path, seed: int = 0) -> float:
+    """Minimum cosine between torch and ONNX Runtime outputs on random and smooth images."""
+    import onnxruntime as ort
+
+    r = net.config.resolution
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, (4, r, r, 3), dtype=np.uint8)
+    ramp = np.broadcast_to(np.linspace(0, 255, r, dtype=np.float32)[None, :, None, None], (4, r, r, 3))
+    smooth = (ramp * rng.uniform(0.2, 1.0, (4, 1, 1, 3))).astype(np.uint8)
+    batch = np.concatenate([noise, smooth])
+    with torch.inference_mode():
+        t_emb, t_feat = UInt8Wrapper(net).eval()(torch.from_numpy(batch))
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    o_emb, o_feat = sess.run(None, {"image": batch})
+    cos = min(float((t_emb.numpy() * o_emb).sum(1).min()), float((t_feat.numpy() * o_feat).sum(1).min()))
+    return cos
+
+
+def export_bundle(
+    net: LookalikeNet,
+    out_dir: Path,
+    *,
+    name: str,
+    thresholds: dict,
+    similar_source: str = "features",
+    extra: dict | None = None,
+) -> dict:
+    from safetensors.torch import save_file
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    net = net.eval().cpu()
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in net.export_state().items()
+             if "num_batches_tracked" not in k}
+    # Round the live model to the stored fp16 weights so torch and ONNX share exactly the same numbers.
+    net.load_export_state({k: v.float() for k, v in state.items()})
+    weights = out_dir / "model.safetensors"
+    save_file(state, str(weights), metadata={"name": name})
+    onnx_path = out_dir / "model.onnx"
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_onnx = Path(tmp) / "model.onnx"
+        export_onnx(net, tmp_onnx)
+        cos = check_onnx_matches_torch(net, tmp_onnx)
+        if cos < 0.999:
+            raise RuntimeError(f"ONNX export disagrees with torch (min cosine {cos:.5f})")
+        os.replace(tmp_onnx, onnx_path)
+    manifest = {
+        "name": name,
+        "architecture": net.config.to_dict(),
+        "input": {"layout": "NHWC", "dtype": "uint8", "resize": "squash to resolution, bilinear",
+                  "normalisation": "inside the graph: (x - mean) / std",
+                  "mean": list(map(float, UInt8Wrapper(net).mean.flatten())),
+                  "std": list(map(float, UInt8Wrapper(net).std.flatten()))},
+        "embedding_dim": net.embed_dim,
+        "feature_dim": net.feature_dim,
+        "weights": {"file": weights.name, "sha256": sha256_file(weights), "dtype": "float16"},
+        "onnx": {"file": onnx_path.name, "sha256": sha256_file(onnx_path), "opset": 17,
+                 "min_cosine_vs_torch": round(cos, 6)},
+        "thresholds": thresholds,
+        "similar_source": similar_source,
+        **(extra or {}),
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="Export the plain ImageNet model (no fine-tuning) to a folder.")
+    p.add_argument("--backbone", default="efficientnet_lite0")
+    p.add_argument("--out", type=Path, default=Path("resources/model"))
+    p.add_argument("--duplicate-threshold", type=float, default=0.85)
+    p.add_argument("--similar-threshold", type=float, default=0.6)
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    from core.backbones import backbone_spec
+
+    cfg = ModelConfig(backbone=a.backbone, resolution=backbone_spec(a.backbone).resolution, embed_dim=0,
+                      pooling="avg", fork=None)
+    m = export_bundle(imagenet_net(cfg), a.out, name=f"{a.backbone}-imagenet",
+                      thresholds={"duplicate": a.duplicate_threshold, "similar": a.similar_threshold},
+                      extra={"training": {"note": "ImageNet weights only, not fine-tuned"}})
+    print(json.dumps(m, indent=2))
+
+
+if __name__ == "__main__":
+    main()
