@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup sysdeps run scan test test-core test-rest lint bench package clean
+.PHONY: setup sysdeps run scan test test-core test-rest lint bench package deb clean
 
 setup: $(STAMP)
 
@@ -35,8 +35,14 @@ lint: setup
 bench: setup
 	$(BIN)/lookalike bench
 
+# The one-folder app dist/Lookalike/ (see packaging/README.md), checked by its own headless self-test.
 package: setup
 	$(BIN)/pyinstaller --noconfirm build.spec
+	dist/Lookalike/Lookalike --self-test > /dev/null
+
+# dist/lookalike_<version>_amd64.deb and dist/lookalike-<version>-linux-x86_64.tar.gz from dist/Lookalike/.
+deb: package
+	bash packaging/build_deb.sh
 
 clean:
 	rm -rf build dist .pytest_cache

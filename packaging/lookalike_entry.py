@@ -1,0 +1,89 @@
+"""The frozen app's entry point (PyInstaller runs this script as ``Lookalike``).
+
+One executable serves three roles, so the installed folder carries one copy of the Python runtime:
+
+- ``Lookalike --self-test``: scan the bundled demo folder headlessly and print a JSON summary. Never imports Qt,
+  so it proves the engine and its CPU runtime (ONNX Runtime, no torch) work on a machine without a display.
+- ``Lookalike --cli ARGS...``, or the executable invoked as ``lookalike`` (the ``/usr/bin/lookalike`` symlink):
+  the command-line tool, ``core.cli.main``.
+- anything else: the desktop app, ``desktop.app.main``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+
+
+def _cli_name(argv0: str) -> bool:
+    name = os.path.basename(argv0).lower()
+    for suffix in (".exe", ".py"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return name in ("lookalike", "lookalike-cli")
+
+
+def self_test() -> int:
+    """Scan the bundled demo folder; exit 0 only if duplicates were found and no file was a problem."""
+    import json
+    import platform
+    import time
+
+    t0 = time.perf_counter()
+    from core.cli import scan_json
+    from core.engine import Engine
+    from core.resources import resource_path
+
+    demo = resource_path("demo")
+    engine = Engine(use_cache=False)
+    t_load = time.perf_counter() - t0
+    library = engine.scan([str(demo)])
+    result = library.result(engine.bundle.duplicate_threshold)
+    data = scan_json(result)
+    seconds = time.perf_counter() - t0
+    groups = data["groups"]
+    summary = {
+        "ok": bool(groups) and not data["problems"],
+        "demo": str(demo),
+        "files": data["files"],
+        "groups": len(groups),
+        "duplicates": sum(len(g["files"]) - 1 for g in groups),
+        "exact_groups": sum(1 for g in groups if g["exact"]),
+        "problems": data["problems"],
+        "threshold": data["threshold"],
+        "model": data["model"],
+        "device": engine.embedder.device,
+        "backend": engine.embedder.backend_name,
+        "frozen": bool(getattr(sys, "frozen", False)),
+        "torch_loaded": "torch" in sys.modules,
+        "qt_loaded": any(m.startswith("PySide6") for m in sys.modules),
+        "python": platform.python_version(),
+        "load_seconds": round(t_load, 3),
+        "seconds": round(seconds, 3),
+    }
+    print(json.dumps(summary, indent=2))
+    return 0 if summary["ok"] else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    multiprocessing.freeze_support()
+    argv = sys.argv if argv is None else argv
+    args = argv[1:]
+    if args[:1] == ["--self-test"]:
+        return self_test()
+    if args[:1] == ["--cli"]:
+        from core.cli import main as cli_main
+
+        return cli_main(args[1:])
+    if argv and _cli_name(argv[0]):
+        from core.cli import main as cli_main
+
+        return cli_main(args)
+    from desktop.app import main as gui_main
+
+    return gui_main() or 0  # reads sys.argv itself (folders to open)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
