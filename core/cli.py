@@ -16,7 +16,6 @@ from pathlib import Path
 
 from core.errors import Cancelled, LookalikeError
 
-
 log = logging.getLogger("lookalike")
 
 

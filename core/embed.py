@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.decode import DecodeError, Decoded, decode_for_model
+from core.decode import Decoded, DecodeError, decode_for_model
 from core.errors import DeviceError, ModelError
 from core.progress import NEVER_CANCELLED, CancelToken
 from core.resources import resource_path

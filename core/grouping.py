@@ -102,13 +102,21 @@ def group_pairs(
 def _make_group(files, cluster, sim, identical) -> Group:
     ordered = sorted(cluster, key=lambda x: best_copy_key(files[x]))
     best = ordered[0]
-    members = [Member(best, 1.0, False)]
+
+    def same(a: int, b: int) -> bool:
+        return bool(identical and files[a].size == files[b].size and identical(a, b))
+
+    twins: set[int] = set()
+    for k, a in enumerate(ordered):
+        for b in ordered[k + 1 :]:
+            if same(a, b):
+                twins.update((a, b))
+    members = [Member(best, 1.0, best in twins)]
     for x in ordered[1:]:
         similarity = sim.get((min(best, x), max(best, x)), 0.0)
-        same = bool(identical and files[x].size == files[best].size and identical(best, x))
-        members.append(Member(x, round(float(similarity), 6), same))
+        members.append(Member(x, round(float(similarity), 6), x in twins))
     # Others sorted by similarity to the best copy, most similar first; ties by path.
     members[1:] = sorted(members[1:], key=lambda m: (-m.similarity, files[m.index].path))
-    exact = all(m.identical for m in members[1:])
+    exact = all(same(best, m.index) for m in members[1:])
     reclaimable = sum(files[m.index].size for m in members[1:])
     return Group(tuple(members), exact, reclaimable)

@@ -28,7 +28,7 @@ class ModelConfig:
     resolution: int = 224
     embed_dim: int = 256  # 0: no projection, the duplicate embedding is the pooled backbone features
     pooling: str = "gem"  # "gem" or "avg"
-    fork: int | None = None  # stage index where the fine-tuned branch starts; None: head-only fine-tuning
+    fork: int | None = None  # stage where the fine-tuned branch starts (n stages: the head conv); None: head-only
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,8 +72,9 @@ class LookalikeNet(nn.Module):
         self._stem = stem
         self._shared = nn.Sequential(*stages[:fork])
         self._imagenet_tail = nn.Sequential(*stages[fork:], head)
-        # The fine-tuned tail starts as a copy of the ImageNet one; empty when fork == n (head-only tuning).
-        self.tuned_tail = copy.deepcopy(nn.Sequential(*stages[fork:], head)) if fork < n else None
+        # The fine-tuned tail starts as a copy of the ImageNet one (with fork == n: a copy of the head conv alone);
+        # fork None: no tuned tail, only pooling and projection learn.
+        self.tuned_tail = copy.deepcopy(nn.Sequential(*stages[fork:], head)) if config.fork is not None else None
         dim = self.backbone.num_features
         self.pool = GeM() if config.pooling == "gem" else None
         self.proj = nn.Linear(dim, config.embed_dim) if config.embed_dim else None
@@ -95,9 +96,15 @@ class LookalikeNet(nn.Module):
         emb = self.proj(pooled) if self.proj is not None else pooled
         return F.normalize(emb, dim=1), features
 
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """The stages both branches share (frozen in training, so their output can be cached)."""
+        return self._shared(self._stem(x))
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The duplicate embedding alone (training: skips the ImageNet branch when the model forks)."""
-        shared = self._shared(self._stem(x))
+        return self.embed_from_trunk(self.trunk(x))
+
+    def embed_from_trunk(self, shared: torch.Tensor) -> torch.Tensor:
         tail = self.tuned_tail if self.tuned_tail is not None else self._imagenet_tail
         t = tail(shared)
         pooled = self.pool(t) if self.pool is not None else t.mean((2, 3))

@@ -48,7 +48,7 @@ class Match:
 class Member:
     index: int  # into ScanResult.files
     similarity: float  # to the group's best copy (1.0 for the best copy itself)
-    identical: bool = False  # byte-identical to the best copy
+    identical: bool = False  # byte-identical to another member of the group (an exact copy)
 
 
 @dataclass(frozen=True)

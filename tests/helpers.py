@@ -13,7 +13,7 @@ DEMO = REPO / "resources" / "demo"
 def copy_demo(dest: Path, subset: list[str] | None = None) -> Path:
     """Copy the demo folder (or some of its files, paths relative to it) into ``dest``."""
     if subset is None:
-        shutil.copytree(DEMO, dest, ignore=shutil.ignore_patterns("*.md", "*.json"))
+        shutil.copytree(DEMO, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.md", "*.json"))
     else:
         for rel in subset:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)

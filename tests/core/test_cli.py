@@ -1,0 +1,109 @@
+"""The `lookalike` console script: the JSON contract field by field, CSV, similar, exit codes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import DATA, copy_demo
+
+EXE = Path(sys.executable).with_name("lookalike")
+
+
+def run(*args, cwd=None):
+    return subprocess.run([str(EXE), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    root = copy_demo(tmp_path_factory.mktemp("lib"), [
+        "Camera/kite_sky.jpg", "Downloads/kite_sky_small.jpg", "Edited/kite_sky_rotated.jpg",
+        "Camera/forest_path.jpg", "Backup/forest_path.jpg", "Camera/storm_clouds.jpg",
+    ])
+    shutil.copy(DATA / "truncated.jpg", root / "broken.jpg")
+    return root
+
+
+def test_scan_json_contract(library, tmp_path):
+    out = tmp_path / "r.json"
+    p = run("scan", library, "--json", out, "--csv", tmp_path / "r.csv", "--cache-dir", tmp_path / "c")
+    assert p.returncode == 0, p.stderr
+    assert "groups" in p.stdout and "problems" in p.stdout
+    d = json.loads(out.read_text())
+    assert set(d) == {"threshold", "model", "files", "groups", "pairs", "problems"}
+    assert isinstance(d["threshold"], float) and 0 < d["threshold"] <= 1
+    assert set(d["model"]) == {"name", "sha256"} and len(d["model"]["sha256"]) == 64
+    assert d["files"] == 6
+    assert len(d["groups"]) == 2
+    for g in d["groups"]:
+        assert set(g) == {"exact", "files"} and isinstance(g["exact"], bool)
+        for f in g["files"]:
+            assert set(f) == {"path", "width", "height", "bytes", "similarity"}
+            assert os.path.isabs(f["path"]) and f["width"] > 0 and f["height"] > 0
+            assert f["bytes"] == os.path.getsize(f["path"])
+            assert isinstance(f["similarity"], float) and d["threshold"] <= f["similarity"] <= 1.0
+    names = sorted(sorted(os.path.basename(f["path"]) for f in g["files"]) for g in d["groups"])
+    assert names == [["forest_path.jpg", "forest_path.jpg"],
+                     ["kite_sky.jpg", "kite_sky_rotated.jpg", "kite_sky_small.jpg"]]
+    # Every pair at or above the threshold, absolute paths.
+    assert len(d["pairs"]) == 4
+    for pr in d["pairs"]:
+        assert set(pr) == {"a", "b", "similarity"} and pr["similarity"] >= d["threshold"]
+        assert os.path.isabs(pr["a"]) and os.path.isabs(pr["b"])
+    assert d["problems"] == [{"path": str(library / "broken.jpg"),
+                              "reason": "file is truncated (incomplete download or copy?)"}]
+    rows = list(csv.DictReader(open(tmp_path / "r.csv")))
+    assert len(rows) == 5 and {r["group"] for r in rows} == {"1", "2"}
+
+
+def test_threshold_flag_changes_result(library, tmp_path):
+    out = tmp_path / "strict.json"
+    assert run("scan", library, "--threshold", "0.999", "--json", out, "--no-cache").returncode == 0
+    d = json.loads(out.read_text())
+    assert d["threshold"] == 0.999
+    assert [len(g["files"]) for g in d["groups"]] == [2]  # only the byte-identical pair survives
+
+
+def test_similar_json(library, tmp_path):
+    out = tmp_path / "s.json"
+    q1, q2 = library / "Camera" / "kite_sky.jpg", DATA / "ok.jpg"
+    p = run("similar", q1, q2, "--in", library, "--top", "2", "--json", out, "--no-cache")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(out.read_text())
+    assert [q["query"] for q in d["queries"]] == [str(q1), str(q2)]
+    first = d["queries"][0]["results"]
+    assert len(first) == 2 and {os.path.basename(r["path"]) for r in first} == {"kite_sky_small.jpg",
+                                                                                "kite_sky_rotated.jpg"}
+    assert first[0]["similarity"] >= first[1]["similarity"]
+
+
+@pytest.mark.parametrize("args", [
+    ["scan"],
+    ["scan", "/no/such/folder"],
+    ["scan", ".", "--threshold", "1.5"],
+    ["scan", ".", "--device", "tpu"],
+    ["frobnicate"],
+    ["similar", "x.jpg"],
+])
+def test_bad_usage_exits_2_with_one_line(args):
+    p = run(*args)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert p.stderr.startswith("lookalike: ") and p.stderr.count("\n") == 1
+
+
+def test_unavailable_device_fails_cleanly(library):
+    p = run("scan", library, "--device", "cuda", "--no-cache")
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA")
+    assert p.returncode == 1 and "CUDA" in p.stderr

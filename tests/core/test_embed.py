@@ -1,0 +1,72 @@
+"""The bundled model: manifest hashes, device choice, and ONNX Runtime vs torch giving the same embeddings."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+
+import numpy as np
+import pytest
+from helpers import DEMO
+
+from core.decode import decode_for_model
+from core.embed import Embedder, load_bundle, pick_device, sha256_file
+from core.errors import ModelError
+
+
+def test_manifest_hashes_match_files():
+    b = load_bundle()
+    assert sha256_file(b.file("weights")) == b.sha256
+    assert sha256_file(b.file("onnx")) == b.manifest["onnx"]["sha256"]
+    assert 0 < b.similar_threshold <= b.duplicate_threshold < 1
+
+
+def test_tampered_model_is_refused(tmp_path):
+    b = load_bundle()
+    shutil.copytree(b.folder, tmp_path / "m")
+    with open(tmp_path / "m" / b.manifest["onnx"]["file"], "ab") as fh:
+        fh.write(b"x")
+    with pytest.raises(ModelError, match="sha256"):
+        load_bundle(tmp_path / "m")
+    (tmp_path / "m" / "manifest.json").write_text("{broken")
+    with pytest.raises(ModelError):
+        load_bundle(tmp_path / "m")
+
+
+def test_device_choice():
+    assert pick_device("cpu") == "cpu"
+    assert pick_device("auto") in ("cpu", "cuda", "mps")
+    with pytest.raises(ValueError):
+        pick_device("tpu")
+
+
+def _batch(size):
+    paths = sorted(DEMO.glob("*/*.jpg"))[:8]
+    return np.stack([decode_for_model(str(p), size).pixels for p in paths])
+
+
+def test_onnx_outputs_are_unit_vectors():
+    e = Embedder(device="cpu")
+    emb, feat = e.embed_arrays(_batch(e.size))
+    assert emb.shape == (8, e.bundle.embed_dim) and feat.shape == (8, e.bundle.feature_dim)
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)
+    assert np.allclose(np.linalg.norm(feat, axis=1), 1, atol=1e-4)
+    with pytest.raises(ValueError):
+        e.embed_arrays(np.zeros((1, 10, 10, 3), np.uint8))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
+def test_onnx_and_torch_agree():
+    onnx = Embedder(device="cpu", backend="onnx")
+    torch_ = Embedder(device="cpu", backend="torch")
+    batch = _batch(onnx.size)
+    (e1, f1), (e2, f2) = onnx.embed_arrays(batch), torch_.embed_arrays(batch)
+    assert (e1 * e2).sum(1).min() >= 0.999
+    assert (f1 * f2).sum(1).min() >= 0.999
+
+
+def test_manifest_is_complete():
+    m = json.loads((load_bundle().folder / "manifest.json").read_text())
+    for key in ("name", "architecture", "input", "embedding_dim", "feature_dim", "weights", "onnx", "thresholds"):
+        assert key in m

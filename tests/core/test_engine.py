@@ -1,0 +1,142 @@
+"""The whole pipeline on real photos with the real bundled model: groups, distinct photos, cache, cancel."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+
+import pytest
+from helpers import DATA, copy_demo
+
+from core.errors import Cancelled
+from core.progress import CancelToken
+
+
+def _groups_rel(result, root):
+    return sorted(
+        sorted(os.path.relpath(result.files[m.index].path, root) for m in g.members) for g in result.groups
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_scan(tmp_path_factory, engine_factory):
+    root = copy_demo(tmp_path_factory.mktemp("demo"))
+    engine = engine_factory(tmp_path_factory.mktemp("cache"))
+    lib = engine.scan([root])
+    return engine, root, lib
+
+
+def test_demo_groups_match_the_manifest(demo_scan, demo_manifest):
+    engine, root, lib = demo_scan
+    result = lib.result(engine.bundle.duplicate_threshold)
+    expected = sorted(sorted(g) for g in demo_manifest["groups"])
+    assert _groups_rel(result, root) == expected
+    assert result.problems == ()
+    grouped = {os.path.relpath(result.files[m.index].path, root) for g in result.groups for m in g.members}
+    assert not grouped & set(demo_manifest["distinct"])
+
+
+def test_groups_are_sorted_and_best_copy_first(demo_scan):
+    engine, _, lib = demo_scan
+    result = lib.result(engine.bundle.duplicate_threshold)
+    rec = [g.reclaimable for g in result.groups]
+    assert rec == sorted(rec, reverse=True)
+    for g in result.groups:
+        best = result.files[g.members[0].index]
+        assert g.members[0].similarity == 1.0
+        assert all(best.pixels >= result.files[m.index].pixels for m in g.members)
+        assert g.reclaimable == sum(result.files[m.index].size for m in g.members[1:])
+        # Complete linkage: every pair inside a group is a confirmed pair.
+        pairs = {(p.a, p.b) for p in result.pairs}
+        idx = sorted(g.indices)
+        assert all((a, b) in pairs for k, a in enumerate(idx) for b in idx[k + 1 :])
+
+
+def test_exact_copies_are_marked(demo_scan):
+    engine, root, lib = demo_scan
+    result = lib.result(engine.bundle.duplicate_threshold)
+    identical = {
+        os.path.relpath(result.files[m.index].path, root) for g in result.groups for m in g.members if m.identical
+    }
+    assert "Backup/forest_path.jpg" in identical and "Backup/IMG_0412.jpg" in identical
+    # A group made only of byte-identical files is an exact group.
+    src = root / "Camera" / "orange_flower.jpg"
+    assert not any(g.exact for g in result.groups)
+    d = root / "exact"
+    d.mkdir()
+    shutil.copy(src, d / "copy.jpg")
+    again = engine.scan([root]).result(engine.bundle.duplicate_threshold)
+    exact = [g for g in again.groups if g.exact]
+    assert len(exact) == 1 and len(exact[0].members) == 2
+    (d / "copy.jpg").unlink()
+    d.rmdir()
+
+
+def test_rescan_reads_only_the_cache(demo_scan):
+    engine, root, lib = demo_scan
+    again = engine.scan([root])
+    assert again.stats["embedded"] == 0 and again.stats["cached"] == len(lib.files)
+    assert again.result(0.9).groups == lib.result(0.9).groups
+
+
+def test_strictness_regroups_without_embedding(demo_scan):
+    engine, _, lib = demo_scan
+    loose = lib.result(lib.floor)
+    strict = lib.result(0.995)
+    assert len(strict.pairs) < len(loose.pairs)
+    with pytest.raises(ValueError):
+        lib.result(lib.floor - 0.1)
+
+
+def test_problems_never_stop_a_scan(tmp_path, engine_factory):
+    for name in ("ok.jpg", "truncated.jpg", "zero.jpg", "bomb.png", "garbage.png", "not_an_image.jpg", "cmyk.jpg"):
+        shutil.copy(DATA / name, tmp_path / name)
+    lib = engine_factory(None).scan([tmp_path])
+    reasons = {os.path.basename(p.path): p.reason for p in lib.problems}
+    assert set(reasons) == {"truncated.jpg", "zero.jpg", "bomb.png", "garbage.png", "not_an_image.jpg"}
+    assert {os.path.basename(f.path) for f in lib.files} == {"ok.jpg", "cmyk.jpg"}
+    assert lib.result(0.9).groups  # cmyk.jpg is a colour-space copy of ok.jpg
+
+
+def test_cancelled_scan_keeps_its_work(tmp_path, engine_factory):
+    root = copy_demo(tmp_path / "lib")
+    cache = tmp_path / "cache"
+    engine = engine_factory(cache, batch_size=8)
+    token = CancelToken()
+
+    def progress(done, total, message):
+        if message.startswith("Reading") and done >= 8:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        engine.scan([root], progress=progress, cancel=token)
+    lib = engine.scan([root])
+    assert 8 <= lib.stats["cached"] < len(lib.files)
+
+
+def test_corrupt_cache_is_moved_aside(tmp_path, engine_factory):
+    root = copy_demo(tmp_path / "lib", ["Camera/kite_sky.jpg", "Downloads/kite_sky_small.jpg"])
+    cache = tmp_path / "cache"
+    engine = engine_factory(cache)
+    engine.scan([root])
+    db = cache / "cache.sqlite3"
+    for extra in cache.glob("cache.sqlite3-*"):
+        extra.unlink()
+    db.write_bytes(b"this is not a database" * 100)
+    lib = engine.scan([root])
+    assert lib.stats["embedded"] == 2
+    assert list(cache.glob("cache.sqlite3.corrupt-*"))
+    sqlite3.connect(db).execute("SELECT count(*) FROM files").fetchone()
+
+
+def test_find_similar_inside_and_outside(demo_scan):
+    engine, root, lib = demo_scan
+    hits = engine.find_similar(lib, str(root / "Camera" / "kite_sky.jpg"), top=3)
+    names = [os.path.basename(p) for p, _ in hits]
+    assert "kite_sky_small.jpg" in names and str(root / "Camera" / "kite_sky.jpg") not in [p for p, _ in hits]
+    sims = [s for _, s in hits]
+    assert sims == sorted(sims, reverse=True)
+    outside = DATA / "ok.jpg"  # the red marigold at 320 px, not in the library
+    top = engine.find_similar(lib, str(outside), top=3)
+    assert any("red_marigold" in p for p, _ in top)

@@ -1,0 +1,105 @@
+"""Pairs and groups on controlled vectors: no chaining, determinism, Annoy never invents a pair."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.grouping import group_pairs
+from core.index import VectorIndex, annoy_pairs, candidate_pairs, exact_pairs
+from core.results import ImageRecord
+
+
+def _files(n, sizes=None):
+    sizes = sizes or [1000 + k for k in range(n)]
+    return [ImageRecord(f"/p/{k:03d}.jpg", sizes[k], k, 100, 100, "JPEG") for k in range(n)]
+
+
+def _unit(v):
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def test_chain_is_not_merged():
+    # A~B (0.95), B~C (0.95), A~C (0.80) at threshold 0.9: {A,B} or {B,C}, never {A,B,C}.
+    files = _files(3)
+    i, j, s = np.array([0, 1, 0]), np.array([1, 2, 2]), np.array([0.95, 0.96, 0.80], np.float32)
+    groups = group_pairs(files, i, j, s, 0.9)
+    assert len(groups) == 1 and sorted(groups[0].indices) == [1, 2]  # the stronger link wins
+    # With A~C above the threshold too, they form one group.
+    s2 = np.array([0.95, 0.96, 0.91], np.float32)
+    assert sorted(group_pairs(files, i, j, s2, 0.9)[0].indices) == [0, 1, 2]
+
+
+def test_hand_computed_groups_and_order():
+    # Two cliques and a singleton; sizes make the second group the larger reclaim.
+    files = _files(6, sizes=[100, 90, 5000, 4000, 3000, 7])
+    i = np.array([0, 2, 2, 3])
+    j = np.array([1, 3, 4, 4])
+    s = np.array([0.99, 0.97, 0.95, 0.96], np.float32)
+    groups = group_pairs(files, i, j, s, 0.9)
+    assert [g.indices for g in groups] == [[2, 3, 4], [0, 1]]
+    assert groups[0].reclaimable == 7000 and groups[1].reclaimable == 90
+    assert groups[0].members[1].similarity == pytest.approx(0.97)
+
+
+def test_ignored_pairs_are_dropped():
+    files = _files(2)
+    g = group_pairs(files, np.array([0]), np.array([1]), np.array([0.99], np.float32), 0.9,
+                    ignored={(files[0].path, files[1].path)})
+    assert g == []
+
+
+def _planted(n=3000, d=64, groups=200, seed=0):
+    rng = np.random.default_rng(seed)
+    base = _unit(rng.normal(size=(n, d)))
+    for g in range(groups):  # each planted group: 3 noisy copies of one vector
+        src = base[g * 3]
+        for k in (1, 2):
+            base[g * 3 + k] = _unit(src + rng.normal(scale=0.15, size=d) / np.sqrt(d))
+    return base
+
+
+def test_exact_pairs_match_brute_force():
+    v = _planted(500, 32, 40)
+    i, j, s = exact_pairs(v, 0.9, block=64)
+    sims = v @ v.T
+    bi, bj = np.nonzero(np.triu(sims >= 0.9, 1))
+    assert set(zip(i.tolist(), j.tolist(), strict=True)) == set(zip(bi.tolist(), bj.tolist(), strict=True))
+    assert np.allclose(s, sims[i, j], atol=1e-5)
+
+
+def test_annoy_recall_and_no_invented_pairs():
+    v = _planted()
+    truth = set(zip(*exact_pairs(v, 0.9)[:2], strict=True))
+    i, j, s = annoy_pairs(VectorIndex(v), 0.9)
+    found = set(zip(i.tolist(), j.tolist(), strict=True))
+    assert found <= truth  # confirmed by exact cosine: never invented
+    assert len(found) / len(truth) >= 0.99
+    assert (s >= 0.9).all()
+
+
+def test_candidate_pairs_are_deterministic():
+    v = _planted(800, 32, 50)
+    a = candidate_pairs(v, 0.9, method="annoy")
+    b = candidate_pairs(v, 0.9, method="annoy")
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_big_group_is_not_cut_at_k():
+    rng = np.random.default_rng(1)
+    src = _unit(rng.normal(size=64))
+    burst = _unit(src + rng.normal(scale=0.05, size=(100, 64)) / 8)  # 100 near-identical shots
+    v = np.vstack([burst, _unit(rng.normal(size=(400, 64)))])
+    i, j, _ = annoy_pairs(VectorIndex(v), 0.9, k=16)
+    assert len(i) == 100 * 99 // 2
+
+
+def test_index_save_load_query(tmp_path):
+    v = _planted(300, 16, 10)
+    idx = VectorIndex(v)
+    idx.save(tmp_path / "x.ann")
+    again = VectorIndex.load(tmp_path / "x.ann", v)
+    assert [h[0] for h in again.query(v[0], 3, exclude=0)][:2] == [1, 2]
+    with pytest.raises(ValueError):
+        VectorIndex.load(tmp_path / "x.ann", v[:10])
