@@ -140,7 +140,7 @@ class Engine:
     def scan(
         self,
         paths: Iterable[str | os.PathLike],
-        options: ScanOptions = ScanOptions(),
+        options: ScanOptions | None = None,
         *,
         floor: float | None = None,
         progress: ProgressFn = no_progress,
@@ -149,7 +149,7 @@ class Engine:
         floor = min(self.bundle.duplicate_threshold, self.bundle.similar_threshold) if floor is None else floor
         cache = self.open_cache()
         try:
-            return self._scan(list(paths), options, floor, cache, progress, cancel)
+            return self._scan(list(paths), options or ScanOptions(), floor, cache, progress, cancel)
         finally:
             if cache:
                 cache.close()

@@ -86,7 +86,7 @@ def _hidden(name: str) -> bool:
 
 def find_images(
     roots: Iterable[str | os.PathLike],
-    options: ScanOptions = ScanOptions(),
+    options: ScanOptions | None = None,
     *,
     sniffed: Callable[[str, int, int], str | None] | None = None,
     progress: ProgressFn = no_progress,
@@ -97,6 +97,7 @@ def find_images(
     ``sniffed(path, size, mtime_ns)`` may answer from a cache whether a file with an unknown extension is an
     image ("" for no), so that a rescan reads nothing but ``stat``; it returns None when it does not know.
     """
+    options = options or ScanOptions()
     out = Walk()
     seen: set[tuple[int, int]] = set()  # (st_dev, st_ino) of files: a file reached twice counts once
     dirs_seen: set[tuple[int, int]] = set()  # of folders: no symlink loops
