@@ -1,0 +1,1 @@
+"""Lookalike's desktop app: PySide6 views and Qt models over the engine in ``core``."""

@@ -1,0 +1,68 @@
+"""Auto-select rules: which copies of each group to mark for removal. Plain Python, no Qt.
+
+A rule picks the one copy to keep in every group; the others are marked, except files in a reference
+folder, which are never marked. A group is therefore never marked whole.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+
+from core.results import Group, ImageRecord, ScanResult
+
+RULES: dict[str, str] = {
+    "resolution": "Keep the highest resolution",
+    "size": "Keep the largest file",
+    "oldest": "Keep the oldest",
+    "newest": "Keep the newest",
+    "reference": "Keep the copy in a reference folder",
+}
+
+
+def in_folders(path: str, folders: Iterable[str]) -> bool:
+    """True if ``path`` lies inside one of ``folders`` (at any depth)."""
+    path = os.path.normcase(os.path.abspath(path))
+    for folder in folders:
+        root = os.path.normcase(os.path.abspath(folder)).rstrip(os.sep) + os.sep
+        if path.startswith(root):
+            return True
+    return False
+
+
+def _date_key(rec: ImageRecord) -> tuple:
+    # The date the photo was taken when the camera recorded it, else the file's modification time.
+    return (rec.taken or "9999", rec.mtime_ns)
+
+
+def _keeper(group: Group, files: tuple[ImageRecord, ...], rule: str, reference: list[str]) -> int:
+    members = [files[m.index] for m in group.members]
+    keys: dict[str, Callable[[ImageRecord], tuple]] = {
+        "resolution": lambda r: (-r.pixels, -r.size),
+        "size": lambda r: (-r.size, -r.pixels),
+        "oldest": _date_key,
+    }
+    if rule == "newest":
+        order = sorted(range(len(members)), key=lambda k: _date_key(members[k]), reverse=True)
+        return order[0]
+    if rule == "reference":
+        for k, rec in enumerate(members):
+            if in_folders(rec.path, reference):
+                return k
+        return 0  # no copy in a reference folder: keep the engine's best copy
+    if rule not in keys:
+        raise ValueError(f"unknown auto-select rule {rule!r}; choose one of {', '.join(RULES)}")
+    return min(range(len(members)), key=lambda k: keys[rule](members[k]))
+
+
+def choose(result: ScanResult, rule: str, reference: Iterable[str] = ()) -> set[str]:
+    """Paths to mark under ``rule``: every copy but one per group, never a file in a reference folder."""
+    reference = list(reference)
+    marked: set[str] = set()
+    for group in result.groups:
+        keep = _keeper(group, result.files, rule, reference)
+        for k, m in enumerate(group.members):
+            path = result.files[m.index].path
+            if k != keep and not in_folders(path, reference):
+                marked.add(path)
+    return marked

@@ -1,0 +1,182 @@
+"""The selected group's images side by side, each with what tells copies apart, and a mark checkbox.
+
+Layout only: the pane reports what the person did (``toggle``, ``menu``, ``open_viewer``) and the main
+window decides what that means.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPoint, Qt, Signal, Slot
+from PySide6.QtGui import QKeyEvent, QMouseEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.results import Group, ImageRecord
+from desktop.formatting import human_bytes, percent, taken_or_modified
+from desktop.thumbnails import ThumbnailCache
+
+CARD_IMAGE = 240
+
+
+class MemberCard(QFrame):
+    """One image of a group: picture, mark box, facts."""
+
+    toggle = Signal(str)
+    menu = Signal(str, QPoint)
+    open_viewer = Signal(str)
+
+    def __init__(self, rec: ImageRecord, similarity: float, best: bool, reference: bool,
+                 thumbs: ThumbnailCache, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.rec = rec
+        self.thumbs = thumbs
+        self.setObjectName("MemberCard")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._menu)
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
+        self.setFixedWidth(CARD_IMAGE + 24)
+
+        self.image = QLabel(alignment=Qt.AlignmentFlag.AlignCenter)
+        self.image.setFixedSize(CARD_IMAGE, CARD_IMAGE)
+        self.image.setText("…")
+        self.check = QCheckBox("Remove this copy")
+        self.check.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space on the card toggles; one focus stop per card
+        self.check.clicked.connect(self._clicked)
+        title = QLabel(f"<b>{rec.path.rsplit('/', 1)[-1]}</b>")
+        title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        title.setWordWrap(True)
+        tags = []
+        if best:
+            tags.append("best copy")
+        if reference:
+            tags.append("reference folder")
+        facts = QFormLayout()
+        facts.setContentsMargins(0, 0, 0, 0)
+        facts.setHorizontalSpacing(8)
+        facts.setVerticalSpacing(2)
+        folder = QLabel(rec.folder)
+        folder.setWordWrap(True)
+        folder.setToolTip(rec.path)
+        for label, value in (
+            ("Resolution", QLabel(f"{rec.width} × {rec.height}")),
+            ("Size", QLabel(human_bytes(rec.size))),
+            ("Taken", QLabel(taken_or_modified(rec))),
+            ("Format", QLabel(rec.format)),
+            ("Similarity", QLabel("best copy" if best else percent(similarity))),
+            ("Folder", folder),
+        ):
+            facts.addRow(f"{label}:", value)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.image)
+        lay.addWidget(title)
+        if tags:
+            lay.addWidget(QLabel(f"<i>{', '.join(tags)}</i>"))
+        lay.addWidget(self.check)
+        lay.addLayout(facts)
+        lay.addStretch(1)
+        self.refresh_image()
+
+    def refresh_image(self) -> None:
+        pm = self.thumbs.pixmap(self.rec.path)
+        if pm is not None:
+            self.image.setPixmap(pm.scaled(CARD_IMAGE, CARD_IMAGE, Qt.AspectRatioMode.KeepAspectRatio,
+                                           Qt.TransformationMode.SmoothTransformation))
+        elif self.thumbs.failed(self.rec.path):
+            self.image.setText("cannot show this image")
+
+    def set_marked(self, on: bool) -> None:
+        self.check.setChecked(on)
+        self.setProperty("marked", on)
+        self.setStyleSheet("#MemberCard { border: 2px solid palette(highlight); }" if on else "")
+
+    def _clicked(self) -> None:
+        self.check.setChecked(not self.check.isChecked())  # the marks decide, through set_marked
+        self.toggle.emit(self.rec.path)
+
+    @Slot(QPoint)
+    def _menu(self, pos: QPoint) -> None:
+        self.menu.emit(self.rec.path, self.mapToGlobal(pos))
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Space:
+            self.toggle.emit(self.rec.path)
+        elif event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.open_viewer.emit(self.rec.path)
+        elif event.key() == Qt.Key.Key_Menu:
+            self.menu.emit(self.rec.path, self.mapToGlobal(self.rect().center()))
+        else:
+            super().keyPressEvent(event)
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        self.open_viewer.emit(self.rec.path)
+
+
+class ComparePane(QScrollArea):
+    """A horizontal row of ``MemberCard``s for one group."""
+
+    toggle = Signal(str)
+    menu = Signal(str, QPoint)
+    open_viewer = Signal(str)
+
+    def __init__(self, thumbs: ThumbnailCache, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.thumbs = thumbs
+        self.setWidgetResizable(True)
+        self.cards: list[MemberCard] = []
+        self._host = QWidget()
+        self._row = QHBoxLayout(self._host)
+        self._row.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.setWidget(self._host)
+        thumbs.ready.connect(self._thumb_ready)
+
+    def show_group(self, group: Group | None, records: list[ImageRecord], marked: frozenset[str],
+                   is_reference) -> None:
+        for card in self.cards:
+            self._row.removeWidget(card)
+            card.deleteLater()
+        self.cards = []
+        if group is None:
+            return
+        for k, (m, rec) in enumerate(zip(group.members, records, strict=True)):
+            card = MemberCard(rec, m.similarity, k == 0, is_reference(rec.path), self.thumbs, self._host)
+            card.toggle.connect(self.toggle)
+            card.menu.connect(self.menu)
+            card.open_viewer.connect(self.open_viewer)
+            card.set_marked(rec.path in marked)
+            self._row.addWidget(card)
+            self.cards.append(card)
+
+    def set_marked(self, marked: frozenset[str]) -> None:
+        for card in self.cards:
+            card.set_marked(card.rec.path in marked)
+
+    def card(self, path: str) -> MemberCard | None:
+        return next((c for c in self.cards if c.rec.path == path), None)
+
+    @Slot(str)
+    def _thumb_ready(self, path: str) -> None:
+        card = self.card(path)
+        if card is not None:
+            card.refresh_image()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        # Left/Right walk the cards, as Tab does.
+        if self.cards and event.key() in (Qt.Key.Key_Left, Qt.Key.Key_Right):
+            focused = next((k for k, c in enumerate(self.cards) if c.hasFocus()), -1)
+            step = 1 if event.key() == Qt.Key.Key_Right else -1
+            k = max(0, min(len(self.cards) - 1, focused + step))
+            self.cards[k].setFocus()
+            self.ensureWidgetVisible(self.cards[k])
+            return
+        super().keyPressEvent(event)

@@ -1,0 +1,34 @@
+"""How numbers and records read in the UI."""
+
+from __future__ import annotations
+
+import time
+
+from core.results import ImageRecord
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def human_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def taken_or_modified(rec: ImageRecord) -> str:
+    if rec.taken:
+        return rec.taken
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.mtime_ns / 1e9)) + " (modified)"
+
+
+def percent(similarity: float) -> str:
+    return f"{similarity * 100:.1f} %"

@@ -1,0 +1,44 @@
+"""The right-click menu of any image (in the comparison pane or the similar pane)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtWidgets import QMenu, QWidget
+
+from desktop.session import Session
+
+
+def show_in_folder(path: str) -> None:
+    """Reveal ``path`` in the system file manager (selected where the platform can)."""
+    if sys.platform == "darwin":
+        subprocess.Popen(["open", "-R", path])
+    elif sys.platform == "win32":
+        subprocess.Popen(["explorer", "/select,", os.path.normpath(path)])
+    else:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path)))
+
+
+def build_menu(path: str, session: Session, parent: QWidget, *, open_viewer, group_paths: list[str]) -> QMenu:
+    """The menu for ``path``; ``group_paths`` are the other copies it was grouped with (for Not a duplicate)."""
+    menu = QMenu(parent)
+    menu.addAction("Find similar", lambda: session.find_similar(path)).setObjectName("find_similar")
+    menu.addAction("View full size", lambda: open_viewer(path))
+    menu.addAction("Open", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(path)))
+    menu.addAction("Show in folder", lambda: show_in_folder(path))
+    menu.addAction("Copy path", lambda: QGuiApplication.clipboard().setText(path))
+    menu.addSeparator()
+    if path in session.marks:
+        menu.addAction("Unmark", lambda: session.marks.mark(path, False))
+    else:
+        act = menu.addAction("Mark for removal", lambda: session.marks.mark(path, True))
+        act.setEnabled(session.marks.why_not(path) is None)
+    others = [p for p in group_paths if p != path]
+    nd = menu.addAction("Not a duplicate (take it out of this group)",
+                        lambda: session.not_duplicate([(path, o) for o in others]))
+    nd.setEnabled(bool(others))
+    return menu

@@ -1,0 +1,462 @@
+"""The main window: lays out the panes and wires the views to the ``Session``. No engine work happens here."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QTimer, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QMainWindow,
+    QMessageBox,
+    QSlider,
+    QSplitter,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.autoselect import RULES, in_folders
+from desktop.compare_pane import ComparePane
+from desktop.error_dialog import ErrorDialog
+from desktop.folder_panel import FolderPanel
+from desktop.formatting import human_bytes
+from desktop.group_delegate import GroupDelegate
+from desktop.group_model import GroupListModel
+from desktop.image_menu import build_menu
+from desktop.options_dialog import OptionsDialog
+from desktop.problems_view import ProblemsView
+from desktop.scan_progress import ScanProgress
+from desktop.session import Session
+from desktop.settings import Settings
+from desktop.similar_pane import SimilarPane
+from desktop.thumbnails import ThumbnailCache
+from desktop.viewer import ViewerDialog
+
+log = logging.getLogger(__name__)
+
+IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.webp *.gif *.bmp *.tif *.tiff *.heic *.heif *.avif);;All files (*)"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, session: Session, settings: Settings, thumbs: ThumbnailCache | None = None) -> None:
+        super().__init__()
+        self.session = session
+        self.settings = settings
+        self.scan_settings = settings.load_scan()
+        self.thumbs = thumbs or ThumbnailCache(self)
+        self.setWindowTitle("Lookalike")
+        self.setAcceptDrops(True)
+        self.resize(1280, 800)
+        self._build()
+        self._wire()
+        self.folders.set_folders(self.scan_settings.folders, self.scan_settings.reference)
+        self._restore_layout()
+        self._update_actions()
+
+    # -- layout ------------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.folders = FolderPanel()
+        self.strictness = QSlider(Qt.Orientation.Horizontal)
+        self.strictness.setRange(60, 99)
+        self.strictness.setEnabled(False)
+        self.strictness.setToolTip("Higher: only very close copies are grouped. Lower: similar photos too.")
+        self.strictness_label = QLabel("Strictness")
+        self._strict_timer = QTimer(self, singleShot=True, interval=120)
+        self.groups_model = GroupListModel(self)
+        self.groups = QListView()
+        self.groups.setObjectName("groups")
+        self.groups.setModel(self.groups_model)
+        self.groups.setItemDelegate(GroupDelegate(self.thumbs, self.groups))
+        self.groups.setUniformItemSizes(True)
+        self.groups.setLayoutMode(QListView.LayoutMode.Batched)
+        self.groups.setBatchSize(200)
+        self.groups.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
+        self.groups_title = QLabel("<b>Groups</b>")
+
+        left = QWidget()
+        lay = QVBoxLayout(left)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.addWidget(self.folders)
+        strict_row = QHBoxLayout()
+        strict_row.addWidget(self.strictness_label)
+        strict_row.addWidget(self.strictness, 1)
+        lay.addLayout(strict_row)
+        lay.addWidget(self.groups_title)
+        lay.addWidget(self.groups, 1)
+
+        self.compare = ComparePane(self.thumbs)
+        self.empty = QLabel(
+            "<h2>Find duplicate photos</h2>"
+            "<p>Drop folders on this window, or use <b>Add folder…</b>, then <b>Scan</b>.</p>"
+            "<p>Groups of copies appear on the left; pick one to compare its photos side by side.</p>"
+        )
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setWordWrap(True)
+        self.group_header = QLabel()
+        right = QWidget()
+        rlay = QVBoxLayout(right)
+        rlay.setContentsMargins(6, 6, 6, 6)
+        rlay.addWidget(self.group_header)
+        rlay.addWidget(self.compare, 1)
+        self.center = QStackedWidget()
+        self.center.addWidget(self.empty)
+        self.center.addWidget(right)
+
+        self.splitter = QSplitter()
+        self.splitter.setObjectName("main_splitter")
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.center)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([420, 860])
+        self.setCentralWidget(self.splitter)
+
+        self.similar = SimilarPane(self.thumbs)
+        self.similar_dock = QDockWidget("Similar photos", self)
+        self.similar_dock.setObjectName("similar_dock")
+        self.similar_dock.setWidget(self.similar)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.similar_dock)
+        self.similar_dock.hide()
+        self.problems = ProblemsView()
+        self.problems_dock = QDockWidget("Problems", self)
+        self.problems_dock.setObjectName("problems_dock")
+        self.problems_dock.setWidget(self.problems)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.problems_dock)
+        self.problems_dock.hide()
+
+        self.progress = ScanProgress()
+        self.status_text = QLabel()
+        self.statusBar().addWidget(self.status_text, 1)
+        self.statusBar().addPermanentWidget(self.progress)
+        self._build_actions()
+
+    def _action(self, text: str, slot, shortcut: str | QKeySequence.StandardKey | None = None,
+                tip: str = "") -> QAction:
+        act = QAction(text, self)
+        act.triggered.connect(slot)
+        if shortcut:
+            act.setShortcut(QKeySequence(shortcut))
+        act.setToolTip(f"{tip or text} ({act.shortcut().toString()})" if shortcut else (tip or text))
+        self.addAction(act)
+        return act
+
+    def _build_actions(self) -> None:
+        self.act_add = self._action("Add folder…", self.pick_folder, "Ctrl+O")
+        self.act_scan = self._action("Scan", self.start_scan, "F5", "Scan the folders")
+        self.act_trash = self._action("Move to trash", lambda: self.act_on_marked("trash"), "Del",
+                                      "Move the marked copies to the system trash")
+        self.act_move = self._action("Move to folder…", lambda: self.act_on_marked("move"), "Shift+Del",
+                                     "Move the marked copies into a folder")
+        self.act_undo = self._action("Undo", self.undo, QKeySequence.StandardKey.Undo, "Put back the last removal")
+        self.act_notdup = self._action("Not a duplicate", self.not_duplicate_group, "Ctrl+D",
+                                       "These photos are not copies: never group them again")
+        self.act_similar_file = self._action("Find similar to an image…", self.pick_similar_file, "Ctrl+F")
+        self.act_export = self._action("Export…", self.export, "Ctrl+E", "Save the groups as CSV or JSON")
+        self.act_problems = self._action("Problems", self.problems_dock.show, None, "Files that could not be read")
+        self.act_unmark = self._action("Unmark all", lambda: self.session.marks.clear(), "Ctrl+Shift+A")
+        self.auto_actions = {rule: self._action(text, lambda _=False, r=rule: self.session.auto_select(r))
+                             for rule, text in RULES.items()}
+        bar = self.addToolBar("Main")
+        bar.setObjectName("main_toolbar")
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        for act in (self.act_add, self.act_scan):
+            bar.addAction(act)
+        bar.addSeparator()
+        auto = QToolButton()
+        auto.setText("Auto-select")
+        auto.setToolTip("Mark every copy but one in each group by a rule")
+        auto.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        for act in self.auto_actions.values():
+            auto.addAction(act)
+        auto.addAction(self.act_unmark)
+        bar.addWidget(auto)
+        for act in (self.act_trash, self.act_move, self.act_undo, self.act_notdup):
+            bar.addAction(act)
+        bar.addSeparator()
+        for act in (self.act_similar_file, self.act_export, self.act_problems):
+            bar.addAction(act)
+
+    def _wire(self) -> None:
+        s = self.session
+        self.folders.changed.connect(self._folders_changed)
+        self.folders.add_requested.connect(self.pick_folder)
+        self.folders.settings_requested.connect(self.edit_options)
+        self.strictness.valueChanged.connect(self._strictness_moved)
+        self._strict_timer.timeout.connect(self._apply_strictness)
+        self.groups.selectionModel().currentChanged.connect(self._group_selected)
+        self.compare.toggle.connect(s.marks.toggle)
+        self.compare.menu.connect(self._image_menu)
+        self.compare.open_viewer.connect(self.open_viewer)
+        self.similar.menu.connect(self._image_menu)
+        self.similar.open_viewer.connect(self.open_viewer)
+        self.similar.query_file.connect(self.find_similar)
+        self.similar.pick_file.connect(self.pick_similar_file)
+        self.progress.cancel_requested.connect(self.cancel_scan)
+        self.thumbs.ready.connect(self.groups.viewport().update)
+        s.scan_started.connect(self.progress.start)
+        s.scan_progress.connect(self.progress.update_progress)
+        s.scan_finished.connect(self.progress.finish)
+        s.scan_cancelled.connect(self.progress.finish)
+        s.failed.connect(self._failed)
+        s.result_changed.connect(self._show_result)
+        s.similar_started.connect(self._similar_started)
+        s.similar_ready.connect(self.similar.show_matches)
+        s.similar_failed.connect(self.similar.show_error)
+        s.action_done.connect(self._action_done)
+        s.message.connect(self.status_text.setText)
+        s.busy_changed.connect(lambda _: self._update_actions())
+        s.marks.changed.connect(self._marks_changed)
+        s.marks.refused.connect(self.status_text.setText)
+
+    # -- folders and scanning -----------------------------------------------------------------------------
+    def add_folders(self, folders: list[str], scan: bool = True) -> None:
+        for f in folders:
+            self.folders.add(os.path.abspath(f))
+        if scan:
+            self.start_scan()
+
+    def open_folders(self, folders: list[str]) -> None:
+        """Scan exactly ``folders`` (from the command line or a drop on the app icon); references stay."""
+        folders = [os.path.abspath(f) for f in folders]
+        self.folders.set_folders(folders, [r for r in self.scan_settings.reference if r in folders])
+        self.start_scan()
+
+    def pick_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder to scan")
+        if folder:
+            self.add_folders([folder], scan=False)
+
+    def edit_options(self) -> None:
+        dlg = OptionsDialog(self.scan_settings, self)
+        if dlg.exec():
+            dlg.apply_to(self.scan_settings)
+            self.settings.save_scan(self.scan_settings)
+
+    @Slot()
+    def _folders_changed(self) -> None:
+        self.scan_settings.folders = self.folders.folders()
+        self.scan_settings.reference = self.folders.reference()
+        self.session.marks.reference = self.scan_settings.reference
+        self.settings.save_scan(self.scan_settings)
+        self.compare.set_marked(self.session.marks.paths)
+        self._update_actions()
+
+    def start_scan(self) -> None:
+        self.session.scan(self.folders.folders(), self.scan_settings.options())
+
+    def cancel_scan(self) -> None:
+        self.progress.stopping()
+        self.session.cancel()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if any(u.isLocalFile() and os.path.isdir(u.toLocalFile()) for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        folders = [u.toLocalFile() for u in event.mimeData().urls()
+                   if u.isLocalFile() and os.path.isdir(u.toLocalFile())]
+        if folders:
+            event.acceptProposedAction()
+            self.add_folders(folders)
+
+    # -- results ---------------------------------------------------------------------------------------------
+    @Slot(object)
+    def _show_result(self, result) -> None:
+        current = self.groups.currentIndex().row()
+        self.groups_model.set_result(result)
+        self.groups_model.set_marked(self.session.marks.paths)
+        lib = self.session.library
+        if lib is not None:
+            floor = lib.floor
+            self.strictness.blockSignals(True)
+            self.strictness.setRange(int(round(floor * 100)), 99)
+            self.strictness.setValue(int(round(result.threshold * 100)))
+            self.strictness.blockSignals(False)
+            self.strictness.setEnabled(True)
+            self.strictness_label.setText(f"Strictness {result.threshold * 100:.0f} %")
+        n = len(result.groups)
+        self.groups_title.setText(f"<b>{n} groups</b> · {result.duplicates} copies · "
+                                  f"{human_bytes(result.reclaimable)} to free")
+        self.problems.model_.set_problems(result.problems)
+        self.problems_dock.setWindowTitle(f"Problems ({len(result.problems)})")
+        self.act_problems.setText(f"Problems ({len(result.problems)})")
+        self.center.setCurrentIndex(1 if n else 0)
+        if not n:
+            self.empty.setText("<h2>No duplicates found</h2><p>Try a lower strictness, or add more folders.</p>")
+        if n:
+            row = min(max(current, 0), n - 1)
+            self.groups.setCurrentIndex(self.groups_model.index(row))
+            self._group_selected(self.groups_model.index(row))
+        self._update_actions()
+
+    @Slot(QModelIndex)
+    def _group_selected(self, index: QModelIndex, _previous: QModelIndex | None = None) -> None:
+        if not index.isValid():
+            self.compare.show_group(None, [], frozenset(), lambda p: False)
+            self.group_header.clear()
+            return
+        group = self.groups_model.group(index.row())
+        records = self.groups_model.records(index.row())
+        kind = "identical files" if group.exact else "similar copies"
+        self.group_header.setText(f"<b>Group {index.row() + 1}</b>: {len(records)} {kind}; "
+                                  f"removing all but the best frees {human_bytes(group.reclaimable)}. "
+                                  f"<i>Space marks, Tab/arrows move, Enter views.</i>")
+        self.compare.show_group(group, records, self.session.marks.paths, self._is_reference)
+        self._update_actions()
+
+    def _is_reference(self, path: str) -> bool:
+        return in_folders(path, self.scan_settings.reference)
+
+    @Slot(int)
+    def _strictness_moved(self, value: int) -> None:
+        self.strictness_label.setText(f"Strictness {value} %")
+        self._strict_timer.start()
+
+    def _apply_strictness(self) -> None:
+        self.session.set_threshold(self.strictness.value() / 100)
+        self.settings.set_strictness(self.strictness.value() / 100)
+
+    @Slot()
+    def _marks_changed(self) -> None:
+        marks = self.session.marks
+        self.groups_model.set_marked(marks.paths)
+        self.compare.set_marked(marks.paths)
+        if len(marks):
+            self.status_text.setText(f"{len(marks)} marked ({human_bytes(marks.bytes)})")
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        busy = self.session.busy
+        has_result = self.session.result is not None
+        marked = len(self.session.marks) > 0
+        self.act_scan.setEnabled(not busy and bool(self.folders.folders()))
+        self.act_trash.setEnabled(not busy and marked)
+        self.act_move.setEnabled(not busy and marked)
+        self.act_undo.setEnabled(not busy)
+        self.act_notdup.setEnabled(has_result and self.groups.currentIndex().isValid())
+        self.act_export.setEnabled(has_result)
+        for act in self.auto_actions.values():
+            act.setEnabled(has_result and not busy)
+
+    # -- marking and acting -------------------------------------------------------------------------------------
+    def confirm(self, title: str, text: str) -> bool:
+        answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes |
+                                      QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def act_on_marked(self, mode: str) -> None:
+        marks = self.session.marks
+        if not len(marks):
+            return
+        dest = None
+        if mode == "move":
+            dest = QFileDialog.getExistingDirectory(self, "Move the marked copies into")
+            if not dest:
+                return
+        where = "to the trash" if mode == "trash" else f"into {dest}"
+        if self.confirm("Remove copies", f"Move {len(marks)} marked copies ({human_bytes(marks.bytes)}) "
+                                         f"{where}?\n\nYou can undo this."):
+            self.session.act(mode, dest)
+
+    def undo(self) -> None:
+        if not self.session.can_undo():
+            self.status_text.setText("Nothing to undo.")
+            return
+        self.session.undo()
+
+    @Slot(object)
+    def _action_done(self, result) -> None:
+        text = f"{result.kind}: {len(result.done)} files"
+        if result.bytes:
+            text += f", {human_bytes(result.bytes)}"
+        if result.problems:
+            text += f"; {len(result.problems)} skipped (see Problems)"
+            self.problems.model_.set_problems(result.problems)
+            self.problems_dock.show()
+        self.status_text.setText(text + ".")
+        self.thumbs.forget()
+
+    def not_duplicate_group(self) -> None:
+        index = self.groups.currentIndex()
+        if index.isValid():
+            paths = [r.path for r in self.groups_model.records(index.row())]
+            self.session.not_duplicate([(a, b) for i, a in enumerate(paths) for b in paths[i + 1:]])
+
+    # -- images: menu, viewer, find similar ----------------------------------------------------------------------
+    @Slot(str, QPoint)
+    def _image_menu(self, path: str, pos: QPoint) -> None:
+        self.image_menu(path).popup(pos)
+
+    def image_menu(self, path: str):
+        row = self.groups_model.row_of(path)
+        group_paths = [r.path for r in self.groups_model.records(row)] if row is not None else []
+        return build_menu(path, self.session, self, open_viewer=self.open_viewer, group_paths=group_paths)
+
+    def open_viewer(self, path: str) -> None:
+        """Full size; from a group, the image next to the group's best copy (zoom and pan in step)."""
+        paths = [path]
+        row = self.groups_model.row_of(path)
+        if row is not None:
+            best = self.groups_model.records(row)[0].path
+            if best != path:
+                paths = [best, path]
+        ViewerDialog(paths, self.session.runner, self).show()
+
+    def find_similar(self, path: str) -> None:
+        self.session.find_similar(path)
+
+    @Slot(str)
+    def _similar_started(self, path: str) -> None:
+        self.similar.show_busy(path)
+        self.similar_dock.show()
+        self.similar_dock.raise_()
+
+    def pick_similar_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Find photos similar to", "", IMAGE_FILTER)
+        if path:
+            self.find_similar(path)
+
+    def export(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export the groups", "lookalike.csv",
+                                              "CSV (*.csv);;JSON (*.json)")
+        if path:
+            try:
+                self.session.export(path)
+            except OSError as e:
+                self.status_text.setText(f"Could not export: {e}")
+
+    @Slot(str, str)
+    def _failed(self, message: str, details: str) -> None:
+        self.progress.finish()
+        ErrorDialog(message, details, self).show()
+
+    # -- remembering the layout ------------------------------------------------------------------------------------
+    def _restore_layout(self) -> None:
+        for key, restore in (("geometry", self.restoreGeometry), ("state", self.restoreState),
+                             ("splitter", self.splitter.restoreState)):
+            blob = self.settings.blob(key)
+            if blob is not None:
+                restore(blob)
+
+    def save_layout(self) -> None:
+        self.settings.set_blob("geometry", self.saveGeometry())
+        self.settings.set_blob("state", self.saveState())
+        self.settings.set_blob("splitter", self.splitter.saveState())
+        self.settings.q.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_layout()
+        self.session.cancel()
+        self.thumbs.pool.clear()
+        super().closeEvent(event)
+
+    def select_group(self, row: int) -> None:
+        idx = self.groups_model.index(row)
+        self.groups.selectionModel().setCurrentIndex(idx, QItemSelectionModel.SelectionFlag.ClearAndSelect)

@@ -1,0 +1,102 @@
+"""Which files are marked for removal, with the one rule the app never breaks: a group is never marked whole."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from PySide6.QtCore import QObject, Signal
+
+from core.results import ScanResult
+from desktop.autoselect import in_folders
+
+log = logging.getLogger(__name__)
+
+
+class Marks(QObject):
+    """The marked paths of the current result; ``changed`` fires after every edit."""
+
+    changed = Signal()
+    refused = Signal(str)  # a reason to show in the status bar
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._paths: set[str] = set()
+        self._groups: dict[str, list[str]] = {}  # path -> the paths of its group
+        self._sizes: dict[str, int] = {}
+        self.reference: list[str] = []
+
+    # -- the result the marks apply to ------------------------------------------------------------------
+    def set_result(self, result: ScanResult | None) -> None:
+        """Keep the marks that still make sense in ``result``: files in a group, never a whole group."""
+        self._groups.clear()
+        self._sizes.clear()
+        if result is not None:
+            for g in result.groups:
+                paths = [result.files[m.index].path for m in g.members]
+                for p in paths:
+                    self._groups[p] = paths
+            self._sizes = {f.path: f.size for f in result.files}
+        kept = {p for p in self._paths if p in self._groups}
+        for paths in {id(v): v for v in self._groups.values()}.values():
+            if all(p in kept for p in paths):
+                kept.discard(paths[0])  # keep the best copy
+        self._paths = kept
+        self.changed.emit()
+
+    # -- queries --------------------------------------------------------------------------------------------
+    def __contains__(self, path: str) -> bool:
+        return path in self._paths
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    @property
+    def paths(self) -> frozenset[str]:
+        return frozenset(self._paths)
+
+    @property
+    def bytes(self) -> int:
+        return sum(self._sizes.get(p, 0) for p in self._paths)
+
+    def why_not(self, path: str) -> str | None:
+        """None if ``path`` may be marked now, else the reason it may not."""
+        if path not in self._groups:
+            return "only files in a group can be marked"
+        if in_folders(path, self.reference):
+            return "files in a reference folder are never marked"
+        if all(p in self._paths for p in self._groups[path] if p != path):
+            return "every other copy in this group is marked; one copy always stays"
+        return None
+
+    # -- edits ---------------------------------------------------------------------------------------------
+    def mark(self, path: str, on: bool = True) -> bool:
+        if not on:
+            if path in self._paths:
+                self._paths.discard(path)
+                self.changed.emit()
+            return True
+        if path in self._paths:
+            return True
+        reason = self.why_not(path)
+        if reason:
+            self.refused.emit(reason)
+            return False
+        self._paths.add(path)
+        self.changed.emit()
+        return True
+
+    def toggle(self, path: str) -> bool:
+        return self.mark(path, path not in self._paths)
+
+    def replace(self, paths: Iterable[str]) -> None:
+        """Mark exactly ``paths`` (e.g. from an auto-select rule), dropping any that would break the rules."""
+        self._paths = set()
+        for p in paths:
+            if self.why_not(p) is None:
+                self._paths.add(p)
+        self.changed.emit()
+
+    def clear(self) -> None:
+        self._paths.clear()
+        self.changed.emit()

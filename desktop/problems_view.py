@@ -1,0 +1,53 @@
+"""Files the engine could not use, with the reason for each: a list, never a pile of dialogs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtWidgets import QHeaderView, QTableView, QWidget
+
+from core.results import Problem
+
+
+class ProblemsModel(QAbstractTableModel):
+    HEADERS = ("File", "Why it was skipped")
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.problems: list[Problem] = []
+
+    def set_problems(self, problems) -> None:
+        self.beginResetModel()
+        self.problems = list(problems)
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self.problems)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else 2
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or role not in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            return None
+        p = self.problems[index.row()]
+        return p.path if index.column() == 0 else p.reason
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self.HEADERS[section]
+        return None
+
+
+class ProblemsView(QTableView):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model_ = ProblemsModel(self)
+        self.setModel(self.model_)
+        self.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.setWordWrap(False)
+        self.verticalHeader().hide()
+        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        self.horizontalHeader().setStretchLastSection(True)
+        self.setColumnWidth(0, 520)

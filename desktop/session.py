@@ -1,0 +1,271 @@
+"""The app's state and its long operations, without widgets: engine, library, result, marks, actions.
+
+Every long call (scan, find similar on an outside file, trash/move/undo) runs as a ``Task`` in the thread
+pool; results come back through queued signals to slots here, in the GUI thread, and leave as signals the
+window connects to its views.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+
+from core.actions import ActionResult, Journal, remove_files, undo
+from core.cache import EmbeddingCache
+from core.cli import scan_json, write_csv
+from core.engine import Engine, Library
+from core.errors import ActionError
+from core.results import ScanResult
+from core.scan import ScanOptions
+from desktop.autoselect import choose
+from desktop.marks import Marks
+from desktop.workers import Task, TaskRunner
+
+log = logging.getLogger(__name__)
+
+
+class Session(QObject):
+    scan_started = Signal()
+    scan_progress = Signal(int, int, str)
+    scan_finished = Signal()
+    scan_cancelled = Signal()
+    failed = Signal(str, str)  # what failed (in words), traceback
+    result_changed = Signal(object)  # ScanResult | None
+    similar_started = Signal(str)
+    similar_ready = Signal(str, list)
+    similar_failed = Signal(str, str)
+    action_done = Signal(object)  # ActionResult
+    message = Signal(str)
+    busy_changed = Signal(bool)
+
+    def __init__(self, engine_factory: Callable[[], Engine] = Engine, journal_path: str | Path | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._engine_factory = engine_factory
+        self._engine: Engine | None = None
+        self._engine_lock = threading.Lock()
+        self._journal_path = journal_path
+        self._journal: Journal | None = None
+        self.runner = TaskRunner(self)
+        self.marks = Marks(self)
+        self.library: Library | None = None
+        self.result: ScanResult | None = None
+        self.threshold: float | None = None
+        self.folders: list[str] = []
+        self.options = ScanOptions()
+        self._scan_task: Task | None = None
+        self._action_task: Task | None = None
+
+    # -- the engine, made on first use (in a worker: loading the model is not the GUI thread's job) ----------
+    def engine(self) -> Engine:
+        with self._engine_lock:
+            if self._engine is None:
+                self._engine = self._engine_factory()
+            return self._engine
+
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            self._journal = Journal(self._journal_path)
+        return self._journal
+
+    @property
+    def scanning(self) -> bool:
+        return self._scan_task is not None
+
+    @property
+    def busy(self) -> bool:
+        return self._scan_task is not None or self._action_task is not None
+
+    def thresholds(self) -> tuple[float, float, float]:
+        """(floor, duplicate, similar) of the current library and model."""
+        assert self.library is not None and self._engine is not None
+        b = self._engine.bundle
+        return self.library.floor, b.duplicate_threshold, b.similar_threshold
+
+    # -- scanning ---------------------------------------------------------------------------------------------
+    def scan(self, folders: list[str], options: ScanOptions | None = None) -> bool:
+        if self.busy:
+            self.message.emit("Busy: wait for the current operation, or cancel it.")
+            return False
+        if not folders:
+            self.message.emit("Add a folder to scan first.")
+            return False
+        self.folders = list(folders)
+        self.options = options or self.options
+        task = Task(self._scan_work, list(folders), self.options, name="scan")
+        task.signals.progress.connect(self.scan_progress, Qt.ConnectionType.QueuedConnection)
+        task.signals.finished.connect(self._scanned, Qt.ConnectionType.QueuedConnection)
+        task.signals.failed.connect(self._scan_failed, Qt.ConnectionType.QueuedConnection)
+        task.signals.cancelled.connect(self._scan_cancelled, Qt.ConnectionType.QueuedConnection)
+        self._scan_task = task
+        self.scan_started.emit()
+        self.busy_changed.emit(True)
+        self.runner.start(task)
+        return True
+
+    def _scan_work(self, folders, options, *, progress, cancel) -> Library:
+        progress(0, 0, "Loading the model")
+        return self.engine().scan(folders, options, progress=progress, cancel=cancel)
+
+    def cancel(self) -> None:
+        if self._scan_task is not None:
+            self._scan_task.cancel()
+
+    @Slot(object)
+    def _scanned(self, library: Library) -> None:
+        self._scan_task = None
+        self.library = library
+        floor, dup, _ = self.thresholds()
+        t = dup if self.threshold is None else self.threshold
+        self.threshold = max(floor, t)
+        self._regroup()
+        self.busy_changed.emit(False)
+        self.scan_finished.emit()
+        st = library.stats
+        self.message.emit(f"Scanned {st.get('found', len(library.files))} photos "
+                          f"({st.get('cached', 0)} from the cache): {len(self.result.groups)} groups.")
+
+    @Slot(str, str)
+    def _scan_failed(self, message: str, details: str) -> None:
+        self._scan_task = None
+        self.busy_changed.emit(False)
+        self.failed.emit(f"The scan failed: {message}", details)
+
+    @Slot()
+    def _scan_cancelled(self) -> None:
+        self._scan_task = None
+        self.busy_changed.emit(False)
+        self.scan_cancelled.emit()
+        self.message.emit("Scan cancelled. What was read is cached: scanning again continues from there.")
+
+    # -- grouping ---------------------------------------------------------------------------------------------
+    def set_threshold(self, threshold: float) -> None:
+        """Regroup at ``threshold`` from the library (no re-embedding)."""
+        if self.library is not None:
+            threshold = max(self.library.floor, threshold)
+        self.threshold = threshold
+        if self.library is not None:
+            self._regroup()
+
+    def _regroup(self) -> None:
+        assert self.library is not None and self.threshold is not None
+        self.result = self.library.result(self.threshold)
+        self.marks.set_result(self.result)
+        self.result_changed.emit(self.result)
+
+    def not_duplicate(self, pairs: list[tuple[str, str]]) -> None:
+        """Remember that each pair is not a duplicate (across scans, in the cache) and regroup."""
+        pairs = [tuple(sorted(p)) for p in pairs if p[0] != p[1]]
+        if self.library is None or not pairs:
+            return
+        engine = self.engine()
+        if engine.use_cache:
+            with EmbeddingCache(engine.cache_dir) as cache:
+                for a, b in pairs:
+                    cache.mark_not_duplicate([a, b])
+        self.library.ignored.update(pairs)
+        self._regroup()
+        self.message.emit(f"Remembered {len(pairs)} pair(s) as not duplicates.")
+
+    def auto_select(self, rule: str) -> None:
+        if self.result is not None:
+            self.marks.replace(choose(self.result, rule, self.marks.reference))
+            self.message.emit(f"Marked {len(self.marks)} copies.")
+
+    # -- acting on marked files -------------------------------------------------------------------------------
+    def act(self, mode: str = "trash", dest: str | None = None) -> bool:
+        if self.busy or self.result is None or not len(self.marks):
+            return False
+        res = self.result
+        marked = self.marks.paths
+        targets = [f for f in res.files if f.path in marked]
+        try:
+            from core.actions import check_plan
+
+            check_plan(res.groups, res.files, marked)
+        except ActionError as e:
+            self.message.emit(str(e))
+            return False
+        task = Task(self._act_work, targets, res.groups, res.files, mode, dest, name=mode)
+        return self._start_action(task)
+
+    def _act_work(self, targets, groups, files, mode, dest, *, progress, cancel) -> ActionResult:
+        progress(0, len(targets), "Moving to the trash" if mode == "trash" else f"Moving to {dest}")
+        return remove_files(targets, groups=groups, files=files, mode=mode, dest=dest, journal=self.journal)
+
+    def undo(self) -> bool:
+        if self.busy:
+            return False
+        return self._start_action(Task(self._undo_work, name="undo"))
+
+    def _undo_work(self, *, progress, cancel) -> ActionResult:
+        return undo(journal=self.journal)
+
+    def can_undo(self) -> bool:
+        return self.journal.last_undoable() is not None
+
+    def _start_action(self, task: Task) -> bool:
+        task.signals.finished.connect(self._acted, Qt.ConnectionType.QueuedConnection)
+        task.signals.failed.connect(self._action_failed, Qt.ConnectionType.QueuedConnection)
+        self._action_task = task
+        self.busy_changed.emit(True)
+        self.runner.start(task)
+        return True
+
+    @Slot(object)
+    def _acted(self, result: ActionResult) -> None:
+        self._action_task = None
+        self.busy_changed.emit(False)
+        self.marks.clear()
+        self.action_done.emit(result)
+        if self.folders:
+            self.scan(self.folders)  # files moved: regroup what is left (instant, from the cache)
+
+    @Slot(str, str)
+    def _action_failed(self, message: str, details: str) -> None:
+        self._action_task = None
+        self.busy_changed.emit(False)
+        self.message.emit(message)  # ActionError and the like: said in words, not a crash dialog
+
+    # -- find similar ----------------------------------------------------------------------------------------
+    def find_similar(self, path: str, top: int = 20) -> bool:
+        if self.library is None or not len(self.library.files):
+            self.message.emit("Scan a folder first: similar photos are looked for among the scanned ones.")
+            return False
+        task = Task(self._similar_work, self.library, path, top, name="find similar")
+        task.signals.finished.connect(self._similar_done, Qt.ConnectionType.QueuedConnection)
+        self.similar_started.emit(path)
+        self.runner.start(task)
+        return True
+
+    def _similar_work(self, library, path, top, *, progress, cancel):
+        try:
+            return path, self.engine().find_similar(library, path, top=top)
+        except Exception as e:  # noqa: BLE001 - an unreadable query file is said in the pane, not a crash
+            log.warning("find similar to %s failed: %s", path, e)
+            return path, str(e) or type(e).__name__
+
+    @Slot(object)
+    def _similar_done(self, out) -> None:
+        path, matches = out
+        if isinstance(matches, str):
+            self.similar_failed.emit(path, matches)
+        else:
+            self.similar_ready.emit(path, matches)
+
+    # -- export -------------------------------------------------------------------------------------------------
+    def export(self, path: str) -> None:
+        if self.result is None:
+            raise ValueError("nothing to export yet: scan first")
+        if path.lower().endswith(".json"):
+            Path(path).write_text(json.dumps(scan_json(self.result), indent=2, ensure_ascii=False) + "\n",
+                                  encoding="utf-8")
+        else:
+            write_csv(self.result, path)
+        self.message.emit(f"Exported {len(self.result.groups)} groups to {path}")

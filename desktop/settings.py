@@ -1,0 +1,68 @@
+"""What the app remembers between runs (QSettings, organisation and application "Lookalike")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QByteArray, QSettings
+
+from core.scan import ScanOptions
+
+ORG = APP = "Lookalike"
+
+
+@dataclass
+class ScanSettings:
+    folders: list[str] = field(default_factory=list)
+    reference: list[str] = field(default_factory=list)
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    min_size_kb: int = 0
+
+    def options(self) -> ScanOptions:
+        return ScanOptions(include=tuple(self.include), exclude=tuple(self.exclude),
+                           min_size=max(1, self.min_size_kb * 1024))
+
+
+def _list(value) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
+class Settings:
+    """Typed access to the app's QSettings."""
+
+    def __init__(self, qsettings: QSettings | None = None) -> None:
+        self.q = qsettings or QSettings(ORG, APP)
+
+    def load_scan(self) -> ScanSettings:
+        q = self.q
+        return ScanSettings(
+            folders=_list(q.value("scan/folders")),
+            reference=_list(q.value("scan/reference")),
+            include=_list(q.value("scan/include")),
+            exclude=_list(q.value("scan/exclude")),
+            min_size_kb=int(q.value("scan/min_size_kb", 0) or 0),
+        )
+
+    def save_scan(self, s: ScanSettings) -> None:
+        for key in ("folders", "reference", "include", "exclude"):
+            self.q.setValue(f"scan/{key}", list(getattr(s, key)))
+        self.q.setValue("scan/min_size_kb", int(s.min_size_kb))
+        self.q.sync()
+
+    def strictness(self, default: float) -> float:
+        return float(self.q.value("view/threshold", default))
+
+    def set_strictness(self, value: float) -> None:
+        self.q.setValue("view/threshold", float(value))
+
+    def blob(self, key: str) -> QByteArray | None:
+        v = self.q.value(f"layout/{key}")
+        return v if isinstance(v, QByteArray) else None
+
+    def set_blob(self, key: str, value: QByteArray) -> None:
+        self.q.setValue(f"layout/{key}", value)

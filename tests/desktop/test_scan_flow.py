@@ -1,0 +1,63 @@
+"""Drop a folder on the window, scan with the real engine, and see the engine's groups."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
+
+from desktop.group_model import RecordsRole
+
+
+def drop_folder(widget, folder) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(folder))])
+    pos = QPoint(20, 20)
+    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(pos.toPointF(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                      Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, drop)
+
+
+def shown_groups(window) -> list[list[str]]:
+    model = window.groups_model
+    return [[r.path for r in model.index(row).data(RecordsRole)] for row in range(model.rowCount())]
+
+
+def test_dropped_folder_is_scanned_and_groups_match_the_engine(qtbot, make_window, photos, engine_factory,
+                                                               tmp_path):
+    window = make_window()
+    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
+        drop_folder(window, photos)
+    assert window.folders.folders() == [str(photos)]
+    threshold = window.session.threshold
+    expected = engine_factory(tmp_path / "cache").scan([photos]).result(threshold)  # from the cache
+    want = [[expected.files[m.index].path for m in g.members] for g in expected.groups]
+    assert shown_groups(window) == want
+    assert len(want) == 4  # the four demo groups that were copied
+    # The comparison pane shows the selected group side by side.
+    assert [c.rec.path for c in window.compare.cards] == want[0]
+    assert window.center.currentIndex() == 1
+
+
+def test_strictness_slider_regroups_live(qtbot, make_window, tmp_path, engine_factory):
+    from helpers import copy_demo
+
+    photos = copy_demo(tmp_path / "all")  # every demo photo: at a loose threshold unrelated ones merge
+    window = make_window()
+    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
+        window.open_folders([str(photos)])
+    lib = window.session.library
+    before = shown_groups(window)
+    loose = window.strictness.minimum() / 100
+    assert loose == lib.floor or abs(loose - lib.floor) < 0.006
+    with qtbot.waitSignal(window.session.result_changed, timeout=5_000):
+        window.strictness.setValue(window.strictness.minimum())
+    after = shown_groups(window)
+    want = lib.result(window.strictness.minimum() / 100)
+    assert after == [[want.files[m.index].path for m in g.members] for g in want.groups]
+    assert after != before
+    assert window.strictness_label.text().endswith(f"{window.strictness.minimum()} %")
