@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication
+from drag import drop_paths
 
 from desktop.group_model import RecordsRole
-
-
-def drop_folder(widget, folder) -> None:
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(folder))])
-    pos = QPoint(20, 20)
-    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
-                            Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, enter)
-    assert enter.isAccepted()
-    drop = QDropEvent(pos.toPointF(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
-                      Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, drop)
 
 
 def shown_groups(window) -> list[list[str]]:
@@ -31,7 +16,7 @@ def test_dropped_folder_is_scanned_and_groups_match_the_engine(qtbot, make_windo
                                                                tmp_path):
     window = make_window()
     with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
-        drop_folder(window, photos)
+        drop_paths(window, photos)
     assert window.folders.folders() == [str(photos)]
     threshold = window.session.threshold
     expected = engine_factory(tmp_path / "cache").scan([photos]).result(threshold)  # from the cache
