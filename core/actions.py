@@ -78,6 +78,7 @@ class Journal:
         self.path = Path(path) if path else default_journal_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, check_same_thread=False)
+        # Paths are stored as file-system bytes: names need not be valid UTF-8.
         self._conn.executescript(
             """
             CREATE TABLE IF NOT EXISTS actions (
@@ -100,7 +101,7 @@ class Journal:
             aid = cur.lastrowid
             self._conn.executemany(
                 "INSERT INTO entries VALUES (?, ?, ?, ?, ?)",
-                [(aid, e.path, e.dest, e.info, sizes.get(e.path, 0)) for e in entries],
+                [(aid, _b(e.path), _b(e.dest), _b(e.info), sizes.get(e.path, 0)) for e in entries],
             )
         return int(aid)
 
@@ -121,11 +122,19 @@ class Journal:
         if row is None:
             raise ActionError(f"no action {action_id} in the journal")
         rows = self._conn.execute("SELECT path, dest, info FROM entries WHERE action = ?", (action_id,))
-        return row[0], [_Entry(p, d, i) for p, d, i in rows]
+        return row[0], [_Entry(_s(p), _s(d), _s(i)) for p, d, i in rows]
 
     def mark_undone(self, action_id: int) -> None:
         with self._conn:
             self._conn.execute("UPDATE actions SET undone = 1 WHERE id = ?", (action_id,))
+
+
+def _b(path: str | None) -> bytes | None:
+    return None if path is None else os.fsencode(path)
+
+
+def _s(blob: bytes | str | None) -> str | None:
+    return None if blob is None else os.fsdecode(blob)
 
 
 # -- the freedesktop trash: where send2trash put a file, so undo can bring it back ---------------------------
@@ -155,7 +164,7 @@ def _find_in_trash(original: str, since: float) -> tuple[str, str] | None:
             except OSError:
                 continue
             fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
-            stored = urllib.parse.unquote(fields.get("Path", ""))
+            stored = os.fsdecode(urllib.parse.unquote_to_bytes(fields.get("Path", "")))
             if not os.path.isabs(stored):
                 stored = str(tdir.parent / stored)
             if os.path.normpath(stored) == os.path.normpath(original):

@@ -19,20 +19,20 @@ import platformdirs
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: paths stored as file-system bytes (names need not be UTF-8)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS files (
-    path TEXT NOT NULL, model TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    path BLOB NOT NULL, model TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     width INTEGER, height INTEGER, format TEXT, taken TEXT,
     embedding BLOB, features BLOB, error TEXT,
     PRIMARY KEY (path, model)
 );
 CREATE TABLE IF NOT EXISTS sniffed (
-    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, kind TEXT NOT NULL
+    path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, kind TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS not_duplicate (
-    a TEXT NOT NULL, b TEXT NOT NULL, PRIMARY KEY (a, b)
+    a BLOB NOT NULL, b BLOB NOT NULL, PRIMARY KEY (a, b)
 );
 """
 
@@ -117,7 +117,8 @@ class EmbeddingCache:
             "FROM files WHERE model = ?",
             (model,),
         )
-        for path, size, mtime, w, h, fmt, taken, emb, feat, err in cur:
+        for key, size, mtime, w, h, fmt, taken, emb, feat, err in cur:
+            path = os.fsdecode(key)
             if wanted.get(path) != (size, mtime):
                 continue
             out[path] = CachedEntry(
@@ -131,7 +132,7 @@ class EmbeddingCache:
     def store(self, model: str, entries: Iterable[CachedEntry]) -> None:
         rows = [
             (
-                e.path, model, e.size, e.mtime_ns, e.width, e.height, e.format, e.taken,
+                os.fsencode(e.path), model, e.size, e.mtime_ns, e.width, e.height, e.format, e.taken,
                 None if e.embedding is None else e.embedding.astype(np.float16).tobytes(),
                 None if e.features is None else e.features.astype(np.float16).tobytes(),
                 e.error,
@@ -143,26 +144,28 @@ class EmbeddingCache:
 
     # -- content sniffing verdicts for files with unknown extensions ---------------------------------------
     def sniffed(self) -> dict[str, tuple[int, int, str]]:
-        return {p: (s, m, k) for p, s, m, k in self._conn.execute("SELECT * FROM sniffed")}
+        return {os.fsdecode(p): (s, m, k) for p, s, m, k in self._conn.execute("SELECT * FROM sniffed")}
 
     def store_sniffed(self, verdicts: dict[str, tuple[int, int, str]]) -> None:
         with self._conn:
             self._conn.executemany(
-                "INSERT OR REPLACE INTO sniffed VALUES (?,?,?,?)", [(p, *v) for p, v in verdicts.items()]
+                "INSERT OR REPLACE INTO sniffed VALUES (?,?,?,?)",
+                [(os.fsencode(p), *v) for p, v in verdicts.items()],
             )
 
     # -- "not a duplicate" decisions, remembered across scans -----------------------------------------------
     def not_duplicate_pairs(self) -> set[tuple[str, str]]:
-        return {(a, b) for a, b in self._conn.execute("SELECT a, b FROM not_duplicate")}
+        rows = self._conn.execute("SELECT a, b FROM not_duplicate")
+        return {(os.fsdecode(a), os.fsdecode(b)) for a, b in rows}
 
     def mark_not_duplicate(self, paths: Iterable[str]) -> None:
         ps = sorted(set(paths))
-        pairs = [(a, b) for i, a in enumerate(ps) for b in ps[i + 1 :]]
+        pairs = [(os.fsencode(a), os.fsencode(b)) for i, a in enumerate(ps) for b in ps[i + 1 :]]
         with self._conn:
             self._conn.executemany("INSERT OR IGNORE INTO not_duplicate VALUES (?, ?)", pairs)
 
     def forget_not_duplicate(self, paths: Iterable[str]) -> None:
         ps = sorted(set(paths))
-        pairs = [(a, b) for i, a in enumerate(ps) for b in ps[i + 1 :]]
+        pairs = [(os.fsencode(a), os.fsencode(b)) for i, a in enumerate(ps) for b in ps[i + 1 :]]
         with self._conn:
             self._conn.executemany("DELETE FROM not_duplicate WHERE a = ? AND b = ?", pairs)

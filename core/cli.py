@@ -138,7 +138,7 @@ def scan_json(result) -> dict:
 
 
 def write_csv(result, path) -> None:
-    fh = sys.stdout if str(path) == "-" else open(path, "w", newline="", encoding="utf-8")
+    fh = sys.stdout if str(path) == "-" else open(path, "w", newline="", encoding="utf-8", errors="surrogateescape")
     try:
         w = csv.writer(fh)
         w.writerow(["group", "exact", "keep", "path", "width", "height", "bytes", "similarity", "taken"])
@@ -152,7 +152,8 @@ def write_csv(result, path) -> None:
 
 
 def _write_json(data: dict, path) -> None:
-    text = json.dumps(data, indent=2, ensure_ascii=False)
+    # ASCII escapes keep names that are not valid UTF-8 (surrogate-escaped) faithful and the file valid JSON.
+    text = json.dumps(data, indent=2)
     if str(path) == "-":
         print(text)
     else:

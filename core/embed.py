@@ -164,7 +164,7 @@ class TorchBackend:
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         torch = self.torch
         with torch.inference_mode():
-            x = torch.from_numpy(batch).to(self.device, non_blocking=True)
+            x = torch.from_numpy(np.require(batch, requirements=["C", "W"])).to(self.device)
             emb, feat = self.model(x)
             return emb.float().cpu().numpy(), feat.float().cpu().numpy()
 

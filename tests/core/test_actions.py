@@ -79,3 +79,17 @@ def test_undo_does_not_overwrite(three):
     shutil.copy(DATA / "cmyk.jpg", files[1].path)  # a new file took the place
     res = undo(journal=journal)
     assert res.done == () and "already exists" in res.problems[0].reason
+
+
+def test_trash_and_undo_a_name_that_is_not_utf8(tmp_path):
+    from make_data import make_odd_names
+
+    paths = make_odd_names(tmp_path / "odd")
+    files = [_record(p) for p in paths]
+    group = Group((Member(0, 1.0), Member(1, 0.99)), False, files[1].size)
+    journal = Journal(tmp_path / "j.sqlite3")
+    victim = files[-1]
+    res = remove_files([victim], groups=[group], files=files, journal=journal)
+    assert res.done == (victim.path,) and not os.path.exists(victim.path)
+    back = undo(journal=journal)
+    assert back.done == (victim.path,) and os.path.exists(victim.path)

@@ -140,3 +140,20 @@ def test_find_similar_inside_and_outside(demo_scan):
     outside = DATA / "ok.jpg"  # the red marigold at 320 px, not in the library
     top = engine.find_similar(lib, str(outside), top=3)
     assert any("red_marigold" in p for p, _ in top)
+
+
+def test_odd_names_through_cache_and_json(tmp_path, engine_factory):
+    import json
+
+    from make_data import make_odd_names
+
+    from core.cli import _write_json, scan_json
+
+    paths = make_odd_names(tmp_path / "odd")
+    engine = engine_factory(tmp_path / "cache")
+    engine.scan([tmp_path / "odd"])
+    lib = engine.scan([tmp_path / "odd"])  # from the cache, names intact
+    assert lib.stats["cached"] == len(paths) and {f.path for f in lib.files} == {str(p) for p in paths}
+    _write_json(scan_json(lib.result(0.9)), tmp_path / "r.json")
+    names = {f["path"] for g in json.loads((tmp_path / "r.json").read_text())["groups"] for f in g["files"]}
+    assert names == {str(p) for p in paths} and all(os.path.exists(n) for n in names)
