@@ -17,11 +17,14 @@ import sys
 
 
 def _cli_name(argv0: str) -> bool:
-    name = os.path.basename(argv0).lower()
-    for suffix in (".exe", ".py"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-    return name in ("lookalike", "lookalike-cli")
+    """True when run as ``lookalike`` (a symlink to the app) or ``lookalike-cli[.exe]`` (the Windows console twin).
+
+    Case matters: the app itself is ``Lookalike`` and must open the window.
+    """
+    name = os.path.basename(argv0)
+    if name.lower().endswith(".exe"):
+        name = name[:-4]
+    return name == "lookalike" or name.lower() == "lookalike-cli"
 
 
 def self_test() -> int:
