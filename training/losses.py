@@ -1,0 +1,58 @@
+"""Metric-learning losses on L2-normalised embeddings; similarities are cosines."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def batch_hard_triplet(emb: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
+    """Triplet loss with batch-hard mining (Hermans et al. 2017) on cosine similarity.
+
+    For each anchor: its least similar positive and its most similar negative in the batch;
+    loss = mean(relu(sim_neg - sim_pos + margin)).
+    """
+    sim = emb @ emb.T
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(len(labels), dtype=torch.bool, device=emb.device)
+    pos_mask, neg_mask = same & ~eye, ~same
+    if not pos_mask.any(1).all() or not neg_mask.any(1).all():
+        raise ValueError("every anchor needs a positive and a negative in the batch")
+    hardest_pos = sim.masked_fill(~pos_mask, 2.0).min(1).values
+    hardest_neg = sim.masked_fill(~neg_mask, -2.0).max(1).values
+    return F.relu(hardest_neg - hardest_pos + margin).mean()
+
+
+def info_nce(emb: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Multi-positive InfoNCE (SupCon form): each anchor pulls all its positives against every other image."""
+    sim = (emb @ emb.T) / temperature
+    eye = torch.eye(len(labels), dtype=torch.bool, device=emb.device)
+    sim = sim.masked_fill(eye, float("-inf"))
+    pos = (labels[:, None] == labels[None, :]) & ~eye
+    log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
+    return -(log_prob.masked_fill(~pos, 0).sum(1) / pos.sum(1).clamp(min=1)).mean()
+
+
+def koleo(emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """KoLeo spreading term (as in SSCD): -log distance to the nearest other identity, averaged.
+
+    It pushes unrelated photos apart uniformly, so one threshold separates copies from the rest everywhere.
+    """
+    sim = emb @ emb.T
+    other = labels[:, None] != labels[None, :]
+    nearest = sim.masked_fill(~other, -2.0).max(1).values
+    dist = (2 - 2 * nearest).clamp(min=1e-8).sqrt()
+    return -torch.log(dist).mean()
+
+
+def metric_loss(emb: torch.Tensor, labels: torch.Tensor, kind: str, margin: float, temperature: float,
+                koleo_weight: float = 0.0) -> torch.Tensor:
+    if kind == "triplet":
+        loss = batch_hard_triplet(emb, labels, margin)
+    elif kind == "infonce":
+        loss = info_nce(emb, labels, temperature)
+    else:
+        raise ValueError(f"unknown loss {kind!r}; choose triplet or infonce")
+    if koleo_weight:
+        loss = loss + koleo_weight * koleo(emb, labels)
+    return loss

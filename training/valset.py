@@ -1,0 +1,94 @@
+"""The validation set: held-out photos, each with one fixed, seeded copy per edit kind.
+
+Edit ``k`` of photo ``i`` is drawn from ``numpy.random.default_rng([seed, i, k])`` on the photo at full size
+(or as given), then squashed to the model's input by ``core.decode.resize_for_model`` like the app does. The
+same files and seed give the same pixels on any machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.decode import read_full, resize_for_model
+from training.augment import EDITS
+from training.metrics import calibrate, pair_stats
+
+log = logging.getLogger(__name__)
+
+ORIGINAL = "original"
+
+
+@dataclass(frozen=True)
+class ValSet:
+    images: np.ndarray  # uint8 (N, size, size, 3)
+    labels: np.ndarray  # photo index of each image
+    kinds: np.ndarray  # "original" or the edit's name
+    files: list[str]  # the photo of each label
+
+
+def _one_photo(args: tuple[str, int, int, int, tuple[str, ...]]) -> np.ndarray:
+    path, i, size, seed, kinds = args
+    im = read_full(path)
+    out = [resize_for_model(im, size)]
+    for k, name in enumerate(kinds):
+        rng = np.random.default_rng([seed, i, k])
+        out.append(resize_for_model(EDITS[name](im, rng).convert("RGB"), size))
+    return np.stack(out)
+
+
+def build_valset(files: list[Path], size: int, seed: int = 1234, kinds: tuple[str, ...] | None = None,
+                 workers: int | None = None) -> ValSet:
+    kinds = tuple(EDITS) if kinds is None else kinds
+    jobs = [(str(f), i, size, seed, kinds) for i, f in enumerate(files)]
+    workers = workers or min(len(jobs), os.cpu_count() or 1)
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            stacks = list(pool.map(_one_photo, jobs, chunksize=4))
+    else:
+        stacks = [_one_photo(j) for j in jobs]
+    per = 1 + len(kinds)
+    return ValSet(
+        images=np.concatenate(stacks),
+        labels=np.repeat(np.arange(len(files)), per),
+        kinds=np.array([ORIGINAL, *kinds] * len(files)),
+        files=[str(f) for f in files],
+    )
+
+
+def pair_scores(emb: np.ndarray, labels: np.ndarray, kinds: np.ndarray, block: int = 1024
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(positive scores, their edit kinds, negative scores).
+
+    Positives: each edited copy against its original. Negatives: every pair of images of different photos
+    (originals and copies alike), so precision is measured against everything the app could wrongly group.
+    """
+    emb = np.asarray(emb, dtype=np.float32)
+    orig = np.nonzero(kinds == ORIGINAL)[0]
+    orig_of = dict(zip(labels[orig].tolist(), orig.tolist(), strict=True))
+    copies = np.nonzero(kinds != ORIGINAL)[0]
+    ref = np.array([orig_of[label] for label in labels[copies].tolist()], dtype=np.int64)
+    pos = (emb[copies] * emb[ref]).sum(1)
+    neg = []
+    n = len(emb)
+    for s in range(0, n, block):
+        sim = emb[s:s + block] @ emb.T
+        i = np.arange(s, min(s + block, n))[:, None]
+        j = np.arange(n)[None, :]
+        neg.append(sim[(j > i) & (labels[j] != labels[i])])
+    return pos, kinds[copies], np.concatenate(neg)
+
+
+def summarise(pos: np.ndarray, pos_kinds: np.ndarray, neg: np.ndarray, min_precision: float = 0.99,
+              threshold: float | None = None) -> dict:
+    """Precision/recall/F1 at the calibrated (or given) threshold, and recall per edit kind."""
+    stats = calibrate(pos, neg, min_precision) if threshold is None else pair_stats(pos, neg, threshold)
+    per_kind = {str(k): float((pos[pos_kinds == k] >= stats.threshold).mean()) for k in np.unique(pos_kinds)}
+    return {"threshold": stats.threshold, "precision": stats.precision, "recall": stats.recall, "f1": stats.f1,
+            "false_positives": stats.fp, "min_kind_recall": min(per_kind.values()),
+            "worst_kind": min(per_kind, key=per_kind.get), "per_kind_recall": per_kind}
