@@ -24,7 +24,8 @@ from core.results import Group, ImageRecord
 from desktop.formatting import human_bytes, percent, taken_or_modified
 from desktop.thumbnails import ThumbnailCache
 
-CARD_IMAGE = 240
+CARD_IMAGE = 256  # the largest picture a card shows (the thumbnail size: never upscaled)
+MIN_IMAGE = 160  # below this the cards scroll sideways instead of shrinking
 
 
 class MemberCard(QFrame):
@@ -45,10 +46,9 @@ class MemberCard(QFrame):
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._menu)
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
-        self.setFixedWidth(CARD_IMAGE + 24)
-
+        self.side = CARD_IMAGE
         self.image = QLabel(alignment=Qt.AlignmentFlag.AlignCenter)
-        self.image.setFixedSize(CARD_IMAGE, CARD_IMAGE)
+        self.set_side(CARD_IMAGE)
         self.image.setText("…")
         self.check = QCheckBox("Remove this copy")
         self.check.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space on the card toggles; one focus stop per card
@@ -71,11 +71,12 @@ class MemberCard(QFrame):
         for label, value in (
             ("Resolution", QLabel(f"{rec.width} × {rec.height}")),
             ("Size", QLabel(human_bytes(rec.size))),
-            ("Taken", QLabel(taken_or_modified(rec))),
+            (taken_or_modified(rec)[0], QLabel(taken_or_modified(rec)[1])),
             ("Format", QLabel(rec.format)),
             ("Similarity", QLabel("best copy" if best else percent(similarity))),
             ("Folder", folder),
         ):
+            value.setWordWrap(True)
             facts.addRow(f"{label}:", value)
         lay = QVBoxLayout(self)
         lay.addWidget(self.image)
@@ -87,10 +88,18 @@ class MemberCard(QFrame):
         lay.addStretch(1)
         self.refresh_image()
 
+    def set_side(self, side: int) -> None:
+        """Fit the card to ``side`` pixels of picture (the pane shares its width among the cards)."""
+        self.side = side
+        self.setFixedWidth(side + 24)
+        self.image.setFixedSize(side, side)
+        if hasattr(self, "check"):
+            self.refresh_image()
+
     def refresh_image(self) -> None:
         pm = self.thumbs.pixmap(self.rec.path)
         if pm is not None:
-            self.image.setPixmap(pm.scaled(CARD_IMAGE, CARD_IMAGE, Qt.AspectRatioMode.KeepAspectRatio,
+            self.image.setPixmap(pm.scaled(self.side, self.side, Qt.AspectRatioMode.KeepAspectRatio,
                                            Qt.TransformationMode.SmoothTransformation))
         elif self.thumbs.failed(self.rec.path):
             self.image.setText("cannot show this image")
@@ -156,6 +165,20 @@ class ComparePane(QScrollArea):
             card.set_marked(rec.path in marked)
             self._row.addWidget(card)
             self.cards.append(card)
+        self._fit_cards()
+
+    def _fit_cards(self) -> None:
+        if not self.cards:
+            return
+        room = self.viewport().width() - 12 - 30 * len(self.cards)
+        side = max(MIN_IMAGE, min(CARD_IMAGE, room // len(self.cards)))
+        for card in self.cards:
+            if card.side != side:
+                card.set_side(side)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_cards()
 
     def set_marked(self, marked: frozenset[str]) -> None:
         for card in self.cards:

@@ -24,10 +24,11 @@ def human_duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-def taken_or_modified(rec: ImageRecord) -> str:
+def taken_or_modified(rec: ImageRecord) -> tuple[str, str]:
+    """("Taken", EXIF date) when the camera recorded one, else ("Modified", the file's date)."""
     if rec.taken:
-        return rec.taken
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.mtime_ns / 1e9)) + " (modified)"
+        return "Taken", rec.taken
+    return "Modified", time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.mtime_ns / 1e9))
 
 
 def percent(similarity: float) -> str:

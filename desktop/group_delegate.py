@@ -16,7 +16,8 @@ from desktop.thumbnails import ThumbnailCache
 
 THUMB = 56
 PAD = 6
-STRIP = 4  # thumbnails shown per row
+STRIP = 4  # thumbnails shown per row, at most
+TEXT = 120  # room kept for the text column
 
 
 class GroupDelegate(QStyledItemDelegate):
@@ -25,7 +26,7 @@ class GroupDelegate(QStyledItemDelegate):
         self.thumbs = thumbs
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
-        return QSize(STRIP * (THUMB + PAD) + 150, THUMB + 2 * PAD)
+        return QSize(2 * (THUMB + PAD) + TEXT, THUMB + 2 * PAD)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem,
               index: QModelIndex | QPersistentModelIndex) -> None:
@@ -43,7 +44,8 @@ class GroupDelegate(QStyledItemDelegate):
         r = option.rect
         x = r.left() + PAD
         y = r.top() + PAD
-        for rec in records[:STRIP]:
+        strip = max(1, min(STRIP, (r.width() - TEXT - PAD) // (THUMB + PAD)))
+        for rec in records[:strip]:
             box = QRect(x, y, THUMB, THUMB)
             pm = self.thumbs.pixmap(rec.path)
             if pm is not None and not pm.isNull():
@@ -54,13 +56,13 @@ class GroupDelegate(QStyledItemDelegate):
             else:
                 painter.fillRect(box, pal.color(QPalette.ColorRole.AlternateBase))
             x += THUMB + PAD
-        tx = r.left() + PAD + STRIP * (THUMB + PAD)
+        tx = r.left() + PAD + strip * (THUMB + PAD)
         text_rect = QRect(tx, y, max(10, r.right() - tx - PAD), THUMB)
         bold = QFont(option.font)
         bold.setBold(True)
         painter.setFont(bold)
         painter.setPen(text_color)
-        extra = f"  +{len(records) - STRIP}" if len(records) > STRIP else ""
+        extra = f"  (+{len(records) - strip} more)" if len(records) > strip else ""
         painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
                          f"{len(records)} copies{extra}")
         painter.setFont(option.font)

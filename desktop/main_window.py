@@ -79,6 +79,7 @@ class MainWindow(QMainWindow):
         self.groups.setLayoutMode(QListView.LayoutMode.Batched)
         self.groups.setBatchSize(200)
         self.groups.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
+        self.groups.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.groups_title = QLabel("<b>Groups</b>")
 
         left = QWidget()
@@ -115,7 +116,7 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.center)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([420, 860])
+        self.splitter.setSizes([400, 880])
         self.setCentralWidget(self.splitter)
 
         self.similar = SimilarPane(self.thumbs)
@@ -201,6 +202,7 @@ class MainWindow(QMainWindow):
         self.progress.cancel_requested.connect(self.cancel_scan)
         self.thumbs.ready.connect(self.groups.viewport().update)
         s.scan_started.connect(self.progress.start)
+        s.scan_started.connect(self._scan_started)
         s.scan_progress.connect(self.progress.update_progress)
         s.scan_finished.connect(self.progress.finish)
         s.scan_cancelled.connect(self.progress.finish)
@@ -250,6 +252,13 @@ class MainWindow(QMainWindow):
 
     def start_scan(self) -> None:
         self.session.scan(self.folders.folders(), self.scan_settings.options())
+
+    @Slot()
+    def _scan_started(self) -> None:
+        self.status_text.setText("Scanning…")
+        if self.session.result is None:
+            self.empty.setText("<h2>Scanning your photos…</h2><p>Groups appear here when the scan is done. "
+                               "Photos read once are cached: the next scan is instant.</p>")
 
     def cancel_scan(self) -> None:
         self.progress.stopping()

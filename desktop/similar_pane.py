@@ -37,12 +37,13 @@ class SimilarModel(QAbstractListModel):
             return None
         path, sim = self.matches[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return f"{index.row() + 1}. {os.path.basename(path)}\n{percent(sim)} similar\n{os.path.dirname(path)}"
+            folder = os.path.basename(os.path.dirname(path))
+            return f"{index.row() + 1}. {os.path.basename(path)}\n{percent(sim)} similar\nin {folder}"
         if role == Qt.ItemDataRole.DecorationRole:
             pm = self.thumbs.pixmap(path)
             return QIcon(pm) if pm is not None else None
         if role == Qt.ItemDataRole.ToolTipRole:
-            return path
+            return f"{path}\n{percent(sim)} similar"
         if role == PathRole:
             return path
         if role == SimilarityRole:
@@ -76,6 +77,7 @@ class SimilarPane(QWidget):
         self.list.setIconSize(QSize(ICON, ICON))
         self.list.setUniformItemSizes(True)
         self.list.setSpacing(2)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._menu)
         self.list.activated.connect(lambda idx: self.open_viewer.emit(idx.data(PathRole)))
