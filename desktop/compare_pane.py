@@ -34,6 +34,7 @@ class MemberCard(QFrame):
     toggle = Signal(str)
     menu = Signal(str, QPoint)
     open_viewer = Signal(str)
+    step = Signal(str, int)  # Left/Right: move the focus to the previous/next card
 
     def __init__(self, rec: ImageRecord, similarity: float, best: bool, reference: bool,
                  thumbs: ThumbnailCache, parent: QWidget | None = None) -> None:
@@ -122,6 +123,8 @@ class MemberCard(QFrame):
             self.toggle.emit(self.rec.path)
         elif event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             self.open_viewer.emit(self.rec.path)
+        elif event.key() in (Qt.Key.Key_Left, Qt.Key.Key_Right):
+            self.step.emit(self.rec.path, 1 if event.key() == Qt.Key.Key_Right else -1)
         elif event.key() == Qt.Key.Key_Menu:
             self.menu.emit(self.rec.path, self.mapToGlobal(self.rect().center()))
         else:
@@ -162,6 +165,7 @@ class ComparePane(QScrollArea):
             card.toggle.connect(self.toggle)
             card.menu.connect(self.menu)
             card.open_viewer.connect(self.open_viewer)
+            card.step.connect(self._step)
             card.set_marked(rec.path in marked)
             self._row.addWidget(card)
             self.cards.append(card)
@@ -193,13 +197,9 @@ class ComparePane(QScrollArea):
         if card is not None:
             card.refresh_image()
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        # Left/Right walk the cards, as Tab does.
-        if self.cards and event.key() in (Qt.Key.Key_Left, Qt.Key.Key_Right):
-            focused = next((k for k, c in enumerate(self.cards) if c.hasFocus()), -1)
-            step = 1 if event.key() == Qt.Key.Key_Right else -1
-            k = max(0, min(len(self.cards) - 1, focused + step))
-            self.cards[k].setFocus()
-            self.ensureWidgetVisible(self.cards[k])
-            return
-        super().keyPressEvent(event)
+    @Slot(str, int)
+    def _step(self, path: str, delta: int) -> None:
+        k = next((i for i, c in enumerate(self.cards) if c.rec.path == path), 0)
+        k = max(0, min(len(self.cards) - 1, k + delta))
+        self.cards[k].setFocus()
+        self.ensureWidgetVisible(self.cards[k])

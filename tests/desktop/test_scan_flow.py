@@ -46,3 +46,26 @@ def test_strictness_slider_regroups_live(qtbot, make_window, tmp_path, engine_fa
     assert after == [[want.files[m.index].path for m in g.members] for g in want.groups]
     assert after != before
     assert window.strictness_label.text().endswith(f"{window.strictness.minimum()} %")
+
+
+def test_keyboard_moves_between_groups_and_into_the_cards(qtbot, make_window, photos):
+    from PySide6.QtCore import Qt
+
+    window = make_window()
+    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
+        window.open_folders([str(photos)])
+    groups = shown_groups(window)
+    window.groups.setFocus()
+    qtbot.keyClick(window.groups, Qt.Key.Key_Down)
+    assert [c.rec.path for c in window.compare.cards] == groups[1]
+    qtbot.keyClick(window.groups, Qt.Key.Key_End)
+    assert [c.rec.path for c in window.compare.cards] == groups[-1]
+    cards = window.compare.cards
+    window.activateWindow()
+    qtbot.waitUntil(lambda: cards[0].isVisible(), timeout=5_000)
+    cards[0].setFocus()
+    qtbot.waitUntil(cards[0].hasFocus, timeout=5_000)
+    qtbot.keyClick(cards[0], Qt.Key.Key_Right)
+    assert cards[1].hasFocus()
+    qtbot.keyClick(cards[1], Qt.Key.Key_Space)
+    assert cards[1].rec.path in window.session.marks
