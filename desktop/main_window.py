@@ -58,6 +58,9 @@ class MainWindow(QMainWindow):
         self._build()
         self._wire()
         self.folders.set_folders(self.scan_settings.folders, self.scan_settings.reference)
+        stored = settings.q.value("view/threshold")
+        if stored is not None and session.threshold is None:
+            session.threshold = float(stored)  # the strictness chosen last time
         self._restore_layout()
         self._update_actions()
 

@@ -93,3 +93,34 @@ def test_trash_and_undo_real_files(qtbot, scanned, monkeypatch):
     assert all(os.path.exists(p) for p in marked)
     assert not set(trashed_originals()) & set(marked)
     assert len(group_paths(window)) == n_groups
+
+
+def test_move_to_a_folder_and_undo(qtbot, scanned, monkeypatch, tmp_path):
+    from PySide6.QtWidgets import QFileDialog
+
+    window = scanned
+    dest = tmp_path / "set aside"
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(dest))
+    monkeypatch.setattr(QMessageBox, "question", lambda _p, _t, text, *a: asked.append(text)
+                        or QMessageBox.StandardButton.Yes)
+    first = window.compare.cards[-1].rec
+    window.session.marks.mark(first.path)
+    with qtbot.waitSignal(window.session.scan_finished, timeout=60_000):
+        window.act_move.trigger()
+    assert "1 marked copies" in asked[0] and str(dest) in asked[0]  # the confirmation says count and place
+    assert not os.path.exists(first.path)
+    assert (dest / os.path.basename(first.path)).read_bytes()
+    with qtbot.waitSignal(window.session.scan_finished, timeout=60_000):
+        window.act_undo.trigger()
+    assert os.path.exists(first.path) and not (dest / os.path.basename(first.path)).exists()
+
+
+def test_declining_the_confirmation_changes_nothing(qtbot, scanned, monkeypatch):
+    window = scanned
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Cancel)
+    window.auto_actions["size"].trigger()
+    marked = window.session.marks.paths
+    window.act_trash.trigger()
+    assert not window.session.busy
+    assert all(os.path.exists(p) for p in marked) and window.session.marks.paths == marked
