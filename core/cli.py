@@ -186,6 +186,8 @@ def cmd_scan(a) -> int:
     print(f"{len(result.files)} images, {len(result.groups)} groups, {result.duplicates} duplicates, "
           f"{human_bytes(result.reclaimable)} reclaimable, {len(result.problems)} problems "
           f"(threshold {threshold:.3f}, model {result.model.name})", file=out)
+    for w in lib.stats.get("warnings", []):
+        print(f"  warning: {w}", file=out)
     for p in result.problems[:20]:
         print(f"  problem: {p.path}: {p.reason}", file=out)
     if len(result.problems) > 20:

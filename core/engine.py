@@ -96,11 +96,22 @@ class Library:
         return self._similar_index
 
     def index_of(self, path: str) -> int | None:
-        path = os.path.abspath(path)
-        for k, f in enumerate(self.files):
-            if f.path == path:
-                return k
-        return None
+        if "_positions" not in self.__dict__:
+            self.__dict__["_positions"] = {f.path: k for k, f in enumerate(self.files)}
+        return self.__dict__["_positions"].get(os.path.abspath(path))
+
+    def prepare_digests(self, cancel: CancelToken = NEVER_CANCELLED) -> None:
+        """Hash every file that has a same-size partner among the pairs, so ``result`` never reads files
+        (the scan runs this in its worker thread; the GUI regroups without I/O)."""
+        i, j, _ = self.pairs
+        same = np.array([self.files[a].size == self.files[b].size for a, b in zip(i, j, strict=True)], bool)
+        for k in sorted(set(i[same].tolist()) | set(j[same].tolist())):
+            cancel.raise_if_cancelled()
+            if k not in self._digests:
+                try:
+                    self._digests[k] = file_digest(self.files[k].path)
+                except OSError:
+                    self._digests[k] = None
 
 
 class Engine:
@@ -208,12 +219,15 @@ class Engine:
         progress(0, len(files), "Comparing photos")
         pairs = candidate_pairs(emb, floor, progress=progress, cancel=cancel)
         ignored = cache.not_duplicate_pairs() if cache else set()
-        return Library(
+        lib = Library(
             tuple(files), emb, feat, tuple(problems), self.model_info, floor, pairs, ignored,
             index_dir=self.cache_dir / "index" if self.use_cache else None,
             stats={"found": len(found), "cached": len(found) - total, "embedded": total,
-                   "device": self.embedder.device if todo else self.device},
+                   "device": self.embedder.device if todo else self.device,
+                   "warnings": list(cache.warnings) if cache else []},
         )
+        lib.prepare_digests(cancel)
+        return lib
 
     def embed_paths(self, paths: Sequence[str]) -> tuple[list[tuple[np.ndarray, np.ndarray] | None], list[Problem]]:
         """Embed images outside any scan (for "find similar to this image")."""

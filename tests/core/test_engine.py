@@ -157,3 +157,14 @@ def test_odd_names_through_cache_and_json(tmp_path, engine_factory):
     _write_json(scan_json(lib.result(0.9)), tmp_path / "r.json")
     names = {f["path"] for g in json.loads((tmp_path / "r.json").read_text())["groups"] for f in g["files"]}
     assert names == {str(p) for p in paths} and all(os.path.exists(n) for n in names)
+
+
+def test_regrouping_reads_no_files(tmp_path, engine_factory):
+    """The scan hashes same-size partners in its own thread; ``result`` must not touch the disk (the GUI
+    regroups on its own thread while the slider moves)."""
+    root = copy_demo(tmp_path / "lib", ["Camera/forest_path.jpg", "Backup/forest_path.jpg", "Edited/forest_path_crop.jpg"])
+    lib = engine_factory(None).scan([root])
+    shutil.rmtree(root)  # every file gone: any read would now fail
+    g = lib.result(0.9).groups
+    assert len(g) == 1 and sum(m.identical for m in g[0].members) == 2
+    assert lib.index_of(str(tmp_path / "lib" / "Backup" / "forest_path.jpg")) is not None
