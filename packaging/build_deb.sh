@@ -4,11 +4,13 @@
 #   dist/lookalike-<version>-linux-x86_64.tar.gz (unpack anywhere, run lookalike-<version>/Lookalike)
 # Needs: dpkg-deb (dpkg), tar, gzip, desktop-file-validate (desktop-file-utils, optional), objdump (binutils,
 # optional: computes the glibc floor for Depends).
-# Environment: DEB_COMPRESS=zstd (default; dpkg >= 1.21.18: Debian 12, Ubuntu 21.10+) or xz (any dpkg, slower).
+# Environment: DEB_COMPRESS=zstd (default; dpkg >= 1.21.18: Debian 12, Ubuntu 21.10+) or xz (any dpkg, slower);
+# DIST=folder holding Lookalike/ and receiving the packages (default dist).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-APP=dist/Lookalike
+DIST=${DIST:-dist}
+APP=$DIST/Lookalike
 [ -x "$APP/Lookalike" ] || { echo "build_deb: $APP/Lookalike missing; run 'make package' first" >&2; exit 1; }
 
 VERSION=$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
@@ -89,9 +91,8 @@ Description: find duplicate and near-duplicate photos
  desktop app (lookalike-gui) and the command-line tool (lookalike).
 EOF
 
-mkdir -p dist
-DEB=dist/lookalike_${VERSION}_${ARCH}.deb
-TGZ=dist/lookalike-${VERSION}-linux-x86_64.tar.gz
+DEB=$DIST/lookalike_${VERSION}_${ARCH}.deb
+TGZ=$DIST/lookalike-${VERSION}-linux-x86_64.tar.gz
 dpkg-deb --root-owner-group -Z"$COMPRESS" --build "$PKG" "$DEB" >/dev/null
-tar -C dist --owner=0 --group=0 --transform "s,^Lookalike,lookalike-$VERSION," -czf "$TGZ" Lookalike
-echo "$ROOT/$DEB ($(du -h "$DEB" | cut -f1)), $ROOT/$TGZ ($(du -h "$TGZ" | cut -f1)); Depends libc6 >= $GLIBC"
+tar -C "$DIST" --owner=0 --group=0 --transform "s,^Lookalike,lookalike-$VERSION," -czf "$TGZ" Lookalike
+echo "$DEB ($(du -h "$DEB" | cut -f1)), $TGZ ($(du -h "$TGZ" | cut -f1)); Depends libc6 >= $GLIBC"

@@ -2,8 +2,9 @@
 
 One executable serves three roles, so the installed folder carries one copy of the Python runtime:
 
-- ``Lookalike --self-test``: scan the bundled demo folder headlessly and print a JSON summary. Never imports Qt,
-  so it proves the engine and its CPU runtime (ONNX Runtime, no torch) work on a machine without a display.
+- ``Lookalike --self-test``: scan the bundled demo folder headlessly and print a JSON summary. Imports no Qt
+  (PyInstaller's own PySide6 run-time hook loads QtCore at start-up to register qt.conf; nothing of the GUI), so
+  it proves the engine and its CPU runtime (ONNX Runtime, no torch) work on a machine without a display.
 - ``Lookalike --cli ARGS...``, or the executable invoked as ``lookalike`` (the ``/usr/bin/lookalike`` symlink):
   the command-line tool, ``core.cli.main``.
 - anything else: the desktop app, ``desktop.app.main``.
@@ -53,6 +54,8 @@ def self_test() -> int:
         "groups": len(groups),
         "duplicates": sum(len(g["files"]) - 1 for g in groups),
         "exact_groups": sum(1 for g in groups if g["exact"]),
+        # Each group's files relative to the demo folder, best copy first: lets a test compare with the source run.
+        "group_files": [[os.path.relpath(f["path"], demo) for f in g["files"]] for g in groups],
         "problems": data["problems"],
         "threshold": data["threshold"],
         "model": data["model"],
@@ -60,7 +63,7 @@ def self_test() -> int:
         "backend": engine.embedder.backend_name,
         "frozen": bool(getattr(sys, "frozen", False)),
         "torch_loaded": "torch" in sys.modules,
-        "qt_loaded": any(m.startswith("PySide6") for m in sys.modules),
+        "qt_modules": sorted(m for m in sys.modules if m.split(".")[0] in ("PySide6", "shiboken6")),
         "python": platform.python_version(),
         "load_seconds": round(t_load, 3),
         "seconds": round(seconds, 3),
