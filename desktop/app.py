@@ -56,6 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     app.setOrganizationName(ORG)
     app.setApplicationName(APP)
     app.setApplicationDisplayName("Lookalike")
+    app.setDesktopFileName("lookalike")  # Wayland finds the icon through the .desktop entry
+    from PySide6.QtGui import QIcon
+
+    from core.resources import resource_path
+
+    icon = QIcon()
+    for png in sorted(resource_path("icons").glob("lookalike-*.png")):
+        icon.addFile(str(png))
+    app.setWindowIcon(icon)
     error_dialog.install()  # Qt follows the system palette (light/dark) by itself; views use palette roles.
     log.info("Lookalike starting; log file %s", log_file)
     session = Session(lambda: Engine(device=args.device))

@@ -59,8 +59,9 @@ if [ -s "$ROOTTAR" ]; then
 else
   if [ ! -s "$TARBALL" ]; then
     scratch=$(mktemp -d "$CACHE/download.XXXXXX")
+    # Exit 75 (EX_TEMPFAIL) when the mirror cannot be reached: the test skips, it does not fail.
     debootstrap --variant=minbase --make-tarball="$TARBALL.partial" "$SUITE" "$scratch" "$MIRROR" \
-      >"$OUT/debootstrap.log" 2>&1
+      >"$OUT/debootstrap.log" 2>&1 || { echo "test_in_debootstrap: cannot download from $MIRROR" >&2; exit 75; }
     rm -rf "$scratch"
     mv "$TARBALL.partial" "$TARBALL"
   fi
@@ -72,7 +73,8 @@ cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 mount -t proc proc "$ROOT/proc"
 cp "$DEB" "$ROOT/tmp/"
 pkgs_before=$(chroot "$ROOT" dpkg-query -W -f='.\n' | wc -l)
-chroot "$ROOT" apt-get update -q >"$OUT/apt.log" 2>&1
+chroot "$ROOT" apt-get update -q >"$OUT/apt.log" 2>&1 \
+  || { echo "test_in_debootstrap: apt-get update failed inside the root (mirror unreachable?)" >&2; exit 75; }
 chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
   "/tmp/$(basename "$DEB")" >>"$OUT/apt.log" 2>&1
 pkgs_after=$(chroot "$ROOT" dpkg-query -W -f='.\n' | wc -l)

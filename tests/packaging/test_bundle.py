@@ -197,6 +197,8 @@ def test_installs_and_runs_on_clean_debian(dist: Path) -> None:
     proc = subprocess.run(["bash", str(REPO / "packaging" / "test_in_debootstrap.sh"), str(deb), str(out)],
                           capture_output=True, text=True, timeout=1200)
     _figure("debootstrap_test_seconds", round(time.perf_counter() - t0, 1))
+    if proc.returncode == 75:
+        pytest.skip(f"Debian mirror unreachable: {proc.stderr.strip()[-300:]}")
     assert proc.returncode == 0, proc.stdout + proc.stderr + (out / "apt.log").read_text(errors="replace")[-3000:]
     result = json.loads((out / "result.json").read_text())
     for key in ("root_seconds", "install_seconds", "self_test_seconds", "window_seconds"):
