@@ -44,6 +44,7 @@ class TrainConfig:
     min_precision: float = 0.99
     # CPU route: > 0 precomputes this many edited views per photo through the frozen trunk (trunk_cache.py)
     cache_views: int = 0
+    cache_rounds: int = 1  # more rounds add cache_views more views per photo each (seeds seed, seed+1, ...)
     cache_dir: str | None = "runs/cache"
     # machinery
     device: str = "auto"

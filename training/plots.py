@@ -15,10 +15,16 @@ from training.metrics import roc_curve, sweep  # noqa: E402
 DPI = 80
 
 
-def _save(fig, path: Path) -> None:
+def _save(fig, path: Path, palette: bool = False) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
+    if palette:  # photos in a PNG: 256 colours keep the committed file small
+        from PIL import Image
+
+        with Image.open(path) as im:
+            small = im.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
+        small.save(path, optimize=True)
 
 
 def pr_curves(models: dict[str, tuple[np.ndarray, np.ndarray]], thresholds: dict[str, float], path: Path) -> None:
@@ -95,4 +101,4 @@ def retrieval_grid(images: np.ndarray, sim: np.ndarray, queries: list[int], labe
                 sp.set_color(colour)
                 sp.set_linewidth(3)
             ax.set_title(text, fontsize=6)
-    _save(fig, path)
+    _save(fig, path, palette=True)

@@ -64,10 +64,12 @@ def main(argv: list[str] | None = None) -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     val_files = [g[0] for g in read_layout(base.val_data, "photos")]
     vals = {}
-    rows: list[dict] = []
+    results = a.out / "results.json"
+    rows: list[dict] = json.loads(results.read_text(encoding="utf-8")) if results.exists() else []
+    done = {r["trial"] for r in rows}  # a re-run adds the trials it has not recorded yet
     start = time.monotonic()
     for name, change in TRIALS:
-        if a.only and name not in a.only.split(","):
+        if (a.only and name not in a.only.split(",")) or name in done:
             continue
         if time.monotonic() - start > a.minutes * 60:
             log.info("time budget spent; skipping %s and later trials", name)
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         if not a.keep_checkpoints:
             for ck in ("best.pt", "last.pt"):
                 (Path(cfg.out) / ck).unlink(missing_ok=True)
-        (a.out / "results.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+        results.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
         (a.out / "search.md").write_text(table(rows), encoding="utf-8")
     print(table(rows))
 

@@ -26,7 +26,8 @@ def _losses(run: Path) -> list[float]:
 
 
 def test_cached_training_loss_goes_down_and_writes_its_files(tmp_path, photo_folder):
-    # Every step sees the same 8 photos x 2 cached views, so the loss must fall as the tail learns them.
+    # Every step sees the same 8 photos x 2 cached views, so the loss must fall as the
+    # tail learns them.
     torch.set_num_threads(2)
     cfg = _cfg(tmp_path, photo_folder, cache_views=2, epochs_head=2, epochs_tail=4, lr=3e-3, lr_tail=1e-3,
                margin=0.5, steps_per_epoch=2)
