@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QTimer, Slot
@@ -288,7 +289,8 @@ class MainWindow(QMainWindow):
         if lib is not None:
             floor = lib.floor
             self.strictness.blockSignals(True)
-            self.strictness.setRange(int(round(floor * 100)), 99)
+            # Rounded up: the slider must never offer a threshold below the floor the library was scanned at.
+            self.strictness.setRange(math.ceil(floor * 100 - 1e-9), 99)
             self.strictness.setValue(int(round(result.threshold * 100)))
             self.strictness.blockSignals(False)
             self.strictness.setEnabled(True)
