@@ -81,7 +81,8 @@ def evaluate(bundle_dir: Path, files: list[Path], out: Path, seed: int = 1234, m
     log.info("embedded in %.0fs", time.monotonic() - t0)
 
     report: dict = {"model": bundle.name, "sha256": bundle.sha256, "photos": len(files),
-                    "images": len(val.images), "edit_kinds": sorted(set(val.kinds) - {ORIGINAL}), "seed": seed}
+                    "images": len(val.images), "edit_kinds": sorted(set(val.kinds) - {ORIGINAL}), "seed": seed,
+                    "training": bundle.manifest.get("training", {})}
     scores = {}
     for key, vecs in outputs.items():
         pos, kinds, neg = pair_scores(vecs, val.labels, val.kinds)
@@ -148,7 +149,8 @@ def markdown(r: dict) -> str:
         f"edit kind ({len(r['edit_kinds'])} kinds, seed {r['seed']}): {r['images']} images. Positives: every "
         f"copy against its original ({e['pairs']['positive']:,} pairs); negatives: every pair of images of "
         f"different photos ({e['pairs']['negative']:,} pairs). The model ran through ONNX Runtime on the CPU, as in "
-        "the app. Thresholds are calibrated on this set: *duplicate* = the lowest cosine with precision ≥ 0.99.",
+        "the app. Thresholds are calibrated on this set: *duplicate* = the lowest cosine with precision ≥ 0.99. "
+        "(Training picked its best epoch on 134 of these photos, shrunk to 240 px: `.data/gpu/val`.)",
         "",
         "| metric | fine-tuned embedding | ImageNet features |",
         "|---|---|---|",
@@ -188,6 +190,7 @@ def markdown(r: dict) -> str:
         f"(recall {s['similar_threshold']['recall']:.3f}). The features come from the frozen ImageNet branch, so "
         "fine-tuning cannot change them.",
         "",
+        *_training_lines(r.get("training") or {}),
         "## Pictures",
         "",
         "![PR](pr_curve.png) ![ROC](roc_curve.png)",
@@ -203,6 +206,27 @@ def markdown(r: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _training_lines(t: dict) -> list[str]:
+    c = t.get("config")
+    if not c:
+        return []
+    keys = ("backbone", "resolution", "fork", "embed_dim", "pooling", "loss", "temperature", "margin",
+            "batch_identities", "views", "lr", "lr_tail", "epochs_head", "epochs_tail", "cache_views",
+            "cache_rounds", "seed")
+    return [
+        "## How this model was trained",
+        "",
+        f"`python -m training.train --config training/configs/bundled.yaml` on `{c['data']}` (layout "
+        f"{c['layout']}); best epoch {t.get('best_epoch')} by validation on `{c['val_data']}`; "
+        f"{t.get('train_seconds')} s of training after the trunk cache was built.",
+        "",
+        "| " + " | ".join(k for k in keys if k in c) + " |",
+        "|" + "---|" * sum(k in c for k in keys),
+        "| " + " | ".join(str(c[k]) for k in keys if k in c) + " |",
+        "",
+    ]
 
 
 def write_manifest(bundle_dir: Path, report: dict) -> None:
