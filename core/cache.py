@@ -19,13 +19,13 @@ import platformdirs
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 2: paths stored as file-system bytes (names need not be UTF-8)
+SCHEMA_VERSION = 3  # 2: paths as file-system bytes (names need not be UTF-8); 3: turned embeddings
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS files (
     path BLOB NOT NULL, model TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     width INTEGER, height INTEGER, format TEXT, taken TEXT,
-    embedding BLOB, features BLOB, error TEXT,
+    embedding BLOB, features BLOB, error TEXT, turned BLOB,
     PRIMARY KEY (path, model)
 );
 CREATE TABLE IF NOT EXISTS sniffed (
@@ -53,6 +53,15 @@ class CachedEntry:
     embedding: np.ndarray | None
     features: np.ndarray | None
     error: str | None
+    turned: np.ndarray | None = None  # (2, D) for portrait images, see core.embed.PORTRAIT_RATIO
+
+
+def _vec(blob: bytes | None) -> np.ndarray | None:
+    return None if blob is None else np.frombuffer(blob, dtype=np.float16).astype(np.float32)
+
+
+def _blob(v: np.ndarray | None) -> bytes | None:
+    return None if v is None else np.ascontiguousarray(v, dtype=np.float16).tobytes()
 
 
 class EmbeddingCache:
@@ -113,34 +122,30 @@ class EmbeddingCache:
         if not wanted:
             return out
         cur = self._conn.execute(
-            "SELECT path, size, mtime_ns, width, height, format, taken, embedding, features, error "
+            "SELECT path, size, mtime_ns, width, height, format, taken, embedding, features, error, turned "
             "FROM files WHERE model = ?",
             (model,),
         )
-        for key, size, mtime, w, h, fmt, taken, emb, feat, err in cur:
+        for key, size, mtime, w, h, fmt, taken, emb, feat, err, turned in cur:
             path = os.fsdecode(key)
             if wanted.get(path) != (size, mtime):
                 continue
-            out[path] = CachedEntry(
-                path, size, mtime, w or 0, h or 0, fmt or "", taken,
-                None if emb is None else np.frombuffer(emb, dtype=np.float16).astype(np.float32),
-                None if feat is None else np.frombuffer(feat, dtype=np.float16).astype(np.float32),
-                err,
-            )
+            e = _vec(emb)
+            t = _vec(turned)
+            out[path] = CachedEntry(path, size, mtime, w or 0, h or 0, fmt or "", taken, e, _vec(feat), err,
+                                    None if t is None or e is None else t.reshape(-1, len(e)))
         return out
 
     def store(self, model: str, entries: Iterable[CachedEntry]) -> None:
         rows = [
             (
                 os.fsencode(e.path), model, e.size, e.mtime_ns, e.width, e.height, e.format, e.taken,
-                None if e.embedding is None else e.embedding.astype(np.float16).tobytes(),
-                None if e.features is None else e.features.astype(np.float16).tobytes(),
-                e.error,
+                _blob(e.embedding), _blob(e.features), e.error, _blob(e.turned),
             )
             for e in entries
         ]
         with self._conn:
-            self._conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            self._conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
     # -- content sniffing verdicts for files with unknown extensions ---------------------------------------
     def sniffed(self) -> dict[str, tuple[int, int, str]]:

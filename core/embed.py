@@ -27,6 +27,10 @@ from core.resources import resource_path
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# A photo turned by 90 degrees changes aspect: its copies at the other orientation are portrait when it is
+# landscape. For portrait images the two 90-degree turns of the decoded pixels are embedded too (no extra
+# decode), so a landscape original and its turned copy meet even though CNN features are not rotation-invariant.
+PORTRAIT_RATIO = 1.15
 
 
 def sha256_file(path: Path) -> str:
@@ -212,6 +216,11 @@ class Embedded:
     error: str | None
     embedding: np.ndarray | None
     features: np.ndarray | None
+    turned: np.ndarray | None = None  # (2, D): duplicate embeddings of the image turned 90 and 270 degrees
+
+
+def is_portrait(width: int, height: int) -> bool:
+    return height > width * PORTRAIT_RATIO
 
 
 def embed_files(
@@ -251,7 +260,17 @@ def embed_files(
             ok = [(i, d) for i, d, _ in decoded if d is not None]
             out = [Embedded(i, None, err, None, None) for i, d, err in decoded if d is None]
             if ok:
-                emb, feat = embedder.embed_arrays(np.stack([d.pixels for _, d in ok]))
-                out += [Embedded(i, d, None, emb[j], feat[j]) for j, (i, d) in enumerate(ok)]
+                arrays = [d.pixels for _, d in ok]
+                turned_at: dict[int, int] = {}  # position in ok -> first of its two turned rows
+                for j, (_, d) in enumerate(ok):
+                    if is_portrait(d.width, d.height):
+                        turned_at[j] = len(arrays)
+                        arrays += [np.rot90(d.pixels, 1), np.rot90(d.pixels, 3)]
+                emb, feat = embedder.embed_arrays(np.stack(arrays))
+                out += [
+                    Embedded(i, d, None, emb[j], feat[j],
+                             emb[turned_at[j] : turned_at[j] + 2] if j in turned_at else None)
+                    for j, (i, d) in enumerate(ok)
+                ]
             out.sort(key=lambda e: e.index)
             yield out

@@ -19,7 +19,7 @@ from core.cache import CachedEntry, EmbeddingCache, default_cache_dir
 from core.decode import DecodeError, decode_for_model
 from core.embed import Embedder, ModelBundle, embed_files, load_bundle
 from core.grouping import group_pairs
-from core.index import VectorIndex, candidate_pairs
+from core.index import EXACT_LIMIT, VectorIndex, candidate_pairs, merge_pairs, turned_pairs
 from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
 from core.results import ImageRecord, Match, ModelInfo, Problem, ScanResult
 from core.scan import ScanOptions, find_images
@@ -196,20 +196,24 @@ class Engine:
                         fresh.append(CachedEntry(f.path, f.size, f.mtime_ns, 0, 0, "", None, None, None, e.error))
                     else:
                         d = e.decoded
+                        turned = None if e.turned is None else _f16(e.turned)
                         fresh.append(CachedEntry(f.path, f.size, f.mtime_ns, d.width, d.height, d.format,
-                                                 d.taken, _f16(e.embedding), _f16(e.features), None))
+                                                 d.taken, _f16(e.embedding), _f16(e.features), None, turned))
                 if cache:
                     cache.store(sha, fresh)  # committed per batch: a cancelled scan keeps its work
                 entries.update((c.path, c) for c in fresh)
                 done += len(batch)
                 progress(done, total, f"Reading {os.path.basename(fresh[-1].path)}")
-        files, embs, feats = [], [], []
+        files, embs, feats, turned, owner = [], [], [], [], []
         problems = list(walk.problems)
         for f in found:
             c = entries[f.path]
             if c.error:
                 problems.append(Problem(f.path, c.error))
                 continue
+            if c.turned is not None:
+                turned.append(c.turned)
+                owner += [len(files)] * len(c.turned)
             files.append(ImageRecord(f.path, f.size, f.mtime_ns, c.width, c.height, c.format, c.taken))
             embs.append(c.embedding)
             feats.append(c.features)
@@ -217,7 +221,12 @@ class Engine:
         emb = np.stack(embs) if embs else np.zeros((0, self.bundle.embed_dim), np.float32)
         feat = np.stack(feats) if feats else np.zeros((0, self.bundle.feature_dim), np.float32)
         progress(0, len(files), "Comparing photos")
-        pairs = candidate_pairs(emb, floor, progress=progress, cancel=cancel)
+        index = VectorIndex(emb) if len(emb) > EXACT_LIMIT else None
+        pairs = candidate_pairs(emb, floor, index=index, progress=progress, cancel=cancel)
+        if turned:  # a photo and its copy turned by 90 degrees (see core.embed.PORTRAIT_RATIO)
+            rot = turned_pairs(emb, np.concatenate(turned), np.asarray(owner, np.int64), floor, index=index,
+                               cancel=cancel)
+            pairs = merge_pairs(pairs, rot)
         ignored = cache.not_duplicate_pairs() if cache else set()
         lib = Library(
             tuple(files), emb, feat, tuple(problems), self.model_info, floor, pairs, ignored,

@@ -173,6 +173,58 @@ def candidate_pairs(
     return i[order], j[order], np.minimum(s[order], 1.0)
 
 
+def turned_pairs(
+    vectors: np.ndarray,
+    turned: np.ndarray,
+    owner: np.ndarray,
+    threshold: float,
+    *,
+    index: VectorIndex | None = None,
+    block: int = 1024,
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs between images' turned embeddings (``turned[r]`` belongs to image ``owner[r]``) and every image's
+    plain embedding, at or above ``threshold``; exact below ``EXACT_LIMIT`` images, else Annoy then exact."""
+    if not len(turned) or len(vectors) < 2:
+        return _concat([], [], [])
+    t = np.ascontiguousarray(turned, dtype=np.float32)
+    ii, jj, ss = [], [], []
+    if index is None and len(vectors) <= EXACT_LIMIT:
+        v = np.ascontiguousarray(vectors, dtype=np.float32)
+        for start in range(0, len(t), block):
+            cancel.raise_if_cancelled()
+            sims = t[start : start + block] @ v.T
+            r, c = np.nonzero(sims >= threshold)
+            ii.append(owner[start + r])
+            jj.append(c)
+            ss.append(sims[r, c])
+    else:
+        index = index or VectorIndex(vectors)
+        for r in range(len(t)):
+            if r % 1024 == 0:
+                cancel.raise_if_cancelled()
+            hits = [(k, x) for k, x in index.query(t[r], DEFAULT_K) if x >= threshold]
+            ii.append(np.full(len(hits), owner[r], np.int64))
+            jj.append(np.array([k for k, _ in hits], np.int64))
+            ss.append(np.array([x for _, x in hits], np.float32))
+    a, b, s = _concat(ii, jj, ss)
+    keep = a != b
+    a, b, s = a[keep], b[keep], s[keep]
+    return np.minimum(a, b), np.maximum(a, b), np.minimum(s, 1.0)
+
+
+def merge_pairs(*triples: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Union of pair lists, keeping the highest similarity of a pair found more than once; sorted by (i, j)."""
+    i, j, s = (np.concatenate(x) for x in zip(*triples, strict=True))
+    if not len(i):
+        return _concat([], [], [])
+    order = np.lexsort((-s, j, i))  # by pair, best similarity first
+    i, j, s = i[order], j[order], s[order]
+    first = np.ones(len(i), bool)
+    first[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
+    return i[first], j[first], s[first]
+
+
 def _concat(i, j, s) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     cat = lambda xs, dt: np.concatenate(xs).astype(dt) if len(xs) else np.zeros(0, dt)  # noqa: E731
     return cat(list(i), np.int64), cat(list(j), np.int64), cat(list(s), np.float32)

@@ -168,3 +168,14 @@ def test_regrouping_reads_no_files(tmp_path, engine_factory):
     g = lib.result(0.9).groups
     assert len(g) == 1 and sum(m.identical for m in g[0].members) == 2
     assert lib.index_of(str(tmp_path / "lib" / "Backup" / "forest_path.jpg")) is not None
+
+
+def test_portrait_images_carry_turned_embeddings_through_the_cache(tmp_path, engine_factory):
+    root = copy_demo(tmp_path / "lib", ["Camera/kite_sky.jpg", "Edited/kite_sky_rotated.jpg"])
+    engine = engine_factory(tmp_path / "cache")
+    first = engine.scan([root]).result(engine.bundle.duplicate_threshold)
+    again = engine.scan([root])
+    assert again.stats["embedded"] == 0
+    second = again.result(engine.bundle.duplicate_threshold)
+    assert len(first.groups) == 1 and first.groups == second.groups
+    assert first.pairs[0].similarity > 0.99  # the rotated copy is turned back, not merely similar

@@ -103,3 +103,23 @@ def test_index_save_load_query(tmp_path):
     assert [h[0] for h in again.query(v[0], 3, exclude=0)][:2] == [1, 2]
     with pytest.raises(ValueError):
         VectorIndex.load(tmp_path / "x.ann", v[:10])
+
+
+def test_turned_pairs_and_merge():
+    from core.index import merge_pairs, turned_pairs
+
+    rng = np.random.default_rng(5)
+    v = _unit(rng.normal(size=(6, 16)))
+    turned = np.stack([_unit(v[4] + 0.01 * rng.normal(size=16)), _unit(rng.normal(size=16))])
+    owner = np.array([1, 1])  # image 1's turned embeddings: the first looks like image 4
+    i, j, s = turned_pairs(v, turned, owner, 0.9)
+    assert list(zip(i.tolist(), j.tolist(), strict=True)) == [(1, 4)] and s[0] > 0.99
+    # Never pairs an image with itself, even when its turn looks like itself.
+    i2, j2, _ = turned_pairs(v, v[[2]], np.array([2]), 0.9)
+    assert len(i2) == 0
+    # Merge keeps one row per pair, the highest similarity, sorted.
+    m = merge_pairs((np.array([1, 0]), np.array([4, 3]), np.array([0.91, 0.95], np.float32)), (i, j, s))
+    assert m[0].tolist() == [0, 1] and m[1].tolist() == [3, 4] and m[2][1] == pytest.approx(s[0])
+    # The Annoy path agrees with the exact one.
+    a = turned_pairs(v, turned, owner, 0.9, index=VectorIndex(v))
+    assert a[0].tolist() == i.tolist() and a[1].tolist() == j.tolist()
