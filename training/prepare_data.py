@@ -45,10 +45,10 @@ def shrink(src: Path, dst: Path, short_side: int, quality: int = 90) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--src", type=Path, default=Path("../shared/datasets"))
-    p.add_argument("--out", type=Path, default=Path(".data/photos"))
-    p.add_argument("--short-side", type=int, default=256)
-    p.add_argument("--quality", type=int, default=85)
-    p.add_argument("--val-limit", type=int, default=0, help="keep every n-th validation photo to this many (0: all)")
+    p.add_argument("--out", type=Path, default=Path(".data/gpu"))
+    p.add_argument("--short-side", type=int, default=240)
+    p.add_argument("--quality", type=int, default=82)
+    p.add_argument("--val-limit", type=int, default=160, help="keep every n-th validation photo to this many (0: all)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if a.out.exists():
