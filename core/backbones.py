@@ -49,17 +49,56 @@ def _round_filters(filters: int, width: float, divisor: int = 8) -> int:
 
 
 class SameConv2d(nn.Conv2d):
-    """Conv2d with TensorFlow's "same" padding (asymmetric for even inputs and stride 2)."""
+    """Conv2d with TensorFlow's "same" padding (asymmetric for even inputs and stride 2).
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ih, iw = x.shape[-2:]
+    ``static_pad`` freezes the padding for one input size (see ``freeze_same_padding``): the ONNX export then
+    has constant pads, symmetric ones folded into the convolution, instead of shape arithmetic before every
+    convolution (which kept ONNX Runtime from fusing and cost ~2x in inference speed).
+    """
+
+    static_pad: tuple[int, int, int, int] | None = None  # (left, right, top, bottom)
+
+    def same_pad(self, ih: int, iw: int) -> tuple[int, int, int, int]:
         kh, kw = self.kernel_size
         sh, sw = self.stride
         ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
         pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
-        if ph or pw:
-            x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        return pw // 2, pw - pw // 2, ph // 2, ph - ph // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = self.static_pad if self.static_pad is not None else self.same_pad(*x.shape[-2:])
+        left, right, top, bottom = pad
+        if left == right and top == bottom:
+            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation, self.groups)
+        x = F.pad(x, [left, right, top, bottom])
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def freeze_same_padding(model: nn.Module, resolution: int | None) -> None:
+    """Fix every ``SameConv2d``'s padding for ``resolution``x``resolution`` inputs (None: back to dynamic)."""
+    convs = [m for m in model.modules() if isinstance(m, SameConv2d)]
+    for m in convs:
+        m.static_pad = None
+    if resolution is None:
+        return
+    sizes: dict[SameConv2d, tuple[int, int]] = {}
+
+    def record(mod: nn.Module, args: tuple) -> None:  # a pre-hook that returned a value would replace the input
+        sizes.setdefault(mod, tuple(args[0].shape[-2:]))
+
+    hooks = [m.register_forward_pre_hook(record) for m in convs]
+    was_training = model.training
+    model.eval()  # a dummy pass in training mode would move BatchNorm's running statistics
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, resolution, resolution))
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    for m in convs:
+        if m in sizes:
+            m.static_pad = m.same_pad(*sizes[m])
 
 
 def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> nn.Sequential:

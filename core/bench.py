@@ -109,12 +109,11 @@ def naive_baseline(paths: list[str], engine) -> float | None:
 def bench_rescan(work: Path, engine_cls, n: int) -> tuple[float, float]:
     """Files/s of a first scan and of a rescan of an unchanged folder of ``n`` small photos."""
     folder = work / "rescan"
-    src = make_corpus(work / "rescan_src", 16, 0.05, seed=3)
-    folder.mkdir()
-    for k in range(n):
-        sub = folder / f"d{k // 500:03d}"
+    distinct = make_corpus(folder / "photos", n - n // 10, 0.05, seed=3)  # small distinct photos...
+    for k in range(n // 10):  # ...and 10 % byte-identical copies, as libraries have
+        sub = folder / f"copies{k // 500:03d}"
         sub.mkdir(exist_ok=True)
-        shutil.copyfile(src[k % len(src)], sub / f"p{k:06d}.jpg")
+        shutil.copyfile(distinct[k * 7 % len(distinct)], sub / f"copy{k:06d}.jpg")
     engine = engine_cls(cache_dir=work / "cache", use_cache=True)
     t = time.perf_counter()
     engine.scan([folder])
@@ -245,7 +244,7 @@ def run_bench(workdir: Path | None = None, quick: bool = False, skip_1m: bool = 
     try:
         n_small, n_big, n_rescan = (48, 16, 1000) if quick else (320, 120, 10_000)
         _say(f"Lookalike benchmark, {os.cpu_count()} CPU cores, corpus in {work}")
-        small = make_corpus(work / "mp1.6", n_small, 1.6, seed=1)
+        small = make_corpus(work / "mp1.6", n_small, 1.6, seed=1, noise=2.0)
         big = make_corpus(work / "mp12", n_big, 12.0, seed=2, noise=3.0)
         engine = Engine(use_cache=False)
         _say(f"model {engine.bundle.name} on {engine.embedder.device} ({engine.embedder.backend_name})")

@@ -19,13 +19,13 @@ import platformdirs
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3  # 2: paths as file-system bytes (names need not be UTF-8); 3: turned embeddings
+SCHEMA_VERSION = 4  # 2: paths as file-system bytes; 3: turned embeddings; 4: content digests
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS files (
     path BLOB NOT NULL, model TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     width INTEGER, height INTEGER, format TEXT, taken TEXT,
-    embedding BLOB, features BLOB, error TEXT, turned BLOB,
+    embedding BLOB, features BLOB, error TEXT, turned BLOB, digest TEXT,
     PRIMARY KEY (path, model)
 );
 CREATE TABLE IF NOT EXISTS sniffed (
@@ -54,6 +54,7 @@ class CachedEntry:
     features: np.ndarray | None
     error: str | None
     turned: np.ndarray | None = None  # (2, D) for portrait images, see core.embed.PORTRAIT_RATIO
+    digest: str | None = None  # content hash, once an exact-copy check needed it
 
 
 def _vec(blob: bytes | None) -> np.ndarray | None:
@@ -80,7 +81,7 @@ class EmbeddingCache:
         except sqlite3.DatabaseError as e:
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
             os.replace(self.path, aside)
-            msg = f"the cache {self.path} was unreadable ({e}); moved it to {aside.name} and started a new one"
+            msg = f"the cache {self.path} could not be used ({e}); moved it to {aside.name} and started a new one"
             log.warning(msg)
             self.warnings.append(msg)
             return self._connect()
@@ -122,30 +123,38 @@ class EmbeddingCache:
         if not wanted:
             return out
         cur = self._conn.execute(
-            "SELECT path, size, mtime_ns, width, height, format, taken, embedding, features, error, turned "
+            "SELECT path, size, mtime_ns, width, height, format, taken, embedding, features, error, turned, digest "
             "FROM files WHERE model = ?",
             (model,),
         )
-        for key, size, mtime, w, h, fmt, taken, emb, feat, err, turned in cur:
+        for key, size, mtime, w, h, fmt, taken, emb, feat, err, turned, digest in cur:
             path = os.fsdecode(key)
             if wanted.get(path) != (size, mtime):
                 continue
             e = _vec(emb)
             t = _vec(turned)
             out[path] = CachedEntry(path, size, mtime, w or 0, h or 0, fmt or "", taken, e, _vec(feat), err,
-                                    None if t is None or e is None else t.reshape(-1, len(e)))
+                                    None if t is None or e is None else t.reshape(-1, len(e)), digest)
         return out
 
     def store(self, model: str, entries: Iterable[CachedEntry]) -> None:
         rows = [
             (
                 os.fsencode(e.path), model, e.size, e.mtime_ns, e.width, e.height, e.format, e.taken,
-                _blob(e.embedding), _blob(e.features), e.error, _blob(e.turned),
+                _blob(e.embedding), _blob(e.features), e.error, _blob(e.turned), e.digest,
             )
             for e in entries
         ]
         with self._conn:
-            self._conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            self._conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+
+    def store_digests(self, model: str, digests: dict[str, tuple[int, int, str]]) -> None:
+        """Remember content hashes ``{path: (size, mtime_ns, digest)}`` of rows still valid for those stats."""
+        with self._conn:
+            self._conn.executemany(
+                "UPDATE files SET digest = ? WHERE path = ? AND model = ? AND size = ? AND mtime_ns = ?",
+                [(d, os.fsencode(p), model, s, m) for p, (s, m, d) in digests.items()],
+            )
 
     # -- content sniffing verdicts for files with unknown extensions ---------------------------------------
     def sniffed(self) -> dict[str, tuple[int, int, str]]:

@@ -70,3 +70,31 @@ def test_manifest_is_complete():
     m = json.loads((load_bundle().folder / "manifest.json").read_text())
     for key in ("name", "architecture", "input", "embedding_dim", "feature_dim", "weights", "onnx", "thresholds"):
         assert key in m
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnx") is None, reason="onnx not installed")
+def test_onnx_graph_has_constant_padding():
+    """Shape arithmetic before every convolution halved ONNX Runtime's speed; the export freezes padding."""
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(load_bundle().file("onnx"))).graph.node]
+    # Only the two output L2 normalisations read a shape (dynamic padding had 68 Shape ops).
+    assert ops.count("Shape") <= 2 and "Gather" not in ops, sorted(set(ops))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
+def test_frozen_padding_changes_nothing():
+    import torch
+
+    from core.backbones import EfficientNetLite, freeze_same_padding
+
+    torch.manual_seed(0)
+    net = EfficientNetLite("efficientnet_lite0").eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        dynamic = net(x)
+        freeze_same_padding(net, 224)
+        frozen = net(x)
+        freeze_same_padding(net, None)
+        again = net(torch.randn(1, 3, 200, 200))  # dynamic again: any size works
+    assert torch.allclose(dynamic, frozen, atol=1e-5) and again.shape[-1] == 7

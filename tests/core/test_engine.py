@@ -179,3 +179,19 @@ def test_portrait_images_carry_turned_embeddings_through_the_cache(tmp_path, eng
     second = again.result(engine.bundle.duplicate_threshold)
     assert len(first.groups) == 1 and first.groups == second.groups
     assert first.pairs[0].similarity > 0.99  # the rotated copy is turned back, not merely similar
+
+
+def test_rescan_of_exact_copies_reads_no_file_contents(tmp_path, engine_factory, monkeypatch):
+    import core.engine
+
+    root = copy_demo(tmp_path / "lib", ["Camera/forest_path.jpg", "Backup/forest_path.jpg"])
+    engine = engine_factory(tmp_path / "cache")
+    first = engine.scan([root]).result(0.9)
+    assert first.groups[0].exact
+
+    def no_reading(path):
+        raise AssertionError(f"rescan read {path}")
+
+    monkeypatch.setattr(core.engine, "file_digest", no_reading)
+    again = engine.scan([root]).result(0.9)  # exact-copy digests come from the cache
+    assert again.groups == first.groups
