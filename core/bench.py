@@ -71,8 +71,8 @@ def bench_corpus(name: str, files: list[Path], engine, baseline_n: int) -> dict:
     with ThreadPoolExecutor(workers) as pool:
         decoded = list(pool.map(lambda p: decode_for_model(p, size).pixels, paths))
     decode_rate = _rate(len(paths), time.perf_counter() - t)
-    # Inference alone, batches of 32.
-    batch = np.stack(decoded[:32])
+    # Inference alone, in the engine's CPU batch size.
+    batch = np.stack(decoded[:16])
     engine.embedder.embed_arrays(batch)  # warm-up
     t = time.perf_counter()
     reps = max(1, 256 // len(batch))

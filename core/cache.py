@@ -58,7 +58,8 @@ class CachedEntry:
 
 
 def _vec(blob: bytes | None) -> np.ndarray | None:
-    return None if blob is None else np.frombuffer(blob, dtype=np.float16).astype(np.float32)
+    """A float16 view of a stored vector (callers convert whole matrices at once)."""
+    return None if blob is None else np.frombuffer(blob, dtype=np.float16)
 
 
 def _blob(v: np.ndarray | None) -> bytes | None:

@@ -104,8 +104,9 @@ class Library:
         """Hash every file that has a same-size partner among the pairs, so ``result`` never reads files
         (the scan runs this in its worker thread; the GUI regroups without I/O)."""
         i, j, _ = self.pairs
-        same = np.array([self.files[a].size == self.files[b].size for a, b in zip(i, j, strict=True)], bool)
-        for k in sorted(set(i[same].tolist()) | set(j[same].tolist())):
+        sizes = np.fromiter((f.size for f in self.files), np.int64, len(self.files))
+        same = sizes[i] == sizes[j]
+        for k in np.union1d(i[same], j[same]).tolist():
             cancel.raise_if_cancelled()
             if k not in self._digests:
                 try:
@@ -219,14 +220,15 @@ class Engine:
             embs.append(c.embedding)
             feats.append(c.features)
         problems.sort(key=lambda p: p.path)
-        emb = np.stack(embs) if embs else np.zeros((0, self.bundle.embed_dim), np.float32)
-        feat = np.stack(feats) if feats else np.zeros((0, self.bundle.feature_dim), np.float32)
+        # Cached rows arrive as float16 views: one conversion for the whole matrix.
+        emb = np.stack(embs).astype(np.float32) if embs else np.zeros((0, self.bundle.embed_dim), np.float32)
+        feat = np.stack(feats).astype(np.float32) if feats else np.zeros((0, self.bundle.feature_dim), np.float32)
         progress(0, len(files), "Comparing photos")
         index = VectorIndex(emb) if len(emb) > EXACT_LIMIT else None
         pairs = candidate_pairs(emb, floor, index=index, progress=progress, cancel=cancel)
         if turned:  # a photo and its copy turned by 90 degrees (see core.embed.PORTRAIT_RATIO)
-            rot = turned_pairs(emb, np.concatenate(turned), np.asarray(owner, np.int64), floor, index=index,
-                               cancel=cancel)
+            turned_m = np.concatenate(turned).astype(np.float32)
+            rot = turned_pairs(emb, turned_m, np.asarray(owner, np.int64), floor, index=index, cancel=cancel)
             pairs = merge_pairs(pairs, rot)
         ignored = cache.not_duplicate_pairs() if cache else set()
         lib = Library(
