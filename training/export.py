@@ -56,6 +56,18 @@ def export_onnx(net: LookalikeNet, path: Path) -> None:
         freeze_same_padding(net, None)
 
 
+def write_checked_onnx(net: LookalikeNet, onnx_path: Path) -> float:
+    """Export to ``onnx_path`` only if ONNX Runtime agrees with torch (min cosine >= 0.999); returns it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_onnx = Path(tmp) / "model.onnx"
+        export_onnx(net, tmp_onnx)
+        cos = check_onnx_matches_torch(net, tmp_onnx)
+        if cos < 0.999:
+            raise RuntimeError(f"ONNX export disagrees with torch (min cosine {cos:.5f})")
+        os.replace(tmp_onnx, onnx_path)
+    return cos
+
+
 def check_onnx_matches_torch(net: LookalikeNet, onnx_path: Path, seed: int = 0) -> float:
     """Minimum cosine between torch and ONNX Runtime outputs on random and smooth images."""
     import onnxruntime as ort
@@ -94,13 +106,7 @@ def export_bundle(
     weights = out_dir / "model.safetensors"
     save_file(state, str(weights), metadata={"name": name})
     onnx_path = out_dir / "model.onnx"
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp_onnx = Path(tmp) / "model.onnx"
-        export_onnx(net, tmp_onnx)
-        cos = check_onnx_matches_torch(net, tmp_onnx)
-        if cos < 0.999:
-            raise RuntimeError(f"ONNX export disagrees with torch (min cosine {cos:.5f})")
-        os.replace(tmp_onnx, onnx_path)
+    cos = write_checked_onnx(net, onnx_path)
     manifest = {
         "name": name,
         "architecture": net.config.to_dict(),
@@ -133,13 +139,7 @@ def reexport_onnx(folder: Path) -> dict:
     net.load_export_state({k: v.float() for k, v in load_file(str(bundle.file("weights"))).items()})
     net.eval()
     onnx_path = bundle.file("onnx")
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp_onnx = Path(tmp) / "model.onnx"
-        export_onnx(net, tmp_onnx)
-        cos = check_onnx_matches_torch(net, tmp_onnx)
-        if cos < 0.999:
-            raise RuntimeError(f"ONNX export disagrees with torch (min cosine {cos:.5f})")
-        os.replace(tmp_onnx, onnx_path)
+    cos = write_checked_onnx(net, onnx_path)
     manifest = dict(bundle.manifest)
     manifest["onnx"] = {**manifest["onnx"], "sha256": sha256_file(onnx_path), "min_cosine_vs_torch": round(cos, 6)}
     (Path(folder) / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
