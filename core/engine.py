@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from core.cache import CachedEntry, EmbeddingCache, default_cache_dir
-from core.decode import DecodeError, decode_for_model
+from core.decode import PREPROCESS_VERSION, DecodeError, decode_for_model
 from core.embed import Embedder, ModelBundle, embed_files, load_bundle
 from core.grouping import group_pairs
 from core.index import EXACT_LIMIT, VectorIndex, candidate_pairs, merge_pairs, turned_pairs
@@ -80,7 +80,7 @@ class Library:
         if self._similar_index is None:
             if not len(self.files):
                 raise ValueError("no images were scanned")
-            key = hashlib.sha1(self.model.sha256.encode())
+            key = hashlib.sha1(f"{self.model.sha256}/{PREPROCESS_VERSION}".encode())
             for f in self.files:
                 key.update(f"{f.path}\0{f.size}\0{f.mtime_ns}\n".encode("utf-8", "surrogateescape"))
             path = self.index_dir / f"similar-{key.hexdigest()[:20]}.ann" if self.index_dir else None
@@ -167,7 +167,7 @@ class Engine:
                 cache.close()
 
     def _scan(self, paths, options, floor, cache, progress, cancel) -> Library:
-        sha = self.bundle.sha256
+        sha = f"{self.bundle.sha256}/{PREPROCESS_VERSION}"  # cache key: the weights and what they are fed
         known = cache.sniffed() if cache else {}
 
         def sniffed(path: str, size: int, mtime: int) -> str | None:
