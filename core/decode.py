@@ -120,6 +120,11 @@ def trim_borders(rgb: Image.Image, tolerance: int = 8, share: float = 0.99) -> I
         close = (np.abs(lines - ref).max(axis=2) <= tolerance).mean(axis=1) >= share
         return int(np.argmin(close)) if not close.all() else len(close)
 
+    def flat(line: np.ndarray) -> bool:
+        return bool((np.abs(line - line.mean(axis=0)).max(axis=1) <= tolerance).mean() >= share)
+
+    if not (flat(a[0]) or flat(a[-1]) or flat(a[:, 0]) or flat(a[:, -1])):
+        return rgb  # the common case: no edge is flat, so there is no bar
     top = run(a)
     bottom = run(a[::-1])
     at = np.ascontiguousarray(a.transpose(1, 0, 2))
