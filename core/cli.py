@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("scan", parents=[common], help="group duplicates in folders")
     s.add_argument("paths", nargs="+", metavar="PATH")
     s.add_argument("--threshold", type=_threshold, help="duplicate threshold (cosine; default from the model)")
-    s.add_argument("--similar-threshold", type=_threshold, help="loose threshold for similar photos")
+    s.add_argument("--similar-threshold", type=_threshold,
+                   help="also count groups of similar photos at this looser threshold (summary only)")
     s.add_argument("--json", type=Path, metavar="FILE", help="write results as JSON ('-' for stdout)")
     s.add_argument("--csv", type=Path, metavar="FILE", help="write one row per grouped file")
 
@@ -171,10 +172,11 @@ def human_bytes(n: float) -> str:
 def cmd_scan(a) -> int:
     engine = _engine(a)
     threshold = a.threshold or engine.bundle.duplicate_threshold
-    similar = a.similar_threshold or engine.bundle.similar_threshold
+    # The report holds pairs at the threshold: keep no looser pairs unless a similar threshold is asked for.
+    floor = min(threshold, a.similar_threshold) if a.similar_threshold else threshold
     update, close = _progress_bar(a.quiet)
     try:
-        lib = engine.scan(a.paths, _options(a), floor=min(threshold, similar), progress=update)
+        lib = engine.scan(a.paths, _options(a), floor=floor, progress=update)
     finally:
         close()
     result = lib.result(threshold)
@@ -186,6 +188,10 @@ def cmd_scan(a) -> int:
     print(f"{len(result.files)} images, {len(result.groups)} groups, {result.duplicates} duplicates, "
           f"{human_bytes(result.reclaimable)} reclaimable, {len(result.problems)} problems "
           f"(threshold {threshold:.3f}, model {result.model.name})", file=out)
+    if a.similar_threshold and a.similar_threshold < threshold:
+        loose = lib.result(a.similar_threshold)
+        print(f"at the similar threshold {a.similar_threshold:.3f}: {len(loose.groups)} groups, "
+              f"{loose.duplicates} similar photos", file=out)
     for w in lib.stats.get("warnings", []):
         print(f"  warning: {w}", file=out)
     for p in result.problems[:20]:

@@ -146,6 +146,12 @@ class Engine:
             self._embedder = Embedder(self.bundle, self.device)
         return self._embedder
 
+    def default_floor(self) -> float:
+        """The loosest threshold a scan keeps pairs for (the bottom of the app's strictness slider): 0.1 below the
+        duplicate threshold. The model's *similar* threshold is calibrated on the ImageNet features that serve
+        "Find similar", not on the duplicate embedding, and on it would keep millions of pairs."""
+        return max(self.bundle.similar_threshold, self.bundle.duplicate_threshold - 0.1)
+
     def open_cache(self) -> EmbeddingCache | None:
         return EmbeddingCache(self.cache_dir) if self.use_cache else None
 
@@ -158,7 +164,7 @@ class Engine:
         progress: ProgressFn = no_progress,
         cancel: CancelToken = NEVER_CANCELLED,
     ) -> Library:
-        floor = min(self.bundle.duplicate_threshold, self.bundle.similar_threshold) if floor is None else floor
+        floor = self.default_floor() if floor is None else floor
         cache = self.open_cache()
         try:
             return self._scan(list(paths), options or ScanOptions(), floor, cache, progress, cancel)

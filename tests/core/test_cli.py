@@ -70,6 +70,13 @@ def test_threshold_flag_changes_result(library, tmp_path):
     assert [len(g["files"]) for g in d["groups"]] == [2]  # only the byte-identical pair survives
 
 
+def test_similar_threshold_adds_a_summary_line(library):
+    p = run("scan", library, "--similar-threshold", "0.5", "--no-cache")
+    assert p.returncode == 0, p.stderr
+    line = [x for x in p.stdout.splitlines() if x.startswith("at the similar threshold 0.500")]
+    assert line and int(line[0].split(": ")[1].split(" groups")[0]) >= 1
+
+
 def test_similar_json(library, tmp_path):
     out = tmp_path / "s.json"
     q1, q2 = library / "Camera" / "kite_sky.jpg", DATA / "ok.jpg"
