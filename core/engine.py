@@ -51,18 +51,22 @@ class Library:
     stats: dict = field(default_factory=dict)
     _digests: dict[int, str | None] = field(default_factory=dict, repr=False)
     _similar_index: VectorIndex | None = field(default=None, repr=False)
+    _positions: dict[str, int] | None = field(default=None, repr=False)
+
+    def _digest(self, k: int) -> str | None:
+        """File ``k``'s content hash, computed once (None if it cannot be read)."""
+        if k not in self._digests:
+            try:
+                self._digests[k] = file_digest(self.files[k].path)
+            except OSError:
+                self._digests[k] = None
+        return self._digests[k]
 
     def identical(self, a: int, b: int) -> bool:
         """Byte-identical (size first, then a hash of the content)."""
         if self.files[a].size != self.files[b].size:
             return False
-        for x in (a, b):
-            if x not in self._digests:
-                try:
-                    self._digests[x] = file_digest(self.files[x].path)
-                except OSError:
-                    self._digests[x] = None
-        return self._digests[a] is not None and self._digests[a] == self._digests[b]
+        return self._digest(a) is not None and self._digest(a) == self._digest(b)
 
     def result(self, threshold: float) -> ScanResult:
         """Groups and pairs at ``threshold`` (≥ the floor this library was scanned with)."""
@@ -96,9 +100,9 @@ class Library:
         return self._similar_index
 
     def index_of(self, path: str) -> int | None:
-        if "_positions" not in self.__dict__:
-            self.__dict__["_positions"] = {f.path: k for k, f in enumerate(self.files)}
-        return self.__dict__["_positions"].get(os.path.abspath(path))
+        if self._positions is None:
+            self._positions = {f.path: k for k, f in enumerate(self.files)}
+        return self._positions.get(os.path.abspath(path))
 
     def prepare_digests(self, cancel: CancelToken = NEVER_CANCELLED) -> None:
         """Hash every file that has a same-size partner among the pairs, so ``result`` never reads files
@@ -108,11 +112,7 @@ class Library:
         same = sizes[i] == sizes[j]
         for k in np.union1d(i[same], j[same]).tolist():
             cancel.raise_if_cancelled()
-            if k not in self._digests:
-                try:
-                    self._digests[k] = file_digest(self.files[k].path)
-                except OSError:
-                    self._digests[k] = None
+            self._digest(k)
 
 
 class Engine:
@@ -244,12 +244,12 @@ class Engine:
                    "device": self.embedder.device if todo else self.device,
                    "warnings": list(cache.warnings) if cache else []},
         )
-        known = {k: entries[f.path].digest for k, f in enumerate(files) if entries[f.path].digest}
-        lib._digests.update(known)
+        cached_digests = {k: entries[f.path].digest for k, f in enumerate(files) if entries[f.path].digest}
+        lib._digests.update(cached_digests)
         lib.prepare_digests(cancel)
         if cache:  # a rescan must not read the files again to tell exact copies
             cache.store_digests(sha, {files[k].path: (files[k].size, files[k].mtime_ns, d)
-                                      for k, d in lib._digests.items() if d and k not in known})
+                                      for k, d in lib._digests.items() if d and k not in cached_digests})
         return lib
 
     def embed_paths(self, paths: Sequence[str]) -> tuple[list[tuple[np.ndarray, np.ndarray] | None], list[Problem]]:
