@@ -141,12 +141,7 @@ def annoy_pairs(
             results.append(f.result())
             progress(min(done * chunk, n), n, "Comparing images")
     i, j, s = _concat(*zip(*results, strict=True)) if results else _concat([], [], [])
-    # A pair found from both ends appears twice: keep one.
-    if len(i):
-        key = i * n + j
-        _, first = np.unique(key, return_index=True)
-        i, j, s = i[first], j[first], s[first]
-    return i, j, s
+    return merge_pairs((i, j, s))  # a pair found from both ends appears twice: keep one
 
 
 def candidate_pairs(
