@@ -118,3 +118,48 @@ def test_letterboxed_copy_embeds_like_its_original():
     boxed.paste(photo, (0, 184))
     diff = np.abs(resize_for_model(boxed, SIZE).astype(int) - resize_for_model(photo, SIZE).astype(int)).mean()
     assert diff < 6, diff
+
+
+def _app_screenshot(photo, dark: bool, size: tuple[int, int], at: tuple[int, int]):
+    """The photo inside an app window: a coloured title bar with text, buttons and text lines around it."""
+    from PIL import Image, ImageDraw
+
+    bg = (28, 28, 28) if dark else (242, 242, 242)
+    fg = (230, 230, 230) if dark else (30, 30, 30)
+    canvas = Image.new("RGB", size, bg)
+    d = ImageDraw.Draw(canvas)
+    d.rectangle((0, 0, size[0], 40), fill=(40, 90, 200))
+    d.text((12, 10), "Photos - holiday", fill=(255, 255, 255))
+    d.rounded_rectangle((20, size[1] - 50, 110, size[1] - 30), radius=4, fill=(200, 60, 40))  # a button
+    d.text((size[0] - 150, 60), "IMG_0412.jpg  2.4 MB", fill=fg)
+    d.text((20, at[1] + photo.height + 12), "Shared with family", fill=fg)
+    canvas.paste(photo, at)
+    return canvas
+
+
+def test_trim_canvas_finds_the_photo_in_a_screenshot():
+    from PIL import Image
+
+    from core.decode import trim_canvas
+
+    photo = Image.open(DATA / "ok.jpg").convert("RGB")  # 320 x 200
+    for dark in (False, True):
+        shot = _app_screenshot(photo, dark, (600, 420), (140, 90))
+        out = trim_canvas(shot)
+        # within 2 thumbnail pixels (96 px on the long side: 6.25 px here) of the photo on every side
+        assert abs(out.size[0] - 320) <= 13 and abs(out.size[1] - 200) <= 13, (dark, out.size)
+    assert trim_canvas(photo).size == photo.size  # a photo's edges are no canvas
+    phone = _app_screenshot(photo, False, (400, 860), (40, 300))  # a tall phone screen
+    out = trim_canvas(phone)
+    assert abs(out.size[0] - 320) <= 20 and abs(out.size[1] - 200) <= 20, out.size
+
+
+def test_screenshot_embeds_like_its_original():
+    from PIL import Image
+
+    from core.decode import resize_for_model
+
+    photo = Image.open(DATA / "ok.jpg").convert("RGB")
+    shot = _app_screenshot(photo, True, (600, 420), (140, 90))
+    diff = np.abs(resize_for_model(shot, SIZE).astype(int) - resize_for_model(photo, SIZE).astype(int)).mean()
+    assert diff < 12, diff
