@@ -81,6 +81,12 @@ class ModelBundle:
         """Which output serves "Find similar": ``features`` (ImageNet) or ``embedding``."""
         return self.manifest.get("similar_source", "features")
 
+    @property
+    def turned_embeddings(self) -> bool:
+        """Whether portrait images also embed their two 90-degree turns. The evaluation decides and writes it:
+        a model that matches turned copies by itself loses precision to the extra comparisons."""
+        return bool(self.manifest.get("turned_embeddings", True))
+
     def file(self, key: str) -> Path:
         return self.folder / self.manifest[key]["file"]
 
@@ -229,9 +235,12 @@ def embed_files(
     *,
     batch_size: int = 32,
     workers: int | None = None,
+    turned: bool = True,
     cancel: CancelToken = NEVER_CANCELLED,
 ) -> Iterator[list[Embedded]]:
     """Decode and embed ``paths`` batch by batch; a file that fails becomes an ``Embedded`` with ``error``.
+
+    ``turned``: also embed portrait images turned by 90 and 270 degrees (``Embedded.turned``).
 
     Decoding of the next batch runs in the thread pool while the current one is inferred.
     """
@@ -263,7 +272,7 @@ def embed_files(
                 arrays = [d.pixels for _, d in ok]
                 turned_at: dict[int, int] = {}  # position in ok -> first of its two turned rows
                 for j, (_, d) in enumerate(ok):
-                    if is_portrait(d.width, d.height):
+                    if turned and is_portrait(d.width, d.height):
                         turned_at[j] = len(arrays)
                         arrays += [np.rot90(d.pixels, 1), np.rot90(d.pixels, 3)]
                 emb, feat = embedder.embed_arrays(np.stack(arrays))

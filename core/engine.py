@@ -173,7 +173,8 @@ class Engine:
                 cache.close()
 
     def _scan(self, paths, options, floor, cache, progress, cancel) -> Library:
-        sha = f"{self.bundle.sha256}/{PREPROCESS_VERSION}"  # cache key: the weights and what they are fed
+        # cache key: the weights, what they are fed, and whether portrait rows carry turned embeddings
+        sha = f"{self.bundle.sha256}/{PREPROCESS_VERSION}" + ("/turned" if self.bundle.turned_embeddings else "")
         known = cache.sniffed() if cache else {}
 
         def sniffed(path: str, size: int, mtime: int) -> str | None:
@@ -196,7 +197,7 @@ class Engine:
             embedder = self.embedder
             batch_size = self.batch_size or (16 if embedder.device == "cpu" else 64)
             for batch in embed_files(embedder, [f.path for f in todo], batch_size=batch_size,
-                                     workers=self.workers, cancel=cancel):
+                                     workers=self.workers, turned=self.bundle.turned_embeddings, cancel=cancel):
                 fresh = []
                 for e in batch:
                     f = todo[e.index]

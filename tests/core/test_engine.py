@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+from pathlib import Path
 
 import pytest
 from helpers import DATA, copy_demo
@@ -170,15 +171,34 @@ def test_regrouping_reads_no_files(tmp_path, engine_factory):
     assert lib.index_of(str(tmp_path / "lib" / "Backup" / "forest_path.jpg")) is not None
 
 
+def _model_with_turns(tmp_path: Path, turned: bool) -> Path:
+    """The bundled model with its manifest's ``turned_embeddings`` set (the weights, and their hash, unchanged)."""
+    import json
+
+    from core.resources import resource_path
+
+    folder = tmp_path / f"model-turned-{turned}"
+    shutil.copytree(resource_path("model"), folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["turned_embeddings"] = turned
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
 def test_portrait_images_carry_turned_embeddings_through_the_cache(tmp_path, engine_factory):
     root = copy_demo(tmp_path / "lib", ["Camera/kite_sky.jpg", "Edited/kite_sky_rotated.jpg"])
-    engine = engine_factory(tmp_path / "cache")
+    engine = engine_factory(tmp_path / "cache", model_dir=_model_with_turns(tmp_path, True))
     first = engine.scan([root]).result(engine.bundle.duplicate_threshold)
     again = engine.scan([root])
     assert again.stats["embedded"] == 0
     second = again.result(engine.bundle.duplicate_threshold)
     assert len(first.groups) == 1 and first.groups == second.groups
     assert first.pairs[0].similarity > 0.99  # the rotated copy is turned back, not merely similar
+    # The same weights without turned embeddings: a different cache key, so the portrait is embedded again
+    plain = engine_factory(tmp_path / "cache", model_dir=_model_with_turns(tmp_path, False)).scan([root], floor=-1.0)
+    assert plain.stats["embedded"] == 2
+    pair = plain.result(-1.0).pairs
+    assert len(pair) == 1 and pair[0].similarity < first.pairs[0].similarity  # plain cosine only
 
 
 def test_rescan_of_exact_copies_reads_no_file_contents(tmp_path, engine_factory, monkeypatch):
