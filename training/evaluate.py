@@ -22,7 +22,15 @@ from core.embed import Embedder, load_bundle
 from training import plots
 from training.metrics import best_f1, calibrate, map_at_k, recall_at_k, roc_auc
 from training.prepare_data import split_shared_datasets
-from training.valset import ORIGINAL, ValSet, build_valset, pair_scores, summarise
+from training.valset import (
+    ORIGINAL,
+    ValSet,
+    app_similarity,
+    build_valset,
+    pair_scores,
+    pair_scores_from_similarity,
+    summarise,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,22 @@ def retrieval(emb: np.ndarray, val: ValSet) -> dict:
     r = recall_at_k(sim, val.labels[~orig], val.labels[orig], (1, 5, 10))
     m = map_at_k(emb[orig] @ emb[~orig].T, val.labels[orig], val.labels[~orig], 10)
     return {"recall@1": r[1], "recall@5": r[5], "recall@10": r[10], "mAP@10": m}
+
+
+def app_scoring(embedder: Embedder, val: ValSet, emb: np.ndarray, min_precision: float) -> dict:
+    """The duplicate embedding scored as the engine scores it: portrait images also embed their two 90-degree
+    turns (``core.embed.embed_files``) and a pair takes the higher of the plain and turned cosines
+    (``core.index.turned_pairs``), for negatives as much as for positives."""
+    portrait = np.nonzero(val.portrait)[0]
+    turns = np.stack([np.rot90(val.images[i], k) for i in portrait for k in (1, 3)])
+    turned_emb = embed(embedder, turns)[0]
+    sim = app_similarity(emb, {int(i): turned_emb[2 * n: 2 * n + 2] for n, i in enumerate(portrait)})
+    pos, kinds, neg = pair_scores_from_similarity(sim, val.labels, val.kinds)
+    at = summarise(pos, kinds, neg, min_precision)
+    # The engine embeds turns only where they pay: a better F1 at precision >= min_precision than the model alone.
+    alone = summarise(*pair_scores(emb, val.labels, val.kinds), min_precision)
+    return {"portrait_images": len(portrait), "roc_auc": roc_auc(pos, neg), "calibrated": at,
+            "use": bool(at["f1"] > alone["f1"])}
 
 
 def scene_pairs(files: list[str], size: int) -> np.ndarray:
@@ -96,6 +120,11 @@ def evaluate(bundle_dir: Path, files: list[Path], out: Path, seed: int = 1234, m
         log.info("%s: F1 %.4f P %.4f R %.4f at %.4f, worst %s %.3f", key, at["f1"], at["precision"],
                  at["recall"], at["threshold"], at["worst_kind"], at["min_kind_recall"])
 
+    report["app"] = app_scoring(embedder, val, outputs["embedding"], min_precision)
+    log.info("with turned embeddings: F1 %.4f at %.4f, worst %s %.3f", report["app"]["calibrated"]["f1"],
+             report["app"]["calibrated"]["threshold"], report["app"]["calibrated"]["worst_kind"],
+             report["app"]["calibrated"]["min_kind_recall"])
+
     # "Same scene" similarity: does the fine-tuned embedding still see two crops of a scene as related?
     scene = embed(embedder, scene_pairs(val.files, bundle.resolution))
     report["same_scene"] = {}
@@ -107,7 +136,8 @@ def evaluate(bundle_dir: Path, files: list[Path], out: Path, seed: int = 1234, m
     report["same_scene"]["similar_threshold"] = {"threshold": sim_cal.threshold, "precision": sim_cal.precision,
                                                  "recall": sim_cal.recall, "source": "features",
                                                  "min_precision": similar_precision}
-    dup_t = report["embedding"]["calibrated"]["threshold"]
+    # The app's duplicate threshold is calibrated on the scores the app computes: with turned embeddings if on.
+    dup_t = report["app" if report["app"]["use"] else "embedding"]["calibrated"]["threshold"]
     report["thresholds"] = {"duplicate": round(dup_t, 4), "similar": round(sim_cal.threshold, 4)}
 
     _plots(report, val, outputs, scores, out)
@@ -171,6 +201,30 @@ def markdown(r: dict) -> str:
     for k in r["edit_kinds"]:
         a, b = e["calibrated"]["per_kind_recall"][k], f["calibrated"]["per_kind_recall"][k]
         lines.append(f"| {k} | {'**' if a < 0.9 else ''}{a:.3f}{'**' if a < 0.9 else ''} | {b:.3f} |")
+    if "app" in r:
+        a = r["app"]["calibrated"]
+        lines += [
+            "",
+            "## With turned embeddings for portrait images",
+            "",
+            f"The engine can also embed the two 90° turns of every portrait image ({r['app']['portrait_images']} of "
+            "these images) and score a pair by the higher of the plain and turned cosines, negatives included. "
+            "Calibrated the same way (precision ≥ 0.99). The manifest's `turned_embeddings` switches this on only "
+            f"when it raises F1: **{'on' if r['app']['use'] else 'off'}** for this model, so the app's duplicate "
+            f"threshold is **{r['thresholds']['duplicate']}**, calibrated on "
+            f"{'these scores' if r['app']['use'] else 'the model alone'}.",
+            "",
+            "| threshold | precision | recall | F1 | ROC AUC | worst edit |",
+            "|---|---|---|---|---|---|",
+            f"| {_pct(a['threshold'])} | {_pct(a['precision'])} | {_pct(a['recall'])} | {_pct(a['f1'])} | "
+            f"{r['app']['roc_auc']:.6f} | {a['worst_kind']} {a['min_kind_recall']:.3f} |",
+            "",
+            "| edit | model alone | with turned embeddings |",
+            "|---|---|---|",
+        ]
+        for k in r["edit_kinds"]:
+            m, x = e["calibrated"]["per_kind_recall"][k], a["per_kind_recall"][k]
+            lines.append(f"| {k} | {m:.3f} | {'**' if x < 0.9 else ''}{x:.3f}{'**' if x < 0.9 else ''} |")
     s = r["same_scene"]
     lines += [
         "",
@@ -243,6 +297,11 @@ def write_manifest(bundle_dir: Path, report: dict) -> None:
         | {k: f["calibrated"][k] for k in ("threshold", "precision", "recall", "f1", "min_kind_recall")},
         "similar_threshold": report["same_scene"]["similar_threshold"],
     }
+    if "app" in report:
+        manifest["evaluation"]["with_turned_embeddings"] = {
+            k: report["app"]["calibrated"][k]
+            for k in ("threshold", "precision", "recall", "f1", "min_kind_recall", "worst_kind")}
+        manifest["turned_embeddings"] = report["app"]["use"]
     path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 

@@ -31,6 +31,7 @@ TRIALS: list[tuple[str, dict]] = [
     ("batch 32x4", {"batch_identities": 32}),
     ("embed 128", {"embed_dim": 128}),
     ("input 192", {"resolution": 192}),
+    ("input 256", {"resolution": 256}),
     ("fork 4 (deeper)", {"fork": 4}),
     ("head only", {"fork": None}),
     ("InfoNCE t=0.05", {"loss": "infonce"}),

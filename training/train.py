@@ -24,7 +24,9 @@ import yaml
 from torch.utils.data import DataLoader
 
 from core.backbones import backbone_spec, build_backbone, lite_package_weights_path, load_lite_package_weights
+from core.decode import PREPROCESS_VERSION
 from core.model import LookalikeNet, ModelConfig
+from training.augment import AUGMENT_VERSION
 from training.config import TrainConfig, load_config
 from training.data import EpochShuffle, ViewsDataset, collate_views, read_layout, seed_worker
 from training.losses import metric_loss
@@ -148,6 +150,7 @@ class CachedBatches:
             key = {k: getattr(cfg, k) for k in ("data", "layout", "cache_views", "resolution", "fork", "backbone",
                                                 "init_weights", "strength", "keep_original", "val_data",
                                                 "val_seed")} | {"seed": cfg.seed + r}
+            key |= {"preprocess": PREPROCESS_VERSION, "augment": AUGMENT_VERSION}
             digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
             path = Path(cfg.cache_dir) / f"trunk-{digest}.pt" if cfg.cache_dir else None
             if path is not None and path.exists():

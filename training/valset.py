@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from core.decode import read_full, resize_for_model
+from core.embed import is_portrait
 from training.augment import EDITS
 from training.metrics import calibrate, pair_stats
 
@@ -30,16 +31,18 @@ class ValSet:
     labels: np.ndarray  # photo index of each image
     kinds: np.ndarray  # "original" or the edit's name
     files: list[str]  # the photo of each label
+    portrait: np.ndarray | None = None  # whether each image is portrait before squashing (the app embeds its turns)
 
 
-def _one_photo(args: tuple[str, int, int, int, tuple[str, ...]]) -> np.ndarray:
+def _one_photo(args: tuple[str, int, int, int, tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray]:
     path, i, size, seed, kinds = args
     im = read_full(path)
-    out = [resize_for_model(im, size)]
+    ims = [im]
     for k, name in enumerate(kinds):
         rng = np.random.default_rng([seed, i, k])
-        out.append(resize_for_model(EDITS[name](im, rng).convert("RGB"), size))
-    return np.stack(out)
+        ims.append(EDITS[name](im, rng).convert("RGB"))
+    return (np.stack([resize_for_model(x, size) for x in ims]),
+            np.array([is_portrait(x.width, x.height) for x in ims]))
 
 
 def build_valset(files: list[Path], size: int, seed: int = 1234, kinds: tuple[str, ...] | None = None,
@@ -54,11 +57,37 @@ def build_valset(files: list[Path], size: int, seed: int = 1234, kinds: tuple[st
         stacks = [_one_photo(j) for j in jobs]
     per = 1 + len(kinds)
     return ValSet(
-        images=np.concatenate(stacks),
+        images=np.concatenate([s for s, _ in stacks]),
         labels=np.repeat(np.arange(len(files)), per),
         kinds=np.array([ORIGINAL, *kinds] * len(files)),
         files=[str(f) for f in files],
+        portrait=np.concatenate([p for _, p in stacks]),
     )
+
+
+def app_similarity(emb: np.ndarray, turned: dict[int, np.ndarray]) -> np.ndarray:
+    """Every pair's score as the app scores it: the plain cosine, or a turned embedding against the other
+    image's plain one when higher (``core.index.turned_pairs``). ``turned``: image -> its (2, D) turned rows."""
+    emb = np.asarray(emb, dtype=np.float32)
+    sim = emb @ emb.T
+    for i, t in turned.items():
+        best = (np.asarray(t, dtype=np.float32) @ emb.T).max(axis=0)
+        best[i] = sim[i, i]
+        sim[i] = np.maximum(sim[i], best)
+        sim[:, i] = np.maximum(sim[:, i], best)
+    return sim
+
+
+def pair_scores_from_similarity(sim: np.ndarray, labels: np.ndarray, kinds: np.ndarray
+                                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``pair_scores`` for a full similarity matrix instead of embeddings."""
+    orig = np.nonzero(kinds == ORIGINAL)[0]
+    orig_of = dict(zip(labels[orig].tolist(), orig.tolist(), strict=True))
+    copies = np.nonzero(kinds != ORIGINAL)[0]
+    ref = np.array([orig_of[label] for label in labels[copies].tolist()], dtype=np.int64)
+    iu = np.triu_indices(len(sim), 1)
+    different = labels[iu[0]] != labels[iu[1]]
+    return sim[copies, ref], kinds[copies], sim[iu[0][different], iu[1][different]]
 
 
 def pair_scores(emb: np.ndarray, labels: np.ndarray, kinds: np.ndarray, block: int = 1024

@@ -72,3 +72,15 @@ def test_features_branch_is_the_plain_imagenet_network(bundle):
     assert len(keys) > 100
     for k in keys:
         assert torch.equal(got[k], ref[k].to(torch.float16)), k
+
+
+def test_onnx_stores_its_weights_in_fp16(bundle):
+    """The committed graph keeps large weights as fp16 behind Casts (half the size); it still computes in fp32."""
+    import onnx
+
+    model = onnx.load(str(bundle.file("onnx")))
+    big = [i for i in model.graph.initializer if int(np.prod(i.dims)) >= 1024]
+    assert big and all(i.data_type == onnx.TensorProto.FLOAT16 for i in big)
+    casts = {n.input[0] for n in model.graph.node if n.op_type == "Cast"}
+    assert {i.name for i in big} <= casts
+    assert bundle.file("onnx").stat().st_size < 15_000_000

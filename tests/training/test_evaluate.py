@@ -20,6 +20,9 @@ def test_evaluate_writes_report_plots_and_manifest(tmp_path):
         assert 0 <= r["calibrated"]["recall"] <= 1 and 0.5 <= r["roc_auc"] <= 1
         assert r["recall@1"] <= r["recall@5"] <= r["recall@10"]
         assert set(r["calibrated"]["per_kind_recall"]) == set(report["edit_kinds"])
+    app = report["app"]  # rotate_90/270 of a landscape photo are portrait: their turns are embedded
+    assert app["portrait_images"] >= 2 * 4
+    assert set(app["calibrated"]["per_kind_recall"]) == set(report["edit_kinds"])
     names = {p.name for p in (tmp_path / "report").iterdir()}
     assert {"evaluation.md", "metrics.json", "pr_curve.png", "roc_curve.png", "hist_embedding.png",
             "tsne_embedding.png", "retrieval_grid.png"} <= names
@@ -28,3 +31,6 @@ def test_evaluate_writes_report_plots_and_manifest(tmp_path):
     write_manifest(model, report)
     m = json.loads((model / "manifest.json").read_text())
     assert m["thresholds"] == report["thresholds"] and "evaluation" in m
+    assert m["evaluation"]["with_turned_embeddings"]["f1"] == app["calibrated"]["f1"]
+    assert m["turned_embeddings"] == app["use"]
+    assert "With turned embeddings" in (tmp_path / "report" / "evaluation.md").read_text()

@@ -77,3 +77,19 @@ def test_map_at_k():
     assert map_at_k(sim, q, g, 3) == pytest.approx(1.0)
     sim[1] = [0.9, 0.1, 0.5]  # q1: ranking g0, g2, g1 → relevant at 2, 3 → (1/2 + 2/3) / 2
     assert map_at_k(sim, q, g, 3) == pytest.approx((1 + (0.5 + 2 / 3) / 2) / 2)
+
+
+def test_app_similarity_takes_the_turned_score_when_higher():
+    from training.valset import app_similarity, pair_scores_from_similarity
+
+    e = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.6, 0.8, 0.0]], dtype=np.float32)
+    turned = {1: np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32)}  # image 1 turned is image 0
+    sim = app_similarity(e, turned)
+    assert sim[0, 1] == sim[1, 0] == 1.0  # turned(1) . plain(0)
+    assert np.isclose(sim[1, 2], 0.8) and np.isclose(sim[2, 1], 0.8)  # max(plain 0.8, turned 0.6 / 0.0)
+    assert np.isclose(sim[0, 2], 0.6)  # no portrait among them: the plain cosine
+    labels = np.array([0, 0, 1])
+    kinds = np.array(["original", "rotate_90", "original"])
+    pos, pos_kinds, neg = pair_scores_from_similarity(sim, labels, kinds)
+    assert pos.tolist() == [1.0] and pos_kinds.tolist() == ["rotate_90"]
+    assert np.allclose(sorted(neg), [0.6, 0.8])
