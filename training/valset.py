@@ -78,16 +78,30 @@ def app_similarity(emb: np.ndarray, turned: dict[int, np.ndarray]) -> np.ndarray
     return sim
 
 
-def pair_scores_from_similarity(sim: np.ndarray, labels: np.ndarray, kinds: np.ndarray
+def pair_scores_from_similarity(sim: np.ndarray, labels: np.ndarray, kinds: np.ndarray, block: int = 1024
                                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``pair_scores`` for a full similarity matrix instead of embeddings."""
+    copies, ref = _copies_and_originals(labels, kinds)
+    return sim[copies, ref], kinds[copies], _negatives(lambda s, e: sim[s:e], len(sim), labels, block)
+
+
+def _copies_and_originals(labels: np.ndarray, kinds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every edited copy's index and its original's index (the positive pairs)."""
     orig = np.nonzero(kinds == ORIGINAL)[0]
     orig_of = dict(zip(labels[orig].tolist(), orig.tolist(), strict=True))
     copies = np.nonzero(kinds != ORIGINAL)[0]
-    ref = np.array([orig_of[label] for label in labels[copies].tolist()], dtype=np.int64)
-    iu = np.triu_indices(len(sim), 1)
-    different = labels[iu[0]] != labels[iu[1]]
-    return sim[copies, ref], kinds[copies], sim[iu[0][different], iu[1][different]]
+    return copies, np.array([orig_of[label] for label in labels[copies].tolist()], dtype=np.int64)
+
+
+def _negatives(rows, n: int, labels: np.ndarray, block: int) -> np.ndarray:
+    """Scores of every pair (i < j) of different photos; ``rows(s, e)`` gives rows s..e of the similarity."""
+    neg = []
+    for s in range(0, n, block):
+        sim = rows(s, min(s + block, n))
+        i = np.arange(s, min(s + block, n))[:, None]
+        j = np.arange(n)[None, :]
+        neg.append(sim[(j > i) & (labels[j] != labels[i])])
+    return np.concatenate(neg)
 
 
 def pair_scores(emb: np.ndarray, labels: np.ndarray, kinds: np.ndarray, block: int = 1024
@@ -98,19 +112,9 @@ def pair_scores(emb: np.ndarray, labels: np.ndarray, kinds: np.ndarray, block: i
     (originals and copies alike), so precision is measured against everything the app could wrongly group.
     """
     emb = np.asarray(emb, dtype=np.float32)
-    orig = np.nonzero(kinds == ORIGINAL)[0]
-    orig_of = dict(zip(labels[orig].tolist(), orig.tolist(), strict=True))
-    copies = np.nonzero(kinds != ORIGINAL)[0]
-    ref = np.array([orig_of[label] for label in labels[copies].tolist()], dtype=np.int64)
+    copies, ref = _copies_and_originals(labels, kinds)
     pos = (emb[copies] * emb[ref]).sum(1)
-    neg = []
-    n = len(emb)
-    for s in range(0, n, block):
-        sim = emb[s:s + block] @ emb.T
-        i = np.arange(s, min(s + block, n))[:, None]
-        j = np.arange(n)[None, :]
-        neg.append(sim[(j > i) & (labels[j] != labels[i])])
-    return pos, kinds[copies], np.concatenate(neg)
+    return pos, kinds[copies], _negatives(lambda s, e: emb[s:e] @ emb.T, len(emb), labels, block)
 
 
 def summarise(pos: np.ndarray, pos_kinds: np.ndarray, neg: np.ndarray, min_precision: float = 0.99,
