@@ -30,7 +30,14 @@ from training.augment import AUGMENT_VERSION
 from training.config import TrainConfig, load_config
 from training.data import EpochShuffle, ViewsDataset, collate_views, read_layout, seed_worker
 from training.losses import metric_loss
-from training.trunk_cache import build_trunk_cache, sample_batch, trunk_features
+from training.trunk_cache import (
+    build_trunk_cache,
+    cpu_has_bf16,
+    make_trunk,
+    sample_batch,
+    trunk_features,
+    trunk_runtime,
+)
 from training.valset import ValSet, build_valset, pair_scores, summarise
 
 log = logging.getLogger(__name__)
@@ -145,29 +152,39 @@ class CachedBatches:
     def __init__(self, cfg: TrainConfig, groups: list, val: ValSet, net: LookalikeNet, norm: Normalise,
                  device: torch.device) -> None:
         self.cfg, self.device = cfg, device
-        rounds = []
-        for r in range(max(1, cfg.cache_rounds)):  # each round: cache_views more seeded views per photo
+        runtime = trunk_runtime(device, cfg.amp)
+        trunk = None  # built only when a round is not cached yet
+        self.train_feats = self.val_feats = None
+        rounds = max(1, cfg.cache_rounds)
+        for r in range(rounds):  # each round: cache_views more seeded views per photo
             key = {k: getattr(cfg, k) for k in ("data", "layout", "cache_views", "resolution", "fork", "backbone",
                                                 "init_weights", "strength", "keep_original", "val_data",
                                                 "val_seed")} | {"seed": cfg.seed + r}
-            key |= {"preprocess": PREPROCESS_VERSION, "augment": AUGMENT_VERSION}
+            key |= {"preprocess": PREPROCESS_VERSION, "augment": AUGMENT_VERSION, "trunk": runtime}
             digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
             path = Path(cfg.cache_dir) / f"trunk-{digest}.pt" if cfg.cache_dir else None
             if path is not None and path.exists():
                 log.info("trunk cache: reusing %s", path)
                 cached = torch.load(path, weights_only=True)
             else:
+                if trunk is None:
+                    trunk = make_trunk(net, norm, device, runtime)
+                    log.info("trunk cache: computing with %s", runtime)
                 dataset = ViewsDataset(groups, cfg.resolution, cfg.cache_views, cfg.strength, cfg.keep_original,
                                        cfg.seed + r)
-                cached = {"train": build_trunk_cache(net, norm, dataset, device, min(cfg.workers, 1), cfg.amp),
-                          "val": trunk_features(net, norm, val.images, device, amp=cfg.amp) if r == 0 else None,
+                cached = {"train": build_trunk_cache(trunk, dataset, min(cfg.workers, 1)),
+                          "val": trunk_features(trunk, val.images) if r == 0 else None,
                           "key": key}
                 if path is not None:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     torch.save(cached, path)
-            rounds.append(cached)
-        self.train_feats = torch.cat([c["train"] for c in rounds], dim=1)
-        self.val_feats = rounds[0]["val"]
+            part = cached["train"]
+            if self.train_feats is None:  # one allocation: 80 views of 1,100 photos are ~4 GB
+                n, v = part.shape[:2]
+                self.train_feats = torch.empty((n, v * rounds, *part.shape[2:]), dtype=part.dtype)
+                self.val_feats = cached["val"]
+            self.train_feats[:, r * v:(r + 1) * v] = part
+            del cached, part
         self.n = len(self.train_feats)
         self.steps = self.n // cfg.batch_identities
         self.rng = np.random.default_rng(cfg.seed)
@@ -184,7 +201,8 @@ class CachedBatches:
             self.set_epoch(int(self.rng.integers(1 << 30)))
         ids = self.order.pop(0)
         feats, labels = sample_batch(self.train_feats, ids, self.cfg.views, self.rng)
-        return feats.to(self.device).contiguous(memory_format=torch.channels_last), labels, True
+        # stored in bfloat16; float32 in (autocast, where on, casts down again)
+        return feats.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last), labels, True
 
     @torch.no_grad()
     def validate(self, net: LookalikeNet, val: ValSet, amp: bool) -> dict:
@@ -192,7 +210,7 @@ class CachedBatches:
         out = []
         for s in range(0, len(self.val_feats), 256):
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
-                out.append(net.embed_from_trunk(self.val_feats[s:s + 256].to(self.device)).float().cpu())
+                out.append(net.embed_from_trunk(self.val_feats[s:s + 256].to(self.device, torch.float32)).float().cpu())
         emb = torch.nn.functional.normalize(torch.cat(out), dim=1).numpy()
         pos, kinds, neg = pair_scores(emb, val.labels, val.kinds)
         return summarise(pos, kinds, neg, self.cfg.min_precision)
@@ -243,7 +261,8 @@ def train(cfg: TrainConfig, val: ValSet | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
     device = pick_device(cfg.device)
-    amp = cfg.amp and device.type in ("cuda", "cpu")
+    # bfloat16 autocast on a GPU, and on a CPU only where it is native: emulated (AVX2) it ran 7x slower than fp32.
+    amp = cfg.amp and (device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()))
     log.info("training on %s (amp %s) into %s", device, amp, out)
 
     groups = read_layout(cfg.data, cfg.layout)

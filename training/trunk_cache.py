@@ -4,46 +4,140 @@ The stages before ``fork`` stay frozen during training, so their output for an e
 ``build_trunk_cache`` draws ``views`` seeded edits of every photo once, runs them through the frozen trunk and
 keeps the result (bfloat16); training then runs only the forked tail on random subsets of those views.
 A fixed pool of edits is less varied than fresh ones each epoch: it is the trade for training on two cores.
+
+On a CPU the trunk runs through ONNX Runtime (``OnnxTrunk``). Measured on a 2-core AVX2 EPYC without native
+bfloat16: 84 img/s, against 20 for torch fp32 and 3 for torch's bf16 autocast, which is emulated there.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from core.model import LookalikeNet
+from core.backbones import freeze_same_padding
+from core.model import LookalikeNet, UInt8Wrapper
 from training.data import ViewsDataset, seed_worker
 
 log = logging.getLogger(__name__)
 
+# uint8 (N, H, W, 3) → the trunk's output (N, C, h, w) in bfloat16 on the CPU
+TrunkFn = Callable[[torch.Tensor], torch.Tensor]
 
-@torch.no_grad()
-def trunk_features(net: LookalikeNet, norm: torch.nn.Module, images: torch.Tensor | np.ndarray,
-                   device: torch.device, batch: int = 64, amp: bool = True) -> torch.Tensor:
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX); elsewhere torch emulates it slowly."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+class _TrunkU8(torch.nn.Module):
+    """uint8 NHWC → normalised → the shared trunk, for export."""
+
+    def __init__(self, net: LookalikeNet) -> None:
+        super().__init__()
+        self.wrap = UInt8Wrapper(net)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 3, 1, 2).float()
+        return self.wrap.net.trunk((x - self.wrap.mean) / self.wrap.std)
+
+
+class OnnxTrunk:
+    """The frozen trunk exported to ONNX Runtime (fixed input size, constant "same" padding), checked against torch."""
+
+    def __init__(self, net: LookalikeNet, batch: int = 16, tolerance: float = 1e-3) -> None:
+        import onnxruntime as ort
+
+        self.batch = batch
+        r = net.config.resolution
+        module = _TrunkU8(net).eval()
+        freeze_same_padding(net, r)
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "trunk.onnx"
+                torch.onnx.export(module, (torch.zeros(2, r, r, 3, dtype=torch.uint8),), str(path),
+                                  input_names=["image"], output_names=["trunk"],
+                                  dynamic_axes={"image": {0: "batch"}, "trunk": {0: "batch"}},
+                                  opset_version=17, dynamo=False)
+                opts = ort.SessionOptions()
+                opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        finally:
+            freeze_same_padding(net, None)
+        probe = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, r, r, 3), dtype=np.uint8))
+        with torch.no_grad():
+            expected = module(probe)
+        got = torch.from_numpy(self.session.run(None, {"image": probe.numpy()})[0])
+        err = float((got - expected).abs().max() / expected.abs().max().clamp(min=1e-6))
+        if err > tolerance:
+            raise RuntimeError(f"ONNX trunk disagrees with torch (relative error {err:.2e})")
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        x = np.ascontiguousarray(torch.as_tensor(images).numpy())
+        out = [self.session.run(None, {"image": x[s:s + self.batch]})[0] for s in range(0, len(x), self.batch)]
+        return torch.from_numpy(np.concatenate(out)).to(torch.bfloat16)
+
+
+def torch_trunk(net: LookalikeNet, norm: torch.nn.Module, device: torch.device, amp: bool,
+                batch: int = 64) -> TrunkFn:
+    """The trunk in torch on ``device`` (the GPU route), optionally under bfloat16 autocast."""
+
+    @torch.no_grad()
+    def run(images: torch.Tensor) -> torch.Tensor:
+        net.eval()
+        images = torch.as_tensor(images)
+        out = []
+        for s in range(0, len(images), batch):
+            x = norm(images[s:s + batch].to(device))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                out.append(net.trunk(x).to(torch.bfloat16).cpu())
+        return torch.cat(out)
+
+    return run
+
+
+def trunk_runtime(device: torch.device, amp: bool) -> str:
+    """What runs the trunk on ``device`` (part of the cache key): ONNX Runtime on a CPU, else torch."""
+    if device.type == "cpu":
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            log.warning("onnxruntime missing: the trunk cache runs in torch (much slower on a CPU)")
+        else:
+            return "onnx-fp32"
+    return "torch-bf16" if amp else "torch-fp32"
+
+
+def make_trunk(net: LookalikeNet, norm: torch.nn.Module, device: torch.device, runtime: str) -> TrunkFn:
+    """The trunk for ``runtime`` (see ``trunk_runtime``)."""
+    if runtime == "onnx-fp32":
+        return OnnxTrunk(net)
+    return torch_trunk(net, norm, device, amp=runtime == "torch-bf16")
+
+
+def trunk_features(trunk: TrunkFn, images: torch.Tensor | np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W, 3) → the trunk's output (N, C, h, w) in bfloat16, on the CPU."""
-    net.eval()
-    images = torch.as_tensor(images)
-    out = []
-    for s in range(0, len(images), batch):
-        x = norm(images[s:s + batch].to(device))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out.append(net.trunk(x).to(torch.bfloat16).cpu())
-    return torch.cat(out)
+    return trunk(torch.as_tensor(images))
 
 
-def build_trunk_cache(net: LookalikeNet, norm: torch.nn.Module, dataset: ViewsDataset, device: torch.device,
-                      workers: int = 1, amp: bool = True) -> torch.Tensor:
+def build_trunk_cache(trunk: TrunkFn, dataset: ViewsDataset, workers: int = 1) -> torch.Tensor:
     """(identities, views, C, h, w) bfloat16 trunk features of ``dataset``'s seeded views (epoch 0)."""
     loader = DataLoader(dataset, batch_size=8, shuffle=False, num_workers=workers, worker_init_fn=seed_worker)
     chunks = []
     start = time.monotonic()
     for i, (views, _) in enumerate(loader):
         b, v = views.shape[:2]
-        feats = trunk_features(net, norm, views.flatten(0, 1), device, amp=amp)
+        feats = trunk_features(trunk, views.flatten(0, 1))
         chunks.append(feats.view(b, v, *feats.shape[1:]))
         if i % 20 == 0:
             log.info("trunk cache: %d/%d photos, %.0fs", (i + 1) * b, len(dataset), time.monotonic() - start)

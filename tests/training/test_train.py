@@ -64,3 +64,41 @@ def test_config_overrides_are_checked():
     with pytest.raises(ValueError, match="key=value"):
         load_config(None, ["lr"])
     assert load_config(None, ["lr=0.5", "fork=null"]).fork is None
+
+
+def test_onnx_trunk_matches_torch_on_real_photos(photo_folder):
+    # The CPU route caches trunk features from ONNX Runtime: they must be torch's, to bfloat16 rounding.
+    from training.data import ViewsDataset, read_layout
+    from training.train import Normalise, build_net
+    from training.trunk_cache import OnnxTrunk, torch_trunk
+
+    cfg = load_config("training/configs/bundled.yaml", ["resolution=96", "init_weights=resources/model"])
+    net = build_net(cfg).eval()
+    views = ViewsDataset(read_layout(photo_folder, "photos")[:3], 96, views=2, seed=0)
+    images = torch.cat([views[i][0] for i in range(3)])
+    got = OnnxTrunk(net)(images).float()
+    want = torch_trunk(net, Normalise(cfg.backbone), torch.device("cpu"), amp=False)(images).float()
+    assert got.shape == want.shape == (6, 112, 6, 6)
+    cos = torch.nn.functional.cosine_similarity(got.flatten(1), want.flatten(1))
+    assert cos.min() > 0.9999, cos
+    assert float((got - want).abs().max()) < 0.02 * float(want.abs().max())
+
+
+def test_cache_rounds_fill_one_pool_and_are_reused(tmp_path, photo_folder):
+    from training.data import read_layout
+    from training.train import CachedBatches, Normalise, build_net
+    from training.valset import build_valset
+
+    cfg = _cfg(tmp_path, photo_folder, cache_views=2, cache_rounds=2)
+    groups = read_layout(cfg.data, cfg.layout)
+    val = build_valset([g[0] for g in groups[:2]], cfg.resolution, cfg.val_seed, kinds=("flip", "crop_50"),
+                       workers=1)
+    net, norm, cpu = build_net(cfg), Normalise(cfg.backbone), torch.device("cpu")
+    first = CachedBatches(cfg, groups, val, net, norm, cpu)
+    assert first.train_feats.shape[:2] == (len(groups), 4)  # 2 rounds x 2 views in one tensor
+    assert len(first.val_feats) == len(val.images)
+    # The rounds differ (their own seeds) and a second run reads the same tensors back from the cache files.
+    assert not torch.equal(first.train_feats[:, :2], first.train_feats[:, 2:])
+    assert len(list(Path(cfg.cache_dir).glob("trunk-*.pt"))) == 2
+    again = CachedBatches(cfg, groups, val, net, norm, cpu)
+    assert torch.equal(first.train_feats, again.train_feats) and torch.equal(first.val_feats, again.val_feats)
