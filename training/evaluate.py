@@ -171,6 +171,15 @@ def _pct(x: float) -> str:
     return f"{x:.4f}"
 
 
+def _selection_note(r: dict) -> str:
+    """Which held-out photos training saw for picking its best epoch (from the manifest's training config)."""
+    val_data = r.get("training", {}).get("config", {}).get("val_data")
+    if not val_data:
+        return ""
+    return (f" (Training picked its best epoch on a subset of these photos, shrunk as in `{val_data}` by "
+            "`training/prepare_data.py`.)")
+
+
 def markdown(r: dict) -> str:
     e, f = r["embedding"], r["features"]
     lines = [
@@ -180,8 +189,8 @@ def markdown(r: dict) -> str:
         f"edit kind ({len(r['edit_kinds'])} kinds, seed {r['seed']}): {r['images']} images. Positives: every "
         f"copy against its original ({e['pairs']['positive']:,} pairs); negatives: every pair of images of "
         f"different photos ({e['pairs']['negative']:,} pairs). The model ran through ONNX Runtime on the CPU, as in "
-        "the app. Thresholds are calibrated on this set: *duplicate* = the lowest cosine with precision ≥ 0.99. "
-        "(Training picked its best epoch on 134 of these photos, shrunk to 240 px: `.data/gpu/val`.)",
+        "the app. Thresholds are calibrated on this set: *duplicate* = the lowest cosine with precision ≥ 0.99."
+        + _selection_note(r),
         "",
         "| metric | fine-tuned embedding | ImageNet features |",
         "|---|---|---|",

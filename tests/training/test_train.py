@@ -102,3 +102,33 @@ def test_cache_rounds_fill_one_pool_and_are_reused(tmp_path, photo_folder):
     assert len(list(Path(cfg.cache_dir).glob("trunk-*.pt"))) == 2
     again = CachedBatches(cfg, groups, val, net, norm, cpu)
     assert torch.equal(first.train_feats, again.train_feats) and torch.equal(first.val_feats, again.val_feats)
+
+
+def test_resnet_with_weights_you_bring_trains_and_a_wrong_file_is_refused(tmp_path, photo_folder):
+    # No ImageNet ResNet weights can be had here, so the "brought" file is a seeded torchvision-layout state dict,
+    # saved the way torchvision users save one (under "state_dict", DataParallel's "module." prefix).
+    from core.backbones import ResNet
+    from training.train import build_net, main
+
+    torch.manual_seed(0)
+    ref = ResNet("resnet50")
+    weights = tmp_path / "resnet50.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in ref.state_dict().items()}}, weights)
+    out = tmp_path / "run"
+    main(["--config", "training/configs/bundled.yaml", "--backbone", "resnet50", "--weights", str(weights),
+          "--set", "fork=3", "--set", "resolution=64", "--set", f"data={photo_folder}",
+          "--set", f"val_data={photo_folder}", "--set", "batch_identities=4", "--set", "views=2",
+          "--set", "workers=0", "--set", "cache_views=0", "--set", "epochs_head=1", "--set", "epochs_tail=1",
+          "--set", "steps_per_epoch=1", "--set", f"out={out}", "--set", "export=null"])
+    net, ck = load_checkpoint(out / "best.pt")
+    assert ck["architecture"]["backbone"] == "resnet50" and ck["config"]["init_weights"] == str(weights)
+    # The frozen ImageNet branch is the brought weights, tensor for tensor.
+    got = net.backbone.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in ref.state_dict().items() if not k.startswith("fc."))
+
+    lite = tmp_path / "lite.pth"
+    torch.save(build_net(load_config(None, ["init_weights=resources/model"])).backbone.state_dict(), lite)
+    with pytest.raises(ValueError, match="does not hold resnet50 weights"):
+        build_net(load_config(None, ["backbone=resnet50", "fork=3", f"init_weights={lite}"]))
+    with pytest.raises(SystemExit):  # no weights: a clear refusal, not a silently random backbone
+        main(["--backbone", "resnet50", "--set", f"data={photo_folder}"])
