@@ -117,17 +117,31 @@ class EmbeddingCache:
         self.close()
 
     # -- embeddings ----------------------------------------------------------------------------------------
+    # Above this many cached rows per wanted path, rows are fetched by key rather than by reading the model's
+    # whole table: scanning one small folder must not read a large library's embeddings.
+    _KEYED_RATIO = 4
+
     def lookup(self, model: str, files: Iterable[tuple[str, int, int]]) -> dict[str, CachedEntry]:
         """Entries still valid for ``(path, size, mtime_ns)`` under ``model``."""
         wanted = {p: (s, m) for p, s, m in files}
         out: dict[str, CachedEntry] = {}
         if not wanted:
             return out
-        cur = self._conn.execute(
-            "SELECT path, size, mtime_ns, width, height, format, taken, embedding, features, error, turned, digest "
-            "FROM files WHERE model = ?",
-            (model,),
-        )
+        cols = ("f.path, f.size, f.mtime_ns, f.width, f.height, f.format, f.taken, f.embedding, f.features, "
+                "f.error, f.turned, f.digest")
+        # The (path, model) key index is the smallest covering one, so this counts without reading any blob.
+        rows = self._conn.execute("SELECT COUNT(*) FROM files WHERE model = ?", (model,)).fetchone()[0]
+        if rows > self._KEYED_RATIO * len(wanted):
+            with self._conn:
+                self._conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (path BLOB PRIMARY KEY)")
+                self._conn.execute("DELETE FROM temp.wanted")
+                self._conn.executemany("INSERT OR IGNORE INTO temp.wanted VALUES (?)",
+                                       ((os.fsencode(p),) for p in wanted))
+            # CROSS JOIN keeps the wanted paths as the outer loop (SQLite's planner otherwise scans ``files``).
+            cur = self._conn.execute(
+                f"SELECT {cols} FROM temp.wanted w CROSS JOIN files f ON f.path = w.path AND f.model = ?", (model,))
+        else:
+            cur = self._conn.execute(f"SELECT {cols} FROM files f WHERE f.model = ?", (model,))
         for key, size, mtime, w, h, fmt, taken, emb, feat, err, turned, digest in cur:
             path = os.fsdecode(key)
             if wanted.get(path) != (size, mtime):

@@ -81,6 +81,35 @@ def test_rescan_reads_only_the_cache(demo_scan):
     assert again.result(0.9).groups == lib.result(0.9).groups
 
 
+def test_one_folder_of_a_large_cache_is_read_by_key(demo_scan):
+    # Scanning one folder fetches its rows by path (core.cache: the whole library's rows are not read), and a
+    # changed file in it is embedded again while its unchanged neighbour comes from the cache.
+    engine, root, lib = demo_scan
+    folder = root / "Backup"
+    names = sorted(p.name for p in folder.iterdir())
+    assert len(lib.files) > engine_cache_ratio() * len(names)  # so the keyed lookup is the one exercised
+    changed = folder / names[0]
+    st = changed.stat()
+    os.utime(changed, ns=(1, 1))
+    try:
+        again = engine.scan([folder])
+    finally:  # the module's other tests share this folder and cache
+        os.utime(changed, ns=(st.st_atime_ns, st.st_mtime_ns))
+        engine.scan([folder])
+    assert again.stats["embedded"] == 1 and again.stats["cached"] == len(names) - 1
+    before = {f.path: i for i, f in enumerate(lib.files)}
+    for i, f in enumerate(again.files):
+        old = lib.files[before[f.path]]
+        assert abs(float(again.embeddings[i] @ lib.embeddings[before[f.path]]) - 1) < 1e-3, f.path
+        assert (f.size, f.width, f.height) == (old.size, old.width, old.height)
+
+
+def engine_cache_ratio() -> int:
+    from core.cache import EmbeddingCache
+
+    return EmbeddingCache._KEYED_RATIO
+
+
 def test_strictness_regroups_without_embedding(demo_scan):
     engine, _, lib = demo_scan
     loose = lib.result(lib.floor)
