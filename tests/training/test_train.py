@@ -16,7 +16,8 @@ from training.train import export_best, load_checkpoint, train
 def _cfg(tmp_path: Path, photo_folder: Path, **over):
     sets = {"data": str(photo_folder), "val_data": str(photo_folder), "resolution": 64, "batch_identities": 8,
             "views": 2, "workers": 0, "out": str(tmp_path / "run"), "cache_dir": str(tmp_path / "cache"),
-            "fork": 6, "init_weights": "resources/model", "val_every": 100} | over
+            "fork": 6, "init_weights": "resources/model", "val_every": 100,
+            "export": str(tmp_path / "export")} | over  # never the config's runs/bundled/model: a real run's
     return load_config("training/configs/bundled.yaml", [f"{k}={v}" for k, v in sets.items()])
 
 
