@@ -28,6 +28,7 @@ class TrainConfig:
     margin: float = 0.3
     temperature: float = 0.05
     koleo_weight: float = 0.0
+    memory: int = 0  # infonce: embeddings kept from earlier steps as extra negatives (0: off)
     # batches: ``batch_identities`` photos x ``views`` edited copies
     batch_identities: int = 64
     views: int = 4

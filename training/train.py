@@ -36,7 +36,7 @@ from core.model import LookalikeNet, ModelConfig
 from training.augment import AUGMENT_VERSION
 from training.config import TrainConfig, load_config
 from training.data import EpochShuffle, ViewsDataset, collate_views, read_layout, seed_worker
-from training.losses import metric_loss
+from training.losses import CrossBatchMemory, metric_loss
 from training.trunk_cache import (
     build_trunk_cache,
     cpu_has_bf16,
@@ -292,12 +292,15 @@ def train(cfg: TrainConfig, val: ValSet | None = None) -> dict:
     writer.writeheader()
     start = time.monotonic()
     opt = None
+    memory = CrossBatchMemory(cfg.memory) if cfg.memory and cfg.loss == "infonce" else None
     try:
         for epoch in range(cfg.epochs):
             tail = epoch >= cfg.epochs_head
             if opt is None or epoch == cfg.epochs_head:
                 _set_trainable(net, tail)
                 opt = _optimizer(net, cfg, tail)
+                if memory is not None:  # embeddings from before the tail unfroze are from another network
+                    memory.reset()
                 phase_start, phase_len = epoch, (cfg.epochs - epoch) if tail else cfg.epochs_head
             batches.set_epoch(epoch)
             losses = []
@@ -310,7 +313,9 @@ def train(cfg: TrainConfig, val: ValSet | None = None) -> dict:
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                     emb = net.embed_from_trunk(x) if from_trunk else net.embed(x)
                 loss = metric_loss(emb.float(), labels.to(device), cfg.loss, cfg.margin, cfg.temperature,
-                                   cfg.koleo_weight)
+                                   cfg.koleo_weight, memory)
+                if memory is not None:
+                    memory.add(emb.float(), labels.to(device))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
