@@ -36,25 +36,30 @@ def imagenet_net(config: ModelConfig) -> LookalikeNet:
     return LookalikeNet(config, backbone)
 
 
-def export_onnx(net: LookalikeNet, path: Path) -> None:
-    """Export for the fixed input size, with constant "same" padding (2x faster in ONNX Runtime)."""
-    wrapper = UInt8Wrapper(net).eval()
+def export_fixed_size(module: torch.nn.Module, net: LookalikeNet, path: Path, outputs: list[str]) -> None:
+    """Export ``module`` (uint8 NHWC ``image`` in, ``net`` inside) for ``net``'s fixed input size, with constant
+    "same" padding (2x faster in ONNX Runtime) and a dynamic batch."""
     r = net.config.resolution
     x = torch.zeros(2, r, r, 3, dtype=torch.uint8)
     freeze_same_padding(net, r)
     try:
         torch.onnx.export(
-            wrapper,
+            module.eval(),
             (x,),
             str(path),
             input_names=["image"],
-            output_names=["embedding", "features"],
-            dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}, "features": {0: "batch"}},
+            output_names=outputs,
+            dynamic_axes={"image": {0: "batch"}} | {o: {0: "batch"} for o in outputs},
             opset_version=17,
             dynamo=False,
         )
     finally:
         freeze_same_padding(net, None)
+
+
+def export_onnx(net: LookalikeNet, path: Path) -> None:
+    """The app's graph: both outputs, embedding and ImageNet features."""
+    export_fixed_size(UInt8Wrapper(net), net, path, ["embedding", "features"])
 
 
 def store_weights_fp16(path: Path, min_elements: int = 1024) -> None:

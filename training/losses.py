@@ -78,10 +78,8 @@ def metric_loss(emb: torch.Tensor, labels: torch.Tensor, kind: str, margin: floa
     if kind == "triplet":
         loss = batch_hard_triplet(emb, labels, margin)
     elif kind == "infonce":
-        if memory is not None and memory.emb is not None:
-            loss = info_nce(emb, labels, temperature, memory.emb, memory.labels)
-        else:
-            loss = info_nce(emb, labels, temperature)
+        past = (memory.emb, memory.labels) if memory is not None else (None, None)
+        loss = info_nce(emb, labels, temperature, *past)
     else:
         raise ValueError(f"unknown loss {kind!r}; choose triplet or infonce")
     if koleo_weight:

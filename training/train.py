@@ -42,7 +42,6 @@ from training.trunk_cache import (
     cpu_has_bf16,
     make_trunk,
     sample_batch,
-    trunk_features,
     trunk_runtime,
 )
 from training.valset import ValSet, build_valset, pair_scores, summarise
@@ -179,7 +178,7 @@ class CachedBatches:
                 dataset = ViewsDataset(groups, cfg.resolution, cfg.cache_views, cfg.strength, cfg.keep_original,
                                        cfg.seed + r)
                 cached = {"train": build_trunk_cache(trunk, dataset, min(cfg.workers, 1)),
-                          "val": trunk_features(trunk, val.images) if r == 0 else None,
+                          "val": trunk(torch.from_numpy(val.images)) if r == 0 else None,
                           "key": key}
                 if path is not None:
                     path.parent.mkdir(parents=True, exist_ok=True)
@@ -312,10 +311,10 @@ def train(cfg: TrainConfig, val: ValSet | None = None) -> dict:
                     g["lr"] = g["base_lr"] * warm * 0.5 * (1 + math.cos(math.pi * progress))
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                     emb = net.embed_from_trunk(x) if from_trunk else net.embed(x)
-                loss = metric_loss(emb.float(), labels.to(device), cfg.loss, cfg.margin, cfg.temperature,
-                                   cfg.koleo_weight, memory)
+                emb, labels = emb.float(), labels.to(device)
+                loss = metric_loss(emb, labels, cfg.loss, cfg.margin, cfg.temperature, cfg.koleo_weight, memory)
                 if memory is not None:
-                    memory.add(emb.float(), labels.to(device))
+                    memory.add(emb, labels)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

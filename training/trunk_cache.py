@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from core.backbones import freeze_same_padding
 from core.model import LookalikeNet, UInt8Wrapper
 from training.data import ViewsDataset, seed_worker
 
@@ -40,16 +39,11 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-class _TrunkU8(torch.nn.Module):
+class _TrunkU8(UInt8Wrapper):
     """uint8 NHWC → normalised → the shared trunk, for export."""
 
-    def __init__(self, net: LookalikeNet) -> None:
-        super().__init__()
-        self.wrap = UInt8Wrapper(net)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 3, 1, 2).float()
-        return self.wrap.net.trunk((x - self.wrap.mean) / self.wrap.std)
+        return self.net.trunk(self.normalise(x))
 
 
 class OnnxTrunk:
@@ -58,22 +52,17 @@ class OnnxTrunk:
     def __init__(self, net: LookalikeNet, batch: int = 16, tolerance: float = 1e-3) -> None:
         import onnxruntime as ort
 
+        from training.export import export_fixed_size
+
         self.batch = batch
-        r = net.config.resolution
         module = _TrunkU8(net).eval()
-        freeze_same_padding(net, r)
-        try:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "trunk.onnx"
-                torch.onnx.export(module, (torch.zeros(2, r, r, 3, dtype=torch.uint8),), str(path),
-                                  input_names=["image"], output_names=["trunk"],
-                                  dynamic_axes={"image": {0: "batch"}, "trunk": {0: "batch"}},
-                                  opset_version=17, dynamo=False)
-                opts = ort.SessionOptions()
-                opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        finally:
-            freeze_same_padding(net, None)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "trunk.onnx"
+            export_fixed_size(module, net, path, ["trunk"])
+            opts = ort.SessionOptions()
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        r = net.config.resolution
         probe = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, r, r, 3), dtype=np.uint8))
         with torch.no_grad():
             expected = module(probe)
@@ -125,11 +114,6 @@ def make_trunk(net: LookalikeNet, norm: torch.nn.Module, device: torch.device, r
     return torch_trunk(net, norm, device, amp=runtime == "torch-bf16")
 
 
-def trunk_features(trunk: TrunkFn, images: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W, 3) → the trunk's output (N, C, h, w) in bfloat16, on the CPU."""
-    return trunk(torch.as_tensor(images))
-
-
 def build_trunk_cache(trunk: TrunkFn, dataset: ViewsDataset, workers: int = 1) -> torch.Tensor:
     """(identities, views, C, h, w) bfloat16 trunk features of ``dataset``'s seeded views (epoch 0)."""
     loader = DataLoader(dataset, batch_size=8, shuffle=False, num_workers=workers, worker_init_fn=seed_worker)
@@ -137,7 +121,7 @@ def build_trunk_cache(trunk: TrunkFn, dataset: ViewsDataset, workers: int = 1) -
     start = time.monotonic()
     for i, (views, _) in enumerate(loader):
         b, v = views.shape[:2]
-        feats = trunk_features(trunk, views.flatten(0, 1))
+        feats = trunk(views.flatten(0, 1))
         chunks.append(feats.view(b, v, *feats.shape[1:]))
         if i % 20 == 0:
             log.info("trunk cache: %d/%d photos, %.0fs", (i + 1) * b, len(dataset), time.monotonic() - start)
