@@ -41,6 +41,7 @@ from training.trunk_cache import (
     build_trunk_cache,
     cpu_has_bf16,
     make_trunk,
+    neighbour_batches,
     sample_batch,
     trunk_runtime,
 )
@@ -156,7 +157,7 @@ class CachedBatches:
 
     def __init__(self, cfg: TrainConfig, groups: list, val: ValSet, net: LookalikeNet, norm: Normalise,
                  device: torch.device) -> None:
-        self.cfg, self.device = cfg, device
+        self.cfg, self.device, self.net = cfg, device, net
         runtime = trunk_runtime(device, cfg.amp)
         trunk = None  # built only when a round is not cached yet
         self.train_feats = self.val_feats = None
@@ -197,9 +198,18 @@ class CachedBatches:
 
     def set_epoch(self, epoch: int) -> None:
         self.rng = np.random.default_rng([self.cfg.seed, epoch])
-        perm = self.rng.permutation(self.n)
-        p = self.cfg.batch_identities
-        self.order = [perm[i:i + p] for i in range(0, self.n - p + 1, p)]
+        emb = self._one_view_each() if self.cfg.neighbours > 1 else np.empty((self.n, 0))
+        self.order = neighbour_batches(emb, self.cfg.batch_identities, self.cfg.neighbours, self.rng)
+
+    @torch.no_grad()
+    def _one_view_each(self) -> np.ndarray:
+        """The current network's embedding of one random cached view per identity (for neighbour batches)."""
+        pick = torch.as_tensor(self.rng.integers(0, self.train_feats.shape[1], self.n))
+        out = []
+        for s in range(0, self.n, 256):
+            x = self.train_feats[torch.arange(s, min(s + 256, self.n)), pick[s:s + 256]]
+            out.append(self.net.embed_from_trunk(x.to(self.device, torch.float32)).float().cpu())
+        return torch.nn.functional.normalize(torch.cat(out), dim=1).numpy()
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor, bool]:
         if not self.order:
@@ -280,6 +290,8 @@ def train(cfg: TrainConfig, val: ValSet | None = None) -> dict:
     norm = Normalise(cfg.backbone).to(device)
     if len(groups) < cfg.batch_identities:
         raise ValueError(f"{len(groups)} identities cannot fill a batch of {cfg.batch_identities}")
+    if cfg.neighbours > 1 and not cfg.cache_views:
+        raise ValueError("neighbours needs the trunk cache (cache_views > 0): it embeds cached views each epoch")
     batches = (CachedBatches(cfg, groups, val, net, norm, device) if cfg.cache_views
                else LiveBatches(cfg, groups, norm, device))
     steps = cfg.steps_per_epoch or batches.steps

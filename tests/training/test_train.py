@@ -28,10 +28,10 @@ def _losses(run: Path) -> list[float]:
 
 def test_cached_training_loss_goes_down_and_writes_its_files(tmp_path, photo_folder):
     # Every step sees the same 8 photos x 2 cached views, so the loss must fall as the
-    # tail learns them.
+    # tail learns them. Neighbour batches (groups of 4) embed every photo's cached view at each epoch start.
     torch.set_num_threads(2)
     cfg = _cfg(tmp_path, photo_folder, cache_views=2, epochs_head=2, epochs_tail=4, lr=3e-3, lr_tail=1e-3,
-               margin=0.5, steps_per_epoch=2)
+               margin=0.5, steps_per_epoch=2, neighbours=4)
     info = train(cfg)
     run = Path(cfg.out)
     losses = _losses(run)
@@ -47,7 +47,7 @@ def test_cached_training_loss_goes_down_and_writes_its_files(tmp_path, photo_fol
 
 
 def test_live_training_and_export_load_in_core(tmp_path, photo_folder):
-    cfg = _cfg(tmp_path, photo_folder, epochs_head=1, epochs_tail=1, steps_per_epoch=1, val_every=1)
+    cfg = _cfg(tmp_path, photo_folder, cache_views=0, epochs_head=1, epochs_tail=1, steps_per_epoch=1, val_every=1)
     info = train(cfg)
     out = tmp_path / "model"
     manifest = export_best(Path(cfg.out) / "best.pt", out, info)
@@ -83,6 +83,34 @@ def test_onnx_trunk_matches_torch_on_real_photos(photo_folder):
     cos = torch.nn.functional.cosine_similarity(got.flatten(1), want.flatten(1))
     assert cos.min() > 0.9999, cos
     assert float((got - want).abs().max()) < 0.02 * float(want.abs().max())
+
+
+def test_neighbour_batches_put_close_photos_in_one_batch():
+    from training.trunk_cache import neighbour_batches
+
+    # Four clusters of four identities (unit vectors around four axes), their ids shuffled.
+    rng = np.random.default_rng(5)
+    ids = rng.permutation(16)
+    emb = np.zeros((16, 8))
+    for cluster in range(4):
+        for j in range(4):
+            emb[ids[cluster * 4 + j], cluster] = 1.0
+            emb[ids[cluster * 4 + j], 4 + j] = 0.1
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    cluster_of = {int(i): c for c in range(4) for i in ids[c * 4:c * 4 + 4]}
+    batches = neighbour_batches(emb, batch=8, group=4, rng=np.random.default_rng(0))
+    assert len(batches) == 2 and sorted(np.concatenate(batches).tolist()) == list(range(16))
+    for b in batches:  # two whole clusters per batch, never a cluster split across batches
+        assert sorted(np.bincount([cluster_of[int(i)] for i in b], minlength=4).tolist()) == [0, 0, 4, 4]
+    # group 1 is the plain shuffled order, and an incomplete last batch is dropped either way
+    assert [b.tolist() for b in neighbour_batches(emb, 5, 1, np.random.default_rng(3))] == [
+        b.tolist() for b in np.split(np.random.default_rng(3).permutation(16)[:15], 3)]
+    assert sum(len(b) for b in neighbour_batches(emb, 6, 4, np.random.default_rng(1))) == 12
+
+
+def test_neighbours_need_the_trunk_cache(tmp_path, photo_folder):
+    with pytest.raises(ValueError, match="trunk cache"):
+        train(_cfg(tmp_path, photo_folder, neighbours=4, cache_views=0, epochs_head=1, epochs_tail=0))
 
 
 def test_cache_rounds_fill_one_pool_and_are_reused(tmp_path, photo_folder):
