@@ -291,7 +291,8 @@ def train(cfg: TrainConfig, val: ValSet | None = None) -> dict:
     if len(groups) < cfg.batch_identities:
         raise ValueError(f"{len(groups)} identities cannot fill a batch of {cfg.batch_identities}")
     if cfg.neighbours > 1 and not cfg.cache_views:
-        raise ValueError("neighbours needs the trunk cache (cache_views > 0): it embeds cached views each epoch")
+        raise ValueError("neighbours needs the trunk cache (cache_views > 0): it embeds cached views each epoch; "
+                         "set neighbours=0 for live batches")
     batches = (CachedBatches(cfg, groups, val, net, norm, device) if cfg.cache_views
                else LiveBatches(cfg, groups, norm, device))
     steps = cfg.steps_per_epoch or batches.steps

@@ -47,7 +47,8 @@ def test_cached_training_loss_goes_down_and_writes_its_files(tmp_path, photo_fol
 
 
 def test_live_training_and_export_load_in_core(tmp_path, photo_folder):
-    cfg = _cfg(tmp_path, photo_folder, cache_views=0, epochs_head=1, epochs_tail=1, steps_per_epoch=1, val_every=1)
+    cfg = _cfg(tmp_path, photo_folder, cache_views=0, neighbours=0, epochs_head=1, epochs_tail=1,
+               steps_per_epoch=1, val_every=1)
     info = train(cfg)
     out = tmp_path / "model"
     manifest = export_best(Path(cfg.out) / "best.pt", out, info)
@@ -147,7 +148,8 @@ def test_resnet_with_weights_you_bring_trains_and_a_wrong_file_is_refused(tmp_pa
     main(["--config", "training/configs/bundled.yaml", "--backbone", "resnet50", "--weights", str(weights),
           "--set", "fork=3", "--set", "resolution=64", "--set", f"data={photo_folder}",
           "--set", f"val_data={photo_folder}", "--set", "batch_identities=4", "--set", "views=2",
-          "--set", "workers=0", "--set", "cache_views=0", "--set", "epochs_head=1", "--set", "epochs_tail=1",
+          "--set", "workers=0", "--set", "cache_views=0", "--set", "neighbours=0", "--set", "epochs_head=1",
+          "--set", "epochs_tail=1",
           "--set", "steps_per_epoch=1", "--set", f"out={out}", "--set", "export=null"])
     net, ck = load_checkpoint(out / "best.pt")
     assert ck["architecture"]["backbone"] == "resnet50" and ck["config"]["init_weights"] == str(weights)
