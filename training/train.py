@@ -191,6 +191,8 @@ class CachedBatches:
                 self.val_feats = cached["val"]
             self.train_feats[:, r * v:(r + 1) * v] = part
             del cached, part
+        if self.val_feats is None:  # the first round was cached as a later round of a run with another seed
+            self.val_feats = (trunk or make_trunk(net, norm, device, runtime))(torch.from_numpy(val.images))
         self.n = len(self.train_feats)
         self.steps = self.n // cfg.batch_identities
         self.rng = np.random.default_rng(cfg.seed)

@@ -132,6 +132,13 @@ def test_cache_rounds_fill_one_pool_and_are_reused(tmp_path, photo_folder):
     assert len(list(Path(cfg.cache_dir).glob("trunk-*.pt"))) == 2
     again = CachedBatches(cfg, groups, val, net, norm, cpu)
     assert torch.equal(first.train_feats, again.train_feats) and torch.equal(first.val_feats, again.val_feats)
+    # Seed 1 finds its first round cached as the second round of seed 0 (stored without validation
+    # features): it reuses those views and computes the validation features it lacks.
+    cfg.seed, cfg.cache_rounds = 1, 1
+    shifted = CachedBatches(cfg, groups, val, net, norm, cpu)
+    assert torch.equal(shifted.train_feats, first.train_feats[:, 2:])
+    assert torch.allclose(shifted.val_feats.float(), first.val_feats.float())
+    assert len(list(Path(cfg.cache_dir).glob("trunk-*.pt"))) == 2
 
 
 def test_resnet_with_weights_you_bring_trains_and_a_wrong_file_is_refused(tmp_path, photo_folder):
