@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import hashlib
 import json
 import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,7 @@ from training.config import TrainConfig, load_config
 from training.data import EpochShuffle, ViewsDataset, collate_views, read_layout, seed_worker
 from training.losses import CrossBatchMemory, metric_loss
 from training.trunk_cache import (
+    TrunkFn,
     build_trunk_cache,
     cpu_has_bf16,
     make_trunk,
@@ -159,40 +162,50 @@ class CachedBatches:
                  device: torch.device) -> None:
         self.cfg, self.device, self.net = cfg, device, net
         runtime = trunk_runtime(device, cfg.amp)
-        trunk = None  # built only when a round is not cached yet
-        self.train_feats = self.val_feats = None
-        rounds = max(1, cfg.cache_rounds)
-        for r in range(rounds):  # each round: cache_views more seeded views per photo
-            key = {k: getattr(cfg, k) for k in ("data", "layout", "cache_views", "resolution", "fork", "backbone",
-                                                "init_weights", "strength", "keep_original", "val_data",
-                                                "val_seed")} | {"seed": cfg.seed + r}
-            key |= {"preprocess": PREPROCESS_VERSION, "augment": AUGMENT_VERSION, "trunk": runtime}
+
+        @functools.cache
+        def trunk() -> TrunkFn:  # built only when something is not cached yet
+            log.info("trunk cache: computing with %s", runtime)
+            return make_trunk(net, norm, device, runtime)
+
+        def cached(name: str, key: dict, compute: Callable[[], dict]) -> dict:
+            key = key | {"preprocess": PREPROCESS_VERSION, "trunk": runtime}
             digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-            path = Path(cfg.cache_dir) / f"trunk-{digest}.pt" if cfg.cache_dir else None
+            path = Path(cfg.cache_dir) / f"{name}-{digest}.pt" if cfg.cache_dir else None
             if path is not None and path.exists():
                 log.info("trunk cache: reusing %s", path)
-                cached = torch.load(path, weights_only=True)
-            else:
-                if trunk is None:
-                    trunk = make_trunk(net, norm, device, runtime)
-                    log.info("trunk cache: computing with %s", runtime)
+                return torch.load(path, weights_only=True)
+            value = compute() | {"key": key}
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(value, path)
+            return value
+
+        net_key = {k: getattr(cfg, k) for k in ("resolution", "fork", "backbone", "init_weights")}
+        # The validation images are keyed by their content: a run may bring its own ValSet (tests, search).
+        val_digest = hashlib.sha256(np.ascontiguousarray(val.images).data).hexdigest()
+        self.val_feats = cached("val", net_key | {"images": val_digest},
+                                lambda: {"val": trunk()(torch.from_numpy(val.images))})["val"]
+        self.train_feats = None
+        rounds = max(1, cfg.cache_rounds)
+        for r in range(rounds):  # each round: cache_views more seeded views per photo
+            # (val_data and val_seed stay in the key so rounds cached when they also held validation
+            # features keep their digests)
+            key = net_key | {k: getattr(cfg, k) for k in ("data", "layout", "cache_views", "strength",
+                                                          "keep_original", "val_data", "val_seed")}
+            key |= {"seed": cfg.seed + r, "augment": AUGMENT_VERSION}
+
+            def views(seed: int = cfg.seed + r) -> dict:
                 dataset = ViewsDataset(groups, cfg.resolution, cfg.cache_views, cfg.strength, cfg.keep_original,
-                                       cfg.seed + r)
-                cached = {"train": build_trunk_cache(trunk, dataset, min(cfg.workers, 1)),
-                          "val": trunk(torch.from_numpy(val.images)) if r == 0 else None,
-                          "key": key}
-                if path is not None:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    torch.save(cached, path)
-            part = cached["train"]
+                                       seed)
+                return {"train": build_trunk_cache(trunk(), dataset, min(cfg.workers, 1))}
+
+            part = cached("trunk", key, views)["train"]
             if self.train_feats is None:  # one allocation: 80 views of 1,100 photos are ~4 GB
                 n, v = part.shape[:2]
                 self.train_feats = torch.empty((n, v * rounds, *part.shape[2:]), dtype=part.dtype)
-                self.val_feats = cached["val"]
             self.train_feats[:, r * v:(r + 1) * v] = part
-            del cached, part
-        if self.val_feats is None:  # the first round was cached as a later round of a run with another seed
-            self.val_feats = (trunk or make_trunk(net, norm, device, runtime))(torch.from_numpy(val.images))
+            del part
         self.n = len(self.train_feats)
         self.steps = self.n // cfg.batch_identities
         self.rng = np.random.default_rng(cfg.seed)
