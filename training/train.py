@@ -111,15 +111,25 @@ class Normalise(torch.nn.Module):
 
 
 @torch.no_grad()
-def embed_images(net: LookalikeNet, norm: Normalise, images: np.ndarray, device: torch.device, amp: bool,
-                 batch: int = 256) -> np.ndarray:
-    net.eval()
+def embed_in_batches(embed: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, device: torch.device,
+                     amp: bool, batch: int = 256) -> np.ndarray:
+    """L2-normalised ``embed(inputs)``, ``batch`` rows at a time, as float32 numpy on the CPU."""
     out = []
-    for s in range(0, len(images), batch):
-        x = norm(torch.from_numpy(images[s:s + batch]).to(device))
+    for s in range(0, len(inputs), batch):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out.append(net.embed(x).float().cpu())
+            out.append(embed(inputs[s:s + batch]).float().cpu())
     return torch.nn.functional.normalize(torch.cat(out), dim=1).numpy()
+
+
+def embed_images(net: LookalikeNet, norm: Normalise, images: np.ndarray, device: torch.device, amp: bool
+                 ) -> np.ndarray:
+    net.eval()
+    return embed_in_batches(lambda x: net.embed(norm(x.to(device))), torch.from_numpy(images), device, amp)
+
+
+def embed_trunk_features(net: LookalikeNet, feats: torch.Tensor, device: torch.device, amp: bool) -> np.ndarray:
+    """Embeddings of cached trunk features (stored in bfloat16, run in float32 or under autocast)."""
+    return embed_in_batches(lambda f: net.embed_from_trunk(f.to(device, torch.float32)), feats, device, amp)
 
 
 class LiveBatches:
@@ -213,18 +223,13 @@ class CachedBatches:
 
     def set_epoch(self, epoch: int) -> None:
         self.rng = np.random.default_rng([self.cfg.seed, epoch])
-        emb = self._one_view_each() if self.cfg.neighbours > 1 else np.empty((self.n, 0))
-        self.order = neighbour_batches(emb, self.cfg.batch_identities, self.cfg.neighbours, self.rng)
+        emb = self._one_view_each() if self.cfg.neighbours > 1 else None
+        self.order = neighbour_batches(self.n, self.cfg.batch_identities, self.rng, emb, self.cfg.neighbours)
 
-    @torch.no_grad()
     def _one_view_each(self) -> np.ndarray:
         """The current network's embedding of one random cached view per identity (for neighbour batches)."""
         pick = torch.as_tensor(self.rng.integers(0, self.train_feats.shape[1], self.n))
-        out = []
-        for s in range(0, self.n, 256):
-            x = self.train_feats[torch.arange(s, min(s + 256, self.n)), pick[s:s + 256]]
-            out.append(self.net.embed_from_trunk(x.to(self.device, torch.float32)).float().cpu())
-        return torch.nn.functional.normalize(torch.cat(out), dim=1).numpy()
+        return embed_trunk_features(self.net, self.train_feats[torch.arange(self.n), pick], self.device, amp=False)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor, bool]:
         if not self.order:
@@ -237,11 +242,7 @@ class CachedBatches:
     @torch.no_grad()
     def validate(self, net: LookalikeNet, val: ValSet, amp: bool) -> dict:
         net.eval()
-        out = []
-        for s in range(0, len(self.val_feats), 256):
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
-                out.append(net.embed_from_trunk(self.val_feats[s:s + 256].to(self.device, torch.float32)).float().cpu())
-        emb = torch.nn.functional.normalize(torch.cat(out), dim=1).numpy()
+        emb = embed_trunk_features(net, self.val_feats, self.device, amp)
         pos, kinds, neg = pair_scores(emb, val.labels, val.kinds)
         return summarise(pos, kinds, neg, self.cfg.min_precision)
 

@@ -138,30 +138,30 @@ def sample_batch(cache: torch.Tensor, ids: np.ndarray, views: int, rng: np.rando
     return feats.flatten(0, 1), labels
 
 
-def neighbour_batches(emb: np.ndarray, batch: int, group: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """One epoch of batches of ``batch`` identities made of ``group`` near neighbours each.
+def neighbour_batches(n: int, batch: int, rng: np.random.Generator, emb: np.ndarray | None = None,
+                      group: int = 1) -> list[np.ndarray]:
+    """One epoch of batches of ``batch`` of the ``n`` identities: shuffled, or made of ``group`` near neighbours.
 
     ``emb`` holds one L2-normalised embedding per identity. A random seed identity takes its ``group - 1``
     most similar identities not yet placed, until every identity has a group; the groups are shuffled and
-    packed into batches (an incomplete last batch is dropped, as with a random order). Photos the network
-    already confuses then meet in one batch, where the loss has to pull them apart; in random batches of 32
-    out of 1,100 such a pair almost never shares a step.
+    packed into batches. Photos the network already confuses then meet in one batch, where the loss has to
+    pull them apart; in random batches of 32 out of 1,100 such a pair almost never shares a step. Without
+    ``emb`` (or with ``group`` 1) the order is a plain permutation. An incomplete last batch is dropped.
     """
-    n = len(emb)
-    if group <= 1:
-        perm = rng.permutation(n)
-        return [perm[i:i + batch] for i in range(0, n - batch + 1, batch)]
-    sims = emb @ emb.T
-    np.fill_diagonal(sims, -np.inf)
-    free = np.ones(n, bool)
-    groups = []
-    for seed in rng.permutation(n):
-        if not free[seed]:
-            continue
-        free[seed] = False
-        cand = np.flatnonzero(free)
-        near = cand[np.argsort(-sims[seed, cand], kind="stable")[:group - 1]]
-        free[near] = False
-        groups.append(np.concatenate([[seed], near]))
-    order = np.concatenate([groups[i] for i in rng.permutation(len(groups))])
+    if emb is None or group <= 1:
+        order = rng.permutation(n)
+    else:
+        sims = emb @ emb.T
+        np.fill_diagonal(sims, -np.inf)
+        free = np.ones(n, bool)
+        groups = []
+        for seed in rng.permutation(n):
+            if not free[seed]:
+                continue
+            free[seed] = False
+            cand = np.flatnonzero(free)
+            near = cand[np.argsort(-sims[seed, cand], kind="stable")[:group - 1]]
+            free[near] = False
+            groups.append(np.concatenate([[seed], near]))
+        order = np.concatenate([groups[i] for i in rng.permutation(len(groups))])
     return [order[i:i + batch] for i in range(0, n - batch + 1, batch)]

@@ -99,14 +99,14 @@ def test_neighbour_batches_put_close_photos_in_one_batch():
             emb[ids[cluster * 4 + j], 4 + j] = 0.1
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     cluster_of = {int(i): c for c in range(4) for i in ids[c * 4:c * 4 + 4]}
-    batches = neighbour_batches(emb, batch=8, group=4, rng=np.random.default_rng(0))
+    batches = neighbour_batches(16, batch=8, rng=np.random.default_rng(0), emb=emb, group=4)
     assert len(batches) == 2 and sorted(np.concatenate(batches).tolist()) == list(range(16))
     for b in batches:  # two whole clusters per batch, never a cluster split across batches
         assert sorted(np.bincount([cluster_of[int(i)] for i in b], minlength=4).tolist()) == [0, 0, 4, 4]
     # group 1 is the plain shuffled order, and an incomplete last batch is dropped either way
-    assert [b.tolist() for b in neighbour_batches(emb, 5, 1, np.random.default_rng(3))] == [
+    assert [b.tolist() for b in neighbour_batches(16, 5, np.random.default_rng(3), emb, 1)] == [
         b.tolist() for b in np.split(np.random.default_rng(3).permutation(16)[:15], 3)]
-    assert sum(len(b) for b in neighbour_batches(emb, 6, 4, np.random.default_rng(1))) == 12
+    assert sum(len(b) for b in neighbour_batches(16, 6, np.random.default_rng(1), emb, 4)) == 12
 
 
 def test_neighbours_need_the_trunk_cache(tmp_path, photo_folder):
