@@ -6,15 +6,19 @@ Exit status: 0 on success (problems with single files included), 2 on bad usage,
 from __future__ import annotations
 
 import argparse
-import csv
-import json
+import codecs
 import logging
+import math
 import multiprocessing
 import os
 import sys
 from pathlib import Path
 
-from core.errors import Cancelled, LookalikeError
+from core.errors import Cancelled, LookalikeError, OutputError
+from core.report import Output, csv_text, human_bytes, json_text, scan_json
+
+# The loosest duplicate threshold accepted: below it nearly every pair of photos would be kept and grouped.
+MIN_THRESHOLD = 0.5
 
 log = logging.getLogger("lookalike")
 
@@ -33,8 +37,8 @@ def _threshold(text: str) -> float:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 < v <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {v}")
+    if not MIN_THRESHOLD <= v <= 1.0:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"must be between {MIN_THRESHOLD} and 1 (a cosine similarity), got {text}")
     return v
 
 
@@ -42,9 +46,12 @@ def _size(text: str) -> int:
     mult = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
     t = text.strip().lower().rstrip("b")
     try:
-        return int(float(t[:-1]) * mult[t[-1]]) if t and t[-1] in mult else int(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r}") from None
+        v = float(t[:-1]) * mult[t[-1]] if t and t[-1] in mult else float(t)
+        if not math.isfinite(v) or v < 0 or v > 1 << 60:
+            raise ValueError(text)
+        return int(v)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"not a size in bytes (e.g. 500k, 2m): {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,71 +127,47 @@ def _options(a):
                        include_hidden=a.hidden, follow_symlinks=a.follow_symlinks)
 
 
-def scan_json(result) -> dict:
-    files = result.files
-    return {
-        "threshold": result.threshold,
-        "model": {"name": result.model.name, "sha256": result.model.sha256},
-        "files": len(files),
-        "groups": [
-            {"exact": g.exact,
-             "files": [{"path": files[m.index].path, "width": files[m.index].width,
-                        "height": files[m.index].height, "bytes": files[m.index].size,
-                        "similarity": m.similarity} for m in g.members]}
-            for g in result.groups
-        ],
-        "pairs": [{"a": files[p.a].path, "b": files[p.b].path, "similarity": p.similarity} for p in result.pairs],
-        "problems": [{"path": p.path, "reason": p.reason} for p in result.problems],
-    }
-
-
-def write_csv(result, path) -> None:
-    fh = sys.stdout if str(path) == "-" else open(path, "w", newline="", encoding="utf-8", errors="surrogateescape")
+def _outputs(a) -> list[tuple[str, Output]]:
+    """The report files asked for, checked and reserved before any work (a bad path fails in a second)."""
+    outs = []
     try:
-        w = csv.writer(fh)
-        w.writerow(["group", "exact", "keep", "path", "width", "height", "bytes", "similarity", "taken"])
-        for n, g in enumerate(result.groups, 1):
-            for k, m in enumerate(g.members):
-                f = result.files[m.index]
-                w.writerow([n, g.exact, k == 0, f.path, f.width, f.height, f.size, m.similarity, f.taken or ""])
-    finally:
-        if fh is not sys.stdout:
-            fh.close()
+        for kind in ("json", "csv"):
+            path = getattr(a, kind, None)
+            if path is not None:
+                outs.append((kind, Output(path, kind.upper())))
+    except OutputError:
+        for _, o in outs:
+            o.discard()
+        raise
+    return outs
 
 
-def _write_json(data: dict, path) -> None:
-    # ASCII escapes keep names that are not valid UTF-8 (surrogate-escaped) faithful and the file valid JSON.
-    text = json.dumps(data, indent=2)
-    if str(path) == "-":
-        print(text)
-    else:
-        Path(path).write_text(text + "\n", encoding="utf-8")
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
+def _require_paths(paths: list[str], what: str) -> None:
+    missing = [p for p in paths if not os.path.lexists(p)]
+    if missing and len(missing) == len(paths):
+        raise UsageError(f"no such file or folder{' to ' + what if what else ''}: {missing[0]}")
 
 
 def cmd_scan(a) -> int:
-    engine = _engine(a)
-    threshold = a.threshold or engine.bundle.duplicate_threshold
-    # The report holds pairs at the threshold: keep no looser pairs unless a similar threshold is asked for.
-    floor = min(threshold, a.similar_threshold) if a.similar_threshold else threshold
-    update, close = _progress_bar(a.quiet)
+    _require_paths(a.paths, "")
+    outputs = _outputs(a)
     try:
-        lib = engine.scan(a.paths, _options(a), floor=floor, progress=update)
+        engine = _engine(a)
+        threshold = a.threshold or engine.bundle.duplicate_threshold
+        # The report holds pairs at the threshold: keep no looser pairs unless a similar threshold is asked for.
+        floor = min(threshold, a.similar_threshold) if a.similar_threshold else threshold
+        update, close = _progress_bar(a.quiet)
+        try:
+            lib = engine.scan(a.paths, _options(a), floor=floor, progress=update)
+        finally:
+            close()
+        result = lib.result(threshold)
+        for kind, out in outputs:
+            out.write(json_text(scan_json(result)) if kind == "json" else csv_text(result))
     finally:
-        close()
-    result = lib.result(threshold)
-    if a.json:
-        _write_json(scan_json(result), a.json)
-    if a.csv:
-        write_csv(result, a.csv)
-    out = sys.stderr if str(a.json) == "-" or str(a.csv) == "-" else sys.stdout
+        for _, out in outputs:
+            out.discard()
+    out = sys.stderr if any(o.stdout for _, o in outputs) else sys.stdout
     print(f"{len(result.files)} images, {len(result.groups)} groups, {result.duplicates} duplicates, "
           f"{human_bytes(result.reclaimable)} reclaimable, {len(result.problems)} problems "
           f"(threshold {threshold:.3f}, model {result.model.name})", file=out)
@@ -202,34 +185,73 @@ def cmd_scan(a) -> int:
 
 
 def cmd_similar(a) -> int:
+    from core.errors import DecodeError
+
     if a.top < 1:
         raise UsageError("--top must be at least 1")
-    engine = _engine(a)
-    update, close = _progress_bar(a.quiet)
-    try:
-        lib = engine.scan(a.inside, _options(a), progress=update)
-    finally:
-        close()
-    queries = []
+    _require_paths(a.inside, "search in")
     for img in a.images:
-        path = os.path.abspath(img)
-        if not os.path.isfile(path):
-            print(f"lookalike: {img}: not a file", file=sys.stderr)
-            return 1
-        hits = engine.find_similar(lib, path, a.top)
-        queries.append({"query": path, "results": [{"path": p, "similarity": round(s, 6)} for p, s in hits]})
-    if a.json:
-        _write_json({"queries": queries}, a.json)
-    if str(a.json) != "-":
+        if not os.path.isfile(img):
+            raise UsageError(f"{img}: not a file")
+    outputs = _outputs(a)
+    try:
+        engine = _engine(a)
+        update, close = _progress_bar(a.quiet)
+        try:
+            lib = engine.scan(a.inside, _options(a), progress=update)
+        finally:
+            close()
+        if not lib.files:
+            raise LookalikeError(f"no images were found in {', '.join(map(str, a.inside))}")
+        queries, failed = [], 0
+        for img in a.images:
+            path = os.path.abspath(img)
+            try:
+                hits = engine.find_similar(lib, path, a.top)
+            except DecodeError as e:
+                print(f"lookalike: {img}: {e}", file=sys.stderr)
+                failed += 1
+                continue
+            queries.append({"query": path, "results": [{"path": p, "similarity": round(s, 6)} for p, s in hits]})
+        for _, out in outputs:
+            out.write(json_text({"model": {"name": lib.model.name, "sha256": lib.model.sha256},
+                                 "queries": queries}))
+    finally:
+        for _, out in outputs:
+            out.discard()
+    if not any(o.stdout for _, o in outputs):
         for q in queries:
             print(q["query"])
             for r in q["results"]:
                 print(f"  {r['similarity']:.3f}  {r['path']}")
-    return 0
+    return 1 if failed else 0
+
+
+def _safe_streams() -> None:
+    """Print any file name: names that are not valid UTF-8 (surrogate-escaped by Python) go out as their own
+    bytes, and characters the terminal's encoding lacks as backslash escapes, never a crash."""
+    try:
+        codecs.lookup_error("lookalike")
+    except LookupError:
+        def handler(err: UnicodeError):
+            if isinstance(err, UnicodeEncodeError):
+                bad = err.object[err.start : err.end]
+                if all(0xDC80 <= ord(c) <= 0xDCFF for c in bad):
+                    return bytes(ord(c) - 0xDC00 for c in bad), err.end
+            return codecs.backslashreplace_errors(err)
+
+        codecs.register_error("lookalike", handler)
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="lookalike")
+            except (ValueError, OSError):
+                pass
 
 
 def main(argv: list[str] | None = None) -> int:
     multiprocessing.freeze_support()
+    _safe_streams()
     try:
         a = build_parser().parse_args(argv)
     except UsageError as e:
@@ -241,9 +263,6 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         if a.command == "scan":
-            missing = [p for p in a.paths if not os.path.exists(p)]
-            if missing and len(missing) == len(a.paths):
-                raise UsageError(f"no such file or folder: {missing[0]}")
             return cmd_scan(a)
         if a.command == "similar":
             return cmd_similar(a)
@@ -251,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             from core.bench import run_bench
 
             return run_bench(workdir=a.workdir, quick=a.quick, skip_1m=a.skip_1m)
-    except UsageError as e:
+    except (UsageError, OutputError) as e:
         print(f"lookalike: {e}", file=sys.stderr)
         return 2
     except (ValueError, LookalikeError) as e:
@@ -264,8 +283,6 @@ def main(argv: list[str] | None = None) -> int:
         print("lookalike: interrupted", file=sys.stderr)
         return 1
     return 1
-
-
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from core.errors import DecodeError
+
 log = logging.getLogger(__name__)
 
 MAX_PIXELS = 250_000_000  # larger than any camera; a header claiming more is treated as a bomb
@@ -47,10 +49,6 @@ def register_plugins() -> None:
             pillow_heif.register_avif_opener()
     except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
         log.warning("pillow-heif is not installed: HEIC/HEIF files will be reported as unsupported")
-
-
-class DecodeError(Exception):
-    """Carries the reason a file cannot be decoded; the engine turns it into a ``Problem``."""
 
 
 @dataclass(frozen=True)

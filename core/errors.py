@@ -11,6 +11,10 @@ class Cancelled(LookalikeError):
     """A long operation was cancelled through its cancel token."""
 
 
+class DecodeError(LookalikeError):
+    """Why one file cannot be decoded; the engine turns it into a ``Problem`` (per-file trouble is data)."""
+
+
 class ModelError(LookalikeError):
     """The bundled model is missing, corrupt or does not match its manifest."""
 
@@ -21,3 +25,11 @@ class DeviceError(LookalikeError):
 
 class ActionError(LookalikeError):
     """A file action (trash, move, undo) was refused as unsafe or failed as a whole."""
+
+
+class OutputError(LookalikeError):
+    """A report cannot be written where asked (an image, a folder, a file that is not ours, no such folder)."""
+
+
+class CacheError(LookalikeError):
+    """The cache cannot be used; the engine carries on without it and says so."""

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import time
 
+from core.report import human_bytes
 from core.results import ImageRecord
 
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
+__all__ = ["human_bytes", "human_duration", "percent", "taken_or_modified"]
 
 
 def human_duration(seconds: float) -> str:

@@ -7,7 +7,6 @@ window connects to its views.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -17,9 +16,9 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from core.actions import ActionResult, Journal, remove_files, undo
 from core.cache import EmbeddingCache
-from core.cli import scan_json, write_csv
 from core.engine import Engine, Library
 from core.errors import ActionError
+from core.report import scan_json, write_csv, write_json
 from core.results import ScanResult
 from core.scan import ScanOptions
 from desktop.autoselect import choose
@@ -264,8 +263,7 @@ class Session(QObject):
         if self.result is None:
             raise ValueError("nothing to export yet: scan first")
         if path.lower().endswith(".json"):
-            Path(path).write_text(json.dumps(scan_json(self.result), indent=2, ensure_ascii=False) + "\n",
-                                  encoding="utf-8")
+            write_json(scan_json(self.result), path)
         else:
             write_csv(self.result, path)
         self.message.emit(f"Exported {len(self.result.groups)} groups to {path}")

@@ -35,8 +35,8 @@ def self_test() -> int:
     import time
 
     t0 = time.perf_counter()
-    from core.cli import scan_json
     from core.engine import Engine
+    from core.report import scan_json
     from core.resources import resource_path
 
     demo = resource_path("demo")

@@ -177,14 +177,14 @@ def test_odd_names_through_cache_and_json(tmp_path, engine_factory):
 
     from make_data import make_odd_names
 
-    from core.cli import _write_json, scan_json
+    from core.report import scan_json, write_json
 
     paths = make_odd_names(tmp_path / "odd")
     engine = engine_factory(tmp_path / "cache")
     engine.scan([tmp_path / "odd"])
     lib = engine.scan([tmp_path / "odd"])  # from the cache, names intact
     assert lib.stats["cached"] == len(paths) and {f.path for f in lib.files} == {str(p) for p in paths}
-    _write_json(scan_json(lib.result(0.9)), tmp_path / "r.json")
+    write_json(scan_json(lib.result(0.9)), tmp_path / "r.json")
     names = {f["path"] for g in json.loads((tmp_path / "r.json").read_text())["groups"] for f in g["files"]}
     assert names == {str(p) for p in paths} and all(os.path.exists(n) for n in names)
 
