@@ -2,15 +2,20 @@
 
 Rows are keyed by path and valid while size, mtime and the model's hash all match. Writes are committed in
 batches so a cancelled or killed scan keeps what it did. A corrupt database is moved aside and rebuilt.
+
+The cache only ever saves time: any error from it (a full disk, a read-only file or folder, a database deleted
+under a running scan) becomes a warning and the scan carries on without it — reading still works after a
+failed write, and a failed read turns the cache off for the rest of the scan.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,26 +71,112 @@ def _blob(v: np.ndarray | None) -> bytes | None:
     return None if v is None else np.ascontiguousarray(v, dtype=np.float16).tobytes()
 
 
+_CORRUPT_KEEP = 1  # moved-aside corrupt databases kept for a bug report; older ones are deleted
+
+
+def _reading(default: Callable[[], object]):
+    """A read: on a cache error, warn, turn the cache off and answer ``default()`` (as if nothing is cached)."""
+
+    def wrap(method):
+        @functools.wraps(method)
+        def guarded(self, *args, **kwargs):
+            if self._conn is None:
+                return default()
+            try:
+                return method(self, *args, **kwargs)
+            except (sqlite3.Error, OSError) as e:
+                self._disable(f"the cache {self.path} failed ({e}); carrying on without it")
+                return default()
+
+        return guarded
+
+    return wrap
+
+
+def _writing(method):
+    """A write: on a cache error, warn and stop writing; what was read stays valid."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        if self._conn is None or self._no_writes:
+            return None
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.Error, OSError) as e:
+            self._no_writes = True
+            self._warn(f"could not write to the cache {self.path} ({e}); this scan's results are not cached")
+            return None
+
+    return guarded
+
+
 class EmbeddingCache:
-    """One SQLite file; safe to use from one thread at a time (the engine's scan thread)."""
+    """One SQLite file; safe to use from one thread at a time (the engine's scan thread).
+
+    Never raises for its own trouble: see ``warnings`` and ``usable``.
+    """
 
     def __init__(self, folder: str | os.PathLike | None = None) -> None:
         self.folder = Path(folder) if folder else default_cache_dir()
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / "cache.sqlite3"
         self.warnings: list[str] = []
-        self._conn = self._open()
+        self._conn: sqlite3.Connection | None = None
+        self._no_writes = False
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._conn = self._open()
+        except (sqlite3.Error, OSError) as e:
+            self._disable(f"the cache {self.path} cannot be used ({getattr(e, 'strerror', None) or e}); "
+                          "scanning without it")
+
+    @property
+    def usable(self) -> bool:
+        return self._conn is not None
+
+    def _warn(self, msg: str) -> None:
+        log.warning(msg)
+        self.warnings.append(msg)
+
+    def _disable(self, msg: str) -> None:
+        self._warn(msg)
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+        self._conn = None
 
     def _open(self) -> sqlite3.Connection:
+        self._drop_orphan_wal()
         try:
             return self._connect()
+        except sqlite3.OperationalError:
+            raise  # cannot open or write (permissions, full disk, I/O): not corruption, leave the file alone
         except sqlite3.DatabaseError as e:
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
             os.replace(self.path, aside)
-            msg = f"the cache {self.path} could not be used ({e}); moved it to {aside.name} and started a new one"
-            log.warning(msg)
-            self.warnings.append(msg)
+            for suffix in ("-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            self._warn(f"the cache {self.path} could not be used ({e}); moved it to {aside.name} and started a "
+                       "new one")
+            self._prune_corrupt()
             return self._connect()
+
+    def _drop_orphan_wal(self) -> None:
+        """A ``-wal``/``-shm`` pair whose database was deleted (by hand, while a scan ran) would make SQLite fail
+        with a disk I/O error on the new database: with no database left, they belong to nothing."""
+        if self.path.exists():
+            return
+        for suffix in ("-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    def _prune_corrupt(self) -> None:
+        old = sorted(self.folder.glob(f"{self.path.name}.corrupt-*"), key=lambda p: p.name)
+        for p in old[:-_CORRUPT_KEEP]:
+            try:
+                p.unlink()
+            except OSError:
+                pass
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False)
@@ -108,7 +199,12 @@ class EmbeddingCache:
         return conn
 
     def close(self) -> None:
-        self._conn.close()
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+            self._conn = None
 
     def __enter__(self) -> EmbeddingCache:
         return self
@@ -121,6 +217,7 @@ class EmbeddingCache:
     # whole table: scanning one small folder must not read a large library's embeddings.
     _KEYED_RATIO = 4
 
+    @_reading(dict)
     def lookup(self, model: str, files: Iterable[tuple[str, int, int]]) -> dict[str, CachedEntry]:
         """Entries still valid for ``(path, size, mtime_ns)`` under ``model``."""
         wanted = {p: (s, m) for p, s, m in files}
@@ -152,6 +249,7 @@ class EmbeddingCache:
                                     None if t is None or e is None else t.reshape(-1, len(e)), digest)
         return out
 
+    @_writing
     def store(self, model: str, entries: Iterable[CachedEntry]) -> None:
         rows = [
             (
@@ -163,6 +261,7 @@ class EmbeddingCache:
         with self._conn:
             self._conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
+    @_writing
     def store_digests(self, model: str, digests: dict[str, tuple[int, int, str]]) -> None:
         """Remember content hashes ``{path: (size, mtime_ns, digest)}`` of rows still valid for those stats."""
         with self._conn:
@@ -172,9 +271,11 @@ class EmbeddingCache:
             )
 
     # -- content sniffing verdicts for files with unknown extensions ---------------------------------------
+    @_reading(dict)
     def sniffed(self) -> dict[str, tuple[int, int, str]]:
         return {os.fsdecode(p): (s, m, k) for p, s, m, k in self._conn.execute("SELECT * FROM sniffed")}
 
+    @_writing
     def store_sniffed(self, verdicts: dict[str, tuple[int, int, str]]) -> None:
         with self._conn:
             self._conn.executemany(
@@ -183,16 +284,19 @@ class EmbeddingCache:
             )
 
     # -- "not a duplicate" decisions, remembered across scans -----------------------------------------------
+    @_reading(set)
     def not_duplicate_pairs(self) -> set[tuple[str, str]]:
         rows = self._conn.execute("SELECT a, b FROM not_duplicate")
         return {(os.fsdecode(a), os.fsdecode(b)) for a, b in rows}
 
+    @_writing
     def mark_not_duplicate(self, paths: Iterable[str]) -> None:
         ps = sorted(set(paths))
         pairs = [(os.fsencode(a), os.fsencode(b)) for i, a in enumerate(ps) for b in ps[i + 1 :]]
         with self._conn:
             self._conn.executemany("INSERT OR IGNORE INTO not_duplicate VALUES (?, ?)", pairs)
 
+    @_writing
     def forget_not_duplicate(self, paths: Iterable[str]) -> None:
         ps = sorted(set(paths))
         pairs = [(os.fsencode(a), os.fsencode(b)) for i, a in enumerate(ps) for b in ps[i + 1 :]]

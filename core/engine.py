@@ -19,7 +19,7 @@ from core.cache import CachedEntry, EmbeddingCache, default_cache_dir
 from core.decode import PREPROCESS_VERSION, DecodeError, decode_for_model
 from core.embed import Embedder, ModelBundle, embed_files, load_bundle
 from core.grouping import group_pairs
-from core.index import EXACT_LIMIT, VectorIndex, candidate_pairs, merge_pairs, turned_pairs
+from core.index import EXACT_LIMIT, VectorIndex, candidate_pairs, merge_pairs, prune_indexes, turned_pairs
 from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
 from core.results import ImageRecord, Match, ModelInfo, Problem, ScanResult
 from core.scan import ScanOptions, find_images
@@ -48,6 +48,7 @@ class Library:
     pairs: tuple[np.ndarray, np.ndarray, np.ndarray]  # i, j, cosine; every pair ≥ floor
     ignored: set[tuple[str, str]] = field(default_factory=set)
     index_dir: Path | None = None
+    cache_key: str = ""  # everything that determined the vectors (see Engine.cache_key)
     stats: dict = field(default_factory=dict)
     _digests: dict[int, str | None] = field(default_factory=dict, repr=False)
     _similar_index: VectorIndex | None = field(default=None, repr=False)
@@ -84,19 +85,24 @@ class Library:
         if self._similar_index is None:
             if not len(self.files):
                 raise ValueError("no images were scanned")
-            key = hashlib.sha1(f"{self.model.sha256}/{PREPROCESS_VERSION}".encode())
+            key = hashlib.sha1(self.cache_key.encode())
             for f in self.files:
                 key.update(f"{f.path}\0{f.size}\0{f.mtime_ns}\n".encode("utf-8", "surrogateescape"))
             path = self.index_dir / f"similar-{key.hexdigest()[:20]}.ann" if self.index_dir else None
             if path and path.exists():
                 try:
                     self._similar_index = VectorIndex.load(path, self.features)
+                    os.utime(path)  # most recently used: kept by pruning
                 except (OSError, ValueError) as e:
                     log.warning("rebuilding the similar index: %s", e)
             if self._similar_index is None:
                 self._similar_index = VectorIndex(self.features)
                 if path:
-                    self._similar_index.save(path)
+                    try:
+                        self._similar_index.save(path)
+                        prune_indexes(path.parent)
+                    except OSError as e:  # the saved index only saves time
+                        log.warning("could not save the similar index %s: %s", path, e)
         return self._similar_index
 
     def index_of(self, path: str) -> int | None:
@@ -146,6 +152,14 @@ class Engine:
             self._embedder = Embedder(self.bundle, self.device)
         return self._embedder
 
+    @property
+    def cache_key(self) -> str:
+        """Everything that determines an embedding: the weights torch runs, the ONNX graph ONNX Runtime runs,
+        what the model is fed, and whether portrait rows carry turned embeddings."""
+        onnx = self.bundle.manifest.get("onnx", {}).get("sha256", "")
+        turned = "/turned" if self.bundle.turned_embeddings else ""
+        return f"{self.bundle.sha256}/{onnx}/{PREPROCESS_VERSION}{turned}"
+
     def default_floor(self) -> float:
         """The loosest threshold a scan keeps pairs for (the bottom of the app's strictness slider): 0.1 below the
         duplicate threshold. The model's *similar* threshold is calibrated on the ImageNet features that serve
@@ -173,8 +187,7 @@ class Engine:
                 cache.close()
 
     def _scan(self, paths, options, floor, cache, progress, cancel) -> Library:
-        # cache key: the weights, what they are fed, and whether portrait rows carry turned embeddings
-        sha = f"{self.bundle.sha256}/{PREPROCESS_VERSION}" + ("/turned" if self.bundle.turned_embeddings else "")
+        sha = self.cache_key
         known = cache.sniffed() if cache else {}
 
         def sniffed(path: str, size: int, mtime: int) -> str | None:
@@ -240,10 +253,10 @@ class Engine:
         ignored = cache.not_duplicate_pairs() if cache else set()
         lib = Library(
             tuple(files), emb, feat, tuple(problems), self.model_info, floor, pairs, ignored,
-            index_dir=self.cache_dir / "index" if self.use_cache else None,
+            index_dir=self.cache_dir / "index" if cache and cache.usable else None, cache_key=sha,
             stats={"found": len(found), "cached": len(found) - total, "embedded": total,
                    "device": self.embedder.device if todo else self.device,
-                   "warnings": list(cache.warnings) if cache else []},
+                   "warnings": []},
         )
         cached_digests = {k: entries[f.path].digest for k, f in enumerate(files) if entries[f.path].digest}
         lib._digests.update(cached_digests)
@@ -251,6 +264,7 @@ class Engine:
         if cache:  # a rescan must not read the files again to tell exact copies
             cache.store_digests(sha, {files[k].path: (files[k].size, files[k].mtime_ns, d)
                                       for k, d in lib._digests.items() if d and k not in cached_digests})
+            lib.stats["warnings"] = list(cache.warnings)
         return lib
 
     def embed_paths(self, paths: Sequence[str]) -> tuple[list[tuple[np.ndarray, np.ndarray] | None], list[Problem]]:

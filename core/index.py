@@ -8,6 +8,8 @@ benchmark measures its recall against the exact pairs).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -45,9 +47,18 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: str | os.PathLike, vectors: np.ndarray) -> VectorIndex:
+        """Load a saved index of exactly these vectors. Its checksums are verified *before* Annoy maps the file:
+        a damaged index crashes Annoy's reader or answers with wrong neighbours. Raises ``ValueError``."""
         self = cls.__new__(cls)
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.n, self.dim = self.vectors.shape
+        try:
+            saved = json.loads(Path(_sum_path(path)).read_text(encoding="utf-8"))
+            ok = (saved.get("file") == _file_digest(path) and saved.get("vectors") == _vectors_digest(self.vectors))
+        except (OSError, ValueError, AttributeError) as e:
+            raise ValueError(f"{path} has no valid checksum ({e})") from None
+        if not ok:
+            raise ValueError(f"{path} is damaged or indexes other vectors")
         self.annoy = AnnoyIndex(self.dim, "angular")
         if not self.annoy.load(str(path)) or self.annoy.get_n_items() != self.n:
             raise ValueError(f"{path} does not index these {self.n} vectors")
@@ -55,13 +66,19 @@ class VectorIndex:
         return self
 
     def save(self, path: str | os.PathLike) -> None:
+        """Write the index and a checksum of it and of its vectors beside it (``load`` verifies both)."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         tmp = f"{path}.tmp"
         self.annoy.save(tmp)
         self.annoy.unload()
-        os.replace(tmp, path)
-        self.annoy = AnnoyIndex(self.dim, "angular")
-        self.annoy.load(str(path))
+        try:
+            sums = {"file": _file_digest(tmp), "vectors": _vectors_digest(self.vectors)}
+            Path(f"{_sum_path(path)}.tmp").write_text(json.dumps(sums), encoding="utf-8")
+            os.replace(tmp, path)
+            os.replace(f"{_sum_path(path)}.tmp", _sum_path(path))
+        finally:
+            self.annoy = AnnoyIndex(self.dim, "angular")
+            self.annoy.load(str(path) if os.path.exists(path) else tmp)
 
     def search_k(self, k: int) -> int:
         return k * self.n_trees * 10
@@ -76,6 +93,37 @@ class VectorIndex:
 
     def neighbours(self, i: int, k: int) -> list[int]:
         return self.annoy.get_nns_by_item(i, k, self.search_k(k))
+
+
+def _sum_path(path: str | os.PathLike) -> str:
+    return f"{os.fspath(path)}.sum"
+
+
+def _file_digest(path: str | os.PathLike) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _vectors_digest(vectors: np.ndarray) -> str:
+    return hashlib.blake2b(np.ascontiguousarray(vectors, dtype=np.float32).tobytes(), digest_size=16).hexdigest()
+
+
+def prune_indexes(folder: str | os.PathLike, keep: int = 2) -> None:
+    """Delete all but the ``keep`` most recently used saved indexes in ``folder`` (each library's file set has
+    its own; a changed file makes a new one, so old ones only take disk space)."""
+    try:
+        saved = sorted(Path(folder).glob("*.ann"), key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        return
+    for p in saved[keep:]:
+        for f in (p, Path(_sum_path(p))):
+            try:
+                f.unlink(missing_ok=True)
+            except OSError:
+                pass
 
 
 def exact_pairs(
