@@ -24,13 +24,15 @@ import platformdirs
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4  # 2: paths as file-system bytes; 3: turned embeddings; 4: content digests
+SCHEMA_VERSION = 5  # 2: paths as file-system bytes; 3: turned embeddings; 4: content digests; 5: blank flag
+# Upgrades that keep the rows: {from_version: statements}. Older versions are rebuilt.
+_MIGRATIONS = {4: ["ALTER TABLE files ADD COLUMN blank INTEGER"]}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS files (
     path BLOB NOT NULL, model TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     width INTEGER, height INTEGER, format TEXT, taken TEXT,
-    embedding BLOB, features BLOB, error TEXT, turned BLOB, digest TEXT,
+    embedding BLOB, features BLOB, error TEXT, turned BLOB, digest TEXT, blank INTEGER,
     PRIMARY KEY (path, model)
 );
 CREATE TABLE IF NOT EXISTS sniffed (
@@ -60,6 +62,7 @@ class CachedEntry:
     error: str | None
     turned: np.ndarray | None = None  # (2, D) for portrait images, see core.embed.PORTRAIT_RATIO
     digest: str | None = None  # content hash, once an exact-copy check needed it
+    blank: bool = False  # one flat colour or structureless (core.blank): listed apart, never paired
 
 
 def _vec(blob: bytes | None) -> np.ndarray | None:
@@ -190,6 +193,11 @@ class EmbeddingCache:
             row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None:
                 conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) in _MIGRATIONS and int(row[0]) < SCHEMA_VERSION:
+                for v in range(int(row[0]), SCHEMA_VERSION):
+                    for statement in _MIGRATIONS[v]:
+                        conn.execute(statement)
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
             elif int(row[0]) != SCHEMA_VERSION:
                 raise sqlite3.DatabaseError(f"schema version {row[0]}, expected {SCHEMA_VERSION}")
             conn.commit()
@@ -225,7 +233,7 @@ class EmbeddingCache:
         if not wanted:
             return out
         cols = ("f.path, f.size, f.mtime_ns, f.width, f.height, f.format, f.taken, f.embedding, f.features, "
-                "f.error, f.turned, f.digest")
+                "f.error, f.turned, f.digest, f.blank")
         # The (path, model) key index is the smallest covering one, so this counts without reading any blob.
         rows = self._conn.execute("SELECT COUNT(*) FROM files WHERE model = ?", (model,)).fetchone()[0]
         if rows > self._KEYED_RATIO * len(wanted):
@@ -239,14 +247,14 @@ class EmbeddingCache:
                 f"SELECT {cols} FROM temp.wanted w CROSS JOIN files f ON f.path = w.path AND f.model = ?", (model,))
         else:
             cur = self._conn.execute(f"SELECT {cols} FROM files f WHERE f.model = ?", (model,))
-        for key, size, mtime, w, h, fmt, taken, emb, feat, err, turned, digest in cur:
+        for key, size, mtime, w, h, fmt, taken, emb, feat, err, turned, digest, blank in cur:
             path = os.fsdecode(key)
             if wanted.get(path) != (size, mtime):
                 continue
             e = _vec(emb)
             t = _vec(turned)
             out[path] = CachedEntry(path, size, mtime, w or 0, h or 0, fmt or "", taken, e, _vec(feat), err,
-                                    None if t is None or e is None else t.reshape(-1, len(e)), digest)
+                                    None if t is None or e is None else t.reshape(-1, len(e)), digest, bool(blank))
         return out
 
     @_writing
@@ -254,12 +262,12 @@ class EmbeddingCache:
         rows = [
             (
                 os.fsencode(e.path), model, e.size, e.mtime_ns, e.width, e.height, e.format, e.taken,
-                _blob(e.embedding), _blob(e.features), e.error, _blob(e.turned), e.digest,
+                _blob(e.embedding), _blob(e.features), e.error, _blob(e.turned), e.digest, int(e.blank),
             )
             for e in entries
         ]
         with self._conn:
-            self._conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            self._conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
     @_writing
     def store_digests(self, model: str, digests: dict[str, tuple[int, int, str]]) -> None:

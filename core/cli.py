@@ -169,7 +169,8 @@ def cmd_scan(a) -> int:
             out.discard()
     out = sys.stderr if any(o.stdout for _, o in outputs) else sys.stdout
     print(f"{len(result.files)} images, {len(result.groups)} groups, {result.duplicates} duplicates, "
-          f"{human_bytes(result.reclaimable)} reclaimable, {len(result.problems)} problems "
+          f"{human_bytes(result.reclaimable)} reclaimable, {len(result.problems)} problems, "
+          f"{len(result.blank)} blank "
           f"(threshold {threshold:.3f}, model {result.model.name})", file=out)
     if a.similar_threshold and a.similar_threshold < threshold:
         loose = lib.result(a.similar_threshold)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.blank import is_blank
 from core.cache import CachedEntry, EmbeddingCache, default_cache_dir
 from core.decode import PREPROCESS_VERSION, DecodeError, decode_for_model
 from core.embed import Embedder, ModelBundle, embed_files, load_bundle
@@ -49,6 +50,7 @@ class Library:
     ignored: set[tuple[str, str]] = field(default_factory=set)
     index_dir: Path | None = None
     cache_key: str = ""  # everything that determined the vectors (see Engine.cache_key)
+    blank: tuple[ImageRecord, ...] = ()  # flat or structureless images: listed, never paired (core.blank)
     stats: dict = field(default_factory=dict)
     _digests: dict[int, str | None] = field(default_factory=dict, repr=False)
     _similar_index: VectorIndex | None = field(default=None, repr=False)
@@ -78,7 +80,8 @@ class Library:
         groups = group_pairs(self.files, i, j, s, threshold, identical=self.identical, ignored=self.ignored)
         pairs = tuple(Match(int(a), int(b), round(float(x), 6)) for a, b, x in zip(i[keep], j[keep], s[keep],
                                                                                    strict=True))
-        return ScanResult(self.files, tuple(groups), pairs, self.problems, threshold, self.model, dict(self.stats))
+        return ScanResult(self.files, tuple(groups), pairs, self.problems, threshold, self.model, dict(self.stats),
+                          self.blank)
 
     def similar_index(self) -> VectorIndex:
         """Annoy index over the "find similar" vectors, persisted next to the cache and reused."""
@@ -220,18 +223,22 @@ class Engine:
                         d = e.decoded
                         turned = None if e.turned is None else _f16(e.turned)
                         fresh.append(CachedEntry(f.path, f.size, f.mtime_ns, d.width, d.height, d.format,
-                                                 d.taken, _f16(e.embedding), _f16(e.features), None, turned))
+                                                 d.taken, _f16(e.embedding), _f16(e.features), None, turned,
+                                                 blank=is_blank(d.pixels)))
                 if cache:
                     cache.store(sha, fresh)  # committed per batch: a cancelled scan keeps its work
                 entries.update((c.path, c) for c in fresh)
                 done += len(batch)
                 progress(done, total, f"Reading {os.path.basename(fresh[-1].path)}")
-        files, embs, feats, turned, owner = [], [], [], [], []
+        files, embs, feats, turned, owner, blank = [], [], [], [], [], []
         problems = list(walk.problems)
         for f in found:
             c = entries[f.path]
             if c.error:
                 problems.append(Problem(f.path, c.error))
+                continue
+            if c.blank:
+                blank.append(ImageRecord(f.path, f.size, f.mtime_ns, c.width, c.height, c.format, c.taken))
                 continue
             if c.turned is not None:
                 turned.append(c.turned)
@@ -254,6 +261,7 @@ class Engine:
         lib = Library(
             tuple(files), emb, feat, tuple(problems), self.model_info, floor, pairs, ignored,
             index_dir=self.cache_dir / "index" if cache and cache.usable else None, cache_key=sha,
+            blank=tuple(blank),
             stats={"found": len(found), "cached": len(found) - total, "embedded": total,
                    "device": self.embedder.device if todo else self.device,
                    "warnings": []},

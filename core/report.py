@@ -49,6 +49,7 @@ def scan_json(result) -> dict:
         ],
         "pairs": [{"a": files[p.a].path, "b": files[p.b].path, "similarity": p.similarity} for p in result.pairs],
         "problems": [{"path": p.path, "reason": p.reason} for p in result.problems],
+        "blank": [{"path": f.path, "width": f.width, "height": f.height, "bytes": f.size} for f in result.blank],
     }
 
 

@@ -79,6 +79,7 @@ class ScanResult:
     threshold: float
     model: ModelInfo
     stats: dict = field(default_factory=dict, compare=False)
+    blank: tuple[ImageRecord, ...] = ()  # one flat colour or structureless: nothing to compare, never grouped
 
     @property
     def duplicates(self) -> int:

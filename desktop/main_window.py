@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.results import Problem
 from desktop.autoselect import RULES, in_folders
 from desktop.compare_pane import ComparePane
 from desktop.error_dialog import ErrorDialog
@@ -33,7 +34,7 @@ from desktop.group_delegate import GroupDelegate
 from desktop.group_model import GroupListModel
 from desktop.image_menu import build_menu
 from desktop.options_dialog import OptionsDialog
-from desktop.problems_view import ProblemsView
+from desktop.problems_view import BLANK_REASON, ProblemsView
 from desktop.scan_progress import ScanProgress
 from desktop.session import Session
 from desktop.settings import Settings
@@ -298,9 +299,10 @@ class MainWindow(QMainWindow):
         n = len(result.groups)
         self.groups_title.setText(f"<b>{n} groups</b> · {result.duplicates} copies · "
                                   f"{human_bytes(result.reclaimable)} to free")
-        self.problems.model_.set_problems(result.problems)
-        self.problems_dock.setWindowTitle(f"Problems ({len(result.problems)})")
-        self.act_problems.setText(f"Problems ({len(result.problems)})")
+        skipped = list(result.problems) + [Problem(f.path, BLANK_REASON) for f in result.blank]
+        self.problems.set_problems(skipped)
+        self.problems_dock.setWindowTitle(f"Problems ({len(skipped)})")
+        self.act_problems.setText(f"Problems ({len(skipped)})")
         self.center.setCurrentIndex(1 if n else 0)
         if not n:
             self.empty.setText("<h2>No duplicates found</h2><p>Try a lower strictness, or add more folders.</p>")
@@ -392,7 +394,7 @@ class MainWindow(QMainWindow):
             text += f", {human_bytes(result.bytes)}"
         if result.problems:
             text += f"; {len(result.problems)} skipped (see Problems)"
-            self.problems.model_.set_problems(result.problems)
+            self.problems.set_problems(result.problems)
             self.problems_dock.show()
         self.status_text.setText(text + ".")
         self.thumbs.forget()

@@ -40,6 +40,9 @@ class ProblemsModel(QAbstractTableModel):
         return None
 
 
+BLANK_REASON = "blank image (one flat colour or no structure): never compared"
+
+
 class ProblemsView(QTableView):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -51,3 +54,6 @@ class ProblemsView(QTableView):
         self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
         self.horizontalHeader().setStretchLastSection(True)
         self.setColumnWidth(0, 520)
+
+    def set_problems(self, problems) -> None:
+        self.model_.set_problems(problems)

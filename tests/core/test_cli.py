@@ -36,7 +36,8 @@ def test_scan_json_contract(library, tmp_path):
     assert p.returncode == 0, p.stderr
     assert "groups" in p.stdout and "problems" in p.stdout
     d = json.loads(out.read_text())
-    assert set(d) == {"threshold", "model", "files", "groups", "pairs", "problems"}
+    assert set(d) == {"threshold", "model", "files", "groups", "pairs", "problems", "blank"}
+    assert d["blank"] == []
     assert isinstance(d["threshold"], float) and 0 < d["threshold"] <= 1
     assert set(d["model"]) == {"name", "sha256"} and len(d["model"]["sha256"]) == 64
     assert d["files"] == 6
