@@ -15,10 +15,8 @@ import sys
 from pathlib import Path
 
 from core.errors import Cancelled, LookalikeError, OutputError
+from core.index import MIN_THRESHOLD
 from core.report import Output, csv_text, human_bytes, json_text, scan_json
-
-# The loosest duplicate threshold accepted: below it nearly every pair of photos would be kept and grouped.
-MIN_THRESHOLD = 0.5
 
 log = logging.getLogger("lookalike")
 

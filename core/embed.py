@@ -91,6 +91,22 @@ class ModelBundle:
         return self.folder / self.manifest[key]["file"]
 
 
+_REQUIRED_KEYS = (
+    ("name",), ("architecture", "resolution"), ("embedding_dim",), ("feature_dim",), ("weights", "file"),
+    ("weights", "sha256"), ("onnx", "file"), ("onnx", "sha256"), ("thresholds", "duplicate"),
+    ("thresholds", "similar"),
+)
+
+
+def _has(manifest: dict, keys: tuple[str, ...]) -> bool:
+    node = manifest
+    for k in keys:
+        if not isinstance(node, dict) or k not in node:
+            return False
+        node = node[k]
+    return True
+
+
 def load_bundle(folder: str | os.PathLike | None = None, *, verify: bool = True) -> ModelBundle:
     """Read a model folder's manifest (default: the bundled model) and check its files' hashes."""
     folder = Path(folder) if folder else resource_path("model")
@@ -101,6 +117,9 @@ def load_bundle(folder: str | os.PathLike | None = None, *, verify: bool = True)
         raise ModelError(f"no model manifest at {mpath}") from e
     except (OSError, ValueError) as e:
         raise ModelError(f"unreadable model manifest {mpath}: {e}") from e
+    missing = [".".join(k) for k in _REQUIRED_KEYS if not _has(manifest, k)]
+    if missing:
+        raise ModelError(f"the model manifest {mpath} lacks {', '.join(missing)}")
     bundle = ModelBundle(folder, manifest)
     if verify:
         for key in ("weights", "onnx"):
@@ -150,7 +169,11 @@ class OnnxBackend:
             )
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise ModelError(f"cannot load the ONNX model: {e}") from e
-        self.input = self.session.get_inputs()[0].name
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 2:
+            raise ModelError(f"{bundle.file('onnx')} is not a Lookalike model: it has {len(inputs)} inputs and "
+                             f"{len(outputs)} outputs (expected 1 image input; embedding and features out)")
+        self.input = inputs[0].name
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         emb, feat = self.session.run(None, {self.input: batch})

@@ -20,7 +20,15 @@ from core.cache import CachedEntry, EmbeddingCache, default_cache_dir
 from core.decode import PREPROCESS_VERSION, DecodeError, decode_for_model
 from core.embed import Embedder, ModelBundle, embed_files, load_bundle
 from core.grouping import group_pairs
-from core.index import EXACT_LIMIT, VectorIndex, candidate_pairs, merge_pairs, prune_indexes, turned_pairs
+from core.index import (
+    EXACT_LIMIT,
+    VectorIndex,
+    candidate_pairs,
+    check_threshold,
+    merge_pairs,
+    prune_indexes,
+    turned_pairs,
+)
 from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
 from core.results import ImageRecord, Match, ModelInfo, Problem, ScanResult
 from core.scan import ScanOptions, find_images
@@ -73,6 +81,7 @@ class Library:
 
     def result(self, threshold: float) -> ScanResult:
         """Groups and pairs at ``threshold`` (≥ the floor this library was scanned with)."""
+        check_threshold(threshold)
         if threshold < self.floor - 1e-9:
             raise ValueError(f"threshold {threshold} is below the scanned floor {self.floor}; scan again")
         i, j, s = self.pairs
@@ -174,17 +183,32 @@ class Engine:
 
     def scan(
         self,
-        paths: Iterable[str | os.PathLike],
+        paths: str | bytes | os.PathLike | Iterable[str | bytes | os.PathLike],
         options: ScanOptions | None = None,
         *,
         floor: float | None = None,
         progress: ProgressFn = no_progress,
         cancel: CancelToken = NEVER_CANCELLED,
     ) -> Library:
-        floor = self.default_floor() if floor is None else floor
+        """Find, decode, embed (or read from the cache) and pair the images under ``paths``.
+
+        Args:
+            paths: folders or files; one path (str, bytes or PathLike) or several.
+            options: include/exclude globs, minimum size, hidden files, symlinks.
+            floor: the loosest threshold the returned library can regroup at (default: ``default_floor()``).
+            progress: called with ``(done, total, message)``.
+            cancel: checked between items; a cancelled scan raises ``Cancelled`` and keeps its cached work.
+
+        Returns:
+            A ``Library``; ``library.result(threshold)`` gives groups at any threshold ≥ ``floor``.
+        """
+        floor = self.default_floor() if floor is None else check_threshold(floor, "floor")
+        if isinstance(paths, (str, bytes, os.PathLike)):
+            paths = [paths]  # one path, not its characters
+        paths = [os.fsdecode(p) for p in paths]
         cache = self.open_cache()
         try:
-            return self._scan(list(paths), options or ScanOptions(), floor, cache, progress, cancel)
+            return self._scan(paths, options or ScanOptions(), floor, cache, progress, cancel)
         finally:
             if cache:
                 cache.close()

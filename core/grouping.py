@@ -22,29 +22,45 @@ def best_copy_key(rec: ImageRecord) -> tuple:
     return (-rec.pixels, -rec.size, rec.mtime_ns, len(rec.path), rec.path)
 
 
-def _clusters(nodes: np.ndarray, edges: list[tuple[float, int, int]]) -> list[list[int]]:
-    """Complete-linkage clusters of one connected component."""
+def _clusters(nodes: np.ndarray, a: np.ndarray, b: np.ndarray, s: np.ndarray) -> list[list[int]]:
+    """Complete-linkage clusters of one connected component with edges ``(a[k], b[k], s[k])``.
+
+    Edges are taken by decreasing similarity; two clusters merge when every cross pair is an edge, which is
+    when the number of edges between them equals ``|A| x |B|``. Those counts are kept per pair of clusters and
+    summed on a merge (the smaller cluster folds into the larger), so the work is about E log V, not the
+    |A| x |B| look-ups per candidate merge that took 183 s for 1.8M pairs.
+    """
     m = len(nodes)
-    if len(edges) == m * (m - 1) // 2:
-        return [list(nodes)]
-    adj: dict[int, set[int]] = {int(u): set() for u in nodes}
-    for _, a, b in edges:
-        adj[a].add(b)
-        adj[b].add(a)
+    if len(a) == m * (m - 1) // 2:
+        return [nodes.tolist()]
+    links: dict[int, dict[int, int]] = {int(u): {} for u in nodes}
+    for x, y in zip(a.tolist(), b.tolist(), strict=True):
+        links[x][y] = 1
+        links[y][x] = 1
     owner = {int(u): int(u) for u in nodes}
     members = {int(u): [int(u)] for u in nodes}
-    for _, a, b in sorted(edges, key=lambda e: (-e[0], e[1], e[2])):
-        ca, cb = owner[a], owner[b]
+    order = np.lexsort((b, a, -s))  # by similarity, best first; ties by (a, b)
+    for x, y in zip(a[order].tolist(), b[order].tolist(), strict=True):
+        ca, cb = owner[x], owner[y]
         if ca == cb:
             continue
         A, B = members[ca], members[cb]
-        if all(y in adj[x] for x in A for y in B):
-            if len(A) < len(B):
-                ca, cb, A, B = cb, ca, B, A
-            A.extend(B)
-            for y in B:
-                owner[y] = ca
-            del members[cb]
+        if links[ca].get(cb, 0) != len(A) * len(B):
+            continue
+        if len(A) < len(B):
+            ca, cb, A, B = cb, ca, B, A
+        A.extend(B)
+        for z in B:
+            owner[z] = ca
+        del members[cb]
+        into, gone = links[ca], links.pop(cb)
+        del into[cb]
+        for c, n in gone.items():
+            if c == ca:
+                continue
+            into[c] = into.get(c, 0) + n
+            lc = links[c]
+            lc[ca] = lc.get(ca, 0) + lc.pop(cb)
     return [c for c in members.values() if len(c) > 1]
 
 
@@ -91,9 +107,9 @@ def group_pairs(
             continue
         c = labels[comp_nodes[0]]
         lo, hi = edge_bounds[c], edge_bounds[c + 1]
-        edges = [(float(x), int(a), int(b)) for a, b, x in zip(ei[lo:hi], ej[lo:hi], es[lo:hi], strict=True)]
-        sim = {(a, b): x for x, a, b in edges}
-        for cluster in _clusters(comp_nodes, edges):
+        ca, cb, cs = ei[lo:hi], ej[lo:hi], es[lo:hi]
+        sim = dict(zip(zip(ca.tolist(), cb.tolist(), strict=True), cs.tolist(), strict=True))
+        for cluster in _clusters(comp_nodes, ca, cb, cs):
             groups.append(_make_group(files, cluster, sim, identical))
     groups.sort(key=lambda g: (-g.reclaimable, -len(g.members), files[g.members[0].index].path))
     return groups

@@ -24,6 +24,18 @@ log = logging.getLogger(__name__)
 
 EXACT_LIMIT = 20_000
 DEFAULT_K = 32
+# At most this many partners per image are kept (its most similar): real groups of copies are far smaller, and a
+# degenerate folder (2,000 smooth gradients all alike) would otherwise cost millions of pairs and minutes.
+MAX_PARTNERS = 200
+# The loosest threshold accepted anywhere: below it nearly every two photos pair up, and nothing is learnt.
+MIN_THRESHOLD = 0.5
+
+
+def check_threshold(threshold: float, what: str = "threshold") -> float:
+    """``threshold`` if it is a usable cosine threshold, else ``ValueError`` (NaN included)."""
+    if not MIN_THRESHOLD <= threshold <= 1.0:
+        raise ValueError(f"the {what} must be between {MIN_THRESHOLD} and 1 (a cosine similarity), got {threshold}")
+    return float(threshold)
 
 
 def default_trees(n: int) -> int:
@@ -129,15 +141,22 @@ def prune_indexes(folder: str | os.PathLike, keep: int = 2) -> None:
 def exact_pairs(
     vectors: np.ndarray, threshold: float, *, block: int = 2048, cancel: CancelToken = NEVER_CANCELLED
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every pair ``i < j`` with cosine ≥ threshold, by blocked matrix products."""
+    """Every pair ``i < j`` with cosine ≥ threshold, by blocked matrix products; a row with more than
+    ``MAX_PARTNERS`` such partners keeps its most similar ones."""
     v = np.ascontiguousarray(vectors, dtype=np.float32)
     out_i, out_j, out_s = [], [], []
     for s in range(0, len(v), block):
         cancel.raise_if_cancelled()
         sims = v[s : s + block] @ v[s:].T
+        sims[np.tril_indices(len(sims), 0, sims.shape[1])] = -np.inf  # upper triangle only: j > i
+        crowded = np.count_nonzero(sims >= threshold, axis=1) > MAX_PARTNERS
+        if crowded.any():  # keep only each crowded row's best partners
+            rows = np.nonzero(crowded)[0]
+            best = np.argpartition(-sims[rows], MAX_PARTNERS - 1, axis=1)[:, :MAX_PARTNERS]
+            kept = np.take_along_axis(sims[rows], best, axis=1)
+            sims[rows] = -np.inf
+            sims[rows[:, None], best] = kept
         ii, jj = np.nonzero(sims >= threshold)
-        keep = jj > ii  # upper triangle: j is offset by s as well
-        ii, jj = ii[keep], jj[keep]
         out_i.append(ii + s)
         out_j.append(jj + s)
         out_s.append(sims[ii, jj])
@@ -169,9 +188,9 @@ def annoy_pairs(
             while True:
                 ids = np.asarray(index.neighbours(i, kk), dtype=np.int64)
                 sims = v[ids] @ v[i]
-                if kk >= n or sims.min(initial=1.0) < threshold:
+                if kk >= min(n, MAX_PARTNERS) or sims.min(initial=1.0) < threshold:
                     break
-                kk = min(kk * 4, n)
+                kk = min(kk * 4, n, MAX_PARTNERS)
             keep = (sims >= threshold) & (ids > i)
             ii.append(np.full(int(keep.sum()), i, dtype=np.int64))
             jj.append(ids[keep])

@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import DATA, copy_demo
 
@@ -224,10 +225,11 @@ def test_portrait_images_carry_turned_embeddings_through_the_cache(tmp_path, eng
     assert len(first.groups) == 1 and first.groups == second.groups
     assert first.pairs[0].similarity > 0.99  # the rotated copy is turned back, not merely similar
     # The same weights without turned embeddings: a different cache key, so the portrait is embedded again
-    plain = engine_factory(tmp_path / "cache", model_dir=_model_with_turns(tmp_path, False)).scan([root], floor=-1.0)
+    plain = engine_factory(tmp_path / "cache", model_dir=_model_with_turns(tmp_path, False)).scan([root])
     assert plain.stats["embedded"] == 2
-    pair = plain.result(-1.0).pairs
-    assert len(pair) == 1 and pair[0].similarity < first.pairs[0].similarity  # plain cosine only
+    cosine = float(plain.embeddings[0] @ plain.embeddings[1])  # plain cosine only (no turned rows)
+    assert cosine < first.pairs[0].similarity
+    assert not plain.result(max(cosine + 1e-3, plain.floor)).pairs
 
 
 def test_rescan_of_exact_copies_reads_no_file_contents(tmp_path, engine_factory, monkeypatch):
@@ -244,3 +246,42 @@ def test_rescan_of_exact_copies_reads_no_file_contents(tmp_path, engine_factory,
     monkeypatch.setattr(core.engine, "file_digest", no_reading)
     again = engine.scan([root]).result(0.9)  # exact-copy digests come from the cache
     assert again.groups == first.groups
+
+
+def test_a_plain_string_or_bytes_path_is_one_path(tmp_path, engine_factory):
+    """`Engine.scan("/dir")` scanned each character as a path (starting at "/"); `[b"/dir"]` raised TypeError."""
+    root = copy_demo(tmp_path / "lib", ["Camera/forest_path.jpg", "Backup/forest_path.jpg"])
+    engine = engine_factory()
+    for paths in (str(root), os.fsencode(root), [os.fsencode(root)], root):
+        lib = engine.scan(paths)
+        assert sorted(f.path for f in lib.files) == sorted(str(p) for p in root.rglob("*.jpg")), paths
+
+
+def test_a_model_folder_with_missing_manifest_keys_or_a_wrong_onnx_is_a_model_error(tmp_path):
+    import json
+    import shutil
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    from core.embed import Embedder, load_bundle, sha256_file
+    from core.errors import ModelError
+    from core.resources import resource_path
+
+    model = tmp_path / "model"
+    shutil.copytree(resource_path("model"), model)
+    manifest = json.loads((model / "manifest.json").read_text())
+    broken = {k: v for k, v in manifest.items() if k != "thresholds"}
+    (model / "manifest.json").write_text(json.dumps(broken))
+    with pytest.raises(ModelError, match="thresholds.duplicate"):
+        load_bundle(model)
+    # An ONNX file with one output (someone swapped the file and its hash).
+    x = helper.make_tensor_value_info("x", TensorProto.UINT8, [None, 224, 224, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.UINT8, [None, 224, 224, 3])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "one", [x], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model / "model.onnx"))
+    manifest["onnx"]["sha256"] = sha256_file(model / "model.onnx")
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    embedder = Embedder(load_bundle(model), "cpu")
+    with pytest.raises(ModelError, match="2 outputs|outputs"):
+        embedder.embed_arrays(np.zeros((1, 224, 224, 3), np.uint8))
