@@ -49,13 +49,44 @@ class _Entry:
     extra: dict = field(default_factory=dict)
 
 
-def check_plan(groups: Sequence[Group], files: Sequence[ImageRecord], marked: Iterable[str]) -> None:
-    """Raise ``ActionError`` if the marked paths would remove every member of some group."""
+def check_plan(
+    groups: Sequence[Group], files: Sequence[ImageRecord], marked: Iterable[str], *, on_disk: bool = True
+) -> None:
+    """Raise ``ActionError`` unless every group with a marked member keeps another copy.
+
+    With ``on_disk`` (the default) a kept copy counts only if it is on disk now, as scanned (same size and
+    mtime), and is not the marked file under another name (a hard or symbolic link): the result may be stale.
+    """
     marked = set(marked)
     for g in groups:
-        paths = [files[m.index].path for m in g.members]
-        if paths and all(p in marked for p in paths):
-            raise ActionError(f"refusing to remove every copy in a group (keep at least one of {paths[0]!r} ...)")
+        recs = [files[m.index] for m in g.members]
+        targets = [r for r in recs if r.path in marked]
+        if not targets:
+            continue
+        keepers = [r for r in recs if r.path not in marked]
+        if not keepers:
+            raise ActionError(f"refusing to remove every copy in a group (keep at least one of {recs[0].path!r} ...)")
+        if on_disk and not any(_still_a_copy(k, targets) for k in keepers):
+            raise ActionError(
+                f"refusing: no other copy of {targets[0].path!r} is still on disk as scanned; scan again"
+            )
+
+
+def _still_a_copy(keeper: ImageRecord, targets: Sequence[ImageRecord]) -> bool:
+    """True if ``keeper`` is on disk as scanned and is a file of its own, not one of ``targets`` again."""
+    if unchanged(keeper) is not None:
+        return False
+    try:
+        st = os.stat(keeper.path)
+    except OSError:
+        return False
+    for t in targets:
+        try:
+            if os.path.samestat(st, os.stat(t.path)):
+                return False
+        except OSError:
+            continue
+    return True
 
 
 def unchanged(rec: ImageRecord) -> str | None:

@@ -93,3 +93,43 @@ def test_trash_and_undo_a_name_that_is_not_utf8(tmp_path):
     assert res.done == (victim.path,) and not os.path.exists(victim.path)
     back = undo(journal=journal)
     assert back.done == (victim.path,) and os.path.exists(victim.path)
+
+
+# -- "Never lose a photo": a stale result, a file moved into its own folder -----------------------------------
+@pytest.fixture
+def four(tmp_path):
+    paths = []
+    for k in range(4):
+        p = tmp_path / "lib" / f"c{k}.jpg"
+        p.parent.mkdir(exist_ok=True)
+        shutil.copy(DATA / "ok.jpg", p)
+        paths.append(p)
+    files = [_record(p) for p in paths]
+    group = Group(tuple(Member(k, 1.0 - k / 100) for k in range(4)), True, 3 * files[0].size)
+    return files, [group], Journal(tmp_path / "journal.sqlite3")
+
+
+def test_a_stale_result_cannot_remove_the_last_copies(four):
+    files, groups, journal = four
+    first = remove_files(files[2:], groups=groups, files=files, journal=journal)
+    assert first.done == (files[2].path, files[3].path)
+    with pytest.raises(ActionError, match="no other copy"):
+        check_plan(groups, files, [files[0].path, files[1].path])
+    with pytest.raises(ActionError, match="no other copy"):
+        remove_files(files[:2], groups=groups, files=files, journal=journal)  # the same, now stale, result
+    assert os.path.exists(files[0].path) and os.path.exists(files[1].path)
+    assert journal.last_undoable() == first.action_id
+
+
+def test_a_changed_or_linked_keeper_does_not_count(four):
+    files, groups, journal = four
+    with open(files[1].path, "ab") as fh:  # changed since the scan: not the copy the user saw
+        fh.write(b"x")
+    os.remove(files[2].path)
+    os.symlink(files[0].path, files[2].path)  # a link to the target is no copy of it
+    os.remove(files[3].path)
+    os.link(files[0].path, files[3].path)  # neither is a second name of the same file
+    files = [*files[:2], _record(files[2].path), _record(files[3].path)]  # as a scan would see them now
+    with pytest.raises(ActionError, match="no other copy"):
+        remove_files([files[0]], groups=groups, files=files, journal=journal)
+    assert os.path.exists(files[0].path)
