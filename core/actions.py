@@ -230,6 +230,8 @@ def remove_files(
         dest_dir.mkdir(parents=True, exist_ok=True)
     for rec in targets:
         why = unchanged(rec)
+        if not why and mode == MOVE and _same_dir(os.path.dirname(rec.path), dest_dir):
+            why = "already in the destination folder"
         if why:
             problems.append(Problem(rec.path, why))
             continue
@@ -280,6 +282,13 @@ def undo(action_id: int | None = None, journal: Journal | None = None) -> Action
     if restored or not problems:
         journal.mark_undone(action_id)
     return ActionResult(action_id, f"undo {kind}", tuple(restored), tuple(problems))
+
+
+def _same_dir(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _free_name(target: Path) -> Path:

@@ -133,3 +133,12 @@ def test_a_changed_or_linked_keeper_does_not_count(four):
     with pytest.raises(ActionError, match="no other copy"):
         remove_files([files[0]], groups=groups, files=files, journal=journal)
     assert os.path.exists(files[0].path)
+
+
+def test_moving_a_file_into_its_own_folder_is_refused(three):
+    files, groups, journal = three
+    res = remove_files([files[0]], groups=groups, files=files, mode="move", dest=os.path.dirname(files[0].path),
+                       journal=journal)
+    assert res.done == () and res.bytes == 0
+    assert "already in the destination folder" in res.problems[0].reason
+    assert sorted(os.listdir(os.path.dirname(files[0].path))) == ["p0.jpg", "p1.jpg", "p2.jpg"]
