@@ -142,3 +142,200 @@ def test_moving_a_file_into_its_own_folder_is_refused(three):
     assert res.done == () and res.bytes == 0
     assert "already in the destination folder" in res.problems[0].reason
     assert sorted(os.listdir(os.path.dirname(files[0].path))) == ["p0.jpg", "p1.jpg", "p2.jpg"]
+
+
+# -- undo puts back only the file it moved, and never over anything --------------------------------------------
+def _trash_dir() -> str:
+    return os.path.join(os.environ["XDG_DATA_HOME"], "Trash")
+
+
+def _empty_trash() -> None:
+    for sub in ("files", "info"):
+        folder = os.path.join(_trash_dir(), sub)
+        for name in os.listdir(folder) if os.path.isdir(folder) else ():
+            os.remove(os.path.join(folder, name))
+
+
+def _pair(tmp_path, name="b.jpg", data=None):
+    """A file in lib/ and its kept copy in keep/, with their group."""
+    paths = [tmp_path / "keep" / name, tmp_path / "lib" / name]
+    for p in paths:
+        p.parent.mkdir(exist_ok=True)
+        if data is None:
+            shutil.copy(DATA / "ok.jpg", p)
+        else:
+            p.write_bytes(data)
+    files = [_record(p) for p in paths]
+    return files, [Group((Member(0, 1.0), Member(1, 1.0)), True, files[1].size)]
+
+
+def test_undo_never_restores_an_unrelated_file_from_the_trash(tmp_path):
+    _empty_trash()
+    files, groups = _pair(tmp_path)
+    journal = Journal(tmp_path / "j.sqlite3")
+    remove_files([files[1]], groups=groups, files=files, journal=journal)
+    _empty_trash()  # the user empties the trash ...
+    other = tmp_path / "other" / "b.jpg"  # ... and a file manager trashes an unrelated b.jpg
+    other.parent.mkdir()
+    shutil.copy(DATA / "cmyk.jpg", other)
+    from send2trash import send2trash
+
+    send2trash(str(other))
+    res = undo(journal=journal)
+    assert res.done == () and "the trash no longer holds this file" in res.problems[0].reason
+    assert not os.path.lexists(files[1].path)
+    held = os.path.join(_trash_dir(), "files", "b.jpg")
+    assert open(held, "rb").read() == (DATA / "cmyk.jpg").read_bytes()
+    assert os.path.exists(os.path.join(_trash_dir(), "info", "b.jpg.trashinfo"))
+
+
+def test_undo_never_restores_a_file_that_changed_in_the_trash(tmp_path):
+    files, groups = _pair(tmp_path, "same-size.jpg", b"A" * 1000)
+    journal = Journal(tmp_path / "j.sqlite3")
+    remove_files([files[1]], groups=groups, files=files, journal=journal)
+    held = os.path.join(_trash_dir(), "files", "same-size.jpg")
+    with open(held, "r+b") as fh:  # same size, other bytes
+        fh.write(b"B")
+    res = undo(journal=journal)
+    assert res.done == () and "the trash no longer holds this file" in res.problems[0].reason
+    assert not os.path.lexists(files[1].path) and os.path.exists(held)
+
+
+def test_undo_of_a_move_checks_the_moved_file(tmp_path):
+    files, groups = _pair(tmp_path, "m.jpg", b"A" * 1000)
+    journal = Journal(tmp_path / "j.sqlite3")
+    remove_files([files[1]], groups=groups, files=files, mode="move", dest=tmp_path / "out", journal=journal)
+    (tmp_path / "out" / "m.jpg").write_bytes(b"B" * 1000)  # another file took its name there
+    res = undo(journal=journal)
+    assert res.done == () and res.problems and not os.path.lexists(files[1].path)
+
+
+def test_undo_does_not_replace_a_dangling_symlink(tmp_path):
+    files, groups = _pair(tmp_path, "d.jpg")
+    journal = Journal(tmp_path / "j.sqlite3")
+    remove_files([files[1]], groups=groups, files=files, journal=journal)
+    os.symlink(tmp_path / "nowhere.jpg", files[1].path)
+    res = undo(journal=journal)
+    assert res.done == () and "already exists" in res.problems[0].reason
+    assert os.path.islink(files[1].path)
+
+
+# -- write-ahead journal: a crash mid-action leaves it undoable --------------------------------------------------
+class _Crash(BaseException):
+    """Stands for the process dying (kill -9): nothing after it runs."""
+
+
+def test_a_crash_mid_action_leaves_the_interrupted_action_undoable(tmp_path, monkeypatch):
+    earlier_files, earlier_groups = _pair(tmp_path, "earlier.jpg")
+    journal = Journal(tmp_path / "j.sqlite3")
+    earlier = remove_files([earlier_files[1]], groups=earlier_groups, files=earlier_files, journal=journal)
+    lib = tmp_path / "lib"
+    keep = _record(tmp_path / "keep" / "earlier.jpg")
+    targets = []
+    for k in range(5):
+        shutil.copy(DATA / "ok.jpg", lib / f"x{k}.jpg")
+        targets.append(_record(lib / f"x{k}.jpg"))
+    files = [keep, *targets]
+    groups = [Group(tuple(Member(k, 1.0) for k in range(6)), True, 0)]
+    moves = {"n": 0}
+
+    def crash_on_the_fourth(real):
+        def move(*a, **kw):
+            moves["n"] += 1
+            if moves["n"] == 4:
+                raise _Crash
+            return real(*a, **kw)
+        return move
+
+    monkeypatch.setattr(os, "rename", crash_on_the_fourth(os.rename))
+    monkeypatch.setattr(os, "link", crash_on_the_fourth(os.link))
+    with pytest.raises(_Crash):
+        remove_files(targets, groups=groups, files=files, journal=journal)
+    monkeypatch.undo()
+    gone = [t.path for t in targets if not os.path.exists(t.path)]
+    assert len(gone) == 3
+    fresh = Journal(tmp_path / "j.sqlite3")  # as after a restart
+    assert fresh.last_undoable() not in (None, earlier.action_id)
+    res = undo(journal=fresh)
+    assert sorted(res.done) == sorted(gone) and not res.problems
+    assert all(os.path.exists(t.path) for t in targets)
+    assert not os.path.exists(earlier_files[1].path)  # the earlier action was left alone
+    assert fresh.last_undoable() == earlier.action_id
+
+
+def test_an_old_journal_is_read_and_undone(tmp_path):
+    """Journals written before the write-ahead schema keep working."""
+    import sqlite3
+    import urllib.parse
+
+    original = tmp_path / "lib" / "old.jpg"
+    original.parent.mkdir()
+    trash = _trash_dir()
+    os.makedirs(os.path.join(trash, "files"), exist_ok=True)
+    os.makedirs(os.path.join(trash, "info"), exist_ok=True)
+    held = os.path.join(trash, "files", "old.jpg")
+    shutil.copy(DATA / "ok.jpg", held)
+    info = os.path.join(trash, "info", "old.jpg.trashinfo")
+    with open(info, "w") as fh:
+        fh.write(f"[Trash Info]\nPath={urllib.parse.quote(str(original))}\nDeletionDate=2024-01-01T00:00:00\n")
+    conn = sqlite3.connect(tmp_path / "old.sqlite3")
+    conn.executescript(
+        """
+        CREATE TABLE actions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL, kind TEXT, target TEXT, undone INTEGER DEFAULT 0
+        );
+        CREATE TABLE entries (action INTEGER, path TEXT, dest TEXT, info TEXT, size INTEGER);
+        """
+    )
+    with conn:
+        conn.execute("INSERT INTO actions (time, kind, target) VALUES (0, 'trash', NULL)")
+        conn.execute("INSERT INTO entries VALUES (1, ?, ?, ?, ?)",
+                     (os.fsencode(original), os.fsencode(held), os.fsencode(info), os.path.getsize(held)))
+    conn.close()
+    journal = Journal(tmp_path / "old.sqlite3")
+    assert journal.actions()[0]["files"] == 1
+    res = undo(journal=journal)
+    assert res.done == (str(original),) and original.read_bytes() == (DATA / "ok.jpg").read_bytes()
+    assert not os.path.exists(info)
+
+
+# -- the cost of trashing does not grow with the trash ------------------------------------------------------------
+def test_trashing_never_reads_the_other_entries_of_the_trash(tmp_path, monkeypatch):
+    import builtins
+    import io
+
+    _empty_trash()
+    trash = _trash_dir()
+    for k in range(2000):  # what other programs put in the trash before
+        with open(os.path.join(trash, "files", f"u{k}.jpg"), "wb") as fh:
+            fh.write(b"x")
+        with open(os.path.join(trash, "info", f"u{k}.jpg.trashinfo"), "w") as fh:
+            fh.write(f"[Trash Info]\nPath=/elsewhere/u{k}.jpg\nDeletionDate=2024-01-01T00:00:00\n")
+    files, groups = _pair(tmp_path)
+    targets = []
+    for k in range(20):
+        shutil.copy(DATA / "ok.jpg", tmp_path / "lib" / f"t{k}.jpg")
+        targets.append(_record(tmp_path / "lib" / f"t{k}.jpg"))
+    files = [files[0], *targets]
+    groups = [Group(tuple(Member(k, 1.0) for k in range(len(files))), True, 0)]
+    touched = []
+
+    def spy(real, kind):
+        def call(path, *a, **kw):
+            p = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else ""
+            if p.startswith(trash) and (kind == "list" or os.path.basename(p).startswith("u")):
+                touched.append((kind, p))
+            return real(path, *a, **kw)
+        return call
+
+    monkeypatch.setattr(os, "scandir", spy(os.scandir, "list"))
+    monkeypatch.setattr(os, "listdir", spy(os.listdir, "list"))
+    monkeypatch.setattr(builtins, "open", spy(builtins.open, "read"))
+    monkeypatch.setattr(io, "open", spy(io.open, "read"))
+    monkeypatch.setattr(os, "open", spy(os.open, "read"))
+    res = remove_files(targets, groups=groups, files=files, journal=Journal(tmp_path / "j.sqlite3"))
+    assert len(res.done) == 20
+    assert touched == []
+    monkeypatch.undo()
+    back = undo(journal=Journal(tmp_path / "j.sqlite3"))
+    assert len(back.done) == 20 and len(os.listdir(os.path.join(trash, "files"))) == 2000
