@@ -388,39 +388,48 @@ def _trash_dirs(path: str) -> list[Path]:
     return [d for d in dirs if (d / "info").is_dir()]
 
 
-def _lookup(e: _Entry) -> tuple[str, str] | None:
-    """The trash entry holding ``e``'s file (Path=, size and hash all match), looked up by name only.
+def _entries_named_like(path: str, *, blank: bool = False) -> Iterable[tuple[str, str]]:
+    """(file, .trashinfo) of the trash entries that could hold ``path``, by the names the trash gives it.
 
-    Only the names the trash would have given it are read (``b.jpg``, ``b 1.jpg`` ...), never the whole
-    trash, so the cost does not grow with the number of unrelated files in it.
+    Only those names are looked at (``b.jpg``, ``b 1.jpg`` ...), never the whole trash, so the cost does not
+    grow with the number of unrelated files in it. With ``blank``, empty .trashinfo files come too (a crash
+    between creating one and writing it).
     """
-    best = None
-    for root in _trash_dirs(e.path):
+    for root in _trash_dirs(path):
         misses = 0
-        for name in _names(e.path):
-            dest = os.fsdecode(os.path.join(os.fsencode(root / "files"), name))
+        for name in _names(path):
             info = os.fsdecode(os.path.join(os.fsencode(root / "info"), name + b".trashinfo"))
-            if not os.path.lexists(info):
+            try:
+                empty = os.lstat(info).st_size == 0
+            except OSError:
                 misses += 1
                 if misses > 8:  # names freed by emptying leave gaps; a long run of misses ends the list
                     break
                 continue
             misses = 0
             named = _info_path(info)
-            if named and _same_place(named, e.path) and _holds(dest, e):
-                when = os.lstat(info).st_mtime
-                if best is None or when > best[2]:
-                    best = (dest, info, when)
-    return (best[0], best[1]) if best else None
+            if (named and _same_place(named, path)) or (blank and empty):
+                yield os.fsdecode(os.path.join(os.fsencode(root / "files"), name)), info
 
 
-def _drop_info(info: str | None, original: str) -> None:
-    """Remove a .trashinfo of ours whose file is no longer in the trash (restored, or never moved)."""
+def _lookup(e: _Entry) -> tuple[str, str] | None:
+    """The trash entry holding ``e``'s file: Path= names it, and size and hash match (the latest if several)."""
+    found = [(os.lstat(info).st_mtime, dest, info) for dest, info in _entries_named_like(e.path) if _holds(dest, e)]
+    return max(found)[1:] if found else None
+
+
+def _drop_info(info: str | None, original: str, *, blank: bool = False) -> None:
+    """Remove a .trashinfo of ours whose file is no longer in the trash (restored, or never moved).
+
+    With ``blank``, an empty one without a file goes too: it holds nothing and names nothing.
+    """
     if not info or not os.path.lexists(info):
         return
     held = os.path.join(os.path.dirname(os.path.dirname(info)), "files", os.path.basename(info)[: -len(".trashinfo")])
+    if os.path.lexists(held):
+        return
     named = _info_path(info)
-    if not os.path.lexists(held) and named and _same_place(named, original):
+    if (named and _same_place(named, original)) or (blank and os.lstat(info).st_size == 0):
         os.unlink(info)
 
 
@@ -658,6 +667,10 @@ def undo(action_id: int | None = None, journal: Journal | None = None) -> Action
     kind, entries = journal.entries(action_id)
     restored, problems, updates = [], [], []
     for e in entries:
+        if e.state == PLANNED and kind == TRASH and _freedesktop() and _holds(e.path, e):
+            for held, info in _entries_named_like(e.path, blank=True):  # reserved when interrupted, unused
+                if not os.path.lexists(held):
+                    _drop_info(info, e.path, blank=True)
         if e.state in (PLANNED, SKIPPED, RESTORED):
             continue
         try:
