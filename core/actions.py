@@ -65,6 +65,7 @@ class _Entry:
     hash: str | None = None
     state: str = DONE
     row: int | None = None
+    mtime_ns: int | None = None
 
 
 # -- what may be removed ------------------------------------------------------------------------------------------
@@ -131,12 +132,21 @@ class Journal:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
             self._conn.execute("PRAGMA synchronous=FULL")  # a commit is on disk before the next move
-        except (OSError, sqlite3.Error) as e:
-            raise ActionError(f"cannot open the undo journal {self.path}: {e}") from e
-        try:
             self._setup()
-        except sqlite3.OperationalError as e:  # read-only: still readable; acting will refuse
+        except (OSError, sqlite3.Error) as e:  # read-only file or folder: still readable; acting will refuse
             log.warning("undo journal %s is not writable: %s", self.path, e)
+            self._conn = self._read_only(e)
+
+    def _read_only(self, why: Exception) -> sqlite3.Connection:
+        uri = "file:" + urllib.parse.quote(str(self.path.absolute()))
+        for flags in ("?mode=ro", "?immutable=1"):  # a WAL journal in a read-only folder needs immutable
+            try:
+                conn = sqlite3.connect(uri + flags, uri=True, check_same_thread=False)
+                conn.execute("SELECT id FROM actions LIMIT 1").fetchall()
+                return conn
+            except sqlite3.Error:
+                continue
+        raise ActionError(f"cannot open the undo journal {self.path}: {why}") from why
 
     def _setup(self) -> None:
         # WAL: one fsync per commit, so journaling each batch stays cheap.
@@ -228,10 +238,11 @@ class Journal:
         if row is None:
             raise ActionError(f"no action {action_id} in the journal")
         rows = self._conn.execute(
-            "SELECT path, dest, info, size, hash, state, rowid FROM entries WHERE action = ? ORDER BY rowid",
+            "SELECT path, dest, info, size, hash, state, rowid, mtime_ns FROM entries WHERE action = ? "
+            "ORDER BY rowid",
             (action_id,),
         )
-        return row[0], [_Entry(_s(p), _s(d), _s(i), z, h, st or DONE, r) for p, d, i, z, h, st, r in rows]
+        return row[0], [_Entry(_s(p), _s(d), _s(i), z, h, st or DONE, r, m) for p, d, i, z, h, st, r, m in rows]
 
     def mark_undone(self, action_id: int) -> None:
         self._write("UPDATE actions SET undone = 1 WHERE id = ?", [(action_id,)])
@@ -445,12 +456,17 @@ def _digest(path: str, size: int) -> str | None:
 
 
 def _holds(path: str, e: _Entry) -> bool:
-    """True if ``path`` is a plain file with the journal's size and (when recorded) content hash."""
+    """True if ``path`` is a plain file with the journal's size and content hash.
+
+    A file too big to hash must keep its mtime instead (moves keep it; 2 s leeway for FAT copies).
+    """
     try:
         st = os.lstat(path)
         if not stat.S_ISREG(st.st_mode) or (e.size is not None and st.st_size != e.size):
             return False
-        return e.hash is None or _digest(path, st.st_size) == e.hash
+        if e.hash is None:
+            return e.mtime_ns is None or abs(st.st_mtime_ns - e.mtime_ns) <= 2_000_000_000
+        return _digest(path, st.st_size) == e.hash
     except OSError:
         return False
 
@@ -649,7 +665,7 @@ def _move_one(rec: ImageRecord, to: str | None, info: str | None, digest: str | 
     from send2trash import send2trash
 
     send2trash(rec.path)
-    found = _lookup(_Entry(rec.path, size=rec.size, hash=digest)) if _freedesktop() else None
+    found = _lookup(_Entry(rec.path, size=rec.size, hash=digest, mtime_ns=rec.mtime_ns)) if _freedesktop() else None
     return found if found else (None, None)
 
 

@@ -160,7 +160,7 @@ def _pair(tmp_path, name="b.jpg", data=None):
     """A file in lib/ and its kept copy in keep/, with their group."""
     paths = [tmp_path / "keep" / name, tmp_path / "lib" / name]
     for p in paths:
-        p.parent.mkdir(exist_ok=True)
+        p.parent.mkdir(parents=True, exist_ok=True)
         if data is None:
             shutil.copy(DATA / "ok.jpg", p)
         else:
@@ -339,3 +339,93 @@ def test_trashing_never_reads_the_other_entries_of_the_trash(tmp_path, monkeypat
     monkeypatch.undo()
     back = undo(journal=Journal(tmp_path / "j.sqlite3"))
     assert len(back.done) == 20 and len(os.listdir(os.path.join(trash, "files"))) == 2000
+
+
+# -- the trash as the spec writes it ----------------------------------------------------------------------------
+def test_trash_entries_follow_the_spec_and_same_names_do_not_mix(tmp_path):
+    import re
+    import urllib.parse
+
+    _empty_trash()
+    a, groups_a = _pair(tmp_path / "a", "same name.jpg")
+    b, groups_b = _pair(tmp_path / "b", "same name.jpg", b"other bytes")
+    journal = Journal(tmp_path / "j.sqlite3")
+    first = remove_files([a[1]], groups=groups_a, files=a, journal=journal)
+    remove_files([b[1]], groups=groups_b, files=b, journal=journal)
+    info = open(os.path.join(_trash_dir(), "info", "same name 1.jpg.trashinfo")).read()
+    assert info.startswith("[Trash Info]\n")
+    assert f"Path={urllib.parse.quote(b[1].path)}\n" in info and "%20" in info
+    assert re.search(r"^DeletionDate=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$", info, re.M)
+    undo(first.action_id, journal=journal)  # the older one first: each gets its own file back
+    assert open(a[1].path, "rb").read() == (DATA / "ok.jpg").read_bytes()
+    undo(journal=journal)
+    assert open(b[1].path, "rb").read() == b"other bytes"
+    assert os.listdir(os.path.join(_trash_dir(), "info")) == []
+
+
+@pytest.mark.parametrize("shared", ["sticky", "symlink", "none"])
+def test_a_file_on_another_volume_goes_to_that_volumes_trash(tmp_path, monkeypatch, shared):
+    """$topdir/.Trash/$uid when .Trash is a real sticky folder, else $topdir/.Trash-$uid; Path= relative."""
+    import core.actions as actions
+
+    volume = tmp_path / "vol"
+    files, groups = _pair(volume, "v.jpg")
+    if shared == "sticky":
+        (volume / ".Trash").mkdir(mode=0o1777)
+        os.chmod(volume / ".Trash", 0o1777)
+    elif shared == "symlink":
+        (tmp_path / "elsewhere").mkdir(mode=0o1777)
+        os.symlink(tmp_path / "elsewhere", volume / ".Trash")
+    real_device = actions._device
+    monkeypatch.setattr(actions, "_device", lambda p: -1 if str(p).startswith(_trash_dir()) else real_device(p))
+    monkeypatch.setattr(actions, "_mount_point", lambda p: volume)
+    journal = Journal(tmp_path / "j.sqlite3")
+    remove_files([files[1]], groups=groups, files=files, journal=journal)
+    trash = volume / ".Trash" / str(os.getuid()) if shared == "sticky" else volume / f".Trash-{os.getuid()}"
+    assert os.listdir(trash / "files") == ["v.jpg"]
+    assert "Path=lib/v.jpg\n" in (trash / "info" / "v.jpg.trashinfo").read_text()
+    assert not os.listdir(tmp_path / "elsewhere") if shared == "symlink" else True
+    back = undo(journal=journal)
+    assert back.done == (files[1].path,) and os.listdir(trash / "info") == []
+
+
+def test_where_the_spec_cannot_be_followed_send2trash_does_it_and_undo_finds_it(tmp_path, monkeypatch):
+    import core.actions as actions
+
+    _empty_trash()
+    files, groups = _pair(tmp_path, "fallback.jpg")
+    monkeypatch.setattr(actions, "_trash_for", lambda path: None)
+    journal = Journal(tmp_path / "j.sqlite3")
+    res = remove_files([files[1]], groups=groups, files=files, journal=journal)
+    assert res.done == (files[1].path,)
+    kind, entries = journal.entries(res.action_id)
+    assert entries[0].dest and entries[0].dest.endswith("fallback.jpg")
+    with journal._conn:  # as if killed right after send2trash, before the destination was written
+        journal._conn.execute("UPDATE entries SET dest = NULL, info = NULL, state = 'started'")
+    back = undo(journal=journal)
+    assert back.done == (files[1].path,) and not back.problems
+
+
+def test_cancel_stops_between_batches_and_keeps_what_was_done_undoable(tmp_path):
+    from core.progress import CancelToken
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    shutil.copy(DATA / "ok.jpg", lib / "keep.jpg")
+    targets = []
+    for k in range(70):
+        shutil.copy(DATA / "ok.jpg", lib / f"n{k}.jpg")
+        targets.append(_record(lib / f"n{k}.jpg"))
+    files = [_record(lib / "keep.jpg"), *targets]
+    groups = [Group(tuple(Member(k, 1.0) for k in range(len(files))), True, 0)]
+    token = CancelToken()
+    journal = Journal(tmp_path / "j.sqlite3")
+
+    def progress(done, total, message):
+        if done == 10:
+            token.cancel()
+
+    res = remove_files(targets, groups=groups, files=files, journal=journal, progress=progress, cancel=token)
+    assert 10 <= len(res.done) < 70  # the batch under way finishes; the next one never starts
+    assert sum(os.path.exists(t.path) for t in targets) == 70 - len(res.done)
+    assert len(undo(journal=journal).done) == len(res.done)

@@ -48,6 +48,7 @@ def act(cfg: dict) -> dict:
     from core.errors import ActionError
     from core.results import Group, Member
 
+    journal = None
     try:
         journal = Journal(cfg["journal"])
         earlier = None
@@ -63,7 +64,7 @@ def act(cfg: dict) -> dict:
         res = remove_files(recs[1:], groups=[group], files=recs, journal=journal, mode=cfg.get("mode", "trash"),
                            dest=cfg.get("dest"))
     except ActionError as e:
-        return {"refused": str(e)}
+        return {"refused": str(e), "last": journal.last_undoable() if journal else None}
     return {"action": res.action_id, "done": len(res.done), "problems": [p.reason for p in res.problems]}
 
 

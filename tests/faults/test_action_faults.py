@@ -198,5 +198,6 @@ def test_a_read_only_journal_refuses_before_moving(user_home, read_only):
     trash = _snapshot(home / "data" / "Trash")
     answer, _ = _run("act", {**first, "targets": rest}, home, user=prefix)
     assert "undo journal" in answer.get("refused", ""), answer
+    assert answer["last"] is not None  # still readable: the first action can be undone once it is writable
     assert all(os.path.exists(p) for p in rest)
     assert _snapshot(home / "data" / "Trash") == trash
