@@ -462,6 +462,8 @@ def _holds(path: str, e: _Entry) -> bool:
     """
     try:
         st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):  # a link that was trashed (scans may follow links): judge its file
+            st = os.stat(path)
         if not stat.S_ISREG(st.st_mode) or (e.size is not None and st.st_size != e.size):
             return False
         if e.hash is None:
@@ -564,8 +566,10 @@ def remove_files(
     done: list[str] = []
     problems: list[Problem] = []
     freed, taken, finished = 0, set(), []
+    reached = len(targets)  # targets from here on were never tried (cancelled, or the journal failed)
     for start in range(0, len(targets), BATCH):
         if cancel.cancelled:
+            reached = start
             break
         batch, updates = [], []
         for rec, row in zip(targets[start:start + BATCH], rows[start:start + BATCH], strict=True):
@@ -591,6 +595,7 @@ def remove_files(
                 _drop_info(info, rec.path)
             left = [b[0] for b in batch] + list(targets[start + BATCH:])
             problems += [Problem(r.path, f"not moved: {e}") for r in left]
+            reached = len(targets)  # the journal cannot take more: leave those entries as planned
             break
         finished = []
         for rec, row, to, info, digest in batch:
@@ -612,7 +617,7 @@ def remove_files(
             finished.append((row, DONE, to, info, digest))
             progress(len(done), len(targets), os.path.basename(rec.path))
     try:
-        journal.note(finished)
+        journal.note(finished + [(row, SKIPPED, None, None, None) for row in rows[reached:]])
         journal.finish(aid, empty=not done)
     except ActionError as e:  # every moved file's destination is already recorded: undo still works
         log.warning("%s", e)
@@ -719,6 +724,8 @@ def _put_back(kind: str, e: _Entry) -> str | None:
         if (e.state == STARTED or e.hash) and _holds(e.path, e):  # never moved (interrupted), or already back
             _drop_info(info, e.path)
             return ""
+        if kind == TRASH and not _freedesktop() and not src:
+            return "this system's trash cannot be searched; restore it from the trash by hand"
         if kind == TRASH:
             return f"{GONE_FROM_TRASH} (emptied?); restore it by hand if you still have it"
         return f"cannot find it in {e.dest} any more; restore it by hand"
