@@ -712,31 +712,30 @@ def undo(action_id: int | None = None, journal: Journal | None = None) -> Action
 def _put_back(kind: str, e: _Entry) -> str | None:
     """Restore one entry: None if it came back, "" if there was nothing to do, else the reason it did not."""
     src, info = e.dest, e.info
-    if kind == TRASH and _freedesktop() and not (src and os.path.lexists(src)):
-        found = _lookup(e)  # moved but not recorded (interrupted, or an older journal)
-        if found:
-            src, info = found
     if src and os.path.lexists(src) and _same_file(src, e.path):  # stopped between link and unlink
         os.unlink(src)
         _drop_info(info, e.path)
         return None
-    if not src or not os.path.lexists(src):
-        if (e.state == STARTED or e.hash) and _holds(e.path, e):  # never moved (interrupted), or already back
-            _drop_info(info, e.path)
+    ours = bool(src) and os.path.lexists(src) and (kind != TRASH or _info_names(info, e.path)) and _holds(src, e)
+    if not ours and kind == TRASH and _freedesktop():
+        found = _lookup(e)  # moved but not recorded (interrupted, older journal), or trashed again since
+        if found:
+            (src, info), ours = found, True
+    if os.path.lexists(e.path):  # never replace anything there, not even a dangling link
+        if not ours and (e.state == STARTED or e.hash) and _holds(e.path, e):
+            _drop_info(info, e.path)  # never moved (interrupted before), or already back
             return ""
+        return "a file already exists at the original place; left it in place"
+    if not ours:
         if kind == TRASH and not _freedesktop() and not src:
             return "this system's trash cannot be searched; restore it from the trash by hand"
+        if kind == TRASH and src and os.path.lexists(src):
+            return f"{GONE_FROM_TRASH}: its entry there now holds another file; left the trash as it is"
         if kind == TRASH:
             return f"{GONE_FROM_TRASH} (emptied?); restore it by hand if you still have it"
+        if src and os.path.lexists(src):
+            return f"{src} is not the file that was moved there (size or content differs); left it in place"
         return f"cannot find it in {e.dest} any more; restore it by hand"
-    if os.path.lexists(e.path):
-        return "a file already exists at the original place; left it in place"
-    if kind == TRASH and not (info and (named := _info_path(info)) and _same_place(named, e.path)):
-        return f"{GONE_FROM_TRASH}: its place there holds another file now; left the trash as it is"
-    if not _holds(src, e):
-        if kind == TRASH:
-            return f"{GONE_FROM_TRASH}: the file there now differs in size or content; left it there"
-        return f"{src} is not the file that was moved there (size or content differs); left it in place"
     os.makedirs(os.path.dirname(e.path), exist_ok=True)
     try:
         _move(src, e.path, copy=True)
@@ -745,6 +744,12 @@ def _put_back(kind: str, e: _Entry) -> str | None:
     if kind == TRASH:
         _drop_info(info, e.path)
     return None
+
+
+def _info_names(info: str | None, original: str) -> bool:
+    """True if the .trashinfo ``info`` names ``original``."""
+    named = _info_path(info) if info else None
+    return bool(named) and _same_place(named, original)
 
 
 def describe(result: ActionResult) -> str:

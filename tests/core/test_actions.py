@@ -429,3 +429,25 @@ def test_cancel_stops_between_batches_and_keeps_what_was_done_undoable(tmp_path)
     assert 10 <= len(res.done) < 70  # the batch under way finishes; the next one never starts
     assert sum(os.path.exists(t.path) for t in targets) == 70 - len(res.done)
     assert len(undo(journal=journal).done) == len(res.done)
+
+
+def test_undo_finds_the_file_trashed_again_under_another_name(tmp_path):
+    """Restored by hand, its trash name taken by another file, trashed again by a file manager: still found."""
+    from send2trash import send2trash
+
+    _empty_trash()
+    files, groups = _pair(tmp_path, "again.jpg")
+    journal = Journal(tmp_path / "j.sqlite3")
+    remove_files([files[1]], groups=groups, files=files, journal=journal)
+    trash = _trash_dir()
+    os.rename(os.path.join(trash, "files", "again.jpg"), files[1].path)  # restored by hand
+    os.remove(os.path.join(trash, "info", "again.jpg.trashinfo"))
+    other = tmp_path / "other" / "again.jpg"
+    other.parent.mkdir()
+    shutil.copy(DATA / "cmyk.jpg", other)
+    send2trash(str(other))  # takes the name again.jpg
+    send2trash(files[1].path)  # so this one becomes "again 1.jpg"
+    res = undo(journal=journal)
+    assert res.done == (files[1].path,) and open(files[1].path, "rb").read() == (DATA / "ok.jpg").read_bytes()
+    assert open(os.path.join(trash, "files", "again.jpg"), "rb").read() == (DATA / "cmyk.jpg").read_bytes()
+    assert sorted(os.listdir(os.path.join(trash, "info"))) == ["again.jpg.trashinfo"]
