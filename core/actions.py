@@ -1,31 +1,46 @@
 """Act on marked copies safely: to the system trash (default) or into a folder, journaled for undo.
 
-Before touching a file the engine re-checks it is unchanged since the scan (size and mtime); it refuses to
-remove every member of a group; every action is written to a SQLite journal so it can be undone (restored
-from the trash, or moved back). Nothing here deletes permanently.
+Before touching a file the engine re-checks it is unchanged since the scan (size and mtime) and that its group
+still keeps another copy on disk. The journal is written ahead: the action and its files are recorded before the
+first move, and each file's destination before it moves, so a crash at any point leaves an undoable record.
+Undo puts back only the very file that was moved (same trash entry, size and content) and never replaces
+anything. On Linux and the BSDs the freedesktop.org trash is written directly (so the destination is known
+before the move); elsewhere, or when the spec's conditions fail, send2trash does it. Nothing here deletes.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import logging
 import os
 import shutil
 import sqlite3
+import stat
+import sys
 import time
 import urllib.parse
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import platformdirs
 
 from core.errors import ActionError
+from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
 from core.results import Group, ImageRecord, Problem
 
 log = logging.getLogger(__name__)
 
 TRASH, MOVE = "trash", "move"
+HASH_LIMIT = 64 * 2**20  # files up to this size get a content hash in the journal, checked at undo
+BATCH = 64  # files whose destinations are written to the journal in one durable transaction
+# An entry's state: planned (nothing done yet), started (destination recorded, the move may have happened),
+# done, skipped (left in place), restored (undone).
+PLANNED, STARTED, DONE, SKIPPED, RESTORED = "planned", "started", "done", "skipped", "restored"
+GONE_FROM_TRASH = "the trash no longer holds this file"
 
 
 def default_journal_path() -> Path:
@@ -45,17 +60,53 @@ class ActionResult:
 class _Entry:
     path: str
     dest: str | None = None  # where it went: trash file or target folder file
-    info: str | None = None  # the .trashinfo written by the trash, when found
-    extra: dict = field(default_factory=dict)
+    info: str | None = None  # its .trashinfo
+    size: int | None = None
+    hash: str | None = None
+    state: str = DONE
+    row: int | None = None
+    mtime_ns: int | None = None
 
 
-def check_plan(groups: Sequence[Group], files: Sequence[ImageRecord], marked: Iterable[str]) -> None:
-    """Raise ``ActionError`` if the marked paths would remove every member of some group."""
+# -- what may be removed ------------------------------------------------------------------------------------------
+def check_plan(
+    groups: Sequence[Group], files: Sequence[ImageRecord], marked: Iterable[str], *, on_disk: bool = True
+) -> None:
+    """Raise ``ActionError`` unless every group with a marked member keeps another copy.
+
+    With ``on_disk`` (the default) a kept copy counts only if it is on disk now, as scanned (same size and
+    mtime), and is not the marked file under another name (a hard or symbolic link): the result may be stale.
+    """
     marked = set(marked)
     for g in groups:
-        paths = [files[m.index].path for m in g.members]
-        if paths and all(p in marked for p in paths):
-            raise ActionError(f"refusing to remove every copy in a group (keep at least one of {paths[0]!r} ...)")
+        recs = [files[m.index] for m in g.members]
+        targets = [r for r in recs if r.path in marked]
+        if not targets:
+            continue
+        keepers = [r for r in recs if r.path not in marked]
+        if not keepers:
+            raise ActionError(f"refusing to remove every copy in a group (keep at least one of {recs[0].path!r} ...)")
+        if on_disk and not any(_still_a_copy(k, targets) for k in keepers):
+            raise ActionError(
+                f"refusing: no other copy of {targets[0].path!r} is still on disk as scanned; scan again"
+            )
+
+
+def _still_a_copy(keeper: ImageRecord, targets: Sequence[ImageRecord]) -> bool:
+    """True if ``keeper`` is on disk as scanned and is a file of its own, not one of ``targets`` again."""
+    if unchanged(keeper) is not None:
+        return False
+    try:
+        st = os.stat(keeper.path)
+    except OSError:
+        return False
+    for t in targets:
+        try:
+            if os.path.samestat(st, os.stat(t.path)):
+                return False
+        except OSError:
+            continue
+    return True
 
 
 def unchanged(rec: ImageRecord) -> str | None:
@@ -71,13 +122,35 @@ def unchanged(rec: ImageRecord) -> str | None:
     return None
 
 
+# -- the journal ---------------------------------------------------------------------------------------------------
 class Journal:
-    """Every action, with where each file went, so it can be undone."""
+    """Every action, with where each file went, so it can be undone. Written ahead of every move."""
 
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self.path = Path(path) if path else default_journal_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, check_same_thread=False)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
+            self._conn.execute("PRAGMA synchronous=FULL")  # a commit is on disk before the next move
+            self._setup()
+        except (OSError, sqlite3.Error) as e:  # read-only file or folder: still readable; acting will refuse
+            log.warning("undo journal %s is not writable: %s", self.path, e)
+            self._conn = self._read_only(e)
+
+    def _read_only(self, why: Exception) -> sqlite3.Connection:
+        uri = "file:" + urllib.parse.quote(str(self.path.absolute()))
+        for flags in ("?mode=ro", "?immutable=1"):  # a WAL journal in a read-only folder needs immutable
+            try:
+                conn = sqlite3.connect(uri + flags, uri=True, check_same_thread=False)
+                conn.execute("SELECT id FROM actions LIMIT 1").fetchall()
+                return conn
+            except sqlite3.Error:
+                continue
+        raise ActionError(f"cannot open the undo journal {self.path}: {why}") from why
+
+    def _setup(self) -> None:
+        # WAL: one fsync per commit, so journaling each batch stays cheap.
+        self._conn.execute("PRAGMA journal_mode=WAL")
         # Paths are stored as file-system bytes: names need not be valid UTF-8.
         self._conn.executescript(
             """
@@ -89,21 +162,63 @@ class Journal:
             );
             """
         )
+        # Journals from before the write-ahead schema gain the new columns; their rows read as finished.
+        for table, column, decl in (("actions", "status", "TEXT DEFAULT 'done'"),
+                                    ("entries", "mtime_ns", "INTEGER"),
+                                    ("entries", "hash", "TEXT"),
+                                    ("entries", "state", "TEXT DEFAULT 'done'")):
+            have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                with self._conn:
+                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+        with self._conn:
+            self._conn.execute("CREATE INDEX IF NOT EXISTS entries_by_action ON entries (action)")
 
     def close(self) -> None:
         self._conn.close()
 
-    def record(self, kind: str, target: str | None, entries: list[_Entry], sizes: dict[str, int]) -> int:
-        with self._conn:
-            cur = self._conn.execute(
-                "INSERT INTO actions (time, kind, target) VALUES (?, ?, ?)", (time.time(), kind, target)
+    def _write(self, sql: str, rows: Sequence[tuple]) -> None:
+        try:
+            with self._conn:
+                self._conn.executemany(sql, rows)
+        except sqlite3.Error as e:
+            raise ActionError(f"cannot write the undo journal {self.path}: {e}") from e
+
+    def begin(self, kind: str, target: str | None, recs: Sequence[ImageRecord]) -> tuple[int, list[int]]:
+        """Record a pending action and its planned files in one transaction; the first write of an action."""
+        try:
+            with self._conn:
+                cur = self._conn.execute(
+                    "INSERT INTO actions (time, kind, target, status) VALUES (?, ?, ?, 'pending')",
+                    (time.time(), kind, target),
+                )
+                aid = int(cur.lastrowid)
+                rows = [
+                    self._conn.execute(
+                        "INSERT INTO entries (action, path, size, mtime_ns, state) VALUES (?, ?, ?, ?, ?)",
+                        (aid, _b(r.path), r.size, r.mtime_ns, PLANNED),
+                    ).lastrowid
+                    for r in recs
+                ]
+        except sqlite3.Error as e:
+            raise ActionError(f"cannot write the undo journal {self.path} ({e}); nothing was moved") from e
+        return aid, rows
+
+    def note(self, updates: Sequence[tuple[int, str, str | None, str | None, str | None]]) -> None:
+        """Durably record (row, state, dest, info, hash) of entries."""
+        if updates:
+            self._write(
+                "UPDATE entries SET state = ?, dest = ?, info = ?, hash = ? WHERE rowid = ?",
+                [(state, _b(d), _b(i), h, row) for row, state, d, i, h in updates],
             )
-            aid = cur.lastrowid
-            self._conn.executemany(
-                "INSERT INTO entries VALUES (?, ?, ?, ?, ?)",
-                [(aid, _b(e.path), _b(e.dest), _b(e.info), sizes.get(e.path, 0)) for e in entries],
-            )
-        return int(aid)
+
+    def finish(self, action_id: int, *, empty: bool) -> None:
+        """Close an action; one that moved nothing is dropped, so undo goes to the one before."""
+        if empty:
+            self._write("DELETE FROM entries WHERE action = ?", [(action_id,)])
+            self._write("DELETE FROM actions WHERE id = ?", [(action_id,)])
+        else:
+            self._write("UPDATE actions SET status = 'done' WHERE id = ?", [(action_id,)])
 
     def last_undoable(self) -> int | None:
         row = self._conn.execute("SELECT id FROM actions WHERE undone = 0 ORDER BY id DESC LIMIT 1").fetchone()
@@ -111,22 +226,26 @@ class Journal:
 
     def actions(self) -> list[dict]:
         rows = self._conn.execute(
-            "SELECT a.id, a.time, a.kind, a.target, a.undone, COUNT(e.path) FROM actions a "
+            "SELECT a.id, a.time, a.kind, a.target, a.undone, a.status, "
+            "COUNT(CASE WHEN e.state IN ('started', 'done', 'restored') THEN 1 END) FROM actions a "
             "LEFT JOIN entries e ON e.action = a.id GROUP BY a.id ORDER BY a.id DESC"
         ).fetchall()
-        keys = ("id", "time", "kind", "target", "undone", "files")
+        keys = ("id", "time", "kind", "target", "undone", "status", "files")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def entries(self, action_id: int) -> tuple[str, list[_Entry]]:
         row = self._conn.execute("SELECT kind FROM actions WHERE id = ?", (action_id,)).fetchone()
         if row is None:
             raise ActionError(f"no action {action_id} in the journal")
-        rows = self._conn.execute("SELECT path, dest, info FROM entries WHERE action = ?", (action_id,))
-        return row[0], [_Entry(_s(p), _s(d), _s(i)) for p, d, i in rows]
+        rows = self._conn.execute(
+            "SELECT path, dest, info, size, hash, state, rowid, mtime_ns FROM entries WHERE action = ? "
+            "ORDER BY rowid",
+            (action_id,),
+        )
+        return row[0], [_Entry(_s(p), _s(d), _s(i), z, h, st or DONE, r, m) for p, d, i, z, h, st, r, m in rows]
 
     def mark_undone(self, action_id: int) -> None:
-        with self._conn:
-            self._conn.execute("UPDATE actions SET undone = 1 WHERE id = ?", (action_id,))
+        self._write("UPDATE actions SET undone = 1 WHERE id = ?", [(action_id,)])
 
 
 def _b(path: str | None) -> bytes | None:
@@ -137,43 +256,286 @@ def _s(blob: bytes | str | None) -> str | None:
     return None if blob is None else os.fsdecode(blob)
 
 
-# -- the freedesktop trash: where send2trash put a file, so undo can bring it back ---------------------------
-def _trash_dirs(path: str) -> list[Path]:
-    data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local/share")
-    dirs = [data / "Trash"]
+# -- the freedesktop.org trash, written directly ------------------------------------------------------------------
+@dataclass(frozen=True)
+class _TrashDir:
+    root: Path  # holds files/ and info/
+    topdir: Path | None  # a volume's trash: Path= is relative to this; None in the home trash (absolute)
+
+
+def _freedesktop() -> bool:
+    return os.name == "posix" and sys.platform != "darwin"
+
+
+def _home_trash() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")) / "Trash"
+
+
+def _device(path: str | os.PathLike) -> int:
+    return os.stat(path).st_dev
+
+
+def _mount_point(path: str | os.PathLike) -> Path:
+    p = Path(os.path.realpath(path))
+    while not os.path.ismount(p) and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _own_dir(root: Path, *, check_owner: bool) -> bool:
+    """Make ``root``/{files,info} (0700); True if ``root`` is then a real directory (and ours, if asked)."""
+    for sub in ("files", "info"):
+        os.makedirs(root / sub, 0o700, exist_ok=True)
+    st = os.lstat(root)
+    return stat.S_ISDIR(st.st_mode) and (not check_owner or st.st_uid == os.getuid())
+
+
+def _trash_for(path: str) -> _TrashDir | None:
+    """The trash the spec picks for ``path`` (created if needed), or None if none on its device qualifies."""
     try:
-        mount = Path(path).resolve().parent
-        while not os.path.ismount(mount) and mount != mount.parent:
-            mount = mount.parent
-        uid = os.getuid() if hasattr(os, "getuid") else 0
-        dirs += [mount / ".Trash" / str(uid), mount / f".Trash-{uid}"]
+        dev = os.lstat(path).st_dev
+        home = _home_trash()
+        _own_dir(home, check_owner=False)
+        if _device(home) == dev:
+            return _TrashDir(home, None)
+        top = _mount_point(os.path.dirname(os.path.abspath(path)))
+        if _device(top) != dev:
+            return None
+        uid = os.getuid()
+        shared = top / ".Trash"  # an admin-made $topdir/.Trash: a real, sticky directory, never a symlink
+        if os.path.lexists(shared):
+            st = os.lstat(shared)
+            if stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX:
+                try:
+                    if _own_dir(shared / str(uid), check_owner=True):
+                        return _TrashDir(shared / str(uid), top)
+                except OSError:
+                    pass
+        mine = top / f".Trash-{uid}"
+        if _own_dir(mine, check_owner=True):
+            return _TrashDir(mine, top)
+    except OSError as e:
+        log.info("no freedesktop trash for %s: %s", path, e)
+    return None
+
+
+def _topdir_of(root: Path) -> Path:
+    """What relative Path= values in the trash at ``root`` are relative to."""
+    return root.parent.parent if root.parent.name == ".Trash" else root.parent
+
+
+def _info_text(trash: _TrashDir, path: str) -> bytes:
+    where = os.path.abspath(path)
+    if trash.topdir is not None:
+        parent = os.path.realpath(os.path.dirname(where))
+        if (parent + os.sep).startswith(str(trash.topdir).rstrip(os.sep) + os.sep):
+            where = os.path.relpath(os.path.join(parent, os.path.basename(where)), trash.topdir)
+    date = datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
+    return f"[Trash Info]\nPath={urllib.parse.quote(os.fsencode(where))}\nDeletionDate={date}\n".encode()
+
+
+def _names(path: str) -> Iterable[bytes]:
+    """Trash names for ``path``: ``b.jpg``, ``b 1.jpg``, ``b 2.jpg`` ... (as send2trash names them)."""
+    name = os.path.basename(os.fsencode(path))
+    stem, ext = os.path.splitext(name)
+    yield name
+    for n in range(1, 100_000):
+        yield stem + b" %d" % n + ext
+
+
+def _reserve(trash: _TrashDir, path: str) -> tuple[str, str]:
+    """Write the .trashinfo for ``path`` under a free name (O_EXCL, so the name is ours); return (file, info)."""
+    files, info = os.fsencode(trash.root / "files"), os.fsencode(trash.root / "info")
+    text = _info_text(trash, path)
+    for name in _names(path):
+        dest, note = os.path.join(files, name), os.path.join(info, name + b".trashinfo")
+        if os.path.lexists(dest):
+            continue
+        try:
+            fd = os.open(note, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text)
+        if os.path.lexists(dest):  # taken meanwhile by a program that does not write the info first
+            os.unlink(note)
+            continue
+        return os.fsdecode(dest), os.fsdecode(note)
+    raise OSError(errno.EEXIST, "no free name in the trash", path)
+
+
+def _info_path(info: str | None) -> str | None:
+    """The original path a .trashinfo names, made absolute; None if unreadable."""
+    try:
+        with open(info, "rb") as fh:  # type: ignore[arg-type]
+            text = fh.read(64 * 1024)
+    except (OSError, TypeError):
+        return None
+    for line in text.splitlines():
+        if line.startswith(b"Path="):
+            where = os.fsdecode(urllib.parse.unquote_to_bytes(line[5:].strip()))
+            if not os.path.isabs(where):
+                where = os.path.join(_topdir_of(Path(info).parent.parent), where)
+            return where
+    return None
+
+
+def _same_place(a: str, b: str) -> bool:
+    if os.path.normpath(a) == os.path.normpath(b):
+        return True
+    return os.path.basename(a) == os.path.basename(b) and (
+        os.path.realpath(os.path.dirname(a)) == os.path.realpath(os.path.dirname(b))
+    )
+
+
+def _trash_dirs(path: str) -> list[Path]:
+    """The existing trashes that may hold ``path``: home, and its volume's two."""
+    dirs = [_home_trash()]
+    try:
+        top = _mount_point(os.path.dirname(os.path.abspath(path)))
+        dirs += [top / ".Trash" / str(os.getuid()), top / f".Trash-{os.getuid()}"]
     except OSError:
         pass
     return [d for d in dirs if (d / "info").is_dir()]
 
 
-def _find_in_trash(original: str, since: float) -> tuple[str, str] | None:
-    """The (file, .trashinfo) the trash holds for ``original``, deleted at or after ``since``."""
-    best = None
-    for tdir in _trash_dirs(original):
-        for info in (tdir / "info").glob("*.trashinfo"):
+def _entries_named_like(path: str, *, blank: bool = False) -> Iterable[tuple[str, str]]:
+    """(file, .trashinfo) of the trash entries that could hold ``path``, by the names the trash gives it.
+
+    Only those names are looked at (``b.jpg``, ``b 1.jpg`` ...), never the whole trash, so the cost does not
+    grow with the number of unrelated files in it. With ``blank``, empty .trashinfo files come too (a crash
+    between creating one and writing it).
+    """
+    for root in _trash_dirs(path):
+        misses = 0
+        for name in _names(path):
+            info = os.fsdecode(os.path.join(os.fsencode(root / "info"), name + b".trashinfo"))
             try:
-                if info.stat().st_mtime < since - 2:
-                    continue
-                text = info.read_text(encoding="utf-8", errors="replace")
+                empty = os.lstat(info).st_size == 0
             except OSError:
+                misses += 1
+                if misses > 8:  # names freed by emptying leave gaps; a long run of misses ends the list
+                    break
                 continue
-            fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
-            stored = os.fsdecode(urllib.parse.unquote_to_bytes(fields.get("Path", "")))
-            if not os.path.isabs(stored):
-                stored = str(tdir.parent / stored)
-            if os.path.normpath(stored) == os.path.normpath(original):
-                f = tdir / "files" / info.name[: -len(".trashinfo")]
-                if f.exists() and (best is None or info.stat().st_mtime > best[2]):
-                    best = (str(f), str(info), info.stat().st_mtime)
-    return (best[0], best[1]) if best else None
+            misses = 0
+            named = _info_path(info)
+            if (named and _same_place(named, path)) or (blank and empty):
+                yield os.fsdecode(os.path.join(os.fsencode(root / "files"), name)), info
 
 
+def _lookup(e: _Entry) -> tuple[str, str] | None:
+    """The trash entry holding ``e``'s file: Path= names it, and size and hash match (the latest if several)."""
+    found = [(os.lstat(info).st_mtime, dest, info) for dest, info in _entries_named_like(e.path) if _holds(dest, e)]
+    return max(found)[1:] if found else None
+
+
+def _drop_info(info: str | None, original: str, *, blank: bool = False) -> None:
+    """Remove a .trashinfo of ours whose file is no longer in the trash (restored, or never moved).
+
+    With ``blank``, an empty one without a file goes too: it holds nothing and names nothing.
+    """
+    if not info or not os.path.lexists(info):
+        return
+    held = os.path.join(os.path.dirname(os.path.dirname(info)), "files", os.path.basename(info)[: -len(".trashinfo")])
+    if os.path.lexists(held):
+        return
+    named = _info_path(info)
+    if (named and _same_place(named, original)) or (blank and os.lstat(info).st_size == 0):
+        os.unlink(info)
+
+
+# -- moving without ever replacing ----------------------------------------------------------------------------------
+def _digest(path: str, size: int) -> str | None:
+    if size > HASH_LIMIT:
+        return None
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _holds(path: str, e: _Entry) -> bool:
+    """True if ``path`` is a plain file with the journal's size and content hash.
+
+    A file too big to hash must keep its mtime instead (moves keep it; 2 s leeway for FAT copies).
+    """
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):  # a link that was trashed (scans may follow links): judge its file
+            st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode) or (e.size is not None and st.st_size != e.size):
+            return False
+        if e.hash is None:
+            return e.mtime_ns is None or abs(st.st_mtime_ns - e.mtime_ns) <= 2_000_000_000
+        return _digest(path, st.st_size) == e.hash
+    except OSError:
+        return False
+
+
+def _move(src: str, dst: str, *, copy: bool) -> None:
+    """Move ``src`` to ``dst``; raise FileExistsError rather than replace anything there (a dangling link too).
+
+    A hard link then unlink never replaces; where links are not supported, check just before renaming. Across
+    devices (only if ``copy``) copy into a new file, then unlink the original.
+    """
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except FileExistsError:
+        raise
+    except OSError as e:
+        if e.errno == errno.EXDEV:
+            if not copy:
+                raise
+            return _copy_then_unlink(src, dst)
+        if os.path.lexists(dst):
+            raise FileExistsError(errno.EEXIST, "already exists", dst) from None
+        try:
+            os.rename(src, dst)
+        except OSError as e2:
+            if e2.errno != errno.EXDEV or not copy:
+                raise
+            return _copy_then_unlink(src, dst)
+        return None
+    os.unlink(src)
+    return None
+
+
+def _copy_then_unlink(src: str, dst: str) -> None:
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+        fout.flush()
+        os.fsync(fout.fileno())
+    shutil.copystat(src, dst)
+    os.unlink(src)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samestat(os.lstat(a), os.lstat(b))
+    except OSError:
+        return False
+
+
+def _same_dir(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _free_name(target: Path, taken: set[str]) -> Path:
+    cand = target
+    for n in range(1, 10_000):
+        if not os.path.lexists(cand) and str(cand) not in taken:
+            taken.add(str(cand))
+            return cand
+        cand = target.with_name(f"{target.stem} ({n}){target.suffix}")
+    raise OSError(errno.EEXIST, "no free name", str(target))
+
+
+# -- acting -----------------------------------------------------------------------------------------------------------
 def remove_files(
     targets: Sequence[ImageRecord],
     *,
@@ -182,83 +544,212 @@ def remove_files(
     mode: str = TRASH,
     dest: str | os.PathLike | None = None,
     journal: Journal | None = None,
+    progress: ProgressFn = no_progress,
+    cancel: CancelToken = NEVER_CANCELLED,
 ) -> ActionResult:
-    """Send ``targets`` to the trash, or move them into ``dest``; skip (and report) any that changed."""
+    """Send ``targets`` to the trash, or move them into ``dest``; skip (and report) any that changed.
+
+    Refuses as a whole (``ActionError``, nothing moved) if a group would lose its last copy on disk or the
+    journal cannot be written. Each file's destination is in the journal before the file moves.
+    """
     if mode not in (TRASH, MOVE):
         raise ValueError(f"unknown mode {mode!r}: use 'trash' or 'move'")
     if mode == MOVE and not dest:
         raise ValueError("moving needs a destination folder")
     check_plan(groups, files, (t.path for t in targets))
     journal = journal or Journal()
-    done: list[_Entry] = []
-    problems: list[Problem] = []
-    freed = 0
-    started = time.time()
-    if mode == MOVE:
-        dest_dir = Path(dest)
+    dest_dir = Path(dest) if mode == MOVE else None
+    if dest_dir is not None:
         dest_dir.mkdir(parents=True, exist_ok=True)
-    for rec in targets:
-        why = unchanged(rec)
-        if why:
-            problems.append(Problem(rec.path, why))
-            continue
+    aid, rows = journal.begin(mode, str(dest) if dest else None, targets)
+    by_target = _groups_of(groups, files, targets)
+    done: list[str] = []
+    problems: list[Problem] = []
+    freed, taken, finished = 0, set(), []
+    reached = len(targets)  # targets from here on were never tried (cancelled, or the journal failed)
+    for start in range(0, len(targets), BATCH):
+        if cancel.cancelled:
+            reached = start
+            break
+        batch, updates = [], []
+        for rec, row in zip(targets[start:start + BATCH], rows[start:start + BATCH], strict=True):
+            why = unchanged(rec) or _group_gone(rec, by_target)
+            if not why and dest_dir is not None and _same_dir(os.path.dirname(rec.path), dest_dir):
+                why = "already in the destination folder"
+            if not why:
+                try:
+                    digest = _digest(rec.path, rec.size)
+                    where = _destination(rec.path, dest_dir, taken)
+                except OSError as e:
+                    why = f"could not {mode}: {e}"
+            if why:
+                problems.append(Problem(rec.path, why))
+                updates.append((row, SKIPPED, None, None, None))
+                continue
+            updates.append((row, STARTED, *where, digest))
+            batch.append((rec, row, *where, digest))
         try:
-            if mode == TRASH:
-                from send2trash import send2trash
-
-                send2trash(rec.path)
-                found = _find_in_trash(rec.path, started)
-                done.append(_Entry(rec.path, found[0] if found else None, found[1] if found else None))
-            else:
-                target = _free_name(dest_dir / Path(rec.path).name)
-                shutil.move(rec.path, target)
-                done.append(_Entry(rec.path, str(target)))
+            journal.note(updates + finished)  # durable before any of this batch moves
+        except ActionError as e:
+            for rec, _row, _d, info, _h in batch:
+                _drop_info(info, rec.path)
+            left = [b[0] for b in batch] + list(targets[start + BATCH:])
+            problems += [Problem(r.path, f"not moved: {e}") for r in left]
+            reached = len(targets)  # the journal cannot take more: leave those entries as planned
+            break
+        finished = []
+        for rec, row, to, info, digest in batch:
+            why = unchanged(rec) or _group_gone(rec, by_target)  # again, right before the move
+            if why:
+                _drop_info(info, rec.path)
+                problems.append(Problem(rec.path, why))
+                finished.append((row, SKIPPED, None, None, None))
+                continue
+            try:
+                to, info = _move_one(rec, to, info, digest, mode)
+            except OSError as e:
+                _drop_info(info, rec.path)
+                problems.append(Problem(rec.path, f"could not {mode}: {e}"))
+                finished.append((row, SKIPPED, None, None, None))
+                continue
+            done.append(rec.path)
             freed += rec.size
-        except Exception as e:  # noqa: BLE001 - report per file, keep going
-            problems.append(Problem(rec.path, f"could not {mode}: {e}"))
-    sizes = {t.path: t.size for t in targets}
-    aid = journal.record(mode, str(dest) if dest else None, done, sizes) if done else None
+            finished.append((row, DONE, to, info, digest))
+            progress(len(done), len(targets), os.path.basename(rec.path))
+    try:
+        journal.note(finished + [(row, SKIPPED, None, None, None) for row in rows[reached:]])
+        journal.finish(aid, empty=not done)
+    except ActionError as e:  # every moved file's destination is already recorded: undo still works
+        log.warning("%s", e)
     log.info("%s: %d files, %d bytes, %d problems", mode, len(done), freed, len(problems))
-    return ActionResult(aid, mode, tuple(e.path for e in done), tuple(problems), freed)
+    return ActionResult(aid if done else None, mode, tuple(done), tuple(problems), freed)
+
+
+def _groups_of(groups: Sequence[Group], files: Sequence[ImageRecord], targets: Sequence[ImageRecord]) -> dict:
+    """For each target path: the (keepers, targets) of every group it belongs to."""
+    marked = {t.path for t in targets}
+    out: dict[str, list] = {}
+    for g in groups:
+        recs = [files[m.index] for m in g.members]
+        mine = [r for r in recs if r.path in marked]
+        keepers = [r for r in recs if r.path not in marked]
+        for r in mine:
+            out.setdefault(r.path, []).append((keepers, mine))
+    return out
+
+
+def _group_gone(rec: ImageRecord, by_target: dict) -> str | None:
+    """Re-checked right before each file moves: another program may have removed the kept copy meanwhile."""
+    for keepers, mine in by_target.get(rec.path, ()):
+        if not any(_still_a_copy(k, mine) for k in keepers):
+            return "no other copy of it is still on disk as scanned; left it in place"
+    return None
+
+
+def _destination(path: str, dest_dir: Path | None, taken: set[str]) -> tuple[str | None, str | None]:
+    """(where the file will go, its .trashinfo) decided before the move; (None, None): send2trash decides."""
+    if dest_dir is not None:
+        return str(_free_name(dest_dir / os.path.basename(path), taken)), None
+    if _freedesktop():
+        trash = _trash_for(path)
+        if trash is not None:
+            return _reserve(trash, path)
+    return None, None
+
+
+def _move_one(rec: ImageRecord, to: str | None, info: str | None, digest: str | None, mode: str):
+    """Move one file to its recorded destination; return where it went (and its .trashinfo)."""
+    if to is not None:
+        try:
+            _move(rec.path, to, copy=mode == MOVE)
+            return to, info
+        except OSError as e:
+            if mode == MOVE or e.errno != errno.EXDEV:
+                raise
+            _drop_info(info, rec.path)  # a bind mount or the like: let send2trash pick a trash
+    from send2trash import send2trash
+
+    send2trash(rec.path)
+    found = _lookup(_Entry(rec.path, size=rec.size, hash=digest, mtime_ns=rec.mtime_ns)) if _freedesktop() else None
+    return found if found else (None, None)
 
 
 def undo(action_id: int | None = None, journal: Journal | None = None) -> ActionResult:
-    """Put back the files of an action (default: the last one not yet undone)."""
+    """Put back the files of an action (default: the last one not yet undone, finished or interrupted).
+
+    A file comes back only if the trash (or folder) still holds the very file that was moved: its trash entry
+    names the original path and it has the journal's size and content hash. Nothing at the original path is
+    ever replaced.
+    """
     journal = journal or Journal()
     action_id = action_id if action_id is not None else journal.last_undoable()
     if action_id is None:
         raise ActionError("nothing to undo")
     kind, entries = journal.entries(action_id)
-    restored, problems = [], []
+    restored, problems, updates = [], [], []
     for e in entries:
-        if os.path.exists(e.path):
-            problems.append(Problem(e.path, "a file already exists at the original place; left it in place"))
-            continue
-        if not e.dest or not os.path.exists(e.dest):
-            where = "the trash" if kind == TRASH else e.dest
-            problems.append(Problem(e.path, f"cannot find it in {where} any more; restore it by hand"))
+        if e.state == PLANNED and kind == TRASH and _freedesktop() and _holds(e.path, e):
+            for held, info in _entries_named_like(e.path, blank=True):  # reserved when interrupted, unused
+                if not os.path.lexists(held):
+                    _drop_info(info, e.path, blank=True)
+        if e.state in (PLANNED, SKIPPED, RESTORED):
             continue
         try:
-            os.makedirs(os.path.dirname(e.path), exist_ok=True)
-            shutil.move(e.dest, e.path)
-            if e.info and os.path.exists(e.info):
-                os.remove(e.info)
-            restored.append(e.path)
+            why = _put_back(kind, e)
         except OSError as err:
-            problems.append(Problem(e.path, f"could not restore: {err}"))
+            why = f"could not restore: {err}"
+        if why is None:
+            restored.append(e.path)
+            updates.append((e.row, RESTORED, e.dest, e.info, e.hash))
+        elif why:
+            problems.append(Problem(e.path, why))
+    journal.note(updates)
     if restored or not problems:
         journal.mark_undone(action_id)
     return ActionResult(action_id, f"undo {kind}", tuple(restored), tuple(problems))
 
 
-def _free_name(target: Path) -> Path:
-    if not target.exists():
-        return target
-    for n in range(1, 10_000):
-        cand = target.with_name(f"{target.stem} ({n}){target.suffix}")
-        if not cand.exists():
-            return cand
-    raise ActionError(f"no free name for {target}")
+def _put_back(kind: str, e: _Entry) -> str | None:
+    """Restore one entry: None if it came back, "" if there was nothing to do, else the reason it did not."""
+    src, info = e.dest, e.info
+    if src and os.path.lexists(src) and _same_file(src, e.path):  # stopped between link and unlink
+        os.unlink(src)
+        _drop_info(info, e.path)
+        return None
+    ours = bool(src) and os.path.lexists(src) and (kind != TRASH or _info_names(info, e.path)) and _holds(src, e)
+    if not ours and kind == TRASH and _freedesktop():
+        found = _lookup(e)  # moved but not recorded (interrupted, older journal), or trashed again since
+        if found:
+            (src, info), ours = found, True
+    if os.path.lexists(e.path):  # never replace anything there, not even a dangling link
+        if not ours and (e.state == STARTED or e.hash) and _holds(e.path, e):
+            _drop_info(info, e.path)  # never moved (interrupted before), or already back
+            return ""
+        return "a file already exists at the original place; left it in place"
+    if not ours:
+        if kind == TRASH and not _freedesktop() and not src:
+            return "this system's trash cannot be searched; restore it from the trash by hand"
+        if kind == TRASH and src and os.path.lexists(src):
+            return f"{GONE_FROM_TRASH}: its entry there now holds another file; left the trash as it is"
+        if kind == TRASH:
+            return f"{GONE_FROM_TRASH} (emptied?); restore it by hand if you still have it"
+        if src and os.path.lexists(src):
+            return f"{src} is not the file that was moved there (size or content differs); left it in place"
+        return f"cannot find it in {e.dest} any more; restore it by hand"
+    os.makedirs(os.path.dirname(e.path), exist_ok=True)
+    try:
+        _move(src, e.path, copy=True)
+    except FileExistsError:
+        return "a file already exists at the original place; left it in place"
+    if kind == TRASH:
+        _drop_info(info, e.path)
+    return None
+
+
+def _info_names(info: str | None, original: str) -> bool:
+    """True if the .trashinfo ``info`` names ``original``."""
+    named = _info_path(info) if info else None
+    return bool(named) and _same_place(named, original)
 
 
 def describe(result: ActionResult) -> str:
