@@ -187,7 +187,7 @@ class Session(QObject):
         try:
             from core.actions import check_plan
 
-            check_plan(res.groups, res.files, marked)
+            check_plan(res.groups, res.files, marked, on_disk=False)  # the worker re-checks against the disk
         except ActionError as e:
             self.message.emit(str(e))
             return False
@@ -196,7 +196,8 @@ class Session(QObject):
 
     def _act_work(self, targets, groups, files, mode, dest, *, progress, cancel) -> ActionResult:
         progress(0, len(targets), "Moving to the trash" if mode == "trash" else f"Moving to {dest}")
-        return remove_files(targets, groups=groups, files=files, mode=mode, dest=dest, journal=self.journal)
+        return remove_files(targets, groups=groups, files=files, mode=mode, dest=dest, journal=self.journal,
+                            progress=progress, cancel=cancel)
 
     def undo(self) -> bool:
         if self.busy:
