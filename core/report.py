@@ -88,13 +88,14 @@ def _ours(path: Path) -> bool:
 
 
 class Output:
-    """A report file, checked and reserved now, written whole later (``write``) or dropped (``discard``)."""
+    """A report file, checked now, written whole later (``write``); ``discard`` drops a half-written one."""
 
     def __init__(self, path: str | os.PathLike, kind: str) -> None:
         self.kind = kind
         self.stdout = os.fspath(path) == STDOUT
         self.path = Path(path)
         self._tmp: str | None = None
+        self._folder = Path(".")
         if not self.stdout:
             self._check()
 
@@ -119,12 +120,14 @@ class Output:
         folder = p.parent if str(p.parent) else Path(".")
         if not folder.is_dir():
             raise OutputError(f"cannot write the {self.kind} report to {name}: no folder {os.fsdecode(folder)}")
-        try:  # reserve the temporary file now: a folder that cannot take a file fails before the scan
-            fd, self._tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=folder)
+        try:  # a folder that cannot take a new file fails now, before the scan, not after it
+            fd, probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=folder)
             os.close(fd)
+            os.unlink(probe)
         except OSError as e:
             raise OutputError(f"cannot write the {self.kind} report in {os.fsdecode(folder)}: "
                               f"{e.strerror or e}") from None
+        self._folder = folder
 
     def write(self, text: str) -> None:
         """Write ``text`` whole: temporary file, flushed to disk, renamed over the target."""
@@ -132,10 +135,9 @@ class Output:
             sys.stdout.write(text)
             sys.stdout.flush()
             return
-        if self._tmp is None:
-            raise OutputError(f"the {self.kind} report {os.fsdecode(self.path)} was already written or dropped")
         try:
-            with open(self._tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
+            fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self._folder)
+            with open(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
                 fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())

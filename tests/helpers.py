@@ -19,3 +19,24 @@ def copy_demo(dest: Path, subset: list[str] | None = None) -> Path:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(DEMO / rel, dest / rel)
     return dest
+
+
+def as_other_user() -> list[str] | None:
+    """A command prefix that runs a command as the unprivileged user 65534 ("nobody") when we are root, so
+    permission faults bite ([] when we are not root; None when we are root and cannot switch)."""
+    import os
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0:
+        return []
+    for prefix in (["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"], ["runuser", "-u", "nobody", "--"]):
+        if shutil.which(prefix[0]):
+            try:
+                probe = subprocess.run([*prefix, sys.executable, "-c", "import os; print(os.geteuid())"],
+                                       capture_output=True, timeout=30)
+            except (OSError, subprocess.SubprocessError):
+                continue
+            if probe.stdout.strip() == b"65534":
+                return prefix
+    return None
