@@ -124,3 +124,23 @@ def test_declining_the_confirmation_changes_nothing(qtbot, scanned, monkeypatch)
     window.act_trash.trigger()
     assert not window.session.busy
     assert all(os.path.exists(p) for p in marked) and window.session.marks.paths == marked
+
+
+def test_a_stale_result_cannot_trash_the_last_copy(qtbot, scanned, monkeypatch):
+    """Trash all but the best copies, the automatic rescan does not happen (cancelled), then mark the best copy
+    of the group still shown: the old app trashed it, and the whole group was gone."""
+    window = scanned
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(window.session, "scan", lambda *a, **k: False)  # the rescan is cancelled
+    window.auto_actions["resolution"].trigger()
+    groups = group_paths(window)
+    with qtbot.waitSignal(window.session.action_done, timeout=60_000):
+        window.act_trash.trigger()
+    best = groups[0][0]
+    assert os.path.exists(best) and not any(os.path.exists(p) for p in groups[0][1:])
+    assert window.session.marks.mark(best)  # the stale result still shows the trashed copies as unmarked
+    with qtbot.waitSignal(window.session.busy_changed, timeout=60_000,
+                          check_params_cb=lambda busy: not busy):
+        window.act_trash.trigger()
+    assert os.path.exists(best)
+    assert best not in trashed_originals()
