@@ -17,9 +17,31 @@ from scipy.sparse.csgraph import connected_components
 from core.results import Group, ImageRecord, Member
 
 
-def best_copy_key(rec: ImageRecord) -> tuple:
-    """Higher resolution, then larger file, then older, then shorter path: the copy to keep."""
-    return (-rec.pixels, -rec.size, rec.mtime_ns, len(rec.path), rec.path)
+# Files written within this long after the group's oldest one count as equally old (a copy that kept its date,
+# a burst of saves); a derivative (an export, a download, an upscale) is made later than that.
+SAME_AGE_NS = 60 * 1_000_000_000
+
+
+def rank_copies(records: list[ImageRecord]) -> list[int]:
+    """Positions of ``records`` (copies of one photo), the copy to keep first.
+
+    The rule, so that no upscaled or re-encoded derivative is kept over its original:
+    1. a file with the camera's capture date (EXIF DateTimeOriginal) before one without: editors and
+       converters drop it, cameras write it;
+    2. among those, the oldest file (within a minute of the oldest): derivatives are made later;
+    3. then the higher resolution, then the larger file (more bytes per pixel at equal content), then the
+       shorter path and the path itself (a stable tie-break).
+    """
+    with_exif = [r for r in records if r.taken]
+    pool = with_exif or records
+    oldest = min(r.mtime_ns for r in pool)
+
+    def key(k: int) -> tuple:
+        r = records[k]
+        late = r.mtime_ns > oldest + SAME_AGE_NS
+        return (not r.taken if with_exif else False, late, -r.pixels, -r.size, len(r.path), r.path)
+
+    return sorted(range(len(records)), key=key)
 
 
 def _clusters(nodes: np.ndarray, a: np.ndarray, b: np.ndarray, s: np.ndarray) -> list[list[int]]:
@@ -116,7 +138,7 @@ def group_pairs(
 
 
 def _make_group(files, cluster, sim, identical) -> Group:
-    ordered = sorted(cluster, key=lambda x: best_copy_key(files[x]))
+    ordered = [cluster[k] for k in rank_copies([files[x] for x in cluster])]
     best = ordered[0]
 
     def same(a: int, b: int) -> bool:

@@ -37,8 +37,10 @@ def _date_key(rec: ImageRecord) -> tuple:
 
 def _keeper(group: Group, files: tuple[ImageRecord, ...], rule: str, reference: list[str]) -> int:
     members = [files[m.index] for m in group.members]
+    camera = any(r.taken for r in members)
     keys: dict[str, Callable[[ImageRecord], tuple]] = {
-        "resolution": lambda r: (-r.pixels, -r.size),
+        # Among the camera's captures when there are any: an upscaled export has more pixels, not more photo.
+        "resolution": lambda r: (camera and not r.taken, -r.pixels, -r.size),
         "size": lambda r: (-r.size, -r.pixels),
         "oldest": _date_key,
     }

@@ -1,0 +1,51 @@
+"""The best copy is the original capture, never an upscaled or re-encoded derivative (a 1.5x-upscaled PNG
+used to beat the camera JPEG it was made from)."""
+
+from __future__ import annotations
+
+import os
+
+from helpers import DEMO
+from PIL import Image
+
+from core.grouping import rank_copies
+from core.results import ImageRecord
+
+
+def _camera_jpeg(path, src=DEMO / "Camera/misty_lake.jpg"):
+    im = Image.open(src).convert("RGB")
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9003] = "2021:06:05 07:41:12"  # DateTimeOriginal, as a camera writes it
+    exif[0x010F] = "Canon"
+    im.save(path, "JPEG", quality=92, exif=exif)
+    return im
+
+
+def test_an_upscaled_png_never_beats_the_camera_jpeg(tmp_path, engine_factory):
+    root = tmp_path / "lib"
+    root.mkdir()
+    im = _camera_jpeg(root / "IMG_2041.jpg")
+    big = im.resize((im.width * 3 // 2, im.height * 3 // 2), Image.Resampling.LANCZOS)
+    big.save(root / "IMG_2041_upscaled.png")
+    later = os.stat(root / "IMG_2041.jpg").st_mtime + 3600
+    os.utime(root / "IMG_2041_upscaled.png", (later, later))
+    engine = engine_factory()
+    result = engine.scan([root]).result(engine.bundle.duplicate_threshold)
+    (group,) = result.groups
+    assert os.path.basename(result.files[group.members[0].index].path) == "IMG_2041.jpg"
+
+
+def test_the_rule_in_order():
+    def rec(name, w, size, mtime_s, taken=None):
+        return ImageRecord(f"/p/{name}", size, int(mtime_s * 1e9), w, w * 3 // 4, "JPEG", taken)
+
+    camera = rec("camera.jpg", 4000, 5_000_000, 1000, "2021-06-05 07:41:12")
+    upscaled = rec("upscaled.png", 6000, 40_000_000, 5000)
+    assert rank_copies([upscaled, camera]) == [1, 0]
+    # With the capture date on both: the older file wins even against a larger, later export.
+    export = rec("export.jpg", 6000, 9_000_000, 5000, "2021-06-05 07:41:12")
+    assert rank_copies([export, camera]) == [1, 0]
+    # Equally old (a copy that kept its date): higher resolution, then more bytes per pixel.
+    small = rec("small.jpg", 2000, 900_000, 1010, "2021-06-05 07:41:12")
+    recompressed = rec("q40.jpg", 4000, 1_500_000, 1020, "2021-06-05 07:41:12")
+    assert rank_copies([small, recompressed, camera]) == [2, 1, 0]
