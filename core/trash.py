@@ -80,8 +80,7 @@ def drop_info(info: str | None, original: str, *, blank: bool = False) -> None:
     held = os.path.join(os.path.dirname(os.path.dirname(info)), "files", os.path.basename(info)[: -len(".trashinfo")])
     if os.path.lexists(held):
         return
-    named = _info_path(info)
-    if (named and _same_place(named, original)) or (blank and os.lstat(info).st_size == 0):
+    if info_names(info, original) or (blank and os.lstat(info).st_size == 0):
         os.unlink(info)
 
 
@@ -176,12 +175,20 @@ def _names(path: str) -> Iterable[bytes]:
         yield stem + b" %d" % n + ext
 
 
+def _slot(root: Path, name: bytes) -> tuple[bytes, bytes]:
+    """(file, .trashinfo) of the entry called ``name`` in the trash at ``root``: files/NAME, info/NAME.trashinfo.
+
+    Bytes, as the names are: a file name need not be valid in the file-system encoding.
+    """
+    base = os.fsencode(root)
+    return os.path.join(base, b"files", name), os.path.join(base, b"info", name + b".trashinfo")
+
+
 def _reserve(trash: _TrashDir, path: str) -> tuple[str, str]:
     """Write the .trashinfo for ``path`` under a free name (O_EXCL, so the name is ours); return (file, info)."""
-    files, info = os.fsencode(trash.root / "files"), os.fsencode(trash.root / "info")
     text = _info_text(trash, path)
     for name in _names(path):
-        dest, note = os.path.join(files, name), os.path.join(info, name + b".trashinfo")
+        dest, note = _slot(trash.root, name)
         if os.path.lexists(dest):
             continue
         try:
@@ -243,7 +250,7 @@ def _entries_named_like(path: str, *, blank: bool = False) -> Iterable[tuple[str
     for root in _trash_dirs(path):
         misses = 0
         for name in _names(path):
-            info = os.fsdecode(os.path.join(os.fsencode(root / "info"), name + b".trashinfo"))
+            held, info = map(os.fsdecode, _slot(root, name))
             try:
                 empty = os.lstat(info).st_size == 0
             except OSError:
@@ -252,6 +259,5 @@ def _entries_named_like(path: str, *, blank: bool = False) -> Iterable[tuple[str
                     break
                 continue
             misses = 0
-            named = _info_path(info)
-            if (named and _same_place(named, path)) or (blank and empty):
-                yield os.fsdecode(os.path.join(os.fsencode(root / "files"), name)), info
+            if info_names(info, path) or (blank and empty):
+                yield held, info
