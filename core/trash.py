@@ -87,9 +87,8 @@ def drop_info(info: str | None, original: str, *, blank: bool = False) -> None:
 def drop_reservations(original: str) -> None:
     """Remove the .trashinfo files reserved for ``original`` that hold no file (an action interrupted before
     its move), and empty ones among its names (interrupted while writing one)."""
-    for held, info in _entries_named_like(original, blank=True):
-        if not os.path.lexists(held):
-            drop_info(info, original, blank=True)
+    for _held, info in _entries_named_like(original, blank=True):
+        drop_info(info, original, blank=True)  # only where no file is held
 
 
 # -- which trash, and where in it ---------------------------------------------------------------------------------
