@@ -54,11 +54,10 @@ def send(path: str, is_ours: Callable[[str], bool]) -> tuple[str, str] | None:
 
 
 def find(original: str, is_ours: Callable[[str], bool]) -> tuple[str, str] | None:
-    """The trash entry holding the file trashed from ``original``: its Path= names ``original`` and ``is_ours``
-    accepts its file (the latest such entry if several), or None.
+    """(file, .trashinfo) of the trash entry holding what was trashed from ``original``, or None.
 
-    For a file moved but not recorded (an interrupted action, send2trash), or trashed again since under
-    another name.
+    The entry's Path= must name ``original`` and ``is_ours`` accept its file; the latest such entry wins. For a
+    file moved but not recorded (an interrupted action, send2trash), or trashed again since under another name.
     """
     found = [(os.lstat(info).st_mtime, dest, info) for dest, info in _entries_named_like(original) if is_ours(dest)]
     return max(found)[1:] if found else None
