@@ -4,8 +4,9 @@ Before touching a file the engine re-checks it is unchanged since the scan (size
 still keeps another copy on disk. The journal is written ahead: the action and its files are recorded before the
 first move, and each file's destination before it moves, so a crash at any point leaves an undoable record.
 Undo puts back only the very file that was moved (same trash entry, size and content) and never replaces
-anything. On Linux and the BSDs the freedesktop.org trash is written directly (so the destination is known
-before the move); elsewhere, or when the spec's conditions fail, send2trash does it. Nothing here deletes.
+anything. Where a file goes in the trash, and finding it there again, is ``core.trash``'s: on Linux and the BSDs
+it writes the freedesktop.org trash directly (so the destination is known before the move); elsewhere, or when
+the spec's conditions fail, send2trash does it. Nothing here deletes.
 """
 
 from __future__ import annotations
@@ -18,16 +19,15 @@ import os
 import shutil
 import sqlite3
 import stat
-import sys
 import time
 import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import platformdirs
 
+from core import trash
 from core.errors import ActionError
 from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
 from core.results import Group, ImageRecord, Problem
@@ -256,194 +256,6 @@ def _s(blob: bytes | str | None) -> str | None:
     return None if blob is None else os.fsdecode(blob)
 
 
-# -- the freedesktop.org trash, written directly ------------------------------------------------------------------
-@dataclass(frozen=True)
-class _TrashDir:
-    root: Path  # holds files/ and info/
-    topdir: Path | None  # a volume's trash: Path= is relative to this; None in the home trash (absolute)
-
-
-def _freedesktop() -> bool:
-    return os.name == "posix" and sys.platform != "darwin"
-
-
-def _home_trash() -> Path:
-    return Path(os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")) / "Trash"
-
-
-def _device(path: str | os.PathLike) -> int:
-    return os.stat(path).st_dev
-
-
-def _mount_point(path: str | os.PathLike) -> Path:
-    p = Path(os.path.realpath(path))
-    while not os.path.ismount(p) and p != p.parent:
-        p = p.parent
-    return p
-
-
-def _own_dir(root: Path, *, check_owner: bool) -> bool:
-    """Make ``root``/{files,info} (0700); True if ``root`` is then a real directory (and ours, if asked)."""
-    for sub in ("files", "info"):
-        os.makedirs(root / sub, 0o700, exist_ok=True)
-    st = os.lstat(root)
-    return stat.S_ISDIR(st.st_mode) and (not check_owner or st.st_uid == os.getuid())
-
-
-def _trash_for(path: str) -> _TrashDir | None:
-    """The trash the spec picks for ``path`` (created if needed), or None if none on its device qualifies."""
-    try:
-        dev = os.lstat(path).st_dev
-        home = _home_trash()
-        _own_dir(home, check_owner=False)
-        if _device(home) == dev:
-            return _TrashDir(home, None)
-        top = _mount_point(os.path.dirname(os.path.abspath(path)))
-        if _device(top) != dev:
-            return None
-        uid = os.getuid()
-        shared = top / ".Trash"  # an admin-made $topdir/.Trash: a real, sticky directory, never a symlink
-        if os.path.lexists(shared):
-            st = os.lstat(shared)
-            if stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX:
-                try:
-                    if _own_dir(shared / str(uid), check_owner=True):
-                        return _TrashDir(shared / str(uid), top)
-                except OSError:
-                    pass
-        mine = top / f".Trash-{uid}"
-        if _own_dir(mine, check_owner=True):
-            return _TrashDir(mine, top)
-    except OSError as e:
-        log.info("no freedesktop trash for %s: %s", path, e)
-    return None
-
-
-def _topdir_of(root: Path) -> Path:
-    """What relative Path= values in the trash at ``root`` are relative to."""
-    return root.parent.parent if root.parent.name == ".Trash" else root.parent
-
-
-def _info_text(trash: _TrashDir, path: str) -> bytes:
-    where = os.path.abspath(path)
-    if trash.topdir is not None:
-        parent = os.path.realpath(os.path.dirname(where))
-        if (parent + os.sep).startswith(str(trash.topdir).rstrip(os.sep) + os.sep):
-            where = os.path.relpath(os.path.join(parent, os.path.basename(where)), trash.topdir)
-    date = datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
-    return f"[Trash Info]\nPath={urllib.parse.quote(os.fsencode(where))}\nDeletionDate={date}\n".encode()
-
-
-def _names(path: str) -> Iterable[bytes]:
-    """Trash names for ``path``: ``b.jpg``, ``b 1.jpg``, ``b 2.jpg`` ... (as send2trash names them)."""
-    name = os.path.basename(os.fsencode(path))
-    stem, ext = os.path.splitext(name)
-    yield name
-    for n in range(1, 100_000):
-        yield stem + b" %d" % n + ext
-
-
-def _reserve(trash: _TrashDir, path: str) -> tuple[str, str]:
-    """Write the .trashinfo for ``path`` under a free name (O_EXCL, so the name is ours); return (file, info)."""
-    files, info = os.fsencode(trash.root / "files"), os.fsencode(trash.root / "info")
-    text = _info_text(trash, path)
-    for name in _names(path):
-        dest, note = os.path.join(files, name), os.path.join(info, name + b".trashinfo")
-        if os.path.lexists(dest):
-            continue
-        try:
-            fd = os.open(note, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            continue
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text)
-        if os.path.lexists(dest):  # taken meanwhile by a program that does not write the info first
-            os.unlink(note)
-            continue
-        return os.fsdecode(dest), os.fsdecode(note)
-    raise OSError(errno.EEXIST, "no free name in the trash", path)
-
-
-def _info_path(info: str | None) -> str | None:
-    """The original path a .trashinfo names, made absolute; None if unreadable."""
-    try:
-        with open(info, "rb") as fh:  # type: ignore[arg-type]
-            text = fh.read(64 * 1024)
-    except (OSError, TypeError):
-        return None
-    for line in text.splitlines():
-        if line.startswith(b"Path="):
-            where = os.fsdecode(urllib.parse.unquote_to_bytes(line[5:].strip()))
-            if not os.path.isabs(where):
-                where = os.path.join(_topdir_of(Path(info).parent.parent), where)
-            return where
-    return None
-
-
-def _same_place(a: str, b: str) -> bool:
-    if os.path.normpath(a) == os.path.normpath(b):
-        return True
-    return os.path.basename(a) == os.path.basename(b) and (
-        os.path.realpath(os.path.dirname(a)) == os.path.realpath(os.path.dirname(b))
-    )
-
-
-def _trash_dirs(path: str) -> list[Path]:
-    """The existing trashes that may hold ``path``: home, and its volume's two."""
-    dirs = [_home_trash()]
-    try:
-        top = _mount_point(os.path.dirname(os.path.abspath(path)))
-        dirs += [top / ".Trash" / str(os.getuid()), top / f".Trash-{os.getuid()}"]
-    except OSError:
-        pass
-    return [d for d in dirs if (d / "info").is_dir()]
-
-
-def _entries_named_like(path: str, *, blank: bool = False) -> Iterable[tuple[str, str]]:
-    """(file, .trashinfo) of the trash entries that could hold ``path``, by the names the trash gives it.
-
-    Only those names are looked at (``b.jpg``, ``b 1.jpg`` ...), never the whole trash, so the cost does not
-    grow with the number of unrelated files in it. With ``blank``, empty .trashinfo files come too (a crash
-    between creating one and writing it).
-    """
-    for root in _trash_dirs(path):
-        misses = 0
-        for name in _names(path):
-            info = os.fsdecode(os.path.join(os.fsencode(root / "info"), name + b".trashinfo"))
-            try:
-                empty = os.lstat(info).st_size == 0
-            except OSError:
-                misses += 1
-                if misses > 8:  # names freed by emptying leave gaps; a long run of misses ends the list
-                    break
-                continue
-            misses = 0
-            named = _info_path(info)
-            if (named and _same_place(named, path)) or (blank and empty):
-                yield os.fsdecode(os.path.join(os.fsencode(root / "files"), name)), info
-
-
-def _lookup(e: _Entry) -> tuple[str, str] | None:
-    """The trash entry holding ``e``'s file: Path= names it, and size and hash match (the latest if several)."""
-    found = [(os.lstat(info).st_mtime, dest, info) for dest, info in _entries_named_like(e.path) if _holds(dest, e)]
-    return max(found)[1:] if found else None
-
-
-def _drop_info(info: str | None, original: str, *, blank: bool = False) -> None:
-    """Remove a .trashinfo of ours whose file is no longer in the trash (restored, or never moved).
-
-    With ``blank``, an empty one without a file goes too: it holds nothing and names nothing.
-    """
-    if not info or not os.path.lexists(info):
-        return
-    held = os.path.join(os.path.dirname(os.path.dirname(info)), "files", os.path.basename(info)[: -len(".trashinfo")])
-    if os.path.lexists(held):
-        return
-    named = _info_path(info)
-    if (named and _same_place(named, original)) or (blank and os.lstat(info).st_size == 0):
-        os.unlink(info)
-
-
 # -- moving without ever replacing ----------------------------------------------------------------------------------
 def _digest(path: str, size: int) -> str | None:
     if size > HASH_LIMIT:
@@ -592,7 +404,7 @@ def remove_files(
             journal.note(updates + finished)  # durable before any of this batch moves
         except ActionError as e:
             for rec, _row, _d, info, _h in batch:
-                _drop_info(info, rec.path)
+                trash.drop_info(info, rec.path)
             left = [b[0] for b in batch] + list(targets[start + BATCH:])
             problems += [Problem(r.path, f"not moved: {e}") for r in left]
             reached = len(targets)  # the journal cannot take more: leave those entries as planned
@@ -601,14 +413,14 @@ def remove_files(
         for rec, row, to, info, digest in batch:
             why = unchanged(rec) or _group_gone(rec, by_target)  # again, right before the move
             if why:
-                _drop_info(info, rec.path)
+                trash.drop_info(info, rec.path)
                 problems.append(Problem(rec.path, why))
                 finished.append((row, SKIPPED, None, None, None))
                 continue
             try:
                 to, info = _move_one(rec, to, info, digest, mode)
             except OSError as e:
-                _drop_info(info, rec.path)
+                trash.drop_info(info, rec.path)
                 problems.append(Problem(rec.path, f"could not {mode}: {e}"))
                 finished.append((row, SKIPPED, None, None, None))
                 continue
@@ -650,11 +462,7 @@ def _destination(path: str, dest_dir: Path | None, taken: set[str]) -> tuple[str
     """(where the file will go, its .trashinfo) decided before the move; (None, None): send2trash decides."""
     if dest_dir is not None:
         return str(_free_name(dest_dir / os.path.basename(path), taken)), None
-    if _freedesktop():
-        trash = _trash_for(path)
-        if trash is not None:
-            return _reserve(trash, path)
-    return None, None
+    return trash.reserve(path) or (None, None)
 
 
 def _move_one(rec: ImageRecord, to: str | None, info: str | None, digest: str | None, mode: str):
@@ -666,12 +474,9 @@ def _move_one(rec: ImageRecord, to: str | None, info: str | None, digest: str | 
         except OSError as e:
             if mode == MOVE or e.errno != errno.EXDEV:
                 raise
-            _drop_info(info, rec.path)  # a bind mount or the like: let send2trash pick a trash
-    from send2trash import send2trash
-
-    send2trash(rec.path)
-    found = _lookup(_Entry(rec.path, size=rec.size, hash=digest, mtime_ns=rec.mtime_ns)) if _freedesktop() else None
-    return found if found else (None, None)
+            trash.drop_info(info, rec.path)  # a bind mount or the like: let send2trash pick a trash
+    moved = _Entry(rec.path, size=rec.size, hash=digest, mtime_ns=rec.mtime_ns)
+    return trash.send(rec.path, lambda held: _holds(held, moved)) or (None, None)
 
 
 def undo(action_id: int | None = None, journal: Journal | None = None) -> ActionResult:
@@ -688,10 +493,8 @@ def undo(action_id: int | None = None, journal: Journal | None = None) -> Action
     kind, entries = journal.entries(action_id)
     restored, problems, updates = [], [], []
     for e in entries:
-        if e.state == PLANNED and kind == TRASH and _freedesktop() and _holds(e.path, e):
-            for held, info in _entries_named_like(e.path, blank=True):  # reserved when interrupted, unused
-                if not os.path.lexists(held):
-                    _drop_info(info, e.path, blank=True)
+        if e.state == PLANNED and kind == TRASH and trash.available() and _holds(e.path, e):
+            trash.drop_reservations(e.path)  # reserved when interrupted, unused
         if e.state in (PLANNED, SKIPPED, RESTORED):
             continue
         try:
@@ -714,20 +517,21 @@ def _put_back(kind: str, e: _Entry) -> str | None:
     src, info = e.dest, e.info
     if src and os.path.lexists(src) and _same_file(src, e.path):  # stopped between link and unlink
         os.unlink(src)
-        _drop_info(info, e.path)
+        trash.drop_info(info, e.path)
         return None
-    ours = bool(src) and os.path.lexists(src) and (kind != TRASH or _info_names(info, e.path)) and _holds(src, e)
-    if not ours and kind == TRASH and _freedesktop():
-        found = _lookup(e)  # moved but not recorded (interrupted, older journal), or trashed again since
+    ours = bool(src) and os.path.lexists(src) and (kind != TRASH or trash.info_names(info, e.path)) and _holds(src, e)
+    if not ours and kind == TRASH and trash.available():
+        # moved but not recorded (interrupted, older journal), or trashed again since
+        found = trash.find(e.path, lambda held: _holds(held, e))
         if found:
             (src, info), ours = found, True
     if os.path.lexists(e.path):  # never replace anything there, not even a dangling link
         if not ours and (e.state == STARTED or e.hash) and _holds(e.path, e):
-            _drop_info(info, e.path)  # never moved (interrupted before), or already back
+            trash.drop_info(info, e.path)  # never moved (interrupted before), or already back
             return ""
         return "a file already exists at the original place; left it in place"
     if not ours:
-        if kind == TRASH and not _freedesktop() and not src:
+        if kind == TRASH and not trash.available() and not src:
             return "this system's trash cannot be searched; restore it from the trash by hand"
         if kind == TRASH and src and os.path.lexists(src):
             return f"{GONE_FROM_TRASH}: its entry there now holds another file; left the trash as it is"
@@ -742,14 +546,8 @@ def _put_back(kind: str, e: _Entry) -> str | None:
     except FileExistsError:
         return "a file already exists at the original place; left it in place"
     if kind == TRASH:
-        _drop_info(info, e.path)
+        trash.drop_info(info, e.path)
     return None
-
-
-def _info_names(info: str | None, original: str) -> bool:
-    """True if the .trashinfo ``info`` names ``original``."""
-    named = _info_path(info) if info else None
-    return bool(named) and _same_place(named, original)
 
 
 def describe(result: ActionResult) -> str:

@@ -366,7 +366,7 @@ def test_trash_entries_follow_the_spec_and_same_names_do_not_mix(tmp_path):
 @pytest.mark.parametrize("shared", ["sticky", "symlink", "none"])
 def test_a_file_on_another_volume_goes_to_that_volumes_trash(tmp_path, monkeypatch, shared):
     """$topdir/.Trash/$uid when .Trash is a real sticky folder, else $topdir/.Trash-$uid; Path= relative."""
-    import core.actions as actions
+    import core.trash as actions
 
     volume = tmp_path / "vol"
     files, groups = _pair(volume, "v.jpg")
@@ -390,7 +390,7 @@ def test_a_file_on_another_volume_goes_to_that_volumes_trash(tmp_path, monkeypat
 
 
 def test_where_the_spec_cannot_be_followed_send2trash_does_it_and_undo_finds_it(tmp_path, monkeypatch):
-    import core.actions as actions
+    import core.trash as actions
 
     _empty_trash()
     files, groups = _pair(tmp_path, "fallback.jpg")
