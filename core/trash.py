@@ -227,12 +227,34 @@ def _same_place(a: str, b: str) -> bool:
     )
 
 
+def _trusted_topdir_trash(top: Path) -> list[Path]:
+    """The volume's trashes the spec lets us use: ``.Trash/$uid`` only under a real, sticky ``.Trash`` (never a
+    symlink, so another user cannot point it elsewhere), and ``.Trash-$uid`` only when it is ours."""
+    uid = os.getuid()
+    out = []
+    try:
+        st = os.lstat(top / ".Trash")
+        if stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX:
+            mine = top / ".Trash" / str(uid)
+            if stat.S_ISDIR(os.lstat(mine).st_mode) and os.lstat(mine).st_uid == uid:
+                out.append(mine)
+    except OSError:
+        pass
+    try:
+        st = os.lstat(top / f".Trash-{uid}")
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == uid:
+            out.append(top / f".Trash-{uid}")
+    except OSError:
+        pass
+    return out
+
+
 def _trash_dirs(path: str) -> list[Path]:
-    """The existing trashes that may hold ``path``: home, and its volume's two."""
+    """The existing trashes that may hold ``path``: home, and its volume's two when the spec trusts them (the
+    same rules ``_trash_for`` uses to pick one: what we may not write into, we do not search or clean)."""
     dirs = [_home_trash()]
     try:
-        top = _mount_point(os.path.dirname(os.path.abspath(path)))
-        dirs += [top / ".Trash" / str(os.getuid()), top / f".Trash-{os.getuid()}"]
+        dirs += _trusted_topdir_trash(_mount_point(os.path.dirname(os.path.abspath(path))))
     except OSError:
         pass
     return [d for d in dirs if (d / "info").is_dir()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 from helpers import DATA
@@ -451,3 +452,24 @@ def test_undo_finds_the_file_trashed_again_under_another_name(tmp_path):
     assert res.done == (files[1].path,) and open(files[1].path, "rb").read() == (DATA / "ok.jpg").read_bytes()
     assert open(os.path.join(trash, "files", "again.jpg"), "rb").read() == (DATA / "cmyk.jpg").read_bytes()
     assert sorted(os.listdir(os.path.join(trash, "info"))) == ["again.jpg.trashinfo"]
+
+
+def test_an_untrusted_volume_trash_is_never_searched_or_cleaned(tmp_path, monkeypatch):
+    """A symlinked or non-sticky $topdir/.Trash (another user may control it) was searched by undo and had
+    matching .trashinfo files deleted by the clean-up of interrupted actions."""
+    import core.trash as trash
+
+    volume = tmp_path / "vol"
+    for kind in ("symlink", "not sticky"):
+        shutil.rmtree(volume, ignore_errors=True)
+        volume.mkdir(parents=True)
+        target = tmp_path / f"elsewhere-{kind.replace(' ', '-')}"
+        (target / str(os.getuid()) / "info").mkdir(parents=True)
+        if kind == "symlink":
+            os.symlink(target, volume / ".Trash")
+        else:
+            os.rename(target, volume / ".Trash")
+            os.chmod(volume / ".Trash", 0o777)
+        monkeypatch.setattr(trash, "_mount_point", lambda p: volume)
+        assert trash._trash_dirs(str(volume / "lib" / "v.jpg")) == [
+            d for d in [Path(_trash_dir())] if (d / "info").is_dir()], kind
