@@ -314,12 +314,21 @@ def _move(src: str, dst: str, *, copy: bool) -> None:
 
 
 def _copy_then_unlink(src: str, dst: str) -> None:
+    """Copy into a new file (never over one), flushed to disk, then remove the original. A copy that fails
+    part-way (a full disk) is removed again, so no half file is left beside the intact original."""
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
-        shutil.copyfileobj(fin, fout, 1 << 20)
-        fout.flush()
-        os.fsync(fout.fileno())
-    shutil.copystat(src, dst)
+    try:
+        with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+            fout.flush()
+            os.fsync(fout.fileno())
+        shutil.copystat(src, dst)
+    except BaseException:
+        try:
+            os.unlink(dst)
+        except OSError:
+            pass
+        raise
     os.unlink(src)
 
 

@@ -473,3 +473,23 @@ def test_an_untrusted_volume_trash_is_never_searched_or_cleaned(tmp_path, monkey
         monkeypatch.setattr(trash, "_mount_point", lambda p: volume)
         assert trash._trash_dirs(str(volume / "lib" / "v.jpg")) == [
             d for d in [Path(_trash_dir())] if (d / "info").is_dir()], kind
+
+
+def test_a_copy_across_devices_that_fails_leaves_no_half_file(tmp_path, monkeypatch):
+    """Moving to another device copies; a copy that failed part-way (a full disk) left a partial file."""
+    import errno as errno_
+
+    import core.actions as actions
+
+    src = tmp_path / "a.jpg"
+    shutil.copy(DATA / "ok.jpg", src)
+    dst = tmp_path / "dest.jpg"
+
+    def full(fin, fout, length=0):
+        fout.write(fin.read(100))
+        raise OSError(errno_.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(actions.shutil, "copyfileobj", full)
+    with pytest.raises(OSError, match="No space"):
+        actions._copy_then_unlink(str(src), str(dst))
+    assert not dst.exists() and src.read_bytes() == (DATA / "ok.jpg").read_bytes()
