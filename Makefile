@@ -3,26 +3,36 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+HASH   := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Two stamps: the app alone (what `make run` needs: no torch, ONNX Runtime runs the model) and everything
+# for tests, training and packaging (`make test`).
+APP    := $(VENV)/.installed-app-$(HASH)
+STAMP  := $(VENV)/.installed-dev-$(HASH)
 
-.PHONY: setup sysdeps run scan test test-core test-rest lint bench package deb clean
+.PHONY: setup setup-app sysdeps run scan test test-core test-rest lint bench package deb clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+setup-app: $(APP)
+
+$(APP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e .
+	@rm -f $(VENV)/.installed-app-* && touch $@
+
+$(STAMP): pyproject.toml $(APP)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
-	@rm -f $(VENV)/.installed-* && touch $@
+	@rm -f $(VENV)/.installed-dev-* && touch $@
 
 # Qt's xcb/offscreen plugins need a few system libraries; install them where we can (root + apt).
 sysdeps:
 	@bash .ci/sysdeps.sh
 
-run: setup sysdeps
+run: setup-app sysdeps
 	$(BIN)/lookalike-gui resources/demo
 
-scan: setup
+scan: setup-app
 	$(BIN)/lookalike scan resources/demo
 
 test: setup sysdeps

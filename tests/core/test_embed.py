@@ -98,3 +98,17 @@ def test_frozen_padding_changes_nothing():
         freeze_same_padding(net, None)
         again = net(torch.randn(1, 3, 200, 200))  # dynamic again: any size works
     assert torch.allclose(dynamic, frozen, atol=1e-5) and again.shape[-1] == 7
+
+
+def test_auto_never_imports_torch_where_no_gpu_can_exist():
+    """`--device auto` imported torch (1.5 s, ~700 MB) on machines that cannot have CUDA or MPS."""
+    import subprocess
+    import sys
+
+    from core.embed import _accelerator_may_exist
+
+    if _accelerator_may_exist():
+        pytest.skip("this machine may have a GPU")
+    code = "import sys; from core.embed import pick_device; print(pick_device('auto'), 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["cpu", "False"], out.stderr
