@@ -19,7 +19,6 @@ Everything here is Qt- and torch-free; a bad input gives a ``Verdict(same=False,
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import struct
@@ -32,7 +31,7 @@ from PIL import Image
 
 log = logging.getLogger(__name__)
 
-VERSION = 1  # part of a cache key: bump when extraction or its byte format changes
+VERSION = 3  # part of a cache key: bump when extraction or its byte format changes
 
 DETECT_SIDE = 384  # long side of the image ORB sees (measured: 2.5-3 ms per image for 500 features)
 THUMB_SIDE = 192  # long side of the grey thumbnail the photometric check compares
@@ -41,12 +40,16 @@ RATIO = 0.8  # Lowe's ratio test
 RANSAC_PX = 4.0  # reprojection threshold in DETECT_SIDE pixels
 
 # Decision thresholds: see training/reports/verification.md (tuned on the tuning split of verify_eval.py).
-MIN_INLIERS = 12
-MIN_CELL_MATCH = 0.75
+RULE = {"inliers": 12, "cover": 0.85, "mutual_loss": 0.01, "r2_1": 0.5, "r2_2": 0.8, "bad_1": 0.5, "bad_2": 0.2,
+        "moved": 0.2}
+MIN_INLIERS = 12  # stops the mirror search early when 3x this many align directly
 MAX_STRETCH = 2.4  # anisotropy of the fitted affine (stretch edits reach 1.8)
 
 _CELL = 16  # photometric cell size in thumbnail pixels
 _PHOTOMETRIC_FROM = 6  # fewer inliers than this: no alignment worth checking
+_SIGMAS = (0.7, 2.0, 5.0)  # band edges: fine band 0.7-2 px, coarse band 2-5 px (thumbnail pixels)
+_MAX_UPSCALE = 1.25  # a thumbnail enlarged more than this from its source has no fine band to compare
+_TEXTURE = 1.0  # rms band-pass level (grey levels) below which a cell counts as flat
 
 
 @dataclass(frozen=True)
@@ -58,34 +61,35 @@ class ImageFeatures:
     descriptors: np.ndarray  # uint8 (N, 32)
     mirror_points: np.ndarray  # of the mirrored image, mapped back to unmirrored coordinates
     mirror_descriptors: np.ndarray
-    thumb: np.ndarray  # uint8 (h, w) grey, long side THUMB_SIDE
+    thumb: np.ndarray  # uint8 (h, w, 3) RGB, long side THUMB_SIDE (already through the cache's JPEG coding)
+    native: int = 0  # long side of the image extract() was given, in pixels (0: unknown)
+    thumb_jpeg: bytes = field(default=b"", repr=False, compare=False)  # that coding, kept for to_bytes
 
     def to_bytes(self) -> bytes:
-        """Compact, versioned bytes for a cache (zlib over a small header and the arrays)."""
-        buf = io.BytesIO()
-        th, tw = self.thumb.shape
-        buf.write(struct.pack("<6I", VERSION, self.size[0], self.size[1], len(self.points),
-                              len(self.mirror_points), tw | th << 16))
-        for arr in (self.points.astype(np.float16), self.descriptors, self.mirror_points.astype(np.float16),
-                    self.mirror_descriptors, self.thumb):
-            buf.write(np.ascontiguousarray(arr).tobytes())
-        return zlib.compress(buf.getvalue(), 6)
+        """Compact, versioned bytes for a cache: zlib over a header, keypoints and descriptors, then the JPEG
+        thumbnail (~25-35 KB in all for 500 + 500 keypoints)."""
+        head = struct.pack("<6I", VERSION, self.size[0], self.size[1], len(self.points), len(self.mirror_points),
+                           self.native)
+        arrays = b"".join(np.ascontiguousarray(a).tobytes() for a in (
+            self.points.astype(np.float16), self.descriptors, self.mirror_points.astype(np.float16),
+            self.mirror_descriptors))
+        body = zlib.compress(head + arrays, 6)
+        return struct.pack("<I", len(body)) + body + (self.thumb_jpeg or _encode_thumb(self.thumb))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ImageFeatures:
         """Inverse of ``to_bytes``; raises ``ValueError`` on another version or damaged bytes."""
         try:
-            raw = zlib.decompress(data)
-            version, w, h, n, m, t = struct.unpack_from("<6I", raw)
+            (n_body,) = struct.unpack_from("<I", data)
+            raw = zlib.decompress(data[4 : 4 + n_body])
+            version, w, h, n, m, native = struct.unpack_from("<6I", raw)
         except (zlib.error, struct.error) as e:
             raise ValueError(f"not verification features: {e}") from e
         if version != VERSION:
             raise ValueError(f"verification features of version {version}, expected {VERSION}")
-        tw, th = t & 0xFFFF, t >> 16
         off = struct.calcsize("<6I")
-        need = off + n * 4 + n * 32 + m * 4 + m * 32 + tw * th
-        if len(raw) != need:
-            raise ValueError(f"damaged verification features ({len(raw)} bytes, expected {need})")
+        if len(raw) != off + (n + m) * (4 + 32):
+            raise ValueError("damaged verification features")
 
         def take(count: int, dtype, shape):
             nonlocal off
@@ -97,8 +101,19 @@ class ImageFeatures:
         des = take(n * 32, np.uint8, (n, 32))
         mpts = take(m * 2, np.float16, (m, 2)).astype(np.float32)
         mdes = take(m * 32, np.uint8, (m, 32))
-        thumb = take(tw * th, np.uint8, (th, tw))
-        return cls((w, h), pts, des, mpts, mdes, thumb)
+        jpeg = bytes(data[4 + n_body :])
+        thumb = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR) if jpeg else None
+        if thumb is None:
+            raise ValueError("damaged verification thumbnail")
+        return cls((w, h), pts, des, mpts, mdes, thumb, native, jpeg)
+
+
+def _encode_thumb(rgb: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+                                         cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])
+    if not ok:
+        raise ValueError("cannot encode the thumbnail")
+    return buf.tobytes()
 
 
 @dataclass(frozen=True)
@@ -112,23 +127,23 @@ class Verdict:
     measures: dict[str, float] = field(default_factory=dict, compare=False)  # everything measured, for tuning
 
 
-def _grey(image) -> np.ndarray:
+def _rgb(image) -> np.ndarray:
     if isinstance(image, (str, os.PathLike)):
         from core.decode import read_full
 
         image = read_full(str(image), max_side=DETECT_SIDE)
     if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
+        image = image.convert("RGB")
     a = np.asarray(image)
-    if a.ndim == 3:
-        a = cv2.cvtColor(np.ascontiguousarray(a[..., :3]), cv2.COLOR_RGB2GRAY)
-    if a.dtype != np.uint8 or a.ndim != 2 or min(a.shape) < 1:
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] < 3 or min(a.shape[:2]) < 1:
         raise ValueError(f"expected an RGB or grey uint8 image, got {a.dtype} {a.shape}")
-    return a
+    return np.ascontiguousarray(a[..., :3])
 
 
 def _resize_long(a: np.ndarray, side: int) -> np.ndarray:
-    h, w = a.shape
+    h, w = a.shape[:2]
     s = side / max(h, w)
     size = (max(1, round(w * s)), max(1, round(h * s)))
     return cv2.resize(a, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
@@ -157,13 +172,17 @@ def extract(image) -> ImageFeatures:
 
     Raises ``core.decode.DecodeError`` for an unreadable path and ``ValueError`` for a bad array.
     """
-    g = _resize_long(_grey(image), DETECT_SIDE)
+    rgb = _rgb(image)
+    g = _resize_long(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), DETECT_SIDE)
     pts, des = _detect(g)
     mpts, mdes = _detect(np.ascontiguousarray(g[:, ::-1]))
     if len(mpts):
         mpts[:, 0] = g.shape[1] - 1 - mpts[:, 0]
-    thumb = _resize_long(g, THUMB_SIDE)
-    return ImageFeatures((g.shape[1], g.shape[0]), pts, des, mpts, mdes, thumb)
+    thumb = _resize_long(rgb, THUMB_SIDE)
+    # through the cache's coding now, so that fresh and cached features verify alike
+    jpeg = _encode_thumb(thumb)
+    thumb = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    return ImageFeatures((g.shape[1], g.shape[0]), pts, des, mpts, mdes, thumb, max(rgb.shape[:2]), jpeg)
 
 
 _matcher = None
@@ -202,7 +221,8 @@ def _plausible(m: np.ndarray, mirrored: bool) -> bool:
 
 
 def _norm(size: tuple[int, int]) -> np.ndarray:
-    return np.array([[1 / size[0], 0, 0], [0, 1 / size[1], 0], [0, 0, 1]])
+    """Pixel coordinates (centres at integers) to normalised ones (the image spans 0..1)."""
+    return np.array([[1 / size[0], 0, 0.5 / size[0]], [0, 1 / size[1], 0.5 / size[1]], [0, 0, 1]])
 
 
 def _compose(m: np.ndarray, size_a: tuple[int, int], size_b: tuple[int, int]) -> np.ndarray:
@@ -216,74 +236,164 @@ def _to_pixels(t_norm: np.ndarray, size_a: tuple[int, int], size_b: tuple[int, i
     return (np.linalg.inv(_norm(size_a)) @ t3 @ _norm(size_b))[:2]
 
 
-def _band(a: np.ndarray, s1: float, s2: float) -> np.ndarray:
-    return cv2.GaussianBlur(a, (0, 0), s1) - cv2.GaussianBlur(a, (0, 0), s2)
+def _blurs(a: np.ndarray, w: np.ndarray, wb: dict[float, np.ndarray]) -> dict[float, np.ndarray]:
+    """Gaussian blurs of ``a`` inside the mask ``w`` at each sigma of ``wb`` (normalised convolution: what lies
+    outside the overlap, such as a letterbox bar or an app's canvas, never leaks in)."""
+    aw = cv2.multiply(a, cv2.merge([w, w, w]))
+    return {s: cv2.divide(cv2.GaussianBlur(aw, (0, 0), s), d) for s, d in wb.items()}
+
+
+_ONES = np.ones((1, 3), np.float32)
+
+
+def _sqsum(a: np.ndarray) -> np.ndarray:
+    """Per-pixel sum of squares over the colour channels (cv2: ~15x faster than numpy here)."""
+    return cv2.transform(cv2.multiply(a, a), _ONES)
 
 
 def _cells(x: np.ndarray, k: int) -> np.ndarray:
+    """Sums over k x k cells of a 2-D array (the ragged edge dropped)."""
     h, w = x.shape[0] // k * k, x.shape[1] // k * k
-    return x[:h, :w].reshape(h // k, k, w // k, k).sum(axis=(1, 3))
+    return cv2.resize(np.ascontiguousarray(x[:h, :w], np.float32), (w // k, h // k),
+                      interpolation=cv2.INTER_AREA) * (k * k)
 
 
-def photometric(ta: np.ndarray, tb_warped: np.ndarray, valid: np.ndarray) -> dict[str, float]:
-    """Compare two aligned grey thumbnails over ``valid``: band-pass correlation, globally and per cell.
+def _linear_fit(x: np.ndarray, y: np.ndarray, cells: np.ndarray, k: int) -> tuple[float, float]:
+    """How well one image's band-pass colours are a global linear mix of the other's (any channel mixer, tint,
+    grey, gain, contrast), fitted both ways, the better kept: (share of energy explained, share of textured
+    cells where less than half is). ``x`` and ``y`` are zero outside the overlap."""
+    xf, yf = x.reshape(-1, 3), y.reshape(-1, 3)
+    xx, yy, xy = xf.T @ xf, yf.T @ yf, xf.T @ yf
+    best = None
+    for src, dst, ss, dd, sd in ((x, y, xx, yy, xy), (y, x, yy, xx, xy.T)):
+        m = np.linalg.solve(ss + np.eye(3) * (1e-6 * np.trace(ss) + 1e-9), sd)
+        total = float(np.trace(dd))
+        r2 = 1 - float(np.trace(dd) - 2 * np.trace(m.T @ sd) + np.trace(m.T @ ss @ m)) / max(total, 1e-9)
+        if best is None or r2 > best[0]:
+            best = (r2, src, dst, m)
+    r2, src, dst, m = best
+    res = dst - cv2.transform(src, m.T.astype(np.float32))
+    ey = _cells(_sqsum(dst), k)
+    er = _cells(_sqsum(res), k)
+    tex = cells & (ey > _TEXTURE**2 * 3 * k * k)
+    bad = float((er[tex] > 0.5 * ey[tex]).mean()) if tex.any() else 1.0
+    return r2, bad
 
-    Per band and cell the structures are compared by normalised correlation, which ignores gain and offset
-    (colour filters, brightness, contrast); |correlation| is used so that a channel swap that inverts some
-    edges still counts. Cells that are flat in both images say nothing and are skipped; a cell textured in one
-    image and flat in the other (clipped highlights of an exposure bracket, an overlay) counts as a mismatch.
+
+def photometric(ref: np.ndarray, mov: np.ndarray, m: np.ndarray) -> dict[str, float]:
+    """Compare ``ref`` with ``mov`` warped onto it by ``m`` (2x3, mov pixels -> ref pixels, not enlarging).
+
+    Per band (fine 0.7-2 px, coarse 2-5 px) the band-pass RGB of one image is fitted as a global 3x3 linear mix
+    of the other's, both ways, keeping the better: a colour filter, grey conversion, tint, brightness or
+    contrast change is such a mix; parallax, a moved subject, other shadows or another exposure's tone curve
+    are not. ``bad`` counts cells the fit leaves mostly unexplained. Separately, cells textured in one image
+    and flat in the other, both ways round (``mutual_loss``), betray an exposure bracket: an edit can clip
+    detail away in one direction, never create it.
     """
-    a = ta.astype(np.float32)
-    b = tb_warped.astype(np.float32)
-    v = valid.astype(np.float32)
-    out: dict[str, float] = {}
-    n_cells_valid = _cells(v, _CELL) >= 0.9 * _CELL * _CELL
-    if not n_cells_valid.any():
-        return {"overlap_cells": 0.0, "cell_match": 0.0, "ncc1": 0.0, "ncc2": 0.0}
-    agree = np.zeros(n_cells_valid.shape, np.float32)
-    textured_any = np.zeros(n_cells_valid.shape, bool)
-    for name, s1, s2 in (("ncc1", 0.7, 2.0), ("ncc2", 2.0, 5.0)):
-        ra, rb = _band(a, s1, s2) * v, _band(b, s1, s2) * v
-        den = float(np.sqrt((ra * ra).sum() * (rb * rb).sum()))
-        out[name] = float((ra * rb).sum() / den) if den > 0 else 0.0
-        saa, sbb, sab = _cells(ra * ra, _CELL), _cells(rb * rb, _CELL), _cells(ra * rb, _CELL)
-        ea, eb = np.sqrt(saa / _CELL**2), np.sqrt(sbb / _CELL**2)  # rms band energy per cell
-        tex_a, tex_b = ea > 1.0, eb > 1.0
-        both = tex_a & tex_b
-        c = np.where(both, np.abs(sab) / np.sqrt(saa * sbb + 1e-9), 0.0)
-        agree += (c > 0.5) & both
-        textured_any |= tex_a | tex_b
-    cells = n_cells_valid & textured_any
-    n = int(cells.sum())
-    out["overlap_cells"] = float(n_cells_valid.sum())
-    out["textured_cells"] = float(n)
-    out["cell_match"] = float((agree[cells] / 2).mean()) if n else 0.0
-    out["cell_match_strict"] = float((agree[cells] == 2).mean()) if n else 0.0
+    ref = ref.astype(np.float32)
+    mov = mov.astype(np.float32)
+    size = (ref.shape[1], ref.shape[0])
+    shrink = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    if shrink < 0.9:  # anti-alias before shrinking
+        mov = cv2.GaussianBlur(mov, (0, 0), 0.5 * np.sqrt(1 / shrink**2 - 1))
+    x_all = cv2.warpAffine(mov, m, size, flags=cv2.INTER_LINEAR)
+    w = cv2.warpAffine(np.full(mov.shape[:2], 255, np.uint8), m, size, flags=cv2.INTER_NEAREST)
+    w = (cv2.erode(w, np.ones((3, 3), np.uint8)) > 0).astype(np.float32)
+    valid = w > 0
+    k = int(np.clip(np.sqrt(valid.sum() / 40), 6, _CELL))  # at least ~40 cells, even for a small overlap
+    cells = _cells(w, k) >= 0.9 * k * k
+    out: dict[str, float] = {"overlap_cells": float(cells.sum())}
+    if cells.sum() < 4:
+        return {**out, "r2_1": 0.0, "r2_2": 0.0, "bad_1": 1.0, "bad_2": 1.0, "mutual_loss": 1.0}
+    wb = {s: cv2.merge([np.maximum(cv2.GaussianBlur(w, (0, 0), s), 1e-3)] * 3) for s in _SIGMAS}
+    by, bx = _blurs(ref, w, wb), _blurs(x_all, w, wb)
+    for name, s1, s2 in (("1", _SIGMAS[0], _SIGMAS[1]), ("2", _SIGMAS[1], _SIGMAS[2])):
+        w3 = cv2.merge([w, w, w])
+        y, x = cv2.multiply(by[s1] - by[s2], w3), cv2.multiply(bx[s1] - bx[s2], w3)
+        out[f"r2_{name}"], out[f"bad_{name}"] = _linear_fit(x, y, cells, k)
+        if name == "2":
+            ea = np.sqrt(_cells(_sqsum(y), k) / (3 * k * k))
+            eb = np.sqrt(_cells(_sqsum(x), k) / (3 * k * k))
+            both = cells & (ea > _TEXTURE) & (eb > _TEXTURE)
+            gain = float(np.median(eb[both] / ea[both])) if both.sum() >= 4 else 1.0
+            n = max(1, int(cells.sum()))
+            lost_b = cells & (ea > 2 * _TEXTURE) & (eb < 0.25 * gain * ea)
+            lost_a = cells & (eb > 2 * _TEXTURE * gain) & (ea * gain < 0.25 * eb)
+            out["lost_a"], out["lost_b"] = float(lost_a.sum() / n), float(lost_b.sum() / n)
+            out["mutual_loss"] = min(out["lost_a"], out["lost_b"])
+    out.update(_motion(by[_SIGMAS[0]] - by[_SIGMAS[2]], bx[_SIGMAS[0]] - bx[_SIGMAS[2]], w, cells, k))
     return out
+
+
+_flow = None
+
+
+def _motion(y: np.ndarray, x: np.ndarray, w: np.ndarray, cells: np.ndarray, k: int) -> dict[str, float]:
+    """Local motion left after the global alignment: dense optical flow between one image and the other
+    mapped into its colours (global 3x3 mix), per cell. A copy has none; a burst, a moved subject or parallax
+    has some. ``moved``: share of textured cells whose mean flow exceeds half a thumbnail pixel."""
+    global _flow
+    if _flow is None:
+        _flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    w3 = cv2.merge([w, w, w])
+    y, x = cv2.multiply(y, w3), cv2.multiply(x, w3)
+    xf, yf = x.reshape(-1, 3), y.reshape(-1, 3)
+    xx, xy = xf.T @ xf, xf.T @ yf
+    m = np.linalg.solve(xx + np.eye(3) * (1e-6 * np.trace(xx) + 1e-9), xy).astype(np.float32)
+    pred = cv2.transform(x, m.T)
+
+    def to8(a: np.ndarray) -> np.ndarray:
+        g = a.mean(axis=2)
+        sd = float(np.sqrt((g * g).sum() / max(w.sum(), 1.0))) + 1e-3
+        return (128 + 40 * np.clip(g / sd, -3, 3)).astype(np.uint8)
+
+    gy = to8(y)
+    f = _flow.calc(gy, to8(pred), None)
+    tex = cells & (_cells(_sqsum(y), k) > _TEXTURE**2 * 3 * k * k)
+    if not tex.any():
+        return {"moved": 1.0, "flow": 4.0}
+    # what a global affine correction of the keypoint fit explains is not local motion: remove it
+    h, wd = w.shape
+    yy, xx = np.mgrid[0:h, 0:wd].astype(np.float32)
+    design = np.stack([xx.ravel(), yy.ravel(), np.ones(h * wd, np.float32)], 1)
+    wt = w.ravel() * (np.sqrt(_sqsum(y)).ravel() > _TEXTURE)
+    a = design * wt[:, None]
+    coef = np.linalg.lstsq(a.T @ design + np.eye(3) * 1e-3, a.T @ f.reshape(-1, 2), rcond=None)[0]
+    f = f - (design @ coef).reshape(h, wd, 2).astype(np.float32)
+    mag = np.minimum(np.sqrt((f * f).sum(-1)), 4.0) * w
+    per_cell = _cells(mag, k) / (k * k)
+    return {"moved": float((per_cell[tex] > 0.5).mean()), "flow": float(per_cell[tex].mean())}
+
+
+_GRID = np.stack(np.meshgrid(np.linspace(0.01, 0.99, 24), np.linspace(0.01, 0.99, 24)), -1).reshape(-1, 2)
 
 
 def _coverage(t_norm: np.ndarray) -> dict[str, float]:
     """Shares of a and of b that the other image covers once aligned (a copy: one of them is ~all covered)."""
-    square = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32)
-    quad = (square @ t_norm[:, :2].T + t_norm[:, 2]).astype(np.float32)
-    if np.cross(quad[1] - quad[0], quad[2] - quad[1]) < 0:  # a mirrored transform reverses the winding
-        quad = quad[::-1].copy()
-    area, _ = cv2.intersectConvexConvex(square, quad)
-    det = abs(float(np.linalg.det(t_norm[:, :2])))
-    cov_a, cov_b = float(area), float(area) / max(det, 1e-9)
-    return {"cover_a": cov_a, "cover_b": min(cov_b, 1.0), "cover": max(cov_a, min(cov_b, 1.0))}
+    inside = lambda p: float(np.mean((p >= 0).all(axis=1) & (p <= 1).all(axis=1)))  # noqa: E731
+    cov_b = inside(_GRID @ t_norm[:, :2].T + t_norm[:, 2])
+    inv = cv2.invertAffineTransform(t_norm)
+    cov_a = inside(_GRID @ inv[:, :2].T + inv[:, 2])
+    return {"cover_a": cov_a, "cover_b": cov_b, "cover": max(cov_a, cov_b)}
 
 
-def decide(measures: dict[str, float], min_inliers: int = MIN_INLIERS,
-           min_cell_match: float = MIN_CELL_MATCH) -> tuple[bool, str]:
+def decide(measures: dict[str, float], rule: dict[str, float] | None = None) -> tuple[bool, str]:
     """The rule on ``Verdict.measures``; apart from ``verify`` so that evaluation can sweep its thresholds."""
+    r = {**RULE, **(rule or {})}
     inliers = int(measures.get("inliers", 0))
-    if inliers < min_inliers:
+    if inliers < r["inliers"]:
         return False, f"too few consistent keypoint matches ({inliers})"
-    score = measures.get("cell_match", 0.0)
-    if score < min_cell_match:
-        return False, f"aligned, but the picture differs in places (structure match {score:.2f})"
-    return True, f"same picture: {inliers} matching keypoints, structure match {score:.2f}"
+    if measures.get("cover", 0.0) < r["cover"]:
+        return False, f"only partly overlapping ({measures['cover']:.0%}): another shot of a wider scene"
+    if measures.get("mutual_loss", 1.0) > r["mutual_loss"]:
+        return False, "each image has detail the other lost: an exposure bracket"
+    r1, r2 = measures.get("r2_1", 0.0), measures.get("r2_2", 0.0)
+    if measures.get("moved", 1.0) > r["moved"]:
+        return False, f"parts of the picture moved ({measures['moved']:.0%} of it): another shot"
+    fine_bad = measures.get("fine_ok", 1.0) and (r1 < r["r2_1"] or measures.get("bad_1", 1.0) > r["bad_1"])
+    if fine_bad or r2 < r["r2_2"] or measures.get("bad_2", 1.0) > r["bad_2"]:
+        return False, f"aligned, but the picture differs (structure explained {r1:.2f} fine, {r2:.2f} coarse)"
+    return True, f"same picture: {inliers} matching keypoints, structure explained {r1:.2f}"
 
 
 def _align(a: ImageFeatures, b: ImageFeatures) -> tuple[int, int, np.ndarray | None, bool, float]:
@@ -323,21 +433,15 @@ def verify(a: ImageFeatures, b: ImageFeatures) -> Verdict:
     measures.update(_coverage(t_norm))
     size_a, size_b = (a.thumb.shape[1], a.thumb.shape[0]), (b.thumb.shape[1], b.thumb.shape[0])
     m_thumb = _to_pixels(t_norm, size_a, size_b)
-    ref, mov, m_ref = a.thumb, b.thumb, m_thumb
-    if abs(np.linalg.det(m_thumb[:, :2])) > 1:  # warp the sharper side down onto the other, never up
-        ref, mov = b.thumb, a.thumb
-        m_ref = cv2.invertAffineTransform(m_thumb)
-    size = (ref.shape[1], ref.shape[0])
-    shrink = float(np.sqrt(abs(np.linalg.det(m_ref[:, :2]))))
-    if shrink < 0.9:  # anti-alias before shrinking
-        mov = cv2.GaussianBlur(mov, (0, 0), 0.5 * np.sqrt(1 / shrink**2 - 1))
-    warped = cv2.warpAffine(mov, m_ref, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    valid = cv2.warpAffine(np.full(mov.shape, 255, np.uint8), m_ref, size, flags=cv2.INTER_NEAREST) > 0
-    valid = cv2.erode(valid.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    measures.update(photometric(ref, warped, valid))
-    measures["overlap"] = float(valid.mean())
+    ref, mov = (b, a) if abs(np.linalg.det(m_thumb[:, :2])) > 1 else (a, b)  # warp down, never up
+    m_ref = cv2.invertAffineTransform(m_thumb) if ref is b else m_thumb
+    measures.update(photometric(ref.thumb, mov.thumb, m_ref))
+    # the fine band means nothing where either side was enlarged from a smaller picture (a thumbnail copy)
+    up_ref = max(ref.thumb.shape[:2]) / max(ref.native, 1)
+    up_mov = max(mov.thumb.shape[:2]) / max(mov.native, 1) * float(np.sqrt(abs(np.linalg.det(m_ref[:, :2]))))
+    measures["fine_ok"] = float(max(up_ref, up_mov) <= _MAX_UPSCALE)
     same, reason = decide(measures)
-    return Verdict(same, reason, inliers, measures.get("cell_match", 0.0), t_norm, mirrored, measures)
+    return Verdict(same, reason, inliers, measures.get("r2_1", 0.0), t_norm, mirrored, measures)
 
 
 def aligned_difference(img_a, img_b, verdict: Verdict) -> np.ndarray:
@@ -346,7 +450,8 @@ def aligned_difference(img_a, img_b, verdict: Verdict) -> np.ndarray:
     Both are brought to a common grey level first (mean and contrast over the overlap), so a colour filter
     shows as little and an overlay or a moved object shows brightly.
     """
-    ga, gb = _grey(img_a).astype(np.float32), _grey(img_b).astype(np.float32)
+    ga = cv2.cvtColor(_rgb(img_a), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gb = cv2.cvtColor(_rgb(img_b), cv2.COLOR_RGB2GRAY).astype(np.float32)
     if verdict.transform is None:
         raise ValueError("the verdict has no alignment (the pair did not align)")
     size_a, size_b = (ga.shape[1], ga.shape[0]), (gb.shape[1], gb.shape[0])

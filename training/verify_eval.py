@@ -138,7 +138,7 @@ def run_split(store: Store, split: str, n_photos: int, n_neg_photos: int, top: i
 
 
 def same(r: dict, rule: dict) -> bool:
-    return V.decide(r, rule["min_inliers"], rule["min_cell_match"])[0]
+    return V.decide(r, rule["verify"])[0]
 
 
 def metrics(records: list[dict], background: dict, rule: dict) -> dict:
@@ -174,6 +174,44 @@ def metrics(records: list[dict], background: dict, rule: dict) -> dict:
     return out
 
 
+GRID = {"inliers": [8, 12, 16], "cover": [0.8, 0.9], "mutual_loss": [0.0, 0.02, 1.0],
+        "r2_1": [0.0, 0.4, 0.6], "r2_2": [0.6, 0.7, 0.8, 0.85, 0.9], "bad_1": [0.2, 0.3, 0.4, 0.5, 1.0],
+        "bad_2": [0.2, 0.3, 1.0], "moved": [0.1, 0.15, 0.2, 0.3, 1.0]}
+
+
+def tune_rule(records: list[dict], target: float = 0.985) -> tuple[dict, float, float]:
+    """The grid rule that verifies the fewest other-shot and negative pairs while every copy kind keeps
+    ``target`` of its pairs verified; (rule, worst copy kind's rate, other-shot rate)."""
+    import itertools
+
+    def col(k, default):
+        return np.array([float(r.get(k, default)) for r in records])
+
+    cols = {k: col(k, 0.0) for k in ("inliers", "cover", "r2_1", "r2_2")}
+    cols |= {k: col(k, 1.0) for k in ("mutual_loss", "bad_1", "bad_2", "fine_ok", "moved")}
+    fine = cols["fine_ok"] > 0
+    fam = np.array([r["family"] for r in records])
+    kind = np.array([r["kind"] for r in records])
+    copy_kinds = [kind == k for k in sorted(set(kind[fam == "copy"]))]
+    shots, negs = fam == "shot", fam == "negative"
+    best = None
+    for values in itertools.product(*GRID.values()):
+        rule = dict(zip(GRID, values, strict=True))
+        ok = ((cols["inliers"] >= rule["inliers"]) & (cols["cover"] >= rule["cover"])
+              & (cols["mutual_loss"] <= rule["mutual_loss"]) & (cols["r2_2"] >= rule["r2_2"])
+              & (cols["bad_2"] <= rule["bad_2"]) & (cols["moved"] <= rule["moved"]) & (~fine | ((cols["r2_1"] >= rule["r2_1"])
+                                                             & (cols["bad_1"] <= rule["bad_1"]))))
+        worst = min(ok[m].mean() for m in copy_kinds)
+        if worst < target:
+            continue
+        score = (ok[shots].mean() + ok[negs].mean(), -worst)
+        if best is None or score < best[0]:
+            best = (score, rule, worst, ok[shots].mean())
+    if best is None:
+        raise ValueError(f"no rule of the grid keeps {target} of every copy kind")
+    return best[1], best[2], best[3]
+
+
 def table(name: str, m: dict) -> str:
     lines = [f"### {name}", "", "| copies: kind | n | verified | candidate@" + " | @".join(f"{t:g}" for t in
              CAND_THRESHOLDS) + " | duplicate tier |", "|---|---|---|" + "---|" * len(CAND_THRESHOLDS) + "---|"]
@@ -204,12 +242,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--candidate", type=float, default=0.80)
     p.add_argument("--similar-feat", type=float, default=0.60)
     p.add_argument("--similar-emb", type=float, default=0.70)
-    p.add_argument("--min-inliers", type=int, default=V.MIN_INLIERS)
-    p.add_argument("--min-cell-match", type=float, default=V.MIN_CELL_MATCH)
+    p.add_argument("--rule", type=json.loads, default={}, help='verifier thresholds over core.verify.RULE (JSON)')
+    p.add_argument("--tune", action="store_true", help="search the verifier thresholds on the tuning split")
+    p.add_argument("--target", type=float, default=0.985, help="--tune: share of every copy kind to keep")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     rule = {"candidate": a.candidate, "similar": {"feat": a.similar_feat, "emb": a.similar_emb},
-            "min_inliers": a.min_inliers, "min_cell_match": a.min_cell_match}
+            "verify": {**V.RULE, **a.rule}}
     store = Store(a.cache, Embedder(threads=2))
     report = {"rule": rule, "splits": {}}
     for split in a.splits:
@@ -219,6 +258,10 @@ def main(argv: list[str] | None = None) -> None:
         else:
             records, background = run_split(store, split, a.photos, a.neg_photos, a.top)
             rec_file.write_bytes(pickle.dumps((records, background)))
+        if a.tune and split == "tune":
+            found, worst, shot_rate = tune_rule(records, a.target)
+            log.info("tuned rule %s: worst copy kind %.3f verified, other shots %.3f", found, worst, shot_rate)
+            rule["verify"] = found
         m = metrics(records, background, rule)
         if store.extract_ms:
             x = np.array(store.extract_ms)
