@@ -347,8 +347,8 @@ def _motion(y: np.ndarray, x: np.ndarray, w: np.ndarray, cells: np.ndarray, k: i
         sd = float(np.sqrt((g * g).sum() / max(w.sum(), 1.0))) + 1e-3
         return (128 + 40 * np.clip(g / sd, -3, 3)).astype(np.uint8)
 
-    gy = to8(y)
-    f = _flow.calc(gy, to8(pred), None)
+    gy, gp = to8(y), to8(pred)
+    f = _flow.calc(gy, gp, None)
     tex = cells & (_cells(_sqsum(y), k) > _TEXTURE**2 * 3 * k * k)
     if not tex.any():
         return {"moved": 1.0, "flow": 4.0}
@@ -359,9 +359,18 @@ def _motion(y: np.ndarray, x: np.ndarray, w: np.ndarray, cells: np.ndarray, k: i
     wt = w.ravel() * (np.sqrt(_sqsum(y)).ravel() > _TEXTURE)
     a = design * wt[:, None]
     coef = np.linalg.lstsq(a.T @ design + np.eye(3) * 1e-3, a.T @ f.reshape(-1, 2), rcond=None)[0]
-    f = f - (design @ coef).reshape(h, wd, 2).astype(np.float32)
-    mag = np.minimum(np.sqrt((f * f).sum(-1)), 4.0) * w
+    local = f - (design @ coef).reshape(h, wd, 2).astype(np.float32)
+    mag = np.minimum(np.sqrt((local * local).sum(-1)), 4.0) * w
     per_cell = _cells(mag, k) / (k * k)
+    # a cell moved only if following the flow explains what differs there (flow in flat or noisy areas wanders)
+    maps = np.stack([xx + f[..., 0], yy + f[..., 1]], -1)
+    follow = cv2.remap(gp, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    g0, g1, gq = gy.astype(np.float32), follow.astype(np.float32), gp.astype(np.float32)
+    e_still = _cells((g0 - gq) ** 2 * w, k)
+    e_moved = _cells((g0 - g1) ** 2 * w, k)
+    e_cell = _cells((g0 - 128) ** 2 * w, k)
+    explained = (e_moved < 0.5 * e_still) & (e_still > 0.05 * e_cell)
+    per_cell = np.where(explained, per_cell, 0.0)
     return {"moved": float((per_cell[tex] > 0.5).mean()), "flow": float(per_cell[tex].mean())}
 
 
