@@ -31,11 +31,12 @@ from PIL import Image
 
 log = logging.getLogger(__name__)
 
-VERSION = 3  # part of a cache key: bump when extraction or its byte format changes
+VERSION = 4  # part of a cache key: bump when extraction or its byte format changes
 
 DETECT_SIDE = 384  # long side of the image ORB sees (measured: 2.5-3 ms per image for 500 features)
 THUMB_SIDE = 192  # long side of the grey thumbnail the photometric check compares
 N_FEATURES = 500
+_N_CANDIDATES = 1500  # ORB corners detected, of which N_FEATURES spread over the picture are kept
 RATIO = 0.8  # Lowe's ratio test
 RANSAC_PX = 4.0  # reprojection threshold in DETECT_SIDE pixels
 
@@ -155,16 +156,44 @@ _orb = None
 def _detector():
     global _orb
     if _orb is None:
-        _orb = cv2.ORB_create(N_FEATURES, scaleFactor=1.2, nlevels=8, edgeThreshold=15, patchSize=15,
+        _orb = cv2.ORB_create(_N_CANDIDATES, scaleFactor=1.2, nlevels=8, edgeThreshold=15, patchSize=15,
                               fastThreshold=8)
     return _orb
 
 
-def _detect(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    kps, des = _detector().detectAndCompute(g, None)
+def _spread(kps: list, shape: tuple[int, ...], n: int, grid: int = 6) -> list:
+    """The ``n`` keypoints to keep, taken round-robin over a grid by response, so that a caption, a logo or an
+    app's buttons (all strong corners) cannot take every keypoint from the photo around them."""
+    h, w = shape[:2]
+    cells: dict[tuple[int, int], list] = {}
+    for kp in sorted(kps, key=lambda k: -k.response):
+        cells.setdefault((int(kp.pt[1] * grid / h), int(kp.pt[0] * grid / w)), []).append(kp)
+    out, rank = [], 0
+    while len(out) < n and any(len(c) > rank for c in cells.values()):
+        out += [c[rank] for c in cells.values() if len(c) > rank]
+        rank += 1
+    return out[:n]
+
+
+def _detect(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Keypoints and descriptors of ``g`` and of its mirror image (the same corners, mirrored: FAST is
+    symmetric, only the descriptors must be computed again), the mirror's points in unmirrored coordinates."""
+    none = np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
+    orb = _detector()
+    kps = _spread(orb.detect(g, None), g.shape, N_FEATURES)
+    kps, des = orb.compute(g, kps) if kps else ((), None)
     if des is None or not kps:
-        return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
-    return np.array([k.pt for k in kps], np.float32), des
+        return *none, *none
+    wd = g.shape[1]
+    mirrored = [cv2.KeyPoint(wd - 1 - k.pt[0], k.pt[1], k.size, (180 - k.angle) % 360, k.response, k.octave)
+                for k in kps]
+    mkps, mdes = orb.compute(np.ascontiguousarray(g[:, ::-1]), mirrored)
+    pts = np.array([k.pt for k in kps], np.float32)
+    if mdes is None or not mkps:
+        return pts, des, *none
+    mpts = np.array([k.pt for k in mkps], np.float32)
+    mpts[:, 0] = wd - 1 - mpts[:, 0]
+    return pts, des, mpts, mdes
 
 
 def extract(image) -> ImageFeatures:
@@ -174,10 +203,7 @@ def extract(image) -> ImageFeatures:
     """
     rgb = _rgb(image)
     g = _resize_long(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), DETECT_SIDE)
-    pts, des = _detect(g)
-    mpts, mdes = _detect(np.ascontiguousarray(g[:, ::-1]))
-    if len(mpts):
-        mpts[:, 0] = g.shape[1] - 1 - mpts[:, 0]
+    pts, des, mpts, mdes = _detect(g)
     thumb = _resize_long(rgb, THUMB_SIDE)
     # through the cache's coding now, so that fresh and cached features verify alike
     jpeg = _encode_thumb(thumb)
@@ -258,26 +284,37 @@ def _cells(x: np.ndarray, k: int) -> np.ndarray:
                       interpolation=cv2.INTER_AREA) * (k * k)
 
 
+def _solve(ss: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    return np.linalg.solve(ss + np.eye(3) * (1e-6 * np.trace(ss) + 1e-9), sd)
+
+
 def _linear_fit(x: np.ndarray, y: np.ndarray, cells: np.ndarray, k: int) -> tuple[float, float]:
     """How well one image's band-pass colours are a global linear mix of the other's (any channel mixer, tint,
-    grey, gain, contrast), fitted both ways, the better kept: (share of energy explained, share of textured
-    cells where less than half is). ``x`` and ``y`` are zero outside the overlap."""
-    xf, yf = x.reshape(-1, 3), y.reshape(-1, 3)
-    xx, yy, xy = xf.T @ xf, yf.T @ yf, xf.T @ yf
+    grey, gain, contrast), fitted both ways, the better kept: (share of energy explained in the cells that fit,
+    share of textured cells where less than half is). The fit is refitted once without the cells it leaves
+    unexplained, so that a caption or a logo does not bend it. ``x`` and ``y`` are zero outside the overlap."""
     best = None
-    for src, dst, ss, dd, sd in ((x, y, xx, yy, xy), (y, x, yy, xx, xy.T)):
-        m = np.linalg.solve(ss + np.eye(3) * (1e-6 * np.trace(ss) + 1e-9), sd)
-        total = float(np.trace(dd))
-        r2 = 1 - float(np.trace(dd) - 2 * np.trace(m.T @ sd) + np.trace(m.T @ ss @ m)) / max(total, 1e-9)
-        if best is None or r2 > best[0]:
-            best = (r2, src, dst, m)
-    r2, src, dst, m = best
-    res = dst - cv2.transform(src, m.T.astype(np.float32))
-    ey = _cells(_sqsum(dst), k)
-    er = _cells(_sqsum(res), k)
-    tex = cells & (ey > _TEXTURE**2 * 3 * k * k)
-    bad = float((er[tex] > 0.5 * ey[tex]).mean()) if tex.any() else 1.0
-    return r2, bad
+    h, w = cells.shape[0] * k, cells.shape[1] * k
+    for src, dst in ((x, y), (y, x)):
+        sf, df = src[:h, :w].reshape(-1, 3), dst[:h, :w].reshape(-1, 3)
+        ey = _cells(_sqsum(dst), k)
+        tex = cells & (ey > _TEXTURE**2 * 3 * k * k)
+        if not tex.any():
+            continue
+        keep = np.ones(len(sf), bool)
+        for _ in range(2):
+            m = _solve(sf[keep].T @ sf[keep], sf[keep].T @ df[keep]).astype(np.float32)
+            er = _cells(_sqsum(dst - cv2.transform(src, m.T)), k)
+            ok = tex & (er <= 0.5 * ey)
+            if ok.sum() < 0.5 * tex.sum():
+                break
+            keep = np.kron(ok, np.ones((k, k), bool)).ravel()
+        ok = tex & (er <= 0.5 * ey)
+        r2 = 1 - float(er[ok].sum()) / max(float(ey[ok].sum()), 1e-9) if ok.any() else 0.0
+        cand = (float(1 - ok.sum() / tex.sum()), -r2)
+        if best is None or cand < best:
+            best = cand
+    return (0.0, 1.0) if best is None else (-best[1], best[0])
 
 
 def photometric(ref: np.ndarray, mov: np.ndarray, m: np.ndarray) -> dict[str, float]:
