@@ -1,20 +1,34 @@
 """Is a candidate pair the same capture (possibly edited), or another shot of the same subject?
 
 The embedding calls bursts, exposure brackets and moved-camera shots of one subject duplicates as readily as
-edited copies. This module checks a candidate pair geometrically and photometrically:
+edited copies. This module checks a candidate pair geometrically and photometrically.
 
-1. ``extract(image)`` once per image: ORB keypoints and descriptors on a grey version ~``DETECT_SIDE`` px long
-   (and on its mirror image, for flipped copies), plus a small grey thumbnail for the photometric check.
-   ``ImageFeatures.to_bytes()`` / ``ImageFeatures.from_bytes()`` make it a cache entry of ~40 KB.
-2. ``verify(a, b)``: ratio-test matches, RANSAC affine fit (the mirror tried when the direct fit fails), then
-   warp b's thumbnail onto a's and compare their band-pass structure cell by cell. A copy aligns as one global
-   transform whose residual structure matches over the whole overlap, whatever its colours; another shot has
-   parallax, moved subjects, other shadows, or detail where the other frame is clipped.
-3. ``aligned_difference(img_a, img_b, verdict)`` shows the GUI what changed between two verified copies.
+Interface (all Qt- and torch-free; per-pair trouble gives ``Verdict(same=False, reason=...)``, never a crash):
 
-``Verdict.transform`` maps b's normalised coordinates (x / width, y / height, in [0, 1]) to a's.
+- ``extract(image) -> ImageFeatures``: once per image. ``image`` is a path (decoded reduced, JPEG draft to
+  ~``DETECT_SIDE`` px), a PIL image or an RGB/grey uint8 array (any size; pass the scan's reduced decode to avoid
+  a second one). ORB keypoints spread over a grid on a grey ``DETECT_SIDE`` px version, descriptors for it and its
+  mirror image, and a ``THUMB_SIDE`` px colour thumbnail. Raises ``core.decode.DecodeError`` for an unreadable
+  path, ``ValueError`` for a bad array.
+- ``ImageFeatures.to_bytes()`` / ``ImageFeatures.from_bytes(data)``: ~40-50 KB cache entry (keypoints,
+  descriptors, JPEG thumbnail); ``from_bytes`` raises ``ValueError`` on damaged bytes or another ``VERSION``.
+  Key a cache on the file's identity and ``VERSION``.
+- ``verify(a, b) -> Verdict``: is ``b`` a copy of the same capture as ``a``? ``Verdict.same``, ``reason`` (for
+  the UI), ``inliers``, ``score`` (share of fine detail explained by a global colour mix), ``transform`` (2x3,
+  b's normalised coordinates -> a's; (0, 0) and (1, 1) are the outer corners of the picture), ``mirrored``,
+  and ``measures`` (every number the rule looked at).
+- ``decide(measures, rule=None) -> (same, reason)``: the rule alone, for evaluation sweeps; ``RULE`` holds the
+  tuned thresholds.
+- ``aligned_difference(img_a, img_b, verdict) -> uint8 (h, w)``: where b differs from a once aligned, in a's
+  pixels, for the GUI to show what changed between two copies.
 
-Everything here is Qt- and torch-free; a bad input gives a ``Verdict(same=False, reason=...)``, never a crash.
+How: ratio-test matches, RANSAC affine fit (the mirror tried when the direct fit fails), then the sharper
+thumbnail is warped down onto the other and compared over the overlap: per band (fine and coarse) one image's
+band-pass colours must be a global 3x3 linear mix of the other's (true of any colour filter, grey, tint,
+brightness or contrast change) in nearly every textured cell; no cell may show detail that the other image lost
+while the other shows detail that this one lost (an exposure bracket; an edit clips one way only); and no local
+motion may remain after the global alignment (optical flow that explains the difference: a burst, parallax).
+Copies must also cover all of one image (a panorama's frames overlap only in part).
 """
 
 from __future__ import annotations
@@ -34,7 +48,7 @@ log = logging.getLogger(__name__)
 VERSION = 4  # part of a cache key: bump when extraction or its byte format changes
 
 DETECT_SIDE = 384  # long side of the image ORB sees (measured: 2.5-3 ms per image for 500 features)
-THUMB_SIDE = 192  # long side of the grey thumbnail the photometric check compares
+THUMB_SIDE = 192  # long side of the colour thumbnail the photometric check compares
 N_FEATURES = 500
 _N_CANDIDATES = 1500  # ORB corners detected, of which N_FEATURES spread over the picture are kept
 RATIO = 0.8  # Lowe's ratio test
@@ -55,7 +69,7 @@ _TEXTURE = 1.0  # rms band-pass level (grey levels) below which a cell counts as
 
 @dataclass(frozen=True)
 class ImageFeatures:
-    """What ``verify`` needs of one image: keypoints (detection-image pixels), descriptors, a grey thumbnail."""
+    """What ``verify`` needs of one image: keypoints (detection-image pixels), descriptors, a colour thumbnail."""
 
     size: tuple[int, int]  # (width, height) of the detection image
     points: np.ndarray  # float32 (N, 2)
@@ -292,24 +306,28 @@ def _linear_fit(x: np.ndarray, y: np.ndarray, cells: np.ndarray, k: int) -> tupl
     """How well one image's band-pass colours are a global linear mix of the other's (any channel mixer, tint,
     grey, gain, contrast), fitted both ways, the better kept: (share of energy explained in the cells that fit,
     share of textured cells where less than half is). The fit is refitted once without the cells it leaves
-    unexplained, so that a caption or a logo does not bend it. ``x`` and ``y`` are zero outside the overlap."""
+    unexplained, so that a caption or a logo does not bend it. ``x`` and ``y`` are zero outside the overlap.
+
+    Works on per-cell second moments (6x6 per cell), so a refit costs nothing per pixel.
+    """
+    ch, cw = cells.shape
+    p = np.concatenate([x[: ch * k, : cw * k], y[: ch * k, : cw * k]], axis=2).reshape(ch, k, cw, k, 6)
+    mom = np.einsum("aibjp,aibjq->abpq", p, p, optimize=True)  # (ch, cw, 6, 6)
     best = None
-    h, w = cells.shape[0] * k, cells.shape[1] * k
-    for src, dst in ((x, y), (y, x)):
-        sf, df = src[:h, :w].reshape(-1, 3), dst[:h, :w].reshape(-1, 3)
-        ey = _cells(_sqsum(dst), k)
+    for s_, d_ in ((slice(0, 3), slice(3, 6)), (slice(3, 6), slice(0, 3))):
+        ss, sd, dd = mom[..., s_, s_], mom[..., s_, d_], mom[..., d_, d_]
+        ey = np.trace(dd, axis1=-2, axis2=-1)
         tex = cells & (ey > _TEXTURE**2 * 3 * k * k)
         if not tex.any():
             continue
-        keep = np.ones(len(sf), bool)
+        keep = tex
         for _ in range(2):
-            m = _solve(sf[keep].T @ sf[keep], sf[keep].T @ df[keep]).astype(np.float32)
-            er = _cells(_sqsum(dst - cv2.transform(src, m.T)), k)
+            m = _solve(ss[keep].sum(0), sd[keep].sum(0))
+            er = ey - 2 * np.einsum("abij,ij->ab", sd, m) + np.einsum("ij,abik,kj->ab", m, ss, m)
             ok = tex & (er <= 0.5 * ey)
             if ok.sum() < 0.5 * tex.sum():
                 break
-            keep = np.kron(ok, np.ones((k, k), bool)).ravel()
-        ok = tex & (er <= 0.5 * ey)
+            keep = ok
         r2 = 1 - float(er[ok].sum()) / max(float(ey[ok].sum()), 1e-9) if ok.any() else 0.0
         cand = (float(1 - ok.sum() / tex.sum()), -r2)
         if best is None or cand < best:

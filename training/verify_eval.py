@@ -21,9 +21,9 @@ import cv2
 import numpy as np
 
 from core import verify as V
-from core.decode import decode_for_model, resize_for_model
+from core.decode import decode_for_model, read_full, resize_for_model
 from core.embed import Embedder, is_portrait
-from training.pairset import KINDS, SPLITS, Pair, copy_pairs, load, photos, shot_pairs, subset
+from training.pairset import DATASETS, KINDS, SPLITS, Pair, copy_pairs, load, photos, shot_pairs, subset
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +169,28 @@ def metrics(records: list[dict], background: dict, rule: dict) -> dict:
     out["background_similar"] = float(np.mean((background["feat"] >= sim["feat"]) |
                                               (background["emb"] >= sim["emb"])))
     out["background_photos"] = background["n_photos"]
+    # the candidate threshold and the verifier together: what each threshold gives
+    ver = np.array([same(r, rule) for r in records])
+    emb = np.array([r["emb"] for r in records])
+    fam = np.array([r["family"] for r in records])
+    kinds = np.array([r["kind"] for r in records])
+    out["by_candidate"] = []
+    for t in CAND_THRESHOLDS:
+        d = ver & (emb >= t)
+        worst = min((d[(fam == "copy") & (kinds == k)].mean(), k) for k in set(kinds[fam == "copy"]))
+        fp = int(d[fam != "copy"].sum())
+        out["by_candidate"].append({"candidate": t, "worst_copy_kind": worst, "copies": float(d[fam == "copy"].mean()),
+                                    "shots": float(d[fam == "shot"].mean()), "false_positives": fp,
+                                    "precision": float(d[fam == "copy"].sum() / max(1, d.sum()))})
+    # which "similar shots" rule reaches how many other-shot pairs, and what it lets in from unrelated photos
+    shots = [(r, d) for r, d in zip(records, dup, strict=True) if r["family"] == "shot"]
+    out["similar_rules"] = []
+    for src, ts in (("feat", (0.5, 0.55, 0.6, 0.65, 0.714)), ("emb", (0.6, 0.65, 0.7, 0.75, 0.8))):
+        for t in ts:
+            out["similar_rules"].append({
+                "rule": f"{src} >= {t:g}", "shots": float(np.mean([not d and r[src] >= t for r, d in shots])),
+                "unrelated_pairs": float(np.mean(background[src] >= t)),
+                "unrelated_per_photo": float((background[src] >= t).sum() * 2 / background["n_photos"])})
     ms = np.array([r["ms"] for r in records])
     out["verify_ms"] = {"mean": float(ms.mean()), "p50": float(np.median(ms)), "p95": float(np.percentile(ms, 95))}
     return out
@@ -227,8 +249,46 @@ def table(name: str, m: dict) -> str:
               f"{len(m['false_positives'])}", f"unrelated photo pairs in the similar tier: "
               f"{m['background_similar']:.4%} (of all pairs of {m['background_photos']} photos)",
               f"verify ms per pair: {m['verify_ms']}", ""]
-    lines += [f"- FP: {fp}" for fp in m["false_positives"]]
+    lines += ["| candidate threshold | copies in duplicate tier | worst kind | other shots in duplicate tier | "
+              "false positives | precision |", "|---|---|---|---|---|---|"]
+    lines += [f"| {c['candidate']:g} | {c['copies']:.4f} | {c['worst_copy_kind'][1]} {c['worst_copy_kind'][0]:.3f} | "
+              f"{c['shots']:.3f} | {c['false_positives']} | {c['precision']:.4f} |" for c in m["by_candidate"]]
+    lines += ["", "| similar-tier rule | other-shot pairs reached (not verified) | unrelated pairs above | per photo |",
+              "|---|---|---|---|"]
+    lines += [f"| {r['rule']} | {r['shots']:.3f} | {r['unrelated_pairs']:.4%} | {r['unrelated_per_photo']:.2f} |"
+              for r in m["similar_rules"]]
+    lines += ["", *[f"- FP: {fp}" for fp in m["false_positives"]]]
     return "\n".join(lines)
+
+
+def bench(files: list[str], n_pairs: int = 300) -> dict:
+    """Single-thread cost: decode + extract per file (as ``extract(path)`` does), serialised size, and verify
+    per pair (consecutive files: mostly different pictures, the common case of a candidate pair that fails)."""
+    cv2.setNumThreads(1)
+    feats, ms_path, ms_extract, sizes = [], [], [], []
+    for f in files:
+        t = time.perf_counter()
+        im = read_full(f, max_side=V.DETECT_SIDE)
+        t1 = time.perf_counter()
+        feats.append(V.extract(im))
+        t2 = time.perf_counter()
+        ms_path.append((t2 - t) * 1000)
+        ms_extract.append((t2 - t1) * 1000)
+        sizes.append(len(feats[-1].to_bytes()))
+    pair_ms, copy_ms = [], []
+    for i in range(min(n_pairs, len(feats) - 1)):
+        t = time.perf_counter()
+        V.verify(feats[i], feats[i + 1])
+        pair_ms.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        V.verify(feats[i], feats[i])
+        copy_ms.append((time.perf_counter() - t) * 1000)
+
+    def stats(x):
+        return {"mean": float(np.mean(x)), "p50": float(np.median(x)), "p95": float(np.percentile(x, 95))}
+
+    return {"files": len(files), "decode_and_extract_ms": stats(ms_path), "extract_only_ms": stats(ms_extract),
+            "bytes": stats(sizes), "verify_other_ms": stats(pair_ms), "verify_same_ms": stats(copy_ms)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -244,9 +304,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--similar-emb", type=float, default=0.70)
     p.add_argument("--rule", type=json.loads, default={}, help='verifier thresholds over core.verify.RULE (JSON)')
     p.add_argument("--tune", action="store_true", help="search the verifier thresholds on the tuning split")
+    p.add_argument("--bench", type=int, default=0, help="only time extraction and verification on this many files")
     p.add_argument("--target", type=float, default=0.985, help="--tune: share of every copy kind to keep")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if a.bench:
+        groups = sorted((DATASETS / "shots" / "images").glob("*/*.jpg"))
+        files = [str(f) for f in subset(groups, a.bench // 2) + subset(photos("heldout"), a.bench - a.bench // 2)]
+        result = bench(files)
+        print(json.dumps(result, indent=1))
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.with_name("verification_bench.json").write_text(json.dumps(result, indent=1))
+        return
     rule = {"candidate": a.candidate, "similar": {"feat": a.similar_feat, "emb": a.similar_emb},
             "verify": {**V.RULE, **a.rule}}
     store = Store(a.cache, Embedder(threads=2))
