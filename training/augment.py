@@ -270,3 +270,75 @@ def random_edit(im: Image.Image, rng: np.random.Generator, strength: float = 1.0
             if rng.random() < p * strength:
                 im = edit(im, rng)
     return im
+
+
+# Colour filters as photo apps apply them (sepia, duotone, film presets, strong casts, channel tricks). Kept apart
+# from ``EDITS`` so the embedding's evaluation keeps measuring its 21 kinds; ``training/verify_eval.py`` measures
+# both sets.
+def _luma(a: np.ndarray) -> np.ndarray:
+    return a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
+
+
+def sepia(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Classic sepia toning, blended with the original at 70-100 %."""
+    a = np.asarray(im, dtype=np.float32)
+    m = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]], np.float32)
+    k = float(rng.uniform(0.7, 1.0))
+    out = k * (a @ m.T) + (1 - k) * a
+    return Image.fromarray(out.clip(0, 255).astype(np.uint8))
+
+
+def duotone(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Luminance mapped onto a ramp between a dark and a light colour."""
+    y = _luma(np.asarray(im, dtype=np.float32))[..., None] / 255.0
+    dark = rng.uniform(0, 110, 3).astype(np.float32)
+    light = rng.uniform(150, 255, 3).astype(np.float32)
+    return Image.fromarray((dark + y * (light - dark)).clip(0, 255).astype(np.uint8))
+
+
+def vintage(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A film preset: faded blacks, split toning (cool shadows, warm highlights), grain and a vignette."""
+    a = np.asarray(im, dtype=np.float32) / 255.0
+    lift = float(rng.uniform(0.08, 0.2))
+    a = lift + a * (1 - lift - float(rng.uniform(0.0, 0.08)))  # faded blacks, softened whites
+    y = _luma(a)[..., None]
+    shadow = np.array([-1, 0.2, 1], np.float32) * float(rng.uniform(0.03, 0.08))
+    high = np.array([1, 0.3, -1], np.float32) * float(rng.uniform(0.03, 0.08))
+    a = a + (1 - y) * shadow + y * high
+    h, w = a.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r2 = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2
+    a = a * (1 - float(rng.uniform(0.2, 0.45)) * np.clip(r2 / 2, 0, 1))[..., None]
+    grain = rng.normal(0, float(rng.uniform(0.015, 0.04)), (h, w, 1)).astype(np.float32)
+    return Image.fromarray(((a + grain) * 255).clip(0, 255).astype(np.uint8))
+
+
+def warm(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A strong warm cast: red up, blue down."""
+    g = np.array([rng.uniform(1.15, 1.35), rng.uniform(1.0, 1.1), rng.uniform(0.6, 0.8)], np.float32)
+    return Image.fromarray((np.asarray(im, dtype=np.float32) * g).clip(0, 255).astype(np.uint8))
+
+
+def cool(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A strong cool cast: blue up, red down."""
+    g = np.array([rng.uniform(0.6, 0.8), rng.uniform(0.95, 1.05), rng.uniform(1.15, 1.35)], np.float32)
+    return Image.fromarray((np.asarray(im, dtype=np.float32) * g).clip(0, 255).astype(np.uint8))
+
+
+def channel_swap(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """The colour channels in another order (a 'pop art' filter)."""
+    perms = [(0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)]
+    return Image.fromarray(np.ascontiguousarray(np.asarray(im)[..., list(perms[int(rng.integers(len(perms)))])]))
+
+
+def channel_mix(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A channel mixer: every output channel a random positive mix of the inputs (rows sum to 0.8-1.2)."""
+    m = rng.uniform(0, 1, (3, 3)).astype(np.float32) + np.eye(3, dtype=np.float32) * float(rng.uniform(0, 1))
+    m = m / m.sum(axis=1, keepdims=True) * rng.uniform(0.8, 1.2, (3, 1)).astype(np.float32)
+    return Image.fromarray((np.asarray(im, dtype=np.float32) @ m.T).clip(0, 255).astype(np.uint8))
+
+
+COLOUR_FILTERS: dict[str, Edit] = {
+    "sepia": sepia, "duotone": duotone, "vintage": vintage, "warm": warm, "cool": cool,
+    "channel_swap": channel_swap, "channel_mix": channel_mix,
+}

@@ -1,0 +1,531 @@
+"""Is a candidate pair the same capture (possibly edited), or another shot of the same subject?
+
+The embedding calls bursts, exposure brackets and moved-camera shots of one subject duplicates as readily as
+edited copies. This module checks a candidate pair geometrically and photometrically.
+
+Interface (all Qt- and torch-free; per-pair trouble gives ``Verdict(same=False, reason=...)``, never a crash):
+
+- ``extract(image) -> ImageFeatures``: once per image. ``image`` is a path (decoded reduced, JPEG draft to
+  ~``DETECT_SIDE`` px), a PIL image or an RGB/grey uint8 array (any size; pass the scan's reduced decode to avoid
+  a second one). ORB keypoints spread over a grid on a grey ``DETECT_SIDE`` px version, descriptors for it and its
+  mirror image, and a ``THUMB_SIDE`` px colour thumbnail. Raises ``core.decode.DecodeError`` for an unreadable
+  path, ``ValueError`` for a bad array.
+- ``ImageFeatures.to_bytes()`` / ``ImageFeatures.from_bytes(data)``: ~40-50 KB cache entry (keypoints,
+  descriptors, JPEG thumbnail); ``from_bytes`` raises ``ValueError`` on damaged bytes or another ``VERSION``.
+  Key a cache on the file's identity and ``VERSION``.
+- ``verify(a, b) -> Verdict``: is ``b`` a copy of the same capture as ``a``? ``Verdict.same``, ``reason`` (for
+  the UI), ``inliers``, ``score`` (share of fine detail explained by a global colour mix), ``transform`` (2x3,
+  b's normalised coordinates -> a's; (0, 0) and (1, 1) are the outer corners of the picture), ``mirrored``,
+  and ``measures`` (every number the rule looked at).
+- ``decide(measures, rule=None) -> (same, reason)``: the rule alone, for evaluation sweeps; ``RULE`` holds the
+  tuned thresholds.
+- ``aligned_difference(img_a, img_b, verdict) -> uint8 (h, w)``: where b differs from a once aligned, in a's
+  pixels, for the GUI to show what changed between two copies.
+
+How: ratio-test matches, RANSAC affine fit (the mirror tried when the direct fit fails), then the sharper
+thumbnail is warped down onto the other and compared over the overlap: per band (fine and coarse) one image's
+band-pass colours must be a global 3x3 linear mix of the other's (true of any colour filter, grey, tint,
+brightness or contrast change) in nearly every textured cell; no cell may show detail that the other image lost
+while the other shows detail that this one lost (an exposure bracket; an edit clips one way only); and no local
+motion may remain after the global alignment (optical flow that explains the difference: a burst, parallax).
+Copies must also cover all of one image (a panorama's frames overlap only in part).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+VERSION = 4  # part of a cache key: bump when extraction or its byte format changes
+
+DETECT_SIDE = 384  # long side of the image ORB sees (measured: 2.5-3 ms per image for 500 features)
+THUMB_SIDE = 192  # long side of the colour thumbnail the photometric check compares
+N_FEATURES = 500
+_N_CANDIDATES = 1500  # ORB corners detected, of which N_FEATURES spread over the picture are kept
+RATIO = 0.8  # Lowe's ratio test
+RANSAC_PX = 4.0  # reprojection threshold in DETECT_SIDE pixels
+
+# Decision thresholds: see training/reports/verification.md (tuned on the tuning split of verify_eval.py).
+RULE = {"inliers": 12, "cover": 0.85, "mutual_loss": 0.01, "r2_1": 0.5, "r2_2": 0.8, "bad_1": 0.5, "bad_2": 0.2,
+        "moved": 0.2}
+MIN_INLIERS = 12  # stops the mirror search early when 3x this many align directly
+MAX_STRETCH = 2.4  # anisotropy of the fitted affine (stretch edits reach 1.8)
+
+_CELL = 16  # photometric cell size in thumbnail pixels
+_PHOTOMETRIC_FROM = 6  # fewer inliers than this: no alignment worth checking
+_SIGMAS = (0.7, 2.0, 5.0)  # band edges: fine band 0.7-2 px, coarse band 2-5 px (thumbnail pixels)
+_MAX_UPSCALE = 1.25  # a thumbnail enlarged more than this from its source has no fine band to compare
+_TEXTURE = 1.0  # rms band-pass level (grey levels) below which a cell counts as flat
+
+
+@dataclass(frozen=True)
+class ImageFeatures:
+    """What ``verify`` needs of one image: keypoints (detection-image pixels), descriptors, a colour thumbnail."""
+
+    size: tuple[int, int]  # (width, height) of the detection image
+    points: np.ndarray  # float32 (N, 2)
+    descriptors: np.ndarray  # uint8 (N, 32)
+    mirror_points: np.ndarray  # of the mirrored image, mapped back to unmirrored coordinates
+    mirror_descriptors: np.ndarray
+    thumb: np.ndarray  # uint8 (h, w, 3) RGB, long side THUMB_SIDE (already through the cache's JPEG coding)
+    native: int = 0  # long side of the image extract() was given, in pixels (0: unknown)
+    thumb_jpeg: bytes = field(default=b"", repr=False, compare=False)  # that coding, kept for to_bytes
+
+    def to_bytes(self) -> bytes:
+        """Compact, versioned bytes for a cache: zlib over a header, keypoints and descriptors, then the JPEG
+        thumbnail (~25-35 KB in all for 500 + 500 keypoints)."""
+        head = struct.pack("<6I", VERSION, self.size[0], self.size[1], len(self.points), len(self.mirror_points),
+                           self.native)
+        arrays = b"".join(np.ascontiguousarray(a).tobytes() for a in (
+            self.points.astype(np.float16), self.descriptors, self.mirror_points.astype(np.float16),
+            self.mirror_descriptors))
+        body = zlib.compress(head + arrays, 6)
+        return struct.pack("<I", len(body)) + body + (self.thumb_jpeg or _encode_thumb(self.thumb))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ImageFeatures:
+        """Inverse of ``to_bytes``; raises ``ValueError`` on another version or damaged bytes."""
+        try:
+            (n_body,) = struct.unpack_from("<I", data)
+            raw = zlib.decompress(data[4 : 4 + n_body])
+            version, w, h, n, m, native = struct.unpack_from("<6I", raw)
+        except (zlib.error, struct.error) as e:
+            raise ValueError(f"not verification features: {e}") from e
+        if version != VERSION:
+            raise ValueError(f"verification features of version {version}, expected {VERSION}")
+        off = struct.calcsize("<6I")
+        if len(raw) != off + (n + m) * (4 + 32):
+            raise ValueError("damaged verification features")
+
+        def take(count: int, dtype, shape):
+            nonlocal off
+            a = np.frombuffer(raw, dtype, count, off).reshape(shape)
+            off += a.nbytes
+            return a
+
+        pts = take(n * 2, np.float16, (n, 2)).astype(np.float32)
+        des = take(n * 32, np.uint8, (n, 32))
+        mpts = take(m * 2, np.float16, (m, 2)).astype(np.float32)
+        mdes = take(m * 32, np.uint8, (m, 32))
+        jpeg = bytes(data[4 + n_body :])
+        thumb = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR) if jpeg else None
+        if thumb is None:
+            raise ValueError("damaged verification thumbnail")
+        return cls((w, h), pts, des, mpts, mdes, thumb, native, jpeg)
+
+
+def _encode_thumb(rgb: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+                                         cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])
+    if not ok:
+        raise ValueError("cannot encode the thumbnail")
+    return buf.tobytes()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    same: bool
+    reason: str
+    inliers: int = 0
+    score: float = 0.0  # photometric agreement: share of textured overlap cells whose structure matches
+    transform: np.ndarray | None = None  # 2x3, b's normalised coordinates -> a's
+    mirrored: bool = False
+    measures: dict[str, float] = field(default_factory=dict, compare=False)  # everything measured, for tuning
+
+
+def _rgb(image) -> np.ndarray:
+    if isinstance(image, (str, os.PathLike)):
+        from core.decode import read_full
+
+        image = read_full(str(image), max_side=DETECT_SIDE)
+    if isinstance(image, Image.Image):
+        image = image.convert("RGB")
+    a = np.asarray(image)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] < 3 or min(a.shape[:2]) < 1:
+        raise ValueError(f"expected an RGB or grey uint8 image, got {a.dtype} {a.shape}")
+    return np.ascontiguousarray(a[..., :3])
+
+
+def _resize_long(a: np.ndarray, side: int) -> np.ndarray:
+    h, w = a.shape[:2]
+    s = side / max(h, w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return cv2.resize(a, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+
+
+_orb = None
+
+
+def _detector():
+    global _orb
+    if _orb is None:
+        _orb = cv2.ORB_create(_N_CANDIDATES, scaleFactor=1.2, nlevels=8, edgeThreshold=15, patchSize=15,
+                              fastThreshold=8)
+    return _orb
+
+
+def _spread(kps: list, shape: tuple[int, ...], n: int, grid: int = 6) -> list:
+    """The ``n`` keypoints to keep, taken round-robin over a grid by response, so that a caption, a logo or an
+    app's buttons (all strong corners) cannot take every keypoint from the photo around them."""
+    h, w = shape[:2]
+    cells: dict[tuple[int, int], list] = {}
+    for kp in sorted(kps, key=lambda k: -k.response):
+        cells.setdefault((int(kp.pt[1] * grid / h), int(kp.pt[0] * grid / w)), []).append(kp)
+    out, rank = [], 0
+    while len(out) < n and any(len(c) > rank for c in cells.values()):
+        out += [c[rank] for c in cells.values() if len(c) > rank]
+        rank += 1
+    return out[:n]
+
+
+def _detect(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Keypoints and descriptors of ``g`` and of its mirror image (the same corners, mirrored: FAST is
+    symmetric, only the descriptors must be computed again), the mirror's points in unmirrored coordinates."""
+    none = np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
+    orb = _detector()
+    kps = _spread(orb.detect(g, None), g.shape, N_FEATURES)
+    kps, des = orb.compute(g, kps) if kps else ((), None)
+    if des is None or not kps:
+        return *none, *none
+    wd = g.shape[1]
+    mirrored = [cv2.KeyPoint(wd - 1 - k.pt[0], k.pt[1], k.size, (180 - k.angle) % 360, k.response, k.octave)
+                for k in kps]
+    mkps, mdes = orb.compute(np.ascontiguousarray(g[:, ::-1]), mirrored)
+    pts = np.array([k.pt for k in kps], np.float32)
+    if mdes is None or not mkps:
+        return pts, des, *none
+    mpts = np.array([k.pt for k in mkps], np.float32)
+    mpts[:, 0] = wd - 1 - mpts[:, 0]
+    return pts, des, mpts, mdes
+
+
+def extract(image) -> ImageFeatures:
+    """Features of one image: a path (decoded reduced), a PIL image, or an RGB/grey uint8 array.
+
+    Raises ``core.decode.DecodeError`` for an unreadable path and ``ValueError`` for a bad array.
+    """
+    rgb = _rgb(image)
+    g = _resize_long(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), DETECT_SIDE)
+    pts, des, mpts, mdes = _detect(g)
+    thumb = _resize_long(rgb, THUMB_SIDE)
+    # through the cache's coding now, so that fresh and cached features verify alike
+    jpeg = _encode_thumb(thumb)
+    thumb = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    return ImageFeatures((g.shape[1], g.shape[0]), pts, des, mpts, mdes, thumb, max(rgb.shape[:2]), jpeg)
+
+
+_matcher = None
+
+
+def _match(da: np.ndarray, db: np.ndarray) -> np.ndarray:
+    """Index pairs (i in a, j in b) passing the ratio test."""
+    global _matcher
+    if len(da) < 2 or len(db) < 2:
+        return np.zeros((0, 2), np.int64)
+    if _matcher is None:
+        _matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    out = [(m[0].queryIdx, m[0].trainIdx) for m in _matcher.knnMatch(da, db, k=2)
+           if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
+    return np.array(out, np.int64).reshape(-1, 2)
+
+
+def _fit(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """RANSAC affine b -> a in detection pixels; (matrix, inlier mask)."""
+    if len(pa) < 4:
+        return None, np.zeros(len(pa), bool)
+    m, inl = cv2.estimateAffine2D(pb, pa, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=2000,
+                                  confidence=0.995, refineIters=10)
+    if m is None or inl is None:
+        return None, np.zeros(len(pa), bool)
+    return m, inl.ravel().astype(bool)
+
+
+def _plausible(m: np.ndarray, mirrored: bool) -> bool:
+    lin = m[:, :2]
+    det = float(np.linalg.det(lin))
+    if (det < 0) != mirrored or abs(det) < 1e-6:
+        return False
+    s = np.linalg.svd(lin, compute_uv=False)
+    return 1 / 8 <= float(np.sqrt(abs(det))) <= 8 and s[0] / s[1] <= MAX_STRETCH
+
+
+def _norm(size: tuple[int, int]) -> np.ndarray:
+    """Pixel coordinates (centres at integers) to normalised ones (the image spans 0..1)."""
+    return np.array([[1 / size[0], 0, 0.5 / size[0]], [0, 1 / size[1], 0.5 / size[1]], [0, 0, 1]])
+
+
+def _compose(m: np.ndarray, size_a: tuple[int, int], size_b: tuple[int, int]) -> np.ndarray:
+    """Pixel transform b -> a (detection sizes) as normalised coordinates."""
+    m3 = np.vstack([m, [0, 0, 1]])
+    return (_norm(size_a) @ m3 @ np.linalg.inv(_norm(size_b)))[:2]
+
+
+def _to_pixels(t_norm: np.ndarray, size_a: tuple[int, int], size_b: tuple[int, int]) -> np.ndarray:
+    t3 = np.vstack([t_norm, [0, 0, 1]])
+    return (np.linalg.inv(_norm(size_a)) @ t3 @ _norm(size_b))[:2]
+
+
+def _blurs(a: np.ndarray, w: np.ndarray, wb: dict[float, np.ndarray]) -> dict[float, np.ndarray]:
+    """Gaussian blurs of ``a`` inside the mask ``w`` at each sigma of ``wb`` (normalised convolution: what lies
+    outside the overlap, such as a letterbox bar or an app's canvas, never leaks in)."""
+    aw = cv2.multiply(a, cv2.merge([w, w, w]))
+    return {s: cv2.divide(cv2.GaussianBlur(aw, (0, 0), s), d) for s, d in wb.items()}
+
+
+_ONES = np.ones((1, 3), np.float32)
+
+
+def _sqsum(a: np.ndarray) -> np.ndarray:
+    """Per-pixel sum of squares over the colour channels (cv2: ~15x faster than numpy here)."""
+    return cv2.transform(cv2.multiply(a, a), _ONES)
+
+
+def _cells(x: np.ndarray, k: int) -> np.ndarray:
+    """Sums over k x k cells of a 2-D array (the ragged edge dropped)."""
+    h, w = x.shape[0] // k * k, x.shape[1] // k * k
+    return cv2.resize(np.ascontiguousarray(x[:h, :w], np.float32), (w // k, h // k),
+                      interpolation=cv2.INTER_AREA) * (k * k)
+
+
+def _solve(ss: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    return np.linalg.solve(ss + np.eye(3) * (1e-6 * np.trace(ss) + 1e-9), sd)
+
+
+def _linear_fit(x: np.ndarray, y: np.ndarray, cells: np.ndarray, k: int) -> tuple[float, float]:
+    """How well one image's band-pass colours are a global linear mix of the other's (any channel mixer, tint,
+    grey, gain, contrast), fitted both ways, the better kept: (share of energy explained in the cells that fit,
+    share of textured cells where less than half is). The fit is refitted once without the cells it leaves
+    unexplained, so that a caption or a logo does not bend it. ``x`` and ``y`` are zero outside the overlap.
+
+    Works on per-cell second moments (6x6 per cell), so a refit costs nothing per pixel.
+    """
+    ch, cw = cells.shape
+    p = np.concatenate([x[: ch * k, : cw * k], y[: ch * k, : cw * k]], axis=2).reshape(ch, k, cw, k, 6)
+    mom = np.einsum("aibjp,aibjq->abpq", p, p, optimize=True)  # (ch, cw, 6, 6)
+    best = None
+    for s_, d_ in ((slice(0, 3), slice(3, 6)), (slice(3, 6), slice(0, 3))):
+        ss, sd, dd = mom[..., s_, s_], mom[..., s_, d_], mom[..., d_, d_]
+        ey = np.trace(dd, axis1=-2, axis2=-1)
+        tex = cells & (ey > _TEXTURE**2 * 3 * k * k)
+        if not tex.any():
+            continue
+        keep = tex
+        for _ in range(2):
+            m = _solve(ss[keep].sum(0), sd[keep].sum(0))
+            er = ey - 2 * np.einsum("abij,ij->ab", sd, m) + np.einsum("ij,abik,kj->ab", m, ss, m)
+            ok = tex & (er <= 0.5 * ey)
+            if ok.sum() < 0.5 * tex.sum():
+                break
+            keep = ok
+        r2 = 1 - float(er[ok].sum()) / max(float(ey[ok].sum()), 1e-9) if ok.any() else 0.0
+        cand = (float(1 - ok.sum() / tex.sum()), -r2)
+        if best is None or cand < best:
+            best = cand
+    return (0.0, 1.0) if best is None else (-best[1], best[0])
+
+
+def photometric(ref: np.ndarray, mov: np.ndarray, m: np.ndarray) -> dict[str, float]:
+    """Compare ``ref`` with ``mov`` warped onto it by ``m`` (2x3, mov pixels -> ref pixels, not enlarging).
+
+    Per band (fine 0.7-2 px, coarse 2-5 px) the band-pass RGB of one image is fitted as a global 3x3 linear mix
+    of the other's, both ways, keeping the better: a colour filter, grey conversion, tint, brightness or
+    contrast change is such a mix; parallax, a moved subject, other shadows or another exposure's tone curve
+    are not. ``bad`` counts cells the fit leaves mostly unexplained. Separately, cells textured in one image
+    and flat in the other, both ways round (``mutual_loss``), betray an exposure bracket: an edit can clip
+    detail away in one direction, never create it.
+    """
+    ref = ref.astype(np.float32)
+    mov = mov.astype(np.float32)
+    size = (ref.shape[1], ref.shape[0])
+    shrink = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    if shrink < 0.9:  # anti-alias before shrinking
+        mov = cv2.GaussianBlur(mov, (0, 0), 0.5 * np.sqrt(1 / shrink**2 - 1))
+    x_all = cv2.warpAffine(mov, m, size, flags=cv2.INTER_LINEAR)
+    w = cv2.warpAffine(np.full(mov.shape[:2], 255, np.uint8), m, size, flags=cv2.INTER_NEAREST)
+    w = (cv2.erode(w, np.ones((3, 3), np.uint8)) > 0).astype(np.float32)
+    valid = w > 0
+    k = int(np.clip(np.sqrt(valid.sum() / 40), 6, _CELL))  # at least ~40 cells, even for a small overlap
+    cells = _cells(w, k) >= 0.9 * k * k
+    out: dict[str, float] = {"overlap_cells": float(cells.sum())}
+    if cells.sum() < 4:
+        return {**out, "r2_1": 0.0, "r2_2": 0.0, "bad_1": 1.0, "bad_2": 1.0, "mutual_loss": 1.0}
+    wb = {s: cv2.merge([np.maximum(cv2.GaussianBlur(w, (0, 0), s), 1e-3)] * 3) for s in _SIGMAS}
+    by, bx = _blurs(ref, w, wb), _blurs(x_all, w, wb)
+    for name, s1, s2 in (("1", _SIGMAS[0], _SIGMAS[1]), ("2", _SIGMAS[1], _SIGMAS[2])):
+        w3 = cv2.merge([w, w, w])
+        y, x = cv2.multiply(by[s1] - by[s2], w3), cv2.multiply(bx[s1] - bx[s2], w3)
+        out[f"r2_{name}"], out[f"bad_{name}"] = _linear_fit(x, y, cells, k)
+        if name == "2":
+            ea = np.sqrt(_cells(_sqsum(y), k) / (3 * k * k))
+            eb = np.sqrt(_cells(_sqsum(x), k) / (3 * k * k))
+            both = cells & (ea > _TEXTURE) & (eb > _TEXTURE)
+            gain = float(np.median(eb[both] / ea[both])) if both.sum() >= 4 else 1.0
+            n = max(1, int(cells.sum()))
+            lost_b = cells & (ea > 2 * _TEXTURE) & (eb < 0.25 * gain * ea)
+            lost_a = cells & (eb > 2 * _TEXTURE * gain) & (ea * gain < 0.25 * eb)
+            out["lost_a"], out["lost_b"] = float(lost_a.sum() / n), float(lost_b.sum() / n)
+            out["mutual_loss"] = min(out["lost_a"], out["lost_b"])
+    out.update(_motion(by[_SIGMAS[0]] - by[_SIGMAS[2]], bx[_SIGMAS[0]] - bx[_SIGMAS[2]], w, cells, k))
+    return out
+
+
+_flow = None
+
+
+def _motion(y: np.ndarray, x: np.ndarray, w: np.ndarray, cells: np.ndarray, k: int) -> dict[str, float]:
+    """Local motion left after the global alignment: dense optical flow between one image and the other
+    mapped into its colours (global 3x3 mix), per cell. A copy has none; a burst, a moved subject or parallax
+    has some. ``moved``: share of textured cells whose mean flow exceeds half a thumbnail pixel."""
+    global _flow
+    if _flow is None:
+        _flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    w3 = cv2.merge([w, w, w])
+    y, x = cv2.multiply(y, w3), cv2.multiply(x, w3)
+    xf, yf = x.reshape(-1, 3), y.reshape(-1, 3)
+    xx, xy = xf.T @ xf, xf.T @ yf
+    m = np.linalg.solve(xx + np.eye(3) * (1e-6 * np.trace(xx) + 1e-9), xy).astype(np.float32)
+    pred = cv2.transform(x, m.T)
+
+    def to8(a: np.ndarray) -> np.ndarray:
+        g = a.mean(axis=2)
+        sd = float(np.sqrt((g * g).sum() / max(w.sum(), 1.0))) + 1e-3
+        return (128 + 40 * np.clip(g / sd, -3, 3)).astype(np.uint8)
+
+    gy, gp = to8(y), to8(pred)
+    f = _flow.calc(gy, gp, None)
+    tex = cells & (_cells(_sqsum(y), k) > _TEXTURE**2 * 3 * k * k)
+    if not tex.any():
+        return {"moved": 1.0, "flow": 4.0}
+    # what a global affine correction of the keypoint fit explains is not local motion: remove it
+    h, wd = w.shape
+    yy, xx = np.mgrid[0:h, 0:wd].astype(np.float32)
+    design = np.stack([xx.ravel(), yy.ravel(), np.ones(h * wd, np.float32)], 1)
+    wt = w.ravel() * (np.sqrt(_sqsum(y)).ravel() > _TEXTURE)
+    a = design * wt[:, None]
+    coef = np.linalg.lstsq(a.T @ design + np.eye(3) * 1e-3, a.T @ f.reshape(-1, 2), rcond=None)[0]
+    local = f - (design @ coef).reshape(h, wd, 2).astype(np.float32)
+    mag = np.minimum(np.sqrt((local * local).sum(-1)), 4.0) * w
+    per_cell = _cells(mag, k) / (k * k)
+    # a cell moved only if following the flow explains what differs there (flow in flat or noisy areas wanders)
+    maps = np.stack([xx + f[..., 0], yy + f[..., 1]], -1)
+    follow = cv2.remap(gp, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    g0, g1, gq = gy.astype(np.float32), follow.astype(np.float32), gp.astype(np.float32)
+    e_still = _cells((g0 - gq) ** 2 * w, k)
+    e_moved = _cells((g0 - g1) ** 2 * w, k)
+    e_cell = _cells((g0 - 128) ** 2 * w, k)
+    explained = (e_moved < 0.5 * e_still) & (e_still > 0.05 * e_cell)
+    per_cell = np.where(explained, per_cell, 0.0)
+    return {"moved": float((per_cell[tex] > 0.5).mean()), "flow": float(per_cell[tex].mean())}
+
+
+_GRID = np.stack(np.meshgrid(np.linspace(0.01, 0.99, 24), np.linspace(0.01, 0.99, 24)), -1).reshape(-1, 2)
+
+
+def _coverage(t_norm: np.ndarray) -> dict[str, float]:
+    """Shares of a and of b that the other image covers once aligned (a copy: one of them is ~all covered)."""
+    inside = lambda p: float(np.mean((p >= 0).all(axis=1) & (p <= 1).all(axis=1)))  # noqa: E731
+    cov_b = inside(_GRID @ t_norm[:, :2].T + t_norm[:, 2])
+    inv = cv2.invertAffineTransform(t_norm)
+    cov_a = inside(_GRID @ inv[:, :2].T + inv[:, 2])
+    return {"cover_a": cov_a, "cover_b": cov_b, "cover": max(cov_a, cov_b)}
+
+
+def decide(measures: dict[str, float], rule: dict[str, float] | None = None) -> tuple[bool, str]:
+    """The rule on ``Verdict.measures``; apart from ``verify`` so that evaluation can sweep its thresholds."""
+    r = {**RULE, **(rule or {})}
+    inliers = int(measures.get("inliers", 0))
+    if inliers < r["inliers"]:
+        return False, f"too few consistent keypoint matches ({inliers})"
+    if measures.get("cover", 0.0) < r["cover"]:
+        return False, f"only partly overlapping ({measures['cover']:.0%}): another shot of a wider scene"
+    if measures.get("mutual_loss", 1.0) > r["mutual_loss"]:
+        return False, "each image has detail the other lost: an exposure bracket"
+    r1, r2 = measures.get("r2_1", 0.0), measures.get("r2_2", 0.0)
+    if measures.get("moved", 1.0) > r["moved"]:
+        return False, f"parts of the picture moved ({measures['moved']:.0%} of it): another shot"
+    fine_bad = measures.get("fine_ok", 1.0) and (r1 < r["r2_1"] or measures.get("bad_1", 1.0) > r["bad_1"])
+    if fine_bad or r2 < r["r2_2"] or measures.get("bad_2", 1.0) > r["bad_2"]:
+        return False, f"aligned, but the picture differs (structure explained {r1:.2f} fine, {r2:.2f} coarse)"
+    return True, f"same picture: {inliers} matching keypoints, structure explained {r1:.2f}"
+
+
+def _align(a: ImageFeatures, b: ImageFeatures) -> tuple[int, int, np.ndarray | None, bool, float]:
+    """Best fit over direct and mirrored matching: (inliers, matches, matrix b->a, mirrored, median residual)."""
+    best = (0, 0, None, False, 0.0)
+    for mirrored in (False, True):
+        pb_all, db = (b.mirror_points, b.mirror_descriptors) if mirrored else (b.points, b.descriptors)
+        pairs = _match(a.descriptors, db)
+        if len(pairs) < 4:
+            cand = (0, len(pairs), None, mirrored, 0.0)
+        else:
+            pa, pb = a.points[pairs[:, 0]], pb_all[pairs[:, 1]]
+            m, inl = _fit(pa, pb)
+            ok = m is not None and _plausible(m, mirrored)
+            n = int(inl.sum()) if ok else 0
+            res = 0.0
+            if n:
+                proj = pb[inl] @ m[:, :2].T + m[:, 2]
+                res = float(np.median(np.linalg.norm(proj - pa[inl], axis=1)))
+            cand = (n, len(pairs), m if ok else None, mirrored, res)
+        if cand[0] > best[0] or best[2] is None and cand[1] > best[1]:
+            best = cand
+        if best[0] >= 3 * MIN_INLIERS:  # clearly aligned: no need to try the mirror
+            break
+    return best
+
+
+def verify(a: ImageFeatures, b: ImageFeatures) -> Verdict:
+    """Decide whether ``b`` is a copy (edited or not) of the same capture as ``a``."""
+    inliers, n_matches, m, mirrored, resid = _align(a, b)
+    measures = {"matches": float(n_matches), "inliers": float(inliers), "mirrored": float(mirrored),
+                "residual": resid}
+    if m is None or inliers < _PHOTOMETRIC_FROM:
+        same, reason = decide(measures)
+        return Verdict(same, reason, inliers, mirrored=mirrored, measures=measures)
+    t_norm = _compose(m, a.size, b.size)
+    measures.update(_coverage(t_norm))
+    size_a, size_b = (a.thumb.shape[1], a.thumb.shape[0]), (b.thumb.shape[1], b.thumb.shape[0])
+    m_thumb = _to_pixels(t_norm, size_a, size_b)
+    ref, mov = (b, a) if abs(np.linalg.det(m_thumb[:, :2])) > 1 else (a, b)  # warp down, never up
+    m_ref = cv2.invertAffineTransform(m_thumb) if ref is b else m_thumb
+    measures.update(photometric(ref.thumb, mov.thumb, m_ref))
+    # the fine band means nothing where either side was enlarged from a smaller picture (a thumbnail copy)
+    up_ref = max(ref.thumb.shape[:2]) / max(ref.native, 1)
+    up_mov = max(mov.thumb.shape[:2]) / max(mov.native, 1) * float(np.sqrt(abs(np.linalg.det(m_ref[:, :2]))))
+    measures["fine_ok"] = float(max(up_ref, up_mov) <= _MAX_UPSCALE)
+    same, reason = decide(measures)
+    return Verdict(same, reason, inliers, measures.get("r2_1", 0.0), t_norm, mirrored, measures)
+
+
+def aligned_difference(img_a, img_b, verdict: Verdict) -> np.ndarray:
+    """uint8 (h, w) map of where ``img_b`` differs from ``img_a`` once aligned to it (a's size; 0 outside).
+
+    Both are brought to a common grey level first (mean and contrast over the overlap), so a colour filter
+    shows as little and an overlay or a moved object shows brightly.
+    """
+    ga = cv2.cvtColor(_rgb(img_a), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gb = cv2.cvtColor(_rgb(img_b), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    if verdict.transform is None:
+        raise ValueError("the verdict has no alignment (the pair did not align)")
+    size_a, size_b = (ga.shape[1], ga.shape[0]), (gb.shape[1], gb.shape[0])
+    m = _to_pixels(verdict.transform, size_a, size_b)
+    warped = cv2.warpAffine(gb, m, size_a, flags=cv2.INTER_LINEAR)
+    valid = cv2.warpAffine(np.ones_like(gb), m, size_a, flags=cv2.INTER_NEAREST) > 0
+    if not valid.any():
+        return np.zeros(ga.shape, np.uint8)
+    za = (ga - ga[valid].mean()) / (ga[valid].std() + 1e-3)
+    zb = (warped - warped[valid].mean()) / (warped[valid].std() + 1e-3)
+    d = np.abs(za - zb) * 64
+    d[~valid] = 0
+    return d.clip(0, 255).astype(np.uint8)

@@ -1,0 +1,144 @@
+"""The copy verifier on real images: edited copies are the same capture, other shots of one subject are not.
+
+Copies are made at test time with the evaluation's own edit functions from a redistributable photo; the other-shot
+pairs are real (see tests/data/verify/README.md for sources and licences).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core import verify as V
+from training.augment import COLOUR_FILTERS, EDITS
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "verify"
+PHOTO = DATA / "photo.jpg"
+OTHER_SHOTS = {  # kind of pair: (a, b)
+    "viewpoint (planar facade)": ("facade_a.jpg", "facade_b.jpg"),
+    "exposure (Oxford leuven)": ("leuven_a.jpg", "leuven_b.jpg"),
+    "viewpoint (street)": ("toronto_a.jpg", "toronto_b.jpg"),
+    "panorama (camera turned)": ("uttower_a.jpg", "uttower_b.jpg"),
+}
+COPY_KINDS = ["crop_50", "flip", "rotate_90", "rotate_small", "grayscale", "blur", "noise", "jpeg", "downscale",
+              "text", "letterbox", "screenshot", "stretch", "combo", "sepia", "duotone", "vintage", "warm", "cool",
+              "channel_swap", "channel_mix"]
+
+
+@pytest.fixture(scope="module")
+def photo() -> Image.Image:
+    return Image.open(PHOTO).convert("RGB")
+
+
+@pytest.fixture(scope="module")
+def original(photo) -> V.ImageFeatures:
+    return V.extract(photo)
+
+
+def _copy(photo: Image.Image, kind: str, seed: int = 7) -> Image.Image:
+    edit = {**EDITS, **COLOUR_FILTERS}[kind]
+    return edit(photo, np.random.default_rng(seed)).convert("RGB")
+
+
+@pytest.mark.parametrize("kind", COPY_KINDS)
+def test_edited_copy_is_the_same_capture(photo, original, kind):
+    copy = V.extract(_copy(photo, kind))
+    verdict = V.verify(original, copy)
+    assert verdict.same, f"{kind}: {verdict.reason} {verdict.measures}"
+    assert verdict.transform is not None and verdict.transform.shape == (2, 3)
+
+
+def test_the_verdict_does_not_depend_on_the_order(photo, original):
+    copy = V.extract(_copy(photo, "screenshot"))
+    assert V.verify(original, copy).same and V.verify(copy, original).same
+
+
+def test_a_flipped_copy_is_found_through_the_mirror(photo, original):
+    verdict = V.verify(original, V.extract(_copy(photo, "flip")))
+    assert verdict.same and verdict.mirrored
+    assert verdict.transform[0, 0] < 0  # x runs the other way
+
+
+def test_transform_maps_a_crop_inside_the_original(photo, original):
+    w, h = photo.size
+    crop = photo.crop((w // 4, h // 4, w // 4 + w // 2, h // 4 + h // 2))
+    verdict = V.verify(original, V.extract(crop))
+    assert verdict.same
+    corners = np.array([[0, 0], [1, 1]]) @ verdict.transform[:, :2].T + verdict.transform[:, 2]
+    np.testing.assert_allclose(corners, [[0.25, 0.25], [0.75, 0.75]], atol=0.02)
+
+
+@pytest.mark.parametrize("kind", list(OTHER_SHOTS))
+def test_another_shot_of_the_subject_is_not_the_same(kind):
+    a, b = (V.extract(DATA / f) for f in OTHER_SHOTS[kind])
+    for x, y in ((a, b), (b, a)):
+        verdict = V.verify(x, y)
+        assert not verdict.same, f"{kind}: {verdict.reason} {verdict.measures}"
+        assert verdict.reason
+
+
+def test_features_round_trip_through_bytes(photo, original):
+    data = original.to_bytes()
+    assert len(data) < 80_000
+    back = V.ImageFeatures.from_bytes(data)
+    np.testing.assert_array_equal(back.descriptors, original.descriptors)
+    np.testing.assert_array_equal(back.thumb, original.thumb)
+    np.testing.assert_allclose(back.points, original.points, atol=0.25)  # stored as float16
+    assert back.size == original.size and back.native == original.native
+    copy = V.extract(_copy(photo, "text"))
+    assert V.verify(back, copy).same == V.verify(original, copy).same
+    assert back.to_bytes() == data
+
+
+@pytest.mark.parametrize("data", [b"", b"garbage", b"\x00" * 64])
+def test_damaged_bytes_raise_value_error(data):
+    with pytest.raises(ValueError):
+        V.ImageFeatures.from_bytes(data)
+
+
+def test_other_version_is_refused(original, monkeypatch):
+    data = original.to_bytes()
+    monkeypatch.setattr(V, "VERSION", V.VERSION + 1)
+    with pytest.raises(ValueError, match="version"):
+        V.ImageFeatures.from_bytes(data)
+
+
+def test_a_flat_image_has_no_keypoints_and_is_never_same(original):
+    flat = V.extract(np.full((240, 320, 3), 128, np.uint8))
+    assert len(flat.points) == 0
+    assert V.ImageFeatures.from_bytes(flat.to_bytes()).points.shape == (0, 2)
+    for a, b in ((flat, original), (original, flat), (flat, flat)):
+        verdict = V.verify(a, b)
+        assert not verdict.same and verdict.inliers == 0
+
+
+def test_tiny_and_grey_inputs_are_handled(original):
+    for image in (np.zeros((3, 5), np.uint8), Image.new("L", (40, 30), 200), np.zeros((1, 1, 3), np.uint8)):
+        assert not V.verify(original, V.extract(image)).same
+
+
+def test_extract_reads_a_path(original):
+    assert V.verify(V.extract(PHOTO), original).same
+
+
+def test_bad_array_is_a_value_error():
+    with pytest.raises(ValueError):
+        V.extract(np.zeros((10, 10, 3), np.float32))
+
+
+def test_aligned_difference_shows_an_overlay(photo, original):
+    copy_img = _copy(photo, "logo")
+    verdict = V.verify(original, V.extract(copy_img))
+    assert verdict.same
+    diff = V.aligned_difference(photo, copy_img, verdict)
+    assert diff.shape == (photo.height, photo.width) and diff.dtype == np.uint8
+    plain = V.aligned_difference(photo, photo, V.verify(original, original))
+    assert plain.mean() < 5 < diff.max()
+
+
+def test_aligned_difference_needs_an_alignment(photo):
+    with pytest.raises(ValueError):
+        V.aligned_difference(photo, photo, V.Verdict(False, "no alignment"))
