@@ -8,9 +8,14 @@ RGB (transparency over white). Decompression bombs are refused with a reason, ne
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import struct
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
@@ -225,37 +230,65 @@ def resize_for_model(rgb: Image.Image, size: int) -> np.ndarray:
     return np.asarray(rgb, dtype=np.uint8)
 
 
-def open_image(path: str) -> Image.Image:
-    """Open and validate the header; raise ``DecodeError`` with a clear reason."""
-    register_plugins()
+def _open_file(path: str) -> BinaryIO:
+    """The file at ``path`` opened for reading, refused unless it is a regular file.
+
+    ``O_NONBLOCK``: a FIFO put where a photo was (between the walk and the decode) would otherwise block the
+    open, and the scan with it, for ever; ``fstat`` on the open descriptor then checks what was really opened,
+    with no window for another swap. Symlinks are followed on purpose (the walk may follow them).
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(path)
+        fd = os.open(path, flags)
     except FileNotFoundError as e:
         raise DecodeError("file vanished before it could be read") from e
     except PermissionError as e:
         raise DecodeError("permission denied") from e
     except IsADirectoryError as e:
         raise DecodeError("is a directory") from e
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise DecodeError(f"image too large to decode safely ({e})") from e
-    except UnidentifiedImageError as e:
-        raise DecodeError("not a recognised image format (unsupported or corrupt)") from e
     except OSError as e:
         raise DecodeError(f"cannot read file: {e.strerror or e}") from e
-    w, h = im.size
-    if w <= 0 or h <= 0:
-        raise DecodeError(f"invalid image size {w}x{h}")
-    if w * h > MAX_PIXELS:
-        raise DecodeError(f"image too large to decode safely ({w}x{h} px, limit {MAX_PIXELS // 1_000_000} MP)")
-    return im
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise DecodeError("is a directory")
+        if not stat.S_ISREG(mode):
+            raise DecodeError("not a regular file (pipe, device or socket)")
+        # O_NONBLOCK stays set: it changes nothing for regular files.
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+@contextmanager
+def open_image(path: str) -> Iterator[Image.Image]:
+    """Open ``path`` and validate its header; raise ``DecodeError`` with a clear reason. Closes the file after."""
+    register_plugins()
+    with _open_file(path) as fh:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                im = Image.open(fh)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise DecodeError(f"image too large to decode safely ({e})") from e
+        except UnidentifiedImageError as e:
+            raise DecodeError("not a recognised image format (unsupported or corrupt)") from e
+        except OSError as e:
+            raise DecodeError(f"cannot read file: {e.strerror or e}") from e
+        with im:
+            w, h = im.size
+            if w <= 0 or h <= 0:
+                raise DecodeError(f"invalid image size {w}x{h}")
+            if w * h > MAX_PIXELS:
+                raise DecodeError(
+                    f"image too large to decode safely ({w}x{h} px, limit {MAX_PIXELS // 1_000_000} MP)")
+            yield im
 
 
 def decode_for_model(path: str, size: int) -> Decoded:
     """Decode ``path`` to an upright ``size``x``size`` RGB array (aspect squashed, nothing cropped)."""
-    im = open_image(path)
-    try:
+    with open_image(path) as im:
         fmt = im.format or "unknown"
         try:
             exif = im.getexif()
@@ -283,14 +316,11 @@ def decode_for_model(path: str, size: int) -> Decoded:
                 raise DecodeError("file is truncated (incomplete download or copy?)") from e
             raise DecodeError(f"corrupt image data ({msg or type(e).__name__})") from e
         return Decoded(pixels, w, h, fmt, taken)
-    finally:
-        im.close()
 
 
 def read_full(path: str, max_side: int | None = None) -> Image.Image:
     """Upright RGB image for viewing (optionally reduced so its longest side is about ``max_side``)."""
-    im = open_image(path)
-    with im:
+    with open_image(path) as im:
         if max_side and im.format == "JPEG":
             im.draft("RGB", (max_side, max_side))
         im.seek(0)

@@ -163,3 +163,48 @@ def test_screenshot_embeds_like_its_original():
     shot = _app_screenshot(photo, True, (600, 420), (140, 90))
     diff = np.abs(resize_for_model(shot, SIZE).astype(int) - resize_for_model(photo, SIZE).astype(int)).mean()
     assert diff < 12, diff
+
+
+def _decode_in_thread(path, timeout: float):
+    """decode_for_model(path) in a thread: (finished, exception). A regression that blocks fails, not hangs."""
+    import threading
+
+    box: dict = {}
+
+    def run():
+        try:
+            box["result"] = decode_for_model(str(path), SIZE)
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            box["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    return not t.is_alive(), box.get("error")
+
+
+def test_fifo_at_an_image_path_fails_fast(tmp_path):
+    """A file replaced by a named pipe between the walk and the decode must not block the decode thread."""
+    import os
+
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    finished, error = _decode_in_thread(fifo, 1.0)
+    if not finished:  # release the blocked reader so the thread ends, then fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    assert finished, "decoding a FIFO blocked"
+    assert isinstance(error, DecodeError) and "not a regular file" in str(error), error
+    with pytest.raises(DecodeError, match="not a regular file"):
+        read_full(str(fifo))
+
+
+def test_directory_and_link_loop_are_reasons(tmp_path):
+    import os
+
+    (tmp_path / "folder.jpg").mkdir()
+    os.symlink("b.jpg", tmp_path / "a.jpg")
+    os.symlink("a.jpg", tmp_path / "b.jpg")
+    with pytest.raises(DecodeError, match="is a directory"):
+        decode_for_model(str(tmp_path / "folder.jpg"), SIZE)
+    with pytest.raises(DecodeError, match="symbolic links"):
+        decode_for_model(str(tmp_path / "a.jpg"), SIZE)
