@@ -3,6 +3,11 @@
 JPEGs are decoded with DCT-domain reduction (Pillow ``draft``): the model needs ~224 px, and a full 12 MP
 decode is ~5x slower for nothing. EXIF orientation is applied; every mode (P, LA, CMYK, I;16, RGBA...) becomes
 RGB (transparency over white). Decompression bombs are refused with a reason, never decoded.
+
+Memory is bounded: the pixel buffers a decode will need are estimated from the header (``decode_cost``) before
+anything is loaded; an image over ``MAX_DECODE_BYTES`` is refused with a reason, and callers running decodes in
+parallel can make each wait for its share of a global budget (``reserve``). Images far larger than the model
+needs are shrunk right after loading, before any conversion: the loaded pixels are the peak, not 3-4 copies.
 """
 
 from __future__ import annotations
@@ -12,8 +17,8 @@ import os
 import stat
 import struct
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -23,6 +28,13 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 log = logging.getLogger(__name__)
 
 MAX_PIXELS = 250_000_000  # larger than any camera; a header claiming more is treated as a bomb
+# One image's estimated peak pixel buffers. Admits every 8-bit image up to the bomb limit that can be shrunk
+# after loading (250 MP RGBA: 1.0 GB) and 16-bit greys to 250 MP (0.5 GB); refuses what would need more.
+MAX_DECODE_BYTES = 1 << 30
+# Images with more pixels are shrunk right after loading, keeping 8x the model's size per side; photos from
+# cameras and phones stay below it (and JPEGs are reduced by ``draft`` anyway), so their pixels never change.
+REDUCE_ABOVE_PIXELS = 64_000_000
+_KEEP = 8
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -75,6 +87,20 @@ def _taken(exif: Image.Exif) -> str | None:
     return value[:10].replace(":", "-") + value[10:]
 
 
+def _to_8bit(a: np.ndarray, lo: float, scale: float) -> np.ndarray:
+    """``(a - lo) * scale`` clipped to uint8, a block of rows at a time: no full-size float copies."""
+    out = np.empty(a.shape, np.uint8)
+    step = max(1, (1 << 20) // max(1, a.shape[1]))
+    for r in range(0, a.shape[0], step):
+        block = a[r : r + step].astype(np.float32)
+        if lo:
+            block -= np.float32(lo)
+        block *= np.float32(scale)
+        np.clip(block, 0, 255, out=block)
+        out[r : r + step] = block
+    return out
+
+
 def to_rgb(im: Image.Image) -> Image.Image:
     """Any Pillow mode to RGB; transparent areas become white, 16-bit greys keep their range."""
     if im.mode == "RGB":
@@ -82,20 +108,26 @@ def to_rgb(im: Image.Image) -> Image.Image:
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         a = np.asarray(im, dtype=np.uint32 if im.mode == "I" else np.uint16)
         top = 65535 if a.max(initial=0) > 255 else 255
-        a8 = (a.astype(np.float32) * (255.0 / top)).clip(0, 255).astype(np.uint8)
-        return Image.fromarray(a8, "L").convert("RGB")
+        return Image.fromarray(_to_8bit(a, 0.0, 255.0 / top), "L").convert("RGB")
     if im.mode == "F":
         a = np.asarray(im, dtype=np.float32)
-        lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
-        a8 = ((a - lo) * (255.0 / (hi - lo or 1.0))).clip(0, 255).astype(np.uint8)
-        return Image.fromarray(a8, "L").convert("RGB")
+        finite = np.isfinite(a)
+        if finite.all():
+            lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        elif finite.any():  # NaN or infinite pixels (scientific TIFFs) show as the lowest value
+            lo, hi = float(a.min(initial=np.inf, where=finite)), float(a.max(initial=-np.inf, where=finite))
+            a = np.where(finite, a, np.float32(lo))
+        else:
+            lo, hi, a = 0.0, 0.0, np.zeros_like(a)
+        return Image.fromarray(_to_8bit(a, lo, 255.0 / (hi - lo or 1.0)), "L").convert("RGB")
     if im.mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
     if im.mode in ("LA", "PA", "La"):
         im = im.convert("RGBA")
     if im.mode in ("RGBA", "RGBa"):
+        rgba = im if im.mode == "RGBA" else im.convert("RGBA")
         bg = Image.new("RGB", im.size, (255, 255, 255))
-        bg.paste(im.convert("RGBA"), mask=im.getchannel("A"))
+        bg.paste(rgba, mask=rgba)  # an RGBA mask is its alpha band
         return bg
     return im.convert("RGB")
 
@@ -286,8 +318,80 @@ def open_image(path: str) -> Iterator[Image.Image]:
             yield im
 
 
-def decode_for_model(path: str, size: int) -> Decoded:
-    """Decode ``path`` to an upright ``size``x``size`` RGB array (aspect squashed, nothing cropped)."""
+# Bytes per pixel of Pillow's storage (RGB is stored in 4), and a rough upper bound of what the steps after
+# loading hold at once per pixel: to_rgb's copies, then a crop and a turn of the RGB image (4 bytes each).
+_STORED = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+_WORKING = {"RGB": 8, "RGBA": 12, "LA": 16, "La": 16, "PA": 16, "RGBa": 16, "P": 20,
+            "I;16": 15, "I;16B": 15, "I;16L": 15, "I;16N": 15, "I": 17, "F": 18}
+_DESCRIBE = {"1": "1-bit", "L": "8-bit grey", "P": "palette", "I": "32-bit integer", "F": "32-bit float",
+             "I;16": "16-bit grey", "I;16B": "16-bit grey", "I;16L": "16-bit grey", "I;16N": "16-bit grey"}
+# Decoders that fill a buffer of their own and then copy it into Pillow's.
+_BUFFERED = {"HEIF", "AVIF", "WEBP"}
+
+
+def _reduction(width: int, height: int, size: int, keep_aspect: bool = False) -> tuple[int, int]:
+    """How much to shrink an image right after loading: (1, 1) unless it has more than ``REDUCE_ABOVE_PIXELS``;
+    at least ``_KEEP`` x ``size`` px stay on each side (on the long side with ``keep_aspect``)."""
+    if width * height <= REDUCE_ABOVE_PIXELS:
+        return 1, 1
+    if keep_aspect:
+        k = max(1, max(width, height) // (_KEEP * size))
+        return k, k
+    return max(1, width // (_KEEP * size)), max(1, height // (_KEEP * size))
+
+
+def decode_cost(im: Image.Image, size: int, keep_aspect: bool = False) -> int:
+    """Estimated peak bytes of pixel buffers to decode ``im`` (opened, drafted, not loaded) for ``size`` px.
+
+    The loaded image, plus the conversions done on it (or on its shrunk copy); Python and the model are not
+    counted. Deliberately rough, but an upper bound for the formats measured (PNG, TIFF, JPEG, HEIF).
+    """
+    w, h = im.size
+    mode = im.mode
+    loaded = w * h * _STORED.get(mode, 4)
+    if im.format in _BUFFERED:
+        loaded *= 2
+    kx, ky = _reduction(w, h, size, keep_aspect)
+    if (kx, ky) != (1, 1):
+        if mode in ("P", "1"):  # no reduce for these: converted first (see _shrink)
+            loaded += w * h * 4
+            mode = "RGBA"
+        w, h = -(-w // kx), -(-h // ky)
+    return loaded + w * h * _WORKING.get(mode, 12)
+
+
+def describe(im: Image.Image) -> str:
+    """``15000x15000 16-bit grey``: an image's size and kind, for reasons people read."""
+    return f"{im.width}x{im.height} {_DESCRIBE.get(im.mode, im.mode)}"
+
+
+def _check_cost(im: Image.Image, size: int, keep_aspect: bool = False) -> int:
+    need = decode_cost(im, size, keep_aspect)
+    if need > MAX_DECODE_BYTES:
+        raise DecodeError(f"too large to decode within the memory budget: {describe(im)}, "
+                          f"needs ~{need / 1e9:.1f} GB (limit {MAX_DECODE_BYTES / 1e9:.1f} GB)")
+    return need
+
+
+def _shrink(im: Image.Image, size: int, keep_aspect: bool = False) -> Image.Image:
+    """A loaded image far larger than needed, box-reduced before any conversion (see ``_reduction``)."""
+    kx, ky = _reduction(im.width, im.height, size, keep_aspect)
+    if (kx, ky) == (1, 1):
+        return im
+    if im.mode in ("P", "1"):
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode.startswith("I;16"):  # reduce() lacks 16-bit modes; a box resize is the same filter
+        return im.resize((-(-im.width // kx), -(-im.height // ky)), Image.Resampling.BOX)
+    return im.reduce((kx, ky))
+
+
+def decode_for_model(path: str, size: int, *,
+                     reserve: Callable[[int], AbstractContextManager] | None = None) -> Decoded:
+    """Decode ``path`` to an upright ``size``x``size`` RGB array (aspect squashed, nothing cropped).
+
+    ``reserve(nbytes)``: a context manager held while the pixels are decoded, given the estimated bytes
+    (``decode_cost``); a pool of decode threads uses it to share one memory budget.
+    """
     with open_image(path) as im:
         fmt = im.format or "unknown"
         try:
@@ -302,12 +406,19 @@ def decode_for_model(path: str, size: int) -> Decoded:
         try:
             if fmt == "JPEG":
                 im.draft("RGB", (size, size))  # DCT scaling: decodes at 1/2, 1/4 or 1/8 when that is enough
-            im.seek(0)
-            im.load()
-            rgb = to_rgb(im)
-            if orientation in _TRANSPOSE:
-                rgb = rgb.transpose(_TRANSPOSE[orientation])
-            pixels = resize_for_model(rgb, size)
+            need = _check_cost(im, size)
+            with reserve(need) if reserve else nullcontext():
+                im.seek(0)
+                im.load()
+                small = _shrink(im, size)
+                rgb = to_rgb(small)
+                if rgb is not im:
+                    im.close()  # the loaded pixels are the biggest buffer: free them before the next steps
+                del small
+                if orientation in _TRANSPOSE:
+                    rgb = rgb.transpose(_TRANSPOSE[orientation])
+                pixels = resize_for_model(rgb, size)
+                del rgb
         except (Image.DecompressionBombError, MemoryError) as e:
             raise DecodeError(f"image too large to decode safely ({e})") from e
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as e:
@@ -323,13 +434,15 @@ def read_full(path: str, max_side: int | None = None) -> Image.Image:
     with open_image(path) as im:
         if max_side and im.format == "JPEG":
             im.draft("RGB", (max_side, max_side))
+        side = max_side or max(im.size)
+        _check_cost(im, side, keep_aspect=True)
         im.seek(0)
         im.load()
         try:
             orientation = im.getexif().get(0x0112, 1)
         except Exception:  # noqa: BLE001
             orientation = 1
-        rgb = to_rgb(im)
+        rgb = to_rgb(_shrink(im, side, keep_aspect=True) if max_side else im)
         if max_side:
             rgb.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
         if orientation in _TRANSPOSE:

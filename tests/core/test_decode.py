@@ -208,3 +208,95 @@ def test_directory_and_link_loop_are_reasons(tmp_path):
         decode_for_model(str(tmp_path / "folder.jpg"), SIZE)
     with pytest.raises(DecodeError, match="symbolic links"):
         decode_for_model(str(tmp_path / "a.jpg"), SIZE)
+
+
+# Memory: a 440 KB PNG can decode to 450 MB of 16-bit pixels (15000x15000 grey); before it was bounded, one
+# such file peaked at 2.6 GB RSS. The decode runs in a child process that reports its own peak RSS.
+
+@pytest.fixture(scope="module")
+def giant16(tmp_path_factory):
+    from faults.hostile import giant16_png
+
+    return giant16_png(tmp_path_factory.mktemp("giant") / "giant16.png")
+
+
+def peak_rss_mb(code: str, timeout: float = 120) -> tuple[float, str]:
+    """Run ``code`` in a fresh interpreter (this checkout's ``core``); its peak RSS in MB and its stdout."""
+    import resource  # noqa: F401 - used by the child
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    tail = "\nimport resource\nprint('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    r = subprocess.run([sys.executable, "-c", code + tail], cwd=REPO, capture_output=True, text=True,
+                       timeout=timeout)
+    assert r.returncode == 0, r.stderr[-2000:]
+    peak_kb = int(r.stdout.split("PEAK")[-1])
+    return peak_kb / 1024, r.stdout
+
+
+def test_16bit_giant_decodes_in_bounded_memory(giant16):
+    peak, out = peak_rss_mb(
+        "from core.decode import decode_for_model\n"
+        f"d = decode_for_model({str(giant16)!r}, 224)\n"
+        "print('SHAPE', d.pixels.shape, d.width, d.height)\n")
+    assert "SHAPE (224, 224, 3) 15000 15000" in out, out
+    assert peak < 1200, f"peak RSS {peak:.0f} MB"
+
+
+def test_too_large_for_the_per_image_budget_is_a_reason(giant16, monkeypatch):
+    import core.decode
+
+    monkeypatch.setattr(core.decode, "MAX_DECODE_BYTES", 100_000_000, raising=False)
+    with pytest.raises(DecodeError) as e:
+        decode_for_model(str(giant16), SIZE)
+    reason = str(e.value)
+    assert reason.startswith("too large to decode within the memory budget: 15000x15000 16-bit"), reason
+    assert "needs ~0.5 GB" in reason, reason
+
+
+def test_16bit_conversion_keeps_its_pixels():
+    """Integer conversion of 16-bit greys gives exactly what the float formula gave (the model's input)."""
+    from PIL import Image
+
+    from core.decode import to_rgb
+
+    rng = np.random.default_rng(0)
+    for top in (255, 65535):
+        a = rng.integers(0, top + 1, (123, 77), dtype=np.uint16)
+        im = Image.fromarray(a)
+        assert im.mode == "I;16"
+        expected = (a.astype(np.float32) * (255.0 / top)).clip(0, 255).astype(np.uint8)
+        assert np.array_equal(np.asarray(to_rgb(im))[..., 0], expected)
+        i32 = Image.fromarray(a.astype(np.int32))
+        assert np.array_equal(np.asarray(to_rgb(i32))[..., 0], expected)
+
+
+def test_early_reduction_keeps_what_the_model_sees(tmp_path, monkeypatch):
+    """Images far above the model's size are shrunk right after loading; the model's input barely moves."""
+    from faults.hostile import photo
+
+    import core.decode
+
+    path = tmp_path / "big.png"
+    photo((1800, 1200), seed=3).save(path, compress_level=1)
+    full = decode_for_model(str(path), SIZE).pixels.astype(int)
+    monkeypatch.setattr(core.decode, "REDUCE_ABOVE_PIXELS", 1_000_000, raising=False)
+    monkeypatch.setattr(core.decode, "_KEEP", 1, raising=False)  # harsher than real: 1800x1200 -> 225x240
+    reduced = decode_for_model(str(path), SIZE).pixels.astype(int)
+    diff = np.abs(full - reduced).mean()
+    assert 0 < diff < 2, diff  # the real reduction (8x the size per side) leaves the resize more to do
+
+
+def test_flat_and_nan_float_images_decode_quietly(tmp_path):
+    import warnings
+
+    from faults.hostile import flat_float_tiff
+
+    for value in (float("nan"), 0.0, 1e30):
+        path = flat_float_tiff(tmp_path / "f.tiff", value)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            d = decode_for_model(str(path), SIZE)
+        assert d.pixels.shape == (SIZE, SIZE, 3)
