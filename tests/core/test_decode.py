@@ -305,3 +305,20 @@ def test_flat_and_nan_float_images_decode_quietly(tmp_path):
             warnings.simplefilter("error")
             d = decode_for_model(str(path), SIZE)
         assert d.pixels.shape == (SIZE, SIZE, 3)
+
+
+def test_alpha_giants_are_reduced_in_strips_with_the_same_pixels(monkeypatch):
+    """reduce() premultiplies alpha in a full-size copy; the strip-wise reduction must give its exact pixels."""
+    from PIL import Image
+
+    import core.decode
+
+    monkeypatch.setattr(core.decode, "REDUCE_ABOVE_PIXELS", 1000)
+    rng = np.random.default_rng(1)
+    for mode, size in (("RGBA", (1003, 2011)), ("LA", (3000, 1999))):
+        bands = len(mode)
+        a = rng.integers(0, 256, (size[1], size[0], bands), dtype=np.uint8)
+        im = Image.merge(mode, [Image.fromarray(a[..., b]) for b in range(bands)])
+        k = core.decode._reduction(*size, 100)
+        assert k != (1, 1)
+        assert np.array_equal(np.asarray(core.decode._shrink(im, 100)), np.asarray(im.reduce(k)))
