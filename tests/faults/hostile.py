@@ -1,7 +1,8 @@
 """Hostile image files, generated at test time (importable as ``hostile``; also a script for measurements).
 
-Each maker writes one file (or FIFO, folder, link) and returns its path. Giants are written row by row with
-zlib, so a 15000x15000 16-bit PNG (450 MB of pixels) costs a few hundred KB and well under a second.
+Each maker writes one file (or FIFO, folder, link) and returns its path. Flat giants are deflated one block
+at a time and the block repeated, so a 15000x15000 16-bit PNG (450 MB of pixels) is ~0.5 MB written in
+milliseconds.
 ``corpus(folder)`` writes the whole set and says what each entry is.
 """
 
@@ -25,6 +26,38 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
+def _adler32_combine(adler1: int, adler2: int, len2: int) -> int:
+    """Adler-32 of A + B from those of A and B (zlib's adler32_combine)."""
+    base = 65521
+    rem = len2 % base
+    sum1 = adler1 & 0xFFFF
+    sum2 = (rem * sum1) % base
+    sum1 += (adler2 & 0xFFFF) + base - 1
+    sum2 += (adler1 >> 16) + (adler2 >> 16) + base - rem
+    sum1 = sum1 - base if sum1 >= base else sum1
+    sum1 = sum1 - base if sum1 >= base else sum1
+    sum2 = sum2 - 2 * base if sum2 >= 2 * base else sum2
+    sum2 = sum2 - base if sum2 >= base else sum2
+    return sum1 | (sum2 << 16)
+
+
+def _deflate_repeated(row: bytes, count: int, *, finish: bool = True) -> bytes:
+    """A zlib stream of ``row`` repeated ``count`` times, without compressing all of it: a ~4 MB block is
+    compressed once after a full flush (no back-references across it), and its bytes are repeated."""
+    per_block = max(1, (1 << 22) // len(row))
+    n, rest = divmod(count, per_block)
+    block, tail = row * per_block, row * rest
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw deflate; the zlib header and checksum are added here
+    body = z.compress(block) + z.flush(zlib.Z_FULL_FLUSH) if n else b""
+    end = zlib.compressobj(9, zlib.DEFLATED, -15)
+    last = end.compress(tail) + end.flush(zlib.Z_FINISH if finish else zlib.Z_SYNC_FLUSH)
+    adler, block_adler = 1, zlib.adler32(block)
+    for _ in range(n):
+        adler = _adler32_combine(adler, block_adler, len(block))
+    adler = zlib.adler32(tail, adler)
+    return b"\x78\xda" + body * n + last + (struct.pack(">I", adler) if finish else b"")
+
+
 def write_png(path: os.PathLike | str, width: int, height: int, *, bits: int = 8, color: int = 2,
               fill: int = 0, rows: int | None = None) -> Path:
     """A valid PNG of ``width``x``height`` with every sample ``fill`` (a flat image compresses to almost nothing).
@@ -36,18 +69,9 @@ def write_png(path: os.PathLike | str, width: int, height: int, *, bits: int = 8
     row_bytes = width * _CHANNELS[color] * bits // 8
     sample = fill.to_bytes(bits // 8, "big")
     row = b"\x00" + sample * (row_bytes // len(sample))  # filter type 0, then the samples
-    z = zlib.compressobj(6)
-    parts = [b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bits, color, 0, 0, 0))]
-    data = []
-    block = row * max(1, (1 << 22) // len(row))  # ~4 MB of rows per call
-    per_block = len(block) // len(row)
-    left = height if rows is None else rows
-    while left > 0:
-        n = min(per_block, left)
-        data.append(z.compress(block if n == per_block else row * n))
-        left -= n
-    data.append(z.flush() if rows is None else z.flush(zlib.Z_SYNC_FLUSH))
-    parts.append(_chunk(b"IDAT", b"".join(data)))
+    ihdr = struct.pack(">IIBBBBB", width, height, bits, color, 0, 0, 0)
+    idat = _deflate_repeated(row, height if rows is None else rows, finish=rows is None)
+    parts = [b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", ihdr), _chunk(b"IDAT", idat)]
     if rows is None:
         parts.append(_chunk(b"IEND", b""))
     path.write_bytes(b"".join(parts))
@@ -96,21 +120,25 @@ def flat_float_tiff(path: os.PathLike | str, value: float) -> Path:
     return Path(path)
 
 
-def corpus(folder: os.PathLike | str, *, fifo: bool = True, unreadable: bool = True) -> dict[str, dict[Path, str]]:
-    """Write the hostile set into ``folder``: ``{"problem": {path: what}, "flat": {...}, "good": {...}}``.
+def corpus(folder: os.PathLike | str, *, giants: bool = True, fifo: bool = True, unreadable: bool = True
+           ) -> dict[str, dict[Path, str]]:
+    """Write the hostile set into ``folder``; returns ``{kind: {path: what it is}}``. Kinds:
 
-    "problem": must become a ``Problem`` with a reason; "flat": must not crash (no assertion on grouping);
-    "good": ordinary photos that must still be scanned. Links and folders that the walk does not report as
-    files are listed under "skip" (they must neither crash nor appear as scanned images).
+    "problem": must become a ``Problem`` with a one-line reason. "heavy": giants that must decode within the
+    memory budget or be refused with a reason. "flat": must not crash (no assertion on how they group).
+    "good": ordinary photos that must still be scanned. "skip": a folder, links and a FIFO that the walk does
+    not list as files; they must neither crash nor appear as scanned images.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    out: dict[str, dict[Path, str]] = {"problem": {}, "flat": {}, "good": {}, "skip": {}}
+    out: dict[str, dict[Path, str]] = {"problem": {}, "heavy": {}, "flat": {}, "good": {}, "skip": {}}
     p = out["problem"]
     p[bomb_png(folder / "bomb.png")] = "decompression bomb: 100000x100000 in a tiny header"
     p[bomb_png(folder / "wide_bomb.png", 1_000_000, 300)] = "bomb: 300 MP in one long strip"
-    p[giant16_png(folder / "giant16.png")] = "16-bit 15000x15000 grey, 450 MB decoded"
-    p[write_png(folder / "giant_rgba16.png", 9000, 9000, bits=16, color=6)] = "16-bit RGBA 81 MP, 648 MB decoded"
+    if giants:
+        h = out["heavy"]
+        h[giant16_png(folder / "giant16.png")] = "16-bit 15000x15000 grey: 450 MB decoded from 440 KB"
+        h[write_png(folder / "giant_rgba16.png", 9000, 9000, bits=16, color=6)] = "16-bit RGBA, 81 MP"
     (folder / "zero.jpg").write_bytes(b"")
     p[folder / "zero.jpg"] = "zero bytes"
     good_jpeg = jpeg_bytes(photo(seed=1))
