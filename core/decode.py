@@ -447,19 +447,23 @@ def decode_for_model(path: str, size: int, *,
 
 
 def read_full(path: str, max_side: int | None = None) -> Image.Image:
-    """Upright RGB image for viewing (optionally reduced so its longest side is about ``max_side``)."""
+    """Upright RGB image for viewing (optionally reduced so its longest side is about ``max_side``).
+
+    Reduced images (thumbnails, training) are held to ``MAX_DECODE_BYTES`` like the model's input; the full
+    image for the viewer, one at a time at a person's request, only to the bomb limit.
+    """
     with open_image(path) as im:
         if max_side and im.format == "JPEG":
             im.draft("RGB", (max_side, max_side))
-        side = max_side or max(im.size)
-        _check_cost(im, side, keep_aspect=True)
+        if max_side:
+            _check_cost(im, max_side, keep_aspect=True)
         im.seek(0)
         im.load()
         try:
             orientation = im.getexif().get(0x0112, 1)
         except Exception:  # noqa: BLE001
             orientation = 1
-        rgb = to_rgb(_shrink(im, side, keep_aspect=True) if max_side else im)
+        rgb = to_rgb(_shrink(im, max_side, keep_aspect=True) if max_side else im)
         if max_side:
             rgb.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
         if orientation in _TRANSPOSE:

@@ -243,10 +243,11 @@ def peak_rss_mb(code: str, timeout: float = 120) -> tuple[float, str]:
 
 def test_16bit_giant_decodes_in_bounded_memory(giant16):
     peak, out = peak_rss_mb(
-        "from core.decode import decode_for_model\n"
+        "from core.decode import decode_for_model, read_full\n"
         f"d = decode_for_model({str(giant16)!r}, 224)\n"
-        "print('SHAPE', d.pixels.shape, d.width, d.height)\n")
-    assert "SHAPE (224, 224, 3) 15000 15000" in out, out
+        "print('SHAPE', d.pixels.shape, d.width, d.height)\n"
+        f"print('THUMB', read_full({str(giant16)!r}, max_side=256).size)\n")
+    assert "SHAPE (224, 224, 3) 15000 15000" in out and "THUMB (256, 256)" in out, out
     assert peak < 1200, f"peak RSS {peak:.0f} MB"
 
 
