@@ -3,14 +3,24 @@
 JPEGs are decoded with DCT-domain reduction (Pillow ``draft``): the model needs ~224 px, and a full 12 MP
 decode is ~5x slower for nothing. EXIF orientation is applied; every mode (P, LA, CMYK, I;16, RGBA...) becomes
 RGB (transparency over white). Decompression bombs are refused with a reason, never decoded.
+
+Memory is bounded: the pixel buffers a decode will need are estimated from the header (``decode_cost``) before
+anything is loaded; an image over ``MAX_DECODE_BYTES`` is refused with a reason, and callers running decodes in
+parallel can make each wait for its share of a global budget (``reserve``). Images far larger than the model
+needs are shrunk right after loading, before any conversion: the loaded pixels are the peak, not 3-4 copies.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import struct
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
@@ -20,7 +30,20 @@ from core.errors import DecodeError
 log = logging.getLogger(__name__)
 
 MAX_PIXELS = 250_000_000  # larger than any camera; a header claiming more is treated as a bomb
+# One image's estimated peak pixel buffers. Admits every 8-bit image up to the bomb limit that can be shrunk
+# after loading (250 MP RGBA: 1.0 GB) and 16-bit greys to 250 MP (0.5 GB); refuses what would need more.
+MAX_DECODE_BYTES = 1 << 30
+# Images with more pixels are shrunk right after loading, keeping 8x the model's size per side; photos from
+# cameras and phones stay below it (and JPEGs are reduced by ``draft`` anyway), so their pixels never change.
+REDUCE_ABOVE_PIXELS = 64_000_000
+_KEEP = 8
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+if "PILLOW_BLOCK_SIZE" not in os.environ:
+    # Pillow allocates big images in blocks (16 MB by default). glibc serves blocks that size from per-thread
+    # arenas that keep freed memory, so giant images decoded one after another in different threads added up
+    # (measured: 570 MB -> 1 GB RSS for one 450 MB image at a time). Blocks over 32 MB are mmap'ed and given
+    # back on free. Small images are allocated at their own size, as before.
+    Image.core.set_block_size(64 << 20)
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 _TRANSPOSE = {
@@ -68,6 +91,20 @@ def _taken(exif: Image.Exif) -> str | None:
     return value[:10].replace(":", "-") + value[10:]
 
 
+def _to_8bit(a: np.ndarray, lo: float, scale: float) -> np.ndarray:
+    """``(a - lo) * scale`` clipped to uint8, a block of rows at a time: no full-size float copies."""
+    out = np.empty(a.shape, np.uint8)
+    step = max(1, (1 << 20) // max(1, a.shape[1]))
+    for r in range(0, a.shape[0], step):
+        block = a[r : r + step].astype(np.float32)
+        if lo:
+            block -= np.float32(lo)
+        block *= np.float32(scale)
+        np.clip(block, 0, 255, out=block)
+        out[r : r + step] = block
+    return out
+
+
 def to_rgb(im: Image.Image) -> Image.Image:
     """Any Pillow mode to RGB; transparent areas become white, 16-bit greys keep their range."""
     if im.mode == "RGB":
@@ -75,20 +112,26 @@ def to_rgb(im: Image.Image) -> Image.Image:
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         a = np.asarray(im, dtype=np.uint32 if im.mode == "I" else np.uint16)
         top = 65535 if a.max(initial=0) > 255 else 255
-        a8 = (a.astype(np.float32) * (255.0 / top)).clip(0, 255).astype(np.uint8)
-        return Image.fromarray(a8, "L").convert("RGB")
+        return Image.fromarray(_to_8bit(a, 0.0, 255.0 / top), "L").convert("RGB")
     if im.mode == "F":
         a = np.asarray(im, dtype=np.float32)
-        lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
-        a8 = ((a - lo) * (255.0 / (hi - lo or 1.0))).clip(0, 255).astype(np.uint8)
-        return Image.fromarray(a8, "L").convert("RGB")
+        finite = np.isfinite(a)
+        if finite.all():
+            lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        elif finite.any():  # NaN or infinite pixels (scientific TIFFs) show as the lowest value
+            lo, hi = float(a.min(initial=np.inf, where=finite)), float(a.max(initial=-np.inf, where=finite))
+            a = np.where(finite, a, np.float32(lo))
+        else:
+            lo, hi, a = 0.0, 0.0, np.zeros_like(a)
+        return Image.fromarray(_to_8bit(a, lo, 255.0 / (hi - lo or 1.0)), "L").convert("RGB")
     if im.mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
     if im.mode in ("LA", "PA", "La"):
         im = im.convert("RGBA")
     if im.mode in ("RGBA", "RGBa"):
+        rgba = im if im.mode == "RGBA" else im.convert("RGBA")
         bg = Image.new("RGB", im.size, (255, 255, 255))
-        bg.paste(im.convert("RGBA"), mask=im.getchannel("A"))
+        bg.paste(rgba, mask=rgba)  # an RGBA mask is its alpha band
         return bg
     return im.convert("RGB")
 
@@ -223,56 +266,172 @@ def resize_for_model(rgb: Image.Image, size: int) -> np.ndarray:
     return np.asarray(rgb, dtype=np.uint8)
 
 
-def open_image(path: str) -> Image.Image:
-    """Open and validate the header; raise ``DecodeError`` with a clear reason."""
-    register_plugins()
+def _open_file(path: str) -> BinaryIO:
+    """The file at ``path`` opened for reading, refused unless it is a regular file.
+
+    ``O_NONBLOCK``: a FIFO put where a photo was (between the walk and the decode) would otherwise block the
+    open, and the scan with it, for ever; ``fstat`` on the open descriptor then checks what was really opened,
+    with no window for another swap. Symlinks are followed on purpose (the walk may follow them).
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(path)
+        fd = os.open(path, flags)
     except FileNotFoundError as e:
         raise DecodeError("file vanished before it could be read") from e
     except PermissionError as e:
         raise DecodeError("permission denied") from e
     except IsADirectoryError as e:
         raise DecodeError("is a directory") from e
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise DecodeError(f"image too large to decode safely ({e})") from e
-    except UnidentifiedImageError as e:
-        raise DecodeError("not a recognised image format (unsupported or corrupt)") from e
     except OSError as e:
         raise DecodeError(f"cannot read file: {e.strerror or e}") from e
-    w, h = im.size
-    if w <= 0 or h <= 0:
-        raise DecodeError(f"invalid image size {w}x{h}")
-    if w * h > MAX_PIXELS:
-        raise DecodeError(f"image too large to decode safely ({w}x{h} px, limit {MAX_PIXELS // 1_000_000} MP)")
-    return im
-
-
-def decode_for_model(path: str, size: int) -> Decoded:
-    """Decode ``path`` to an upright ``size``x``size`` RGB array (aspect squashed, nothing cropped)."""
-    im = open_image(path)
     try:
-        fmt = im.format or "unknown"
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise DecodeError("is a directory")
+        if not stat.S_ISREG(mode):
+            raise DecodeError("not a regular file (pipe, device or socket)")
+        # O_NONBLOCK stays set: it changes nothing for regular files.
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+@contextmanager
+def open_image(path: str) -> Iterator[Image.Image]:
+    """Open ``path`` and validate its header; raise ``DecodeError`` with a clear reason. Closes the file after."""
+    register_plugins()
+    with _open_file(path) as fh:
         try:
-            exif = im.getexif()
-            orientation = exif.get(0x0112, 1)
-            taken = _taken(exif)
-        except Exception:  # noqa: BLE001 - broken EXIF must not lose the picture
-            orientation, taken = 1, None
-        w, h = im.size
-        if orientation in (5, 6, 7, 8):
-            w, h = h, w
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                im = Image.open(fh)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise DecodeError(f"image too large to decode safely ({e})") from e
+        except UnidentifiedImageError as e:
+            raise DecodeError("not a recognised image format (unsupported or corrupt)") from e
+        except OSError as e:
+            raise DecodeError(f"cannot read file: {e.strerror or e}") from e
+        with im:
+            w, h = im.size
+            if w <= 0 or h <= 0:
+                raise DecodeError(f"invalid image size {w}x{h}")
+            if w * h > MAX_PIXELS:
+                raise DecodeError(
+                    f"image too large to decode safely ({w}x{h} px, limit {MAX_PIXELS // 1_000_000} MP)")
+            yield im
+
+
+# Bytes per pixel of Pillow's storage (RGB is stored in 4), and a rough upper bound of what the steps after
+# loading hold at once per pixel: to_rgb's copies, then a crop and a turn of the RGB image (4 bytes each).
+_STORED = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+_WORKING = {"RGB": 8, "RGBA": 12, "LA": 16, "La": 16, "PA": 16, "RGBa": 16, "P": 20,
+            "I;16": 15, "I;16B": 15, "I;16L": 15, "I;16N": 15, "I": 17, "F": 18}
+_DESCRIBE = {"1": "1-bit", "L": "8-bit grey", "P": "palette", "I": "32-bit integer", "F": "32-bit float",
+             "I;16": "16-bit grey", "I;16B": "16-bit grey", "I;16L": "16-bit grey", "I;16N": "16-bit grey"}
+# Decoders that fill a buffer of their own and then copy it into Pillow's.
+_BUFFERED = {"HEIF", "AVIF", "WEBP"}
+
+
+def _reduction(width: int, height: int, size: int, keep_aspect: bool = False) -> tuple[int, int]:
+    """How much to shrink an image right after loading: (1, 1) unless it has more than ``REDUCE_ABOVE_PIXELS``;
+    at least ``_KEEP`` x ``size`` px stay on each side (on the long side with ``keep_aspect``)."""
+    if width * height <= REDUCE_ABOVE_PIXELS:
+        return 1, 1
+    if keep_aspect:
+        k = max(1, max(width, height) // (_KEEP * size))
+        return k, k
+    return max(1, width // (_KEEP * size)), max(1, height // (_KEEP * size))
+
+
+def decode_cost(im: Image.Image, size: int, keep_aspect: bool = False) -> int:
+    """Estimated peak bytes of pixel buffers to decode ``im`` (opened, drafted, not loaded) for ``size`` px.
+
+    The loaded image, plus the conversions done on it (or on its shrunk copy); Python and the model are not
+    counted. Deliberately rough, but an upper bound for the formats measured (PNG, TIFF, JPEG, HEIF).
+    """
+    w, h = im.size
+    mode = im.mode
+    loaded = w * h * _STORED.get(mode, 4)
+    if im.format in _BUFFERED:
+        loaded *= 2
+    kx, ky = _reduction(w, h, size, keep_aspect)
+    if (kx, ky) != (1, 1):
+        if mode in ("P", "1"):  # no reduce for these: converted first (see _shrink)
+            loaded += w * h * 4
+            mode = "RGBA"
+        w, h = -(-w // kx), -(-h // ky)
+    return loaded + w * h * _WORKING.get(mode, 12)
+
+
+def describe(im: Image.Image) -> str:
+    """``15000x15000 16-bit grey``: an image's size and kind, for reasons people read."""
+    return f"{im.width}x{im.height} {_DESCRIBE.get(im.mode, im.mode)}"
+
+
+def _check_cost(im: Image.Image, size: int, keep_aspect: bool = False) -> int:
+    need = decode_cost(im, size, keep_aspect)
+    if need > MAX_DECODE_BYTES:
+        raise DecodeError(f"too large to decode within the memory budget: {describe(im)}, "
+                          f"needs ~{need / 1e9:.1f} GB (limit {MAX_DECODE_BYTES / 1e9:.1f} GB)")
+    return need
+
+
+def _shrink(im: Image.Image, size: int, keep_aspect: bool = False) -> Image.Image:
+    """A loaded image far larger than needed, box-reduced before any conversion (see ``_reduction``)."""
+    kx, ky = _reduction(im.width, im.height, size, keep_aspect)
+    if (kx, ky) == (1, 1):
+        return im
+    if im.mode in ("P", "1"):
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode.startswith("I;16"):  # reduce() lacks 16-bit modes; a box resize is the same filter
+        return im.resize((-(-im.width // kx), -(-im.height // ky)), Image.Resampling.BOX)
+    if im.mode in ("LA", "RGBA"):
+        # reduce() premultiplies alpha in a full-size copy (measured: 9000x9000 RGBA peaked at 2x its pixels):
+        # reduce strips of whole ky-row blocks instead, which gives the same pixels
+        out = Image.new(im.mode, (-(-im.width // kx), -(-im.height // ky)))
+        rows = ky * max(1, (16 << 20) // (4 * im.width * ky))
+        for y in range(0, im.height, rows):
+            out.paste(im.crop((0, y, im.width, min(im.height, y + rows))).reduce((kx, ky)), (0, y // ky))
+        return out
+    return im.reduce((kx, ky))
+
+
+def _orientation_and_date(im: Image.Image) -> tuple[int, str | None]:
+    try:
+        exif = im.getexif()
+        return exif.get(0x0112, 1), _taken(exif)
+    except Exception:  # noqa: BLE001 - broken EXIF must not lose the picture
+        return 1, None
+
+
+def decode_for_model(path: str, size: int, *,
+                     reserve: Callable[[int], AbstractContextManager] | None = None) -> Decoded:
+    """Decode ``path`` to an upright ``size``x``size`` RGB array (aspect squashed, nothing cropped).
+
+    ``reserve(nbytes)``: a context manager held while the pixels are decoded, given the estimated bytes
+    (``decode_cost``); a pool of decode threads uses it to share one memory budget.
+    """
+    with open_image(path) as im:
+        fmt = im.format or "unknown"
+        w, h = im.size  # before the draft
         try:
             if fmt == "JPEG":
                 im.draft("RGB", (size, size))  # DCT scaling: decodes at 1/2, 1/4 or 1/8 when that is enough
-            im.seek(0)
-            im.load()
-            rgb = to_rgb(im)
-            if orientation in _TRANSPOSE:
-                rgb = rgb.transpose(_TRANSPOSE[orientation])
-            pixels = resize_for_model(rgb, size)
+            need = _check_cost(im, size)
+            with reserve(need) if reserve else nullcontext():
+                im.seek(0)
+                im.load()
+                orientation, taken = _orientation_and_date(im)  # after load: PNG's getexif loads the pixels
+                small = _shrink(im, size)
+                rgb = to_rgb(small)
+                if rgb is not im:
+                    im.close()  # the loaded pixels are the biggest buffer: free them before the next steps
+                del small
+                if orientation in _TRANSPOSE:
+                    rgb = rgb.transpose(_TRANSPOSE[orientation])
+                pixels = resize_for_model(rgb, size)
+                del rgb
         except (Image.DecompressionBombError, MemoryError) as e:
             raise DecodeError(f"image too large to decode safely ({e})") from e
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as e:
@@ -280,24 +439,29 @@ def decode_for_model(path: str, size: int) -> Decoded:
             if "truncated" in msg or "end of file" in msg.lower() or isinstance(e, EOFError):
                 raise DecodeError("file is truncated (incomplete download or copy?)") from e
             raise DecodeError(f"corrupt image data ({msg or type(e).__name__})") from e
+        if orientation in (5, 6, 7, 8):
+            w, h = h, w
         return Decoded(pixels, w, h, fmt, taken)
-    finally:
-        im.close()
 
 
 def read_full(path: str, max_side: int | None = None) -> Image.Image:
-    """Upright RGB image for viewing (optionally reduced so its longest side is about ``max_side``)."""
-    im = open_image(path)
-    with im:
+    """Upright RGB image for viewing (optionally reduced so its longest side is about ``max_side``).
+
+    Reduced images (thumbnails, training) are held to ``MAX_DECODE_BYTES`` like the model's input; the full
+    image for the viewer, one at a time at a person's request, only to the bomb limit.
+    """
+    with open_image(path) as im:
         if max_side and im.format == "JPEG":
             im.draft("RGB", (max_side, max_side))
+        if max_side:
+            _check_cost(im, max_side, keep_aspect=True)
         im.seek(0)
         im.load()
         try:
             orientation = im.getexif().get(0x0112, 1)
         except Exception:  # noqa: BLE001
             orientation = 1
-        rgb = to_rgb(im)
+        rgb = to_rgb(_shrink(im, max_side, keep_aspect=True) if max_side else im)
         if max_side:
             rgb.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
         if orientation in _TRANSPOSE:

@@ -163,3 +163,163 @@ def test_screenshot_embeds_like_its_original():
     shot = _app_screenshot(photo, True, (600, 420), (140, 90))
     diff = np.abs(resize_for_model(shot, SIZE).astype(int) - resize_for_model(photo, SIZE).astype(int)).mean()
     assert diff < 12, diff
+
+
+def _decode_in_thread(path, timeout: float):
+    """decode_for_model(path) in a thread: (finished, exception). A regression that blocks fails, not hangs."""
+    import threading
+
+    box: dict = {}
+
+    def run():
+        try:
+            box["result"] = decode_for_model(str(path), SIZE)
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            box["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    return not t.is_alive(), box.get("error")
+
+
+def test_fifo_at_an_image_path_fails_fast(tmp_path):
+    """A file replaced by a named pipe between the walk and the decode must not block the decode thread."""
+    import os
+
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    finished, error = _decode_in_thread(fifo, 1.0)
+    if not finished:  # release the blocked reader so the thread ends, then fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    assert finished, "decoding a FIFO blocked"
+    assert isinstance(error, DecodeError) and "not a regular file" in str(error), error
+    with pytest.raises(DecodeError, match="not a regular file"):
+        read_full(str(fifo))
+
+
+def test_directory_and_link_loop_are_reasons(tmp_path):
+    import os
+
+    (tmp_path / "folder.jpg").mkdir()
+    os.symlink("b.jpg", tmp_path / "a.jpg")
+    os.symlink("a.jpg", tmp_path / "b.jpg")
+    with pytest.raises(DecodeError, match="is a directory"):
+        decode_for_model(str(tmp_path / "folder.jpg"), SIZE)
+    with pytest.raises(DecodeError, match="symbolic links"):
+        decode_for_model(str(tmp_path / "a.jpg"), SIZE)
+
+
+# Memory: a 440 KB PNG can decode to 450 MB of 16-bit pixels (15000x15000 grey); before it was bounded, one
+# such file peaked at 2.6 GB RSS. The decode runs in a child process that reports its own peak RSS.
+
+@pytest.fixture(scope="module")
+def giant16(tmp_path_factory):
+    from faults.hostile import giant16_png
+
+    return giant16_png(tmp_path_factory.mktemp("giant") / "giant16.png")
+
+
+def peak_rss_mb(code: str, timeout: float = 120) -> tuple[float, str]:
+    """Run ``code`` in a fresh interpreter (this checkout's ``core``); its peak RSS in MB and its stdout.
+
+    The peak is the child's VmHWM: ``ru_maxrss`` would include the RSS of this (forked) test process.
+    """
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from helpers import REPO
+
+    if not Path("/proc/self/status").exists():
+        pytest.skip("peak RSS is read from /proc (Linux)")
+    tail = ("\nfor line in open('/proc/self/status'):\n"
+            "    if line.startswith('VmHWM:'):\n        print('PEAK', line.split()[1])\n")
+    r = subprocess.run([sys.executable, "-c", code + tail], cwd=REPO, capture_output=True, text=True,
+                       timeout=timeout)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return int(r.stdout.split("PEAK")[-1]) / 1024, r.stdout
+
+
+def test_16bit_giant_decodes_in_bounded_memory(giant16):
+    peak, out = peak_rss_mb(
+        "from core.decode import decode_for_model, read_full\n"
+        f"d = decode_for_model({str(giant16)!r}, 224)\n"
+        "print('SHAPE', d.pixels.shape, d.width, d.height)\n"
+        f"print('THUMB', read_full({str(giant16)!r}, max_side=256).size)\n")
+    assert "SHAPE (224, 224, 3) 15000 15000" in out and "THUMB (256, 256)" in out, out
+    assert peak < 1200, f"peak RSS {peak:.0f} MB"
+
+
+def test_too_large_for_the_per_image_budget_is_a_reason(giant16, monkeypatch):
+    import core.decode
+
+    monkeypatch.setattr(core.decode, "MAX_DECODE_BYTES", 100_000_000, raising=False)
+    with pytest.raises(DecodeError) as e:
+        decode_for_model(str(giant16), SIZE)
+    reason = str(e.value)
+    assert reason.startswith("too large to decode within the memory budget: 15000x15000 16-bit"), reason
+    assert "needs ~0.5 GB" in reason, reason
+
+
+def test_16bit_conversion_keeps_its_pixels():
+    """Integer conversion of 16-bit greys gives exactly what the float formula gave (the model's input)."""
+    from PIL import Image
+
+    from core.decode import to_rgb
+
+    rng = np.random.default_rng(0)
+    for top in (255, 65535):
+        a = rng.integers(0, top + 1, (123, 77), dtype=np.uint16)
+        im = Image.fromarray(a)
+        assert im.mode == "I;16"
+        expected = (a.astype(np.float32) * (255.0 / top)).clip(0, 255).astype(np.uint8)
+        assert np.array_equal(np.asarray(to_rgb(im))[..., 0], expected)
+        i32 = Image.fromarray(a.astype(np.int32))
+        assert np.array_equal(np.asarray(to_rgb(i32))[..., 0], expected)
+
+
+def test_early_reduction_keeps_what_the_model_sees(tmp_path, monkeypatch):
+    """Images far above the model's size are shrunk right after loading; the model's input barely moves."""
+    from faults.hostile import photo
+
+    import core.decode
+
+    path = tmp_path / "big.png"
+    photo((1800, 1200), seed=3).save(path, compress_level=1)
+    full = decode_for_model(str(path), SIZE).pixels.astype(int)
+    monkeypatch.setattr(core.decode, "REDUCE_ABOVE_PIXELS", 1_000_000, raising=False)
+    monkeypatch.setattr(core.decode, "_KEEP", 1, raising=False)  # harsher than real: 1800x1200 -> 225x240
+    reduced = decode_for_model(str(path), SIZE).pixels.astype(int)
+    diff = np.abs(full - reduced).mean()
+    assert 0 < diff < 2, diff  # the real reduction (8x the size per side) leaves the resize more to do
+
+
+def test_flat_and_nan_float_images_decode_quietly(tmp_path):
+    import warnings
+
+    from faults.hostile import flat_float_tiff
+
+    for value in (float("nan"), 0.0, 1e30):
+        path = flat_float_tiff(tmp_path / "f.tiff", value)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            d = decode_for_model(str(path), SIZE)
+        assert d.pixels.shape == (SIZE, SIZE, 3)
+
+
+def test_alpha_giants_are_reduced_in_strips_with_the_same_pixels(monkeypatch):
+    """reduce() premultiplies alpha in a full-size copy; the strip-wise reduction must give its exact pixels."""
+    from PIL import Image
+
+    import core.decode
+
+    monkeypatch.setattr(core.decode, "REDUCE_ABOVE_PIXELS", 1000)
+    rng = np.random.default_rng(1)
+    for mode, size in (("RGBA", (1003, 2011)), ("LA", (3000, 1999))):
+        bands = len(mode)
+        a = rng.integers(0, 256, (size[1], size[0], bands), dtype=np.uint8)
+        im = Image.merge(mode, [Image.fromarray(a[..., b]) for b in range(bands)])
+        k = core.decode._reduction(*size, 100)
+        assert k != (1, 1)
+        assert np.array_equal(np.asarray(core.decode._shrink(im, 100)), np.asarray(im.reduce(k)))

@@ -112,3 +112,49 @@ def test_auto_never_imports_torch_where_no_gpu_can_exist():
     code = "import sys; from core.embed import pick_device; print(pick_device('auto'), 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["cpu", "False"], out.stderr
+
+def test_memory_budget_bounds_what_decodes_hold_at_once():
+    import threading
+    import time
+
+    from core.embed import MemoryBudget
+
+    budget = MemoryBudget(100)
+    held, most = [0], [0]
+    lock = threading.Lock()
+
+    def work(n):
+        with budget.reserve(n):
+            with lock:
+                held[0] += min(n, 100)
+                most[0] = max(most[0], held[0])
+            time.sleep(0.02)
+            with lock:
+                held[0] -= min(n, 100)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in (60, 60, 30, 500, 10, 10, 60)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not any(t.is_alive() for t in threads), "a reservation never ran"
+    assert most[0] <= 100 and budget.peak <= 100
+    with budget.reserve(10), budget.reserve(10):  # small ones run side by side
+        assert budget.peak >= 20
+    with pytest.raises(ValueError):
+        MemoryBudget(0)
+
+
+def test_parallel_giant_decodes_share_one_memory_budget(tmp_path):
+    """Four 16-bit 15000x15000 PNGs over two decode threads peaked at 5.2 GB RSS. With cheaper decodes and the
+    default budget they take ~1.0 GB; a budget below two of them (0.5 GB each) makes them decode one at a time."""
+    from faults.hostile import giant16_png
+    from test_decode import peak_rss_mb
+
+    paths = [str(giant16_png(tmp_path / f"g{k}.png")) for k in range(3)]
+    peak, out = peak_rss_mb(
+        "from core.embed import Embedder, embed_files\n"
+        f"for batch in embed_files(Embedder(device='cpu'), {paths!r}, workers=2, memory_budget=600_000_000):\n"
+        "    print('ERRORS', [e.error for e in batch])\n", timeout=180)
+    assert "ERRORS [None, None, None]" in out, out
+    assert peak < 900, f"peak RSS {peak:.0f} MB"  # one giant (~0.45 GB of pixels), the model and Python
