@@ -38,6 +38,13 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE TABLE IF NOT EXISTS sniffed (
     path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, kind TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS verify_features (
+    path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, version INTEGER NOT NULL, data BLOB
+);
+CREATE TABLE IF NOT EXISTS verdicts (
+    a BLOB NOT NULL, b BLOB NOT NULL, stats TEXT NOT NULL, same INTEGER NOT NULL, reason TEXT,
+    PRIMARY KEY (a, b)
+);
 CREATE TABLE IF NOT EXISTS not_duplicate (
     a BLOB NOT NULL, b BLOB NOT NULL, PRIMARY KEY (a, b)
 );
@@ -277,6 +284,43 @@ class EmbeddingCache:
                 "UPDATE files SET digest = ? WHERE path = ? AND model = ? AND size = ? AND mtime_ns = ?",
                 [(d, os.fsencode(p), model, s, m) for p, (s, m, d) in digests.items()],
             )
+
+    # -- same-capture verification: per-image features and per-pair verdicts (core.confirm) ------------------
+    @_reading(dict)
+    def verify_features(self, version: int, files: Iterable[tuple[str, int, int]]) -> dict[str, bytes]:
+        """Stored features ``{path: bytes}`` still valid for ``(path, size, mtime_ns)`` and ``version``."""
+        out = {}
+        for p, size, mtime in files:
+            row = self._conn.execute("SELECT size, mtime_ns, version, data FROM verify_features WHERE path = ?",
+                                     (os.fsencode(p),)).fetchone()
+            if row and row[:3] == (size, mtime, version) and row[3]:
+                out[p] = row[3]
+        return out
+
+    @_writing
+    def store_verify_features(self, version: int, rows: dict[str, tuple[int, int, bytes]]) -> None:
+        with self._conn:
+            self._conn.executemany("INSERT OR REPLACE INTO verify_features VALUES (?, ?, ?, ?, ?)",
+                                   [(os.fsencode(p), s, m, version, d) for p, (s, m, d) in rows.items()])
+
+    @_reading(dict)
+    def verdicts(self, keys: dict[tuple[str, str], str]) -> dict[tuple[str, str], tuple[bool, str]]:
+        """Stored verdicts for path pairs whose ``stats`` key (both files' size, mtime, the verifier's version)
+        is unchanged: ``{(a, b): (same, reason)}``."""
+        out = {}
+        for (a, b), stats in keys.items():
+            row = self._conn.execute("SELECT stats, same, reason FROM verdicts WHERE a = ? AND b = ?",
+                                     (os.fsencode(a), os.fsencode(b))).fetchone()
+            if row and row[0] == stats:
+                out[(a, b)] = (bool(row[1]), row[2] or "")
+        return out
+
+    @_writing
+    def store_verdicts(self, rows: dict[tuple[str, str], tuple[str, bool, str]]) -> None:
+        with self._conn:
+            self._conn.executemany("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?)",
+                                   [(os.fsencode(a), os.fsencode(b), st, int(same), reason)
+                                    for (a, b), (st, same, reason) in rows.items()])
 
     # -- content sniffing verdicts for files with unknown extensions ---------------------------------------
     @_reading(dict)

@@ -17,6 +17,7 @@ import numpy as np
 
 from core.blank import is_blank
 from core.cache import CachedEntry, EmbeddingCache, default_cache_dir
+from core.confirm import confirm_pairs
 from core.decode import PREPROCESS_VERSION, DecodeError, decode_for_model
 from core.embed import Embedder, ModelBundle, embed_files, load_bundle
 from core.grouping import group_pairs
@@ -30,7 +31,7 @@ from core.index import (
     turned_pairs,
 )
 from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
-from core.results import ImageRecord, Match, ModelInfo, Problem, ScanResult
+from core.results import Group, ImageRecord, Match, ModelInfo, Problem, ScanResult
 from core.scan import ScanOptions, find_images
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,9 @@ class Library:
     index_dir: Path | None = None
     cache_key: str = ""  # everything that determined the vectors (see Engine.cache_key)
     blank: tuple[ImageRecord, ...] = ()  # flat or structureless images: listed, never paired (core.blank)
+    # Per pair: verified as the same capture (core.confirm). None: not verified, every pair counts.
+    same: np.ndarray | None = None
+    reasons: tuple[str, ...] = ()
     stats: dict = field(default_factory=dict)
     _digests: dict[int, str | None] = field(default_factory=dict, repr=False)
     _similar_index: VectorIndex | None = field(default=None, repr=False)
@@ -79,18 +83,30 @@ class Library:
             return False
         return self._digest(a) is not None and self._digest(a) == self._digest(b)
 
-    def result(self, threshold: float) -> ScanResult:
-        """Groups and pairs at ``threshold`` (≥ the floor this library was scanned with)."""
+    def result(self, threshold: float, similar_threshold: float | None = None) -> ScanResult:
+        """Duplicate groups at ``threshold`` and similar-shot groups at ``similar_threshold`` (default: the
+        floor), both ≥ the floor this library was scanned with.
+
+        Duplicates are pairs verified as the same capture; similar shots are the close pairs that were not.
+        """
         check_threshold(threshold)
-        if threshold < self.floor - 1e-9:
-            raise ValueError(f"threshold {threshold} is below the scanned floor {self.floor}; scan again")
+        similar_threshold = self.floor if similar_threshold is None else check_threshold(similar_threshold)
+        if min(threshold, similar_threshold) < self.floor - 1e-9:
+            raise ValueError(f"threshold {min(threshold, similar_threshold)} is below the scanned floor "
+                             f"{self.floor}; scan again")
         i, j, s = self.pairs
+        shots: tuple[Group, ...] = ()
+        if self.same is not None:  # duplicates are verified pairs only; the others are at most similar shots
+            other = ~self.same
+            shots = tuple(group_pairs(self.files, i[other], j[other], s[other], similar_threshold,
+                                      ignored=self.ignored))
+            i, j, s = i[self.same], j[self.same], s[self.same]
         keep = s >= threshold
         groups = group_pairs(self.files, i, j, s, threshold, identical=self.identical, ignored=self.ignored)
         pairs = tuple(Match(int(a), int(b), round(float(x), 6)) for a, b, x in zip(i[keep], j[keep], s[keep],
                                                                                    strict=True))
         return ScanResult(self.files, tuple(groups), pairs, self.problems, threshold, self.model, dict(self.stats),
-                          self.blank)
+                          self.blank, shots)
 
     def similar_index(self) -> VectorIndex:
         """Annoy index over the "find similar" vectors, persisted next to the cache and reused."""
@@ -145,8 +161,10 @@ class Engine:
         use_cache: bool = True,
         batch_size: int | None = None,
         workers: int | None = None,
+        verify: bool = True,
     ) -> None:
         self.bundle: ModelBundle = load_bundle(model_dir)
+        self.verify = verify  # check candidate pairs as the same capture (core.confirm); off: embedding only
         self.device = device
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.use_cache = use_cache
@@ -296,6 +314,12 @@ class Engine:
         if cache:  # a rescan must not read the files again to tell exact copies
             cache.store_digests(sha, {files[k].path: (files[k].size, files[k].mtime_ns, d)
                                       for k, d in lib._digests.items() if d and k not in cached_digests})
+        if self.verify:
+            confirmed = confirm_pairs(lib.files, pairs[0], pairs[1], identical=lib.identical, cache=cache,
+                                      workers=self.workers, progress=progress, cancel=cancel)
+            lib.same, lib.reasons = confirmed.same, confirmed.reasons
+            lib.stats["verification"] = confirmed.stats
+        if cache:
             lib.stats["warnings"] = list(cache.warnings)
         return lib
 

@@ -33,6 +33,12 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TB"  # pragma: no cover - the loop returns at GB
 
 
+def _group_json(g, files) -> dict:
+    return {"exact": g.exact,
+            "files": [{"path": files[m.index].path, "width": files[m.index].width, "height": files[m.index].height,
+                       "bytes": files[m.index].size, "similarity": m.similarity} for m in g.members]}
+
+
 def scan_json(result) -> dict:
     """The ``scan --json`` contract (README, "Command line")."""
     files = result.files
@@ -40,13 +46,8 @@ def scan_json(result) -> dict:
         "threshold": result.threshold,
         "model": {"name": result.model.name, "sha256": result.model.sha256},
         "files": len(files),
-        "groups": [
-            {"exact": g.exact,
-             "files": [{"path": files[m.index].path, "width": files[m.index].width,
-                        "height": files[m.index].height, "bytes": files[m.index].size,
-                        "similarity": m.similarity} for m in g.members]}
-            for g in result.groups
-        ],
+        "groups": [_group_json(g, files) for g in result.groups],
+        "similar_groups": [_group_json(g, files) for g in result.similar_groups],
         "pairs": [{"a": files[p.a].path, "b": files[p.b].path, "similarity": p.similarity} for p in result.pairs],
         "problems": [{"path": p.path, "reason": p.reason} for p in result.problems],
         "blank": [{"path": f.path, "width": f.width, "height": f.height, "bytes": f.size} for f in result.blank],

@@ -80,6 +80,9 @@ class ScanResult:
     model: ModelInfo
     stats: dict = field(default_factory=dict, compare=False)
     blank: tuple[ImageRecord, ...] = ()  # one flat colour or structureless: nothing to compare, never grouped
+    # Other shots of one subject (a burst, a re-take, a moved camera): close, but not verified as one capture.
+    # Shown apart and never auto-selected; a file may be in a duplicate group and a similar group at once.
+    similar_groups: tuple[Group, ...] = ()
 
     @property
     def duplicates(self) -> int:

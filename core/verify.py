@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import threading
 import zlib
 from dataclasses import dataclass, field
 
@@ -164,15 +165,17 @@ def _resize_long(a: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(a, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
 
 
-_orb = None
+_local = threading.local()  # per-thread OpenCV detector, matcher and optical flow
 
 
 def _detector():
-    global _orb
-    if _orb is None:
-        _orb = cv2.ORB_create(_N_CANDIDATES, scaleFactor=1.2, nlevels=8, edgeThreshold=15, patchSize=15,
-                              fastThreshold=8)
-    return _orb
+    """This thread's ORB detector: OpenCV's detectors and matchers must not be shared between threads (the
+    scan extracts and verifies in a thread pool; a shared matcher aborted the process)."""
+    orb = getattr(_local, "orb", None)
+    if orb is None:
+        orb = _local.orb = cv2.ORB_create(_N_CANDIDATES, scaleFactor=1.2, nlevels=8, edgeThreshold=15,
+                                          patchSize=15, fastThreshold=8)
+    return orb
 
 
 def _spread(kps: list, shape: tuple[int, ...], n: int, grid: int = 6) -> list:
@@ -225,17 +228,16 @@ def extract(image) -> ImageFeatures:
     return ImageFeatures((g.shape[1], g.shape[0]), pts, des, mpts, mdes, thumb, max(rgb.shape[:2]), jpeg)
 
 
-_matcher = None
 
 
 def _match(da: np.ndarray, db: np.ndarray) -> np.ndarray:
     """Index pairs (i in a, j in b) passing the ratio test."""
-    global _matcher
     if len(da) < 2 or len(db) < 2:
         return np.zeros((0, 2), np.int64)
-    if _matcher is None:
-        _matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    out = [(m[0].queryIdx, m[0].trainIdx) for m in _matcher.knnMatch(da, db, k=2)
+    matcher = getattr(_local, "matcher", None)
+    if matcher is None:
+        matcher = _local.matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    out = [(m[0].queryIdx, m[0].trainIdx) for m in matcher.knnMatch(da, db, k=2)
            if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
     return np.array(out, np.int64).reshape(-1, 2)
 
@@ -380,16 +382,15 @@ def photometric(ref: np.ndarray, mov: np.ndarray, m: np.ndarray) -> dict[str, fl
     return out
 
 
-_flow = None
 
 
 def _motion(y: np.ndarray, x: np.ndarray, w: np.ndarray, cells: np.ndarray, k: int) -> dict[str, float]:
     """Local motion left after the global alignment: dense optical flow between one image and the other
     mapped into its colours (global 3x3 mix), per cell. A copy has none; a burst, a moved subject or parallax
     has some. ``moved``: share of textured cells whose mean flow exceeds half a thumbnail pixel."""
-    global _flow
-    if _flow is None:
-        _flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    flow = getattr(_local, "flow", None)
+    if flow is None:
+        flow = _local.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
     w3 = cv2.merge([w, w, w])
     y, x = cv2.multiply(y, w3), cv2.multiply(x, w3)
     xf, yf = x.reshape(-1, 3), y.reshape(-1, 3)
@@ -403,7 +404,7 @@ def _motion(y: np.ndarray, x: np.ndarray, w: np.ndarray, cells: np.ndarray, k: i
         return (128 + 40 * np.clip(g / sd, -3, 3)).astype(np.uint8)
 
     gy, gp = to8(y), to8(pred)
-    f = _flow.calc(gy, gp, None)
+    f = flow.calc(gy, gp, None)
     tex = cells & (_cells(_sqsum(y), k) > _TEXTURE**2 * 3 * k * k)
     if not tex.any():
         return {"moved": 1.0, "flow": 4.0}

@@ -1,0 +1,147 @@
+"""Confirm candidate pairs as the same capture: the step between "close by embedding" and "a duplicate".
+
+The embedding proposes pairs; ``core.verify`` decides whether two images are one capture (edited or not) or
+another shot of the subject. Here that decision is run for a scan's candidates: features once per image
+(extracted in threads from a reduced decode, cached), a verdict once per pair (cached, keyed by both files'
+size and mtime and the verifier's version), byte-identical pairs accepted without looking.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from core import verify
+from core.cache import EmbeddingCache
+from core.errors import DecodeError
+from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
+from core.results import ImageRecord
+
+log = logging.getLogger(__name__)
+
+IDENTICAL = "byte-identical files"
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    """Per candidate pair (aligned with the pair arrays): whether it is one capture, and why."""
+
+    same: np.ndarray  # bool (P,)
+    reasons: tuple[str, ...]
+    stats: dict
+
+
+def _stats_key(a: ImageRecord, b: ImageRecord) -> str:
+    return f"{a.size}:{a.mtime_ns}/{b.size}:{b.mtime_ns}/v{verify.VERSION}"
+
+
+def confirm_pairs(
+    files: Sequence[ImageRecord],
+    i: np.ndarray,
+    j: np.ndarray,
+    *,
+    identical: Callable[[int, int], bool],
+    cache: EmbeddingCache | None = None,
+    workers: int | None = None,
+    progress: ProgressFn = no_progress,
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> Confirmed:
+    """Verify the pairs ``(i[k], j[k])`` of ``files``.
+
+    Args:
+        identical: whether two files are byte-identical (those are accepted as they are).
+        cache: where features and verdicts are kept between scans (None: none).
+        workers: threads for extraction and verification (default: the CPU count).
+
+    Returns:
+        ``Confirmed``: ``same[k]`` and ``reasons[k]`` for every pair, and counts for the scan's stats.
+    """
+    n = len(i)
+    same = np.zeros(n, bool)
+    reasons = [""] * n
+    todo: list[int] = []
+    keys = {}
+    for k, (a, b) in enumerate(zip(i.tolist(), j.tolist(), strict=True)):
+        if identical(a, b):
+            same[k], reasons[k] = True, IDENTICAL
+        else:
+            todo.append(k)
+            keys[(files[a].path, files[b].path)] = _stats_key(files[a], files[b])
+    known = cache.verdicts(keys) if cache and todo else {}
+    fresh = []
+    for k in todo:
+        hit = known.get((files[i[k]].path, files[j[k]].path))
+        if hit is None:
+            fresh.append(k)
+        else:
+            same[k], reasons[k] = hit
+    stats = {"candidates": n, "identical": n - len(todo), "verdicts_cached": len(todo) - len(fresh),
+             "verified": len(fresh), "features_extracted": 0}
+    if not fresh:
+        return Confirmed(same, tuple(reasons), stats)
+
+    need = sorted({int(x) for k in fresh for x in (i[k], j[k])})
+    stored = cache.verify_features(verify.VERSION, ((files[x].path, files[x].size, files[x].mtime_ns)
+                                                    for x in need)) if cache else {}
+    feats: dict[int, verify.ImageFeatures | None] = {}
+    for x in need:
+        data = stored.get(files[x].path)
+        if data is not None:
+            try:
+                feats[x] = verify.ImageFeatures.from_bytes(data)
+            except ValueError:
+                pass
+    missing = [x for x in need if x not in feats]
+    total = len(missing) + len(fresh)
+    progress(0, total, f"Checking {len(fresh)} pairs of look-alikes")
+
+    def extract(x: int) -> tuple[int, verify.ImageFeatures | None]:
+        try:
+            return x, verify.extract(files[x].path)
+        except (DecodeError, ValueError, OSError, MemoryError) as e:
+            log.info("no verification features for %s: %s", files[x].path, e)
+            return x, None
+
+    def check(k: int) -> tuple[int, verify.Verdict]:
+        fa, fb = feats.get(int(i[k])), feats.get(int(j[k]))
+        if fa is None or fb is None:
+            return k, verify.Verdict(False, "one of the two files could not be read again to compare them")
+        try:
+            return k, verify.verify(fa, fb)
+        except Exception as e:  # noqa: BLE001 - one pair must never stop a scan: it stays unconfirmed
+            log.exception("verifying %s and %s failed", files[i[k]].path, files[j[k]].path)
+            return k, verify.Verdict(False, f"could not be compared ({type(e).__name__})")
+
+    done = 0
+    new_features: dict[str, tuple[int, int, bytes]] = {}
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1, thread_name_prefix="verify") as pool:
+        for x, f in pool.map(extract, missing):
+            cancel.raise_if_cancelled()
+            feats[x] = f
+            if f is not None:
+                rec = files[x]
+                new_features[rec.path] = (rec.size, rec.mtime_ns, f.to_bytes())
+            done += 1
+            if done % 16 == 0:
+                progress(done, total, "Comparing look-alikes in detail")
+        if cache and new_features:
+            cache.store_verify_features(verify.VERSION, new_features)
+        verdicts: dict[tuple[str, str], tuple[str, bool, str]] = {}
+        for k, v in pool.map(check, fresh):
+            cancel.raise_if_cancelled()
+            same[k], reasons[k] = v.same, v.reason
+            a, b = files[i[k]], files[j[k]]
+            verdicts[(a.path, b.path)] = (_stats_key(a, b), bool(v.same), v.reason)
+            done += 1
+            if done % 16 == 0:
+                progress(done, total, "Comparing look-alikes in detail")
+    if cache:
+        cache.store_verdicts(verdicts)
+    stats["features_extracted"] = len(missing)
+    progress(total, total, "Compared look-alikes")
+    return Confirmed(same, tuple(reasons), stats)
