@@ -16,7 +16,6 @@ from scipy.sparse.csgraph import connected_components
 
 from core.results import Group, ImageRecord, Member
 
-
 # Files written within this long after the group's oldest one count as equally old (a copy that kept its date,
 # a burst of saves); a derivative (an export, a download, an upscale) is made later than that.
 SAME_AGE_NS = 60 * 1_000_000_000
