@@ -266,7 +266,7 @@ def resize_for_model(rgb: Image.Image, size: int) -> np.ndarray:
     return np.asarray(rgb, dtype=np.uint8)
 
 
-def _open_file(path: str) -> BinaryIO:
+def open_regular(path: str) -> BinaryIO:
     """The file at ``path`` opened for reading, refused unless it is a regular file.
 
     ``O_NONBLOCK``: a FIFO put where a photo was (between the walk and the decode) would otherwise block the
@@ -301,7 +301,7 @@ def _open_file(path: str) -> BinaryIO:
 def open_image(path: str) -> Iterator[Image.Image]:
     """Open ``path`` and validate its header; raise ``DecodeError`` with a clear reason. Closes the file after."""
     register_plugins()
-    with _open_file(path) as fh:
+    with open_regular(path) as fh:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -18,7 +18,7 @@ import numpy as np
 from core.blank import is_blank
 from core.cache import CachedEntry, EmbeddingCache, default_cache_dir
 from core.confirm import confirm_pairs
-from core.decode import PREPROCESS_VERSION, DecodeError, decode_for_model
+from core.decode import PREPROCESS_VERSION, DecodeError, decode_for_model, open_regular
 from core.embed import Embedder, ModelBundle, embed_files, load_bundle
 from core.grouping import group_pairs
 from core.index import (
@@ -38,8 +38,13 @@ log = logging.getLogger(__name__)
 
 
 def file_digest(path: str) -> str:
+    """A hash of the file's bytes (for exact copies); ``OSError`` when it cannot be read as a regular file."""
     h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as fh:
+    try:
+        opened = open_regular(path)  # a FIFO swapped in after the decode must not block the scan here either
+    except DecodeError as e:
+        raise OSError(str(e)) from e
+    with opened as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()

@@ -14,6 +14,8 @@ import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from core.decode import open_regular
+from core.errors import DecodeError
 from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
 from core.results import Problem
 
@@ -158,6 +160,8 @@ def find_images(
                 subdirs.append(path)
             elif stat.S_ISREG(st.st_mode):
                 _consider(path, name, st, options, out, seen, sniffed, sniff_results)
+            elif os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:  # a pipe or device named like a photo
+                out.problems.append(Problem(path, "not a regular file (pipe, device or socket)"))
         stack.extend(reversed(subdirs))
     out.files.sort(key=lambda f: f.path)
     return out
@@ -176,10 +180,10 @@ def _consider(path, name, st, options, out, seen, sniffed, sniff_results, explic
         kind = sniffed(path, st.st_size, st.st_mtime_ns) if sniffed else None
         if kind is None:
             try:
-                with open(path, "rb") as fh:
+                with open_regular(path) as fh:
                     kind = sniff(fh.read(16)) or ""
-            except OSError as e:
-                out.problems.append(Problem(path, f"cannot read: {e.strerror or e}"))
+            except DecodeError as e:
+                out.problems.append(Problem(path, f"cannot read: {e}"))
                 return
             sniff_results[path] = kind
         if not kind:

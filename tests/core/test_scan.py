@@ -99,3 +99,37 @@ def test_cancel(tmp_path):
     t.cancel()
     with pytest.raises(Cancelled):
         find_images([_tree(tmp_path)], cancel=t)
+
+
+def test_a_pipe_named_like_a_photo_is_a_problem_not_a_silent_skip(tmp_path):
+    import os
+
+    from core.scan import find_images
+
+    os.mkfifo(tmp_path / "IMG_0001.jpg")
+    os.mkfifo(tmp_path / "notes.fifo")  # not named like an image: not ours to mention
+    walk = find_images([tmp_path])
+    assert walk.files == []
+    assert [(os.path.basename(p.path), p.reason) for p in walk.problems] == [
+        ("IMG_0001.jpg", "not a regular file (pipe, device or socket)")]
+
+
+def test_exact_copy_hashing_never_blocks_on_a_pipe(tmp_path):
+    import os
+    import threading
+
+    from core.engine import file_digest
+
+    os.mkfifo(tmp_path / "swapped.jpg")
+    out = []
+
+    def run():
+        try:
+            file_digest(str(tmp_path / "swapped.jpg"))
+        except OSError as e:
+            out.append(str(e))
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(5)
+    assert not t.is_alive() and out == ["not a regular file (pipe, device or socket)"]

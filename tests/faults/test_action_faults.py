@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import as_other_user
 
 REPO = Path(__file__).resolve().parents[2]
 HELPER = Path(__file__).resolve().parent / "action_faults_helper.py"
@@ -150,24 +151,9 @@ def test_kill_9_at_random_points_loses_nothing(pngs, tmp_path):
 
 
 # -- a journal that cannot be written: refuse before moving anything -------------------------------------------------
-def _as_other_user() -> list[str] | None:
-    """A command prefix that runs as an unprivileged user when we are root ([] when we are not); None: cannot."""
-    if os.geteuid() != 0:
-        return []
-    for prefix in (["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"], ["runuser", "-u", "nobody", "--"]):
-        if shutil.which(prefix[0]):
-            try:
-                if subprocess.run([*prefix, sys.executable, "-c", "import os; print(os.geteuid())"],
-                                  capture_output=True, timeout=30).stdout.strip() == b"65534":
-                    return prefix
-            except (OSError, subprocess.SubprocessError):
-                continue
-    return None
-
-
 @pytest.fixture
 def user_home(pngs):
-    prefix = _as_other_user()
+    prefix = as_other_user()
     if prefix is None:
         pytest.skip("running as root and cannot switch to an unprivileged user (setpriv/runuser)")
     home = Path(tempfile.mkdtemp(prefix="lookalike-ro-"))  # not under pytest's 0700 root-only folder

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from faults.hostile import corpus, jpeg_bytes, photo
-from helpers import REPO
+from helpers import REPO, as_other_user
 
 from core.decode import DecodeError, decode_for_model
 
@@ -47,24 +47,6 @@ def _decode(path: Path, timeout: float = HANG) -> tuple[str, str]:
             os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
         return "hang", ""
     return box["r"]
-
-
-def _unprivileged() -> list[str] | None:
-    """A command prefix that runs this interpreter and ``core`` as nobody when this is root ([] when not root);
-    None if that is impossible here."""
-    if os.geteuid() != 0:
-        return []
-    probe = "import os, core.decode; print(os.geteuid())"
-    for prefix in (["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"], ["runuser", "-u", "nobody", "--"]):
-        if shutil.which(prefix[0]):
-            try:
-                r = subprocess.run(prefix + [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True,
-                                   timeout=60)
-            except (OSError, subprocess.TimeoutExpired):
-                continue
-            if r.returncode == 0 and r.stdout.strip() not in ("", "0"):
-                return prefix
-    return None
 
 
 @pytest.fixture
@@ -102,7 +84,7 @@ def test_every_hostile_file_decodes_or_gives_a_one_line_reason(tmp_path):
 
 
 def test_unreadable_file_is_a_reason(shared_tmp):
-    prefix = _unprivileged()
+    prefix = as_other_user()
     if prefix is None:
         pytest.skip("running as root and cannot drop privileges (no setpriv/runuser): mode 000 does not stop root")
     path = shared_tmp / "unreadable.jpg"
