@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("paths", nargs="+", metavar="PATH")
     s.add_argument("--threshold", type=_threshold, help="duplicate threshold (cosine; default from the model)")
     s.add_argument("--similar-threshold", type=_threshold,
-                   help="also count groups of similar photos at this looser threshold (summary only)")
+                   help="cosine from which close photos that are not copies are listed as similar shots")
     s.add_argument("--json", type=Path, metavar="FILE", help="write results as JSON ('-' for stdout)")
     s.add_argument("--csv", type=Path, metavar="FILE", help="write one row per grouped file")
 
@@ -151,15 +151,15 @@ def cmd_scan(a) -> int:
     outputs = _outputs(a)
     try:
         engine = _engine(a)
-        threshold = a.threshold or engine.bundle.duplicate_threshold
-        # The report holds pairs at the threshold: keep no looser pairs unless a similar threshold is asked for.
-        floor = min(threshold, a.similar_threshold) if a.similar_threshold else threshold
+        threshold = a.threshold or engine.default_threshold()
+        similar = a.similar_threshold or engine.bundle.similar_shot_threshold
+        floor = min(threshold, similar)
         update, close = _progress_bar(a.quiet)
         try:
-            lib = engine.scan(a.paths, _options(a), floor=floor, progress=update)
+            lib = engine.scan(a.paths, _options(a), floor=floor, verify_from=threshold, progress=update)
         finally:
             close()
-        result = lib.result(threshold)
+        result = lib.result(threshold, similar)
         for kind, out in outputs:
             out.write(json_text(scan_json(result)) if kind == "json" else csv_text(result))
     finally:
@@ -170,10 +170,9 @@ def cmd_scan(a) -> int:
           f"{human_bytes(result.reclaimable)} reclaimable, {len(result.problems)} problems, "
           f"{len(result.blank)} blank "
           f"(threshold {threshold:.3f}, model {result.model.name})", file=out)
-    if a.similar_threshold and a.similar_threshold < threshold:
-        loose = lib.result(a.similar_threshold)
-        print(f"at the similar threshold {a.similar_threshold:.3f}: {len(loose.groups)} groups, "
-              f"{loose.duplicates} similar photos", file=out)
+    shots = sum(len(g.members) for g in result.similar_groups)
+    print(f"similar shots (other captures of one subject, never selected for removal): "
+          f"{len(result.similar_groups)} groups, {shots} photos (threshold {similar:.3f})", file=out)
     for w in lib.stats.get("warnings", []):
         print(f"  warning: {w}", file=out)
     for p in result.problems[:20]:

@@ -81,6 +81,17 @@ class ModelBundle:
         return float(self.manifest["thresholds"]["duplicate"])
 
     @property
+    def candidate_threshold(self) -> float:
+        """Duplicate-embedding cosine from which a pair is checked as the same capture (core.confirm); a pair
+        below it is never a duplicate. Falls back to the duplicate threshold for models calibrated before."""
+        return float(self.manifest["thresholds"].get("candidate", self.duplicate_threshold))
+
+    @property
+    def similar_shot_threshold(self) -> float:
+        """Duplicate-embedding cosine from which a pair that is not one capture counts as a similar shot."""
+        return float(self.manifest["thresholds"].get("similar_shot", self.duplicate_threshold - 0.1))
+
+    @property
     def similar_threshold(self) -> float:
         return float(self.manifest["thresholds"]["similar"])
 

@@ -68,6 +68,7 @@ class Library:
     # Per pair: verified as the same capture (core.confirm). None: not verified, every pair counts.
     same: np.ndarray | None = None
     reasons: tuple[str, ...] = ()
+    verify_from: float = 0.0  # pairs below this cosine were not checked: never duplicates
     stats: dict = field(default_factory=dict)
     _digests: dict[int, str | None] = field(default_factory=dict, repr=False)
     _similar_index: VectorIndex | None = field(default=None, repr=False)
@@ -196,10 +197,17 @@ class Engine:
         return f"{self.bundle.sha256}/{onnx}/{PREPROCESS_VERSION}{turned}"
 
     def default_floor(self) -> float:
-        """The loosest threshold a scan keeps pairs for (the bottom of the app's strictness slider): 0.1 below the
-        duplicate threshold. The model's *similar* threshold is calibrated on the ImageNet features that serve
-        "Find similar", not on the duplicate embedding, and on it would keep millions of pairs."""
-        return max(self.bundle.similar_threshold, self.bundle.duplicate_threshold - 0.1)
+        """The loosest threshold a scan keeps pairs for: the similar-shot threshold, or the bottom of the app's
+        duplicate slider (0.1 below the duplicate threshold) if lower. (The model's *similar* threshold is
+        calibrated on the ImageNet features that serve "Find similar", not on the duplicate embedding, and on
+        it would keep millions of pairs.)"""
+        b = self.bundle
+        return max(0.5, min(b.similar_shot_threshold, b.duplicate_threshold - 0.1, b.candidate_threshold))
+
+    def default_threshold(self) -> float:
+        """The duplicate threshold a scan reports at by default: with verification, every candidate that
+        verifies is a duplicate (the check, not the cosine, keeps precision); without it, the calibrated one."""
+        return self.bundle.candidate_threshold if self.verify else self.bundle.duplicate_threshold
 
     def open_cache(self) -> EmbeddingCache | None:
         return EmbeddingCache(self.cache_dir) if self.use_cache else None
@@ -210,6 +218,7 @@ class Engine:
         options: ScanOptions | None = None,
         *,
         floor: float | None = None,
+        verify_from: float | None = None,
         progress: ProgressFn = no_progress,
         cancel: CancelToken = NEVER_CANCELLED,
     ) -> Library:
@@ -219,6 +228,8 @@ class Engine:
             paths: folders or files; one path (str, bytes or PathLike) or several.
             options: include/exclude globs, minimum size, hidden files, symlinks.
             floor: the loosest threshold the returned library can regroup at (default: ``default_floor()``).
+            verify_from: pairs at or above this cosine are checked as the same capture, and only they can be
+                duplicates (default: the model's candidate threshold, never below ``floor``).
             progress: called with ``(done, total, message)``.
             cancel: checked between items; a cancelled scan raises ``Cancelled`` and keeps its cached work.
 
@@ -226,17 +237,18 @@ class Engine:
             A ``Library``; ``library.result(threshold)`` gives groups at any threshold ≥ ``floor``.
         """
         floor = self.default_floor() if floor is None else check_threshold(floor, "floor")
+        verify_from = max(floor, self.bundle.candidate_threshold if verify_from is None else verify_from)
         if isinstance(paths, (str, bytes, os.PathLike)):
             paths = [paths]  # one path, not its characters
         paths = [os.fsdecode(p) for p in paths]
         cache = self.open_cache()
         try:
-            return self._scan(paths, options or ScanOptions(), floor, cache, progress, cancel)
+            return self._scan(paths, options or ScanOptions(), floor, verify_from, cache, progress, cancel)
         finally:
             if cache:
                 cache.close()
 
-    def _scan(self, paths, options, floor, cache, progress, cancel) -> Library:
+    def _scan(self, paths, options, floor, verify_from, cache, progress, cancel) -> Library:
         sha = self.cache_key
         known = cache.sniffed() if cache else {}
 
@@ -320,9 +332,15 @@ class Engine:
             cache.store_digests(sha, {files[k].path: (files[k].size, files[k].mtime_ns, d)
                                       for k, d in lib._digests.items() if d and k not in cached_digests})
         if self.verify:
-            confirmed = confirm_pairs(lib.files, pairs[0], pairs[1], identical=lib.identical, cache=cache,
-                                      workers=self.workers, progress=progress, cancel=cancel)
-            lib.same, lib.reasons = confirmed.same, confirmed.reasons
+            close = np.nonzero(pairs[2] >= verify_from)[0]
+            confirmed = confirm_pairs(lib.files, pairs[0][close], pairs[1][close], identical=lib.identical,
+                                      cache=cache, workers=self.workers, progress=progress, cancel=cancel)
+            lib.same = np.zeros(len(pairs[0]), bool)
+            lib.same[close] = confirmed.same
+            reasons = ["not close enough to be a copy"] * len(pairs[0])
+            for k, why in zip(close.tolist(), confirmed.reasons, strict=True):
+                reasons[k] = why
+            lib.reasons, lib.verify_from = tuple(reasons), verify_from
             lib.stats["verification"] = confirmed.stats
         if cache:
             lib.stats["warnings"] = list(cache.warnings)

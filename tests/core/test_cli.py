@@ -36,8 +36,8 @@ def test_scan_json_contract(library, tmp_path):
     assert p.returncode == 0, p.stderr
     assert "groups" in p.stdout and "problems" in p.stdout
     d = json.loads(out.read_text())
-    assert set(d) == {"threshold", "model", "files", "groups", "pairs", "problems", "blank"}
-    assert d["blank"] == []
+    assert set(d) == {"threshold", "model", "files", "groups", "similar_groups", "pairs", "problems", "blank"}
+    assert d["blank"] == [] and d["similar_groups"] == []
     assert isinstance(d["threshold"], float) and 0 < d["threshold"] <= 1
     assert set(d["model"]) == {"name", "sha256"} and len(d["model"]["sha256"]) == 64
     assert d["files"] == 6
@@ -80,11 +80,18 @@ def test_threshold_flag_changes_result(library, tmp_path):
     assert groups == sorted(expected)
 
 
-def test_similar_threshold_adds_a_summary_line(library):
-    p = run("scan", library, "--similar-threshold", "0.5", "--no-cache")
+def test_similar_threshold_sets_the_similar_shots_tier(library, tmp_path):
+    out = tmp_path / "loose.json"
+    p = run("scan", library, "--similar-threshold", "0.5", "--json", out, "--no-cache")
     assert p.returncode == 0, p.stderr
-    line = [x for x in p.stdout.splitlines() if x.startswith("at the similar threshold 0.500")]
-    assert line and int(line[0].split(": ")[1].split(" groups")[0]) >= 1
+    line = [x for x in p.stdout.splitlines() if x.startswith("similar shots")]
+    assert line and "threshold 0.500" in line[0]
+    d = json.loads(out.read_text())
+    assert int(line[0].split(": ")[1].split(" groups")[0]) == len(d["similar_groups"])
+    duplicate_pairs = {frozenset((q["a"], q["b"])) for q in d["pairs"]}
+    for g in d["similar_groups"]:  # a similar-shot pair is never also a duplicate pair
+        paths = [f["path"] for f in g["files"]]
+        assert not any(frozenset((x, y)) in duplicate_pairs for k, x in enumerate(paths) for y in paths[k + 1 :])
 
 
 def test_similar_json(library, tmp_path):
