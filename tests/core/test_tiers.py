@@ -1,0 +1,100 @@
+"""Two tiers through the whole engine: edited copies land in duplicates, other shots of a subject in similar
+shots and never in duplicates; verdicts are cached and reused on a rescan."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+
+import numpy as np
+import pytest
+from helpers import DATA
+from PIL import Image
+
+from training.augment import EDITS
+
+VERIFY = DATA / "verify"
+SHOTS = [("leuven_a.jpg", "leuven_b.jpg"), ("toronto_a.jpg", "toronto_b.jpg"), ("facade_a.jpg", "facade_b.jpg"),
+         ("uttower_a.jpg", "uttower_b.jpg")]
+COPIES = ["flip", "rotate_90", "crop_75", "jpeg", "downscale", "grayscale", "text", "screenshot", "colour"]
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiers")
+    for a, b in SHOTS:
+        shutil.copy(VERIFY / a, root / a)
+        shutil.copy(VERIFY / b, root / b)
+    photo = Image.open(VERIFY / "photo.jpg").convert("RGB")
+    photo.save(root / "photo.jpg", quality=95)
+    for k, kind in enumerate(COPIES):
+        EDITS[kind](photo, np.random.default_rng([7, k])).convert("RGB").save(root / f"photo_{kind}.jpg", quality=90)
+    return root
+
+
+@pytest.fixture(scope="module")
+def scanned(library, tmp_path_factory, engine_factory):
+    engine = engine_factory(tmp_path_factory.mktemp("cache"))
+    lib = engine.scan([library])
+    return engine, lib, lib.result(engine.default_threshold())
+
+
+def _pairs(result, groups) -> set[frozenset[str]]:
+    out = set()
+    for g in groups:
+        names = [os.path.basename(result.files[m.index].path) for m in g.members]
+        out |= {frozenset(p) for p in itertools.combinations(names, 2)}
+    return out
+
+
+def test_edited_copies_are_duplicates(scanned):
+    _, _, result = scanned
+    dup = _pairs(result, result.groups)
+    missed = [k for k in COPIES if frozenset(("photo.jpg", f"photo_{k}.jpg")) not in dup]
+    assert not missed, f"copies not grouped with their original: {missed}"
+
+
+def test_other_shots_are_never_duplicates(scanned):
+    _, _, result = scanned
+    dup = _pairs(result, result.groups)
+    assert not [p for p in SHOTS if frozenset(p) in dup]
+    names = {os.path.basename(result.files[m.index].path) for g in result.groups for m in g.members}
+    assert not names & {n for p in SHOTS for n in p}
+
+
+def test_other_shots_that_are_close_are_similar_shots(scanned):
+    engine, lib, _ = scanned
+    result = lib.result(engine.default_threshold(), lib.floor)
+    similar = _pairs(result, result.similar_groups)
+    close = [p for p in SHOTS if frozenset(p) in similar]
+    # Each shot pair that the embedding put close enough to be a candidate must be a similar shot.
+    i, j, s = lib.pairs
+    names = [os.path.basename(f.path) for f in lib.files]
+    candidates = {frozenset((names[a], names[b])) for a, b in zip(i.tolist(), j.tolist(), strict=True)}
+    assert {frozenset(p) for p in SHOTS if frozenset(p) in candidates} == {frozenset(p) for p in close}
+    assert close, "at least one real other-shot pair is a candidate and lands in similar shots"
+
+
+def test_verdicts_are_cached_and_reused_on_a_rescan(scanned, library):
+    engine, first, result = scanned
+    stats = first.stats["verification"]
+    assert stats["verified"] > 0 and stats["features_extracted"] > 0
+    again = engine.scan([library])
+    st = again.stats["verification"]
+    assert st["verified"] == 0 and st["features_extracted"] == 0
+    assert st["verdicts_cached"] == stats["verified"] + stats["verdicts_cached"]
+    assert np.array_equal(again.same, first.same)
+    second = again.result(engine.default_threshold())
+    assert second.groups == result.groups
+
+
+def test_a_changed_file_is_verified_again(scanned, library, tmp_path):
+    engine, first, _ = scanned
+    root = tmp_path / "lib"
+    shutil.copytree(library, root)
+    lib = engine.scan([root])  # new paths: verified once
+    target = root / "photo_jpeg.jpg"
+    Image.open(target).save(target, quality=60)  # same picture, new bytes
+    again = engine.scan([root])
+    assert 0 < again.stats["verification"]["verified"] < lib.stats["verification"]["verified"]
