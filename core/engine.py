@@ -144,9 +144,15 @@ class Library:
             self._positions = {f.path: k for k, f in enumerate(self.files)}
         return self._positions.get(os.path.abspath(path))
 
-    def prepare_digests(self, cancel: CancelToken = NEVER_CANCELLED) -> None:
+    def digests(self) -> dict[int, str | None]:
+        """The content hashes known so far, by file position."""
+        return dict(self._digests)
+
+    def prepare_digests(self, cancel: CancelToken = NEVER_CANCELLED, known: dict[int, str] | None = None) -> None:
         """Hash every file that has a same-size partner among the pairs, so ``result`` never reads files
-        (the scan runs this in its worker thread; the GUI regroups without I/O)."""
+        (the scan runs this in its worker thread; the GUI regroups without I/O). ``known``: hashes already
+        at hand (from the cache)."""
+        self._digests.update(known or {})
         i, j, _ = self.pairs
         sizes = np.fromiter((f.size for f in self.files), np.int64, len(self.files))
         same = sizes[i] == sizes[j]
@@ -249,99 +255,23 @@ class Engine:
                 cache.close()
 
     def _scan(self, paths, options, floor, verify_from, cache, progress, cancel) -> Library:
-        sha = self.cache_key
-        known = cache.sniffed() if cache else {}
-
-        def sniffed(path: str, size: int, mtime: int) -> str | None:
-            v = known.get(path)
-            return v[2] if v and v[:2] == (size, mtime) else None
-
-        progress(0, 0, "Looking for photos")
-        walk = find_images(paths, options, sniffed=sniffed, progress=progress, cancel=cancel)
-        if cache and walk.sniffed:
-            stats = {p: os.stat(p) for p in walk.sniffed if os.path.exists(p)}
-            cache.store_sniffed({p: (st.st_size, st.st_mtime_ns, walk.sniffed[p]) for p, st in stats.items()})
-        found = walk.files
-        entries = cache.lookup(sha, ((f.path, f.size, f.mtime_ns) for f in found)) if cache else {}
-        todo = [f for f in found if f.path not in entries]
-        log.info("%d images found, %d from the cache, %d to read", len(found), len(entries), len(todo))
-        total = len(todo)
-        progress(0, total, f"Reading {total} photos")
-        done = 0
-        if todo:
-            embedder = self.embedder
-            batch_size = self.batch_size or (16 if embedder.device == "cpu" else 64)
-            for batch in embed_files(embedder, [f.path for f in todo], batch_size=batch_size,
-                                     workers=self.workers, turned=self.bundle.turned_embeddings, cancel=cancel):
-                fresh = []
-                for e in batch:
-                    f = todo[e.index]
-                    if e.error:
-                        fresh.append(CachedEntry(f.path, f.size, f.mtime_ns, 0, 0, "", None, None, None, e.error))
-                    else:
-                        d = e.decoded
-                        turned = None if e.turned is None else _f16(e.turned)
-                        fresh.append(CachedEntry(f.path, f.size, f.mtime_ns, d.width, d.height, d.format,
-                                                 d.taken, _f16(e.embedding), _f16(e.features), None, turned,
-                                                 blank=is_blank(d.pixels)))
-                if cache:
-                    cache.store(sha, fresh)  # committed per batch: a cancelled scan keeps its work
-                entries.update((c.path, c) for c in fresh)
-                done += len(batch)
-                progress(done, total, f"Reading {os.path.basename(fresh[-1].path)}")
-        files, embs, feats, turned, owner, blank = [], [], [], [], [], []
-        problems = list(walk.problems)
-        for f in found:
-            c = entries[f.path]
-            if c.error:
-                problems.append(Problem(f.path, c.error))
-                continue
-            if c.blank:
-                blank.append(ImageRecord(f.path, f.size, f.mtime_ns, c.width, c.height, c.format, c.taken))
-                continue
-            if c.turned is not None:
-                turned.append(c.turned)
-                owner += [len(files)] * len(c.turned)
-            files.append(ImageRecord(f.path, f.size, f.mtime_ns, c.width, c.height, c.format, c.taken))
-            embs.append(c.embedding)
-            feats.append(c.features)
-        problems.sort(key=lambda p: p.path)
-        # Cached rows arrive as float16 views: one conversion for the whole matrix.
-        emb = np.stack(embs).astype(np.float32) if embs else np.zeros((0, self.bundle.embed_dim), np.float32)
-        feat = np.stack(feats).astype(np.float32) if feats else np.zeros((0, self.bundle.feature_dim), np.float32)
-        progress(0, len(files), "Comparing photos")
-        index = VectorIndex(emb) if len(emb) > EXACT_LIMIT else None
-        pairs = candidate_pairs(emb, floor, index=index, progress=progress, cancel=cancel)
-        if turned:  # a photo and its copy turned by 90 degrees (see core.embed.PORTRAIT_RATIO)
-            turned_m = np.concatenate(turned).astype(np.float32)
-            rot = turned_pairs(emb, turned_m, np.asarray(owner, np.int64), floor, index=index, cancel=cancel)
-            pairs = merge_pairs(pairs, rot)
-        ignored = cache.not_duplicate_pairs() if cache else set()
+        run = _ScanRun(self, cache, progress, cancel)
+        walk = run.walk(paths, options)
+        entries, todo = run.lookup(walk.files)
+        run.embed(todo, entries)
+        files, emb, feat, turned, blank, problems = run.assemble(walk, entries)
+        pairs = run.pair(emb, turned, floor)
         lib = Library(
-            tuple(files), emb, feat, tuple(problems), self.model_info, floor, pairs, ignored,
-            index_dir=self.cache_dir / "index" if cache and cache.usable else None, cache_key=sha,
+            tuple(files), emb, feat, tuple(problems), self.model_info, floor, pairs,
+            cache.not_duplicate_pairs() if cache else set(),
+            index_dir=self.cache_dir / "index" if cache and cache.usable else None, cache_key=run.key,
             blank=tuple(blank),
-            stats={"found": len(found), "cached": len(found) - total, "embedded": total,
-                   "device": self.embedder.device if todo else self.device,
-                   "warnings": []},
+            stats={"found": len(walk.files), "cached": len(walk.files) - len(todo), "embedded": len(todo),
+                   "device": self.embedder.device if todo else self.device, "warnings": []},
         )
-        cached_digests = {k: entries[f.path].digest for k, f in enumerate(files) if entries[f.path].digest}
-        lib._digests.update(cached_digests)
-        lib.prepare_digests(cancel)
-        if cache:  # a rescan must not read the files again to tell exact copies
-            cache.store_digests(sha, {files[k].path: (files[k].size, files[k].mtime_ns, d)
-                                      for k, d in lib._digests.items() if d and k not in cached_digests})
+        run.digest(lib, entries)
         if self.verify:
-            close = np.nonzero(pairs[2] >= verify_from)[0]
-            confirmed = confirm_pairs(lib.files, pairs[0][close], pairs[1][close], identical=lib.identical,
-                                      cache=cache, workers=self.workers, progress=progress, cancel=cancel)
-            lib.same = np.zeros(len(pairs[0]), bool)
-            lib.same[close] = confirmed.same
-            reasons = ["not close enough to be a copy"] * len(pairs[0])
-            for k, why in zip(close.tolist(), confirmed.reasons, strict=True):
-                reasons[k] = why
-            lib.reasons, lib.verify_from = tuple(reasons), verify_from
-            lib.stats["verification"] = confirmed.stats
+            run.verify(lib, verify_from)
         if cache:
             lib.stats["warnings"] = list(cache.warnings)
         return lib
@@ -382,3 +312,125 @@ class Engine:
 def _f16(v: np.ndarray) -> np.ndarray:
     """Round to float16 and back, as the cache stores it, so a first scan and a rescan agree exactly."""
     return np.asarray(v, dtype=np.float16).astype(np.float32)
+
+
+class _ScanRun:
+    """One scan's stages, in order: walk → lookup → embed → assemble → pair → digest → verify. Each stage
+    reads and writes the cache it was given (or none) and honours the scan's progress and cancel."""
+
+    def __init__(self, engine: Engine, cache: EmbeddingCache | None, progress: ProgressFn,
+                 cancel: CancelToken) -> None:
+        self.engine, self.cache, self.progress, self.cancel = engine, cache, progress, cancel
+        self.key = engine.cache_key
+
+    def walk(self, paths: list[str], options: ScanOptions):
+        """The image files under ``paths``; content verdicts for odd extensions come from the cache."""
+        cache = self.cache
+        known = cache.sniffed() if cache else {}
+
+        def sniffed(path: str, size: int, mtime: int) -> str | None:
+            v = known.get(path)
+            return v[2] if v and v[:2] == (size, mtime) else None
+
+        self.progress(0, 0, "Looking for photos")
+        walk = find_images(paths, options, sniffed=sniffed, progress=self.progress, cancel=self.cancel)
+        if cache and walk.sniffed:
+            stats = {p: os.stat(p) for p in walk.sniffed if os.path.exists(p)}
+            cache.store_sniffed({p: (st.st_size, st.st_mtime_ns, walk.sniffed[p]) for p, st in stats.items()})
+        return walk
+
+    def lookup(self, found) -> tuple[dict[str, CachedEntry], list]:
+        """Cached entries still valid for the files found, and the files to read."""
+        entries = self.cache.lookup(self.key, ((f.path, f.size, f.mtime_ns) for f in found)) if self.cache else {}
+        todo = [f for f in found if f.path not in entries]
+        log.info("%d images found, %d from the cache, %d to read", len(found), len(entries), len(todo))
+        return entries, todo
+
+    def embed(self, todo: list, entries: dict[str, CachedEntry]) -> None:
+        """Decode and embed ``todo`` into ``entries``, storing each batch in the cache as it comes."""
+        total = len(todo)
+        self.progress(0, total, f"Reading {total} photos")
+        if not todo:
+            return
+        engine = self.engine
+        embedder = engine.embedder
+        batch_size = engine.batch_size or (16 if embedder.device == "cpu" else 64)
+        done = 0
+        for batch in embed_files(embedder, [f.path for f in todo], batch_size=batch_size, workers=engine.workers,
+                                 turned=engine.bundle.turned_embeddings, cancel=self.cancel):
+            fresh = [_entry(todo[e.index], e) for e in batch]
+            if self.cache:
+                self.cache.store(self.key, fresh)  # committed per batch: a cancelled scan keeps its work
+            entries.update((c.path, c) for c in fresh)
+            done += len(batch)
+            self.progress(done, total, f"Reading {os.path.basename(fresh[-1].path)}")
+
+    def assemble(self, walk, entries: dict[str, CachedEntry]):
+        """Records and vector matrices of the usable images; problems and blank images set apart."""
+        files, embs, feats, turned, owner, blank = [], [], [], [], [], []
+        problems = list(walk.problems)
+        for f in walk.files:
+            c = entries[f.path]
+            if c.error:
+                problems.append(Problem(f.path, c.error))
+                continue
+            rec = ImageRecord(f.path, f.size, f.mtime_ns, c.width, c.height, c.format, c.taken)
+            if c.blank:
+                blank.append(rec)
+                continue
+            if c.turned is not None:
+                turned.append(c.turned)
+                owner += [len(files)] * len(c.turned)
+            files.append(rec)
+            embs.append(c.embedding)
+            feats.append(c.features)
+        problems.sort(key=lambda p: p.path)
+        bundle = self.engine.bundle
+        # Cached rows arrive as float16 views: one conversion for the whole matrix.
+        emb = np.stack(embs).astype(np.float32) if embs else np.zeros((0, bundle.embed_dim), np.float32)
+        feat = np.stack(feats).astype(np.float32) if feats else np.zeros((0, bundle.feature_dim), np.float32)
+        rows = (np.concatenate(turned).astype(np.float32), np.asarray(owner, np.int64)) if turned else None
+        return files, emb, feat, rows, blank, problems
+
+    def pair(self, emb: np.ndarray, turned, floor: float):
+        """Pairs at or above ``floor``, including a photo and its copy turned by 90 degrees."""
+        self.progress(0, len(emb), "Comparing photos")
+        index = VectorIndex(emb) if len(emb) > EXACT_LIMIT else None
+        pairs = candidate_pairs(emb, floor, index=index, progress=self.progress, cancel=self.cancel)
+        if turned is not None:  # see core.embed.PORTRAIT_RATIO
+            rot = turned_pairs(emb, turned[0], turned[1], floor, index=index, cancel=self.cancel)
+            pairs = merge_pairs(pairs, rot)
+        return pairs
+
+    def digest(self, lib: Library, entries: dict[str, CachedEntry]) -> None:
+        """Content hashes of same-size partners (exact copies), from the cache or read once and cached."""
+        cached = {k: entries[f.path].digest for k, f in enumerate(lib.files) if entries[f.path].digest}
+        lib.prepare_digests(self.cancel, known=cached)
+        if self.cache:  # a rescan must not read the files again to tell exact copies
+            files = lib.files
+            self.cache.store_digests(self.key, {files[k].path: (files[k].size, files[k].mtime_ns, d)
+                                                for k, d in lib.digests().items() if d and k not in cached})
+
+    def verify(self, lib: Library, verify_from: float) -> None:
+        """Check every pair at or above ``verify_from`` as the same capture (core.confirm)."""
+        i, j, s = lib.pairs
+        close = np.nonzero(s >= verify_from)[0]
+        confirmed = confirm_pairs(lib.files, i[close], j[close], identical=lib.identical, cache=self.cache,
+                                  workers=self.engine.workers, progress=self.progress, cancel=self.cancel)
+        same = np.zeros(len(i), bool)
+        same[close] = confirmed.same
+        reasons = ["not close enough to be a copy"] * len(i)
+        for k, why in zip(close.tolist(), confirmed.reasons, strict=True):
+            reasons[k] = why
+        lib.same, lib.reasons, lib.verify_from = same, tuple(reasons), verify_from
+        lib.stats["verification"] = confirmed.stats
+
+
+def _entry(f, e) -> CachedEntry:
+    """The cache row of one decoded and embedded file (or of its decode error)."""
+    if e.error:
+        return CachedEntry(f.path, f.size, f.mtime_ns, 0, 0, "", None, None, None, e.error)
+    d = e.decoded
+    turned = None if e.turned is None else _f16(e.turned)
+    return CachedEntry(f.path, f.size, f.mtime_ns, d.width, d.height, d.format, d.taken, _f16(e.embedding),
+                       _f16(e.features), None, turned, blank=is_blank(d.pixels))
