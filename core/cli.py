@@ -265,7 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         if a.command == "similar":
             return cmd_similar(a)
         if a.command == "bench":
-            from core.bench import run_bench
+            try:
+                from benchmarks.speed import run_bench
+            except ImportError:
+                raise LookalikeError("the benchmarks come with the source tree: run `make bench` in a checkout") from None
 
             return run_bench(workdir=a.workdir, quick=a.quick, skip_1m=a.skip_1m)
     except (UsageError, OutputError) as e:
