@@ -39,7 +39,7 @@ test: setup sysdeps
 	@bash .ci/test.sh
 
 lint: setup
-	$(BIN)/ruff check core desktop training tests
+	$(BIN)/ruff check core desktop training tests benchmarks packaging tools
 	$(BIN)/lint-imports
 
 bench: setup
