@@ -206,9 +206,9 @@ def metrics(records: list[dict], background: dict, rule: dict) -> dict:
     return out
 
 
-GRID = {"inliers": [8, 12], "cover": [0.8, 0.9], "mutual_loss": [0.0, 0.02, 1.0],
-        "r2_1": [0.0, 0.4, 0.6], "r2_2": [0.6, 0.7, 0.8, 0.85, 0.9], "bad_1": [0.2, 0.3, 0.4, 0.5, 1.0],
-        "bad_2": [0.2, 0.3, 1.0], "moved": [0.1, 0.15, 0.2, 0.3, 1.0], "uneven": [0.0, 0.02, 0.05, 0.1, 1.0]}
+GRID = {"inliers": [8, 12], "cover": [0.8], "mutual_loss": [0.0, 0.02, 1.0],
+        "r2_1": [0.0, 0.6, 0.7, 0.75, 0.8, 0.85], "r2_2": [0.6, 0.8, 0.85, 0.9], "bad_1": [0.2, 0.3, 0.4, 1.0],
+        "bad_2": [0.1, 0.2, 1.0], "moved": [0.05, 0.1, 0.2], "uneven": [0.0, 0.02, 0.05, 1.0]}
 
 
 def tune_rule(records: list[dict], target: float = 0.985) -> tuple[dict, float, float]:
