@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
 import logging
 import pickle
@@ -28,6 +29,15 @@ from training.pairset import DATASETS, KINDS, SPLITS, Pair, copy_pairs, load, ph
 log = logging.getLogger(__name__)
 
 CAND_THRESHOLDS = (0.70, 0.75, 0.80, 0.85, 0.8858)
+
+
+def _measures_source() -> str:
+    """The code that computes ``Verdict.measures`` (not the thresholds): records are reused while it is unchanged."""
+    fns = (V.extract, V._detect, V._spread, V._align, V._fit, V._match, V._plausible, V._coverage, V.photometric,
+           V._linear_fit, V._blurs, V._motion, V.verify)
+    consts = (V.VERSION, V.DETECT_SIDE, V.THUMB_SIDE, V.N_FEATURES, V.RATIO, V.RANSAC_PX, V.MIN_INLIERS,
+              V.MAX_STRETCH, V._SIGMAS, V._TEXTURE, V._MAX_UPSCALE, V._CELL, V._PHOTOMETRIC_FROM)
+    return repr(consts) + "".join(inspect.getsource(f) for f in fns)
 
 
 def _key(*parts) -> str:
@@ -196,42 +206,45 @@ def metrics(records: list[dict], background: dict, rule: dict) -> dict:
     return out
 
 
-GRID = {"inliers": [8, 12, 16], "cover": [0.8, 0.9], "mutual_loss": [0.0, 0.02, 1.0],
-        "r2_1": [0.0, 0.4, 0.6], "r2_2": [0.6, 0.7, 0.8, 0.85, 0.9], "bad_1": [0.2, 0.3, 0.4, 0.5, 1.0],
-        "bad_2": [0.2, 0.3, 1.0], "moved": [0.1, 0.15, 0.2, 0.3, 1.0]}
+GRID = {"inliers": [8, 12], "cover": [0.8], "mutual_loss": [0.0, 0.02, 1.0],
+        "r2_1": [0.0, 0.6, 0.7, 0.75, 0.8, 0.85], "r2_2": [0.6, 0.8, 0.85, 0.9], "bad_1": [0.2, 0.3, 0.4, 1.0],
+        "bad_2": [0.1, 0.2, 1.0], "moved": [0.05, 0.1, 0.2], "uneven": [0.0, 0.02, 0.05, 1.0]}
 
 
 def tune_rule(records: list[dict], target: float = 0.985) -> tuple[dict, float, float]:
     """The grid rule that verifies the fewest other-shot and negative pairs while every copy kind keeps
-    ``target`` of its pairs verified; (rule, worst copy kind's rate, other-shot rate)."""
+    ``target`` of its pairs verified (or, where no rule of the grid does, as much as the best rule keeps);
+    (rule, worst copy kind's rate, other-shot rate)."""
     import itertools
 
     def col(k, default):
         return np.array([float(r.get(k, default)) for r in records])
 
     cols = {k: col(k, 0.0) for k in ("inliers", "cover", "r2_1", "r2_2")}
-    cols |= {k: col(k, 1.0) for k in ("mutual_loss", "bad_1", "bad_2", "fine_ok", "moved")}
+    cols |= {k: col(k, 1.0) for k in ("mutual_loss", "bad_1", "bad_2", "fine_ok", "moved", "uneven_1", "uneven_2")}
+    cols["uneven"] = np.maximum(cols["uneven_1"], cols["uneven_2"])
     fine = cols["fine_ok"] > 0
     fam = np.array([r["family"] for r in records])
     kind = np.array([r["kind"] for r in records])
     copy_kinds = [kind == k for k in sorted(set(kind[fam == "copy"]))]
     shots, negs = fam == "shot", fam == "negative"
-    best = None
+    results = []
     for values in itertools.product(*GRID.values()):
         rule = dict(zip(GRID, values, strict=True))
         ok = ((cols["inliers"] >= rule["inliers"]) & (cols["cover"] >= rule["cover"])
               & (cols["mutual_loss"] <= rule["mutual_loss"]) & (cols["r2_2"] >= rule["r2_2"])
-              & (cols["bad_2"] <= rule["bad_2"]) & (cols["moved"] <= rule["moved"]) & (~fine | ((cols["r2_1"] >= rule["r2_1"])
-                                                             & (cols["bad_1"] <= rule["bad_1"]))))
-        worst = min(ok[m].mean() for m in copy_kinds)
-        if worst < target:
-            continue
-        score = (ok[shots].mean() + ok[negs].mean(), -worst)
-        if best is None or score < best[0]:
-            best = (score, rule, worst, ok[shots].mean())
-    if best is None:
-        raise ValueError(f"no rule of the grid keeps {target} of every copy kind")
-    return best[1], best[2], best[3]
+              & (cols["bad_2"] <= rule["bad_2"]) & (cols["moved"] <= rule["moved"])
+              & (cols["uneven"] <= rule["uneven"]) & (~fine | (
+                  (cols["r2_1"] >= rule["r2_1"]) & (cols["bad_1"] <= rule["bad_1"]))))
+        rates = np.array([ok[m].mean() for m in copy_kinds])
+        results.append((rates, ok[shots].mean() + ok[negs].mean(), ok[shots].mean(), rule))
+    # a kind that keypoints alone cannot reach (tiny screenshots) must not force every other test to go lax:
+    # each kind keeps ``target``, or what the best rule of the grid keeps of it, less one pair in 150
+    ceiling = np.max([r[0] for r in results], axis=0)
+    need = np.minimum(target, ceiling) - 0.007
+    feasible = [r for r in results if (r[0] >= need).all()]
+    rates, _, shot_rate, rule = min(feasible, key=lambda r: (r[1], -r[0].min()))
+    return rule, float(rates.min()), shot_rate
 
 
 def table(name: str, m: dict) -> str:
@@ -321,7 +334,7 @@ def main(argv: list[str] | None = None) -> None:
     store = Store(a.cache, Embedder(threads=2))
     report = {"rule": rule, "splits": {}}
     for split in a.splits:
-        rec_file = a.cache / f"records_{split}_{_key(a.photos, a.neg_photos, a.top, Path(V.__file__).read_text())}.pkl"
+        rec_file = a.cache / f"records_{split}_{_key(a.photos, a.neg_photos, a.top, _measures_source())}.pkl"
         if rec_file.exists():
             records, background = pickle.loads(rec_file.read_bytes())
         else:
