@@ -92,6 +92,11 @@ class ModelBundle:
         return float(self.manifest["thresholds"].get("similar_shot", self.duplicate_threshold - 0.1))
 
     @property
+    def similar_shot_features(self) -> float:
+        """ImageNet-features cosine a similar shot must also reach (filters unrelated photos of a kind)."""
+        return float(self.manifest["thresholds"].get("similar_shot_features", 0.0))
+
+    @property
     def similar_threshold(self) -> float:
         return float(self.manifest["thresholds"]["similar"])
 

@@ -69,6 +69,8 @@ class Library:
     same: np.ndarray | None = None
     reasons: tuple[str, ...] = ()
     verify_from: float = 0.0  # pairs below this cosine were not checked: never duplicates
+    similar_features: float = 0.0  # a similar shot must also reach this ImageNet-features cosine
+    _feature_sims: np.ndarray | None = field(default=None, repr=False)
     stats: dict = field(default_factory=dict)
     _digests: dict[int, str | None] = field(default_factory=dict, repr=False)
     _similar_index: VectorIndex | None = field(default=None, repr=False)
@@ -103,7 +105,7 @@ class Library:
         i, j, s = self.pairs
         shots: tuple[Group, ...] = ()
         if self.same is not None:  # duplicates are verified pairs only; the others are at most similar shots
-            other = ~self.same
+            other = ~self.same & (self.feature_similarity() >= self.similar_features)
             shots = tuple(group_pairs(self.files, i[other], j[other], s[other], similar_threshold,
                                       ignored=self.ignored))
             i, j, s = i[self.same], j[self.same], s[self.same]
@@ -113,6 +115,14 @@ class Library:
                                                                                    strict=True))
         return ScanResult(self.files, tuple(groups), pairs, self.problems, threshold, self.model, dict(self.stats),
                           self.blank, shots)
+
+    def feature_similarity(self) -> np.ndarray:
+        """The ImageNet-features cosine of every pair (computed once)."""
+        if self._feature_sims is None:
+            i, j, _ = self.pairs
+            self._feature_sims = np.einsum("ij,ij->i", self.features[i], self.features[j]) if len(i) else \
+                np.zeros(0, np.float32)
+        return self._feature_sims
 
     def similar_index(self) -> VectorIndex:
         """Annoy index over the "find similar" vectors, persisted next to the cache and reused."""
@@ -265,7 +275,7 @@ class Engine:
             tuple(files), emb, feat, tuple(problems), self.model_info, floor, pairs,
             cache.not_duplicate_pairs() if cache else set(),
             index_dir=self.cache_dir / "index" if cache and cache.usable else None, cache_key=run.key,
-            blank=tuple(blank),
+            blank=tuple(blank), similar_features=self.bundle.similar_shot_features,
             stats={"found": len(walk.files), "cached": len(walk.files) - len(todo), "embedded": len(todo),
                    "device": self.embedder.device if todo else self.device, "warnings": []},
         )

@@ -61,7 +61,8 @@ RANSAC_PX = 4.0  # reprojection threshold in DETECT_SIDE pixels
 # while every edit kind keeps 98 % (or its best reachable rate). See training/reports/verification.md.
 RULE = {"inliers": 8, "cover": 0.8, "mutual_loss": 0.0, "r2_1": 0.0, "r2_2": 0.8, "bad_1": 0.4, "bad_2": 1.0,
         "moved": 0.1, "uneven": 0.05}
-MIN_INLIERS = 12  # stops the mirror search early when 3x this many align directly
+MIN_INLIERS = 12  # stops the mirror search early when 3x this many align directly ...
+CLEAN_RESIDUAL = 1.0  # ... with a median residual under this (detection pixels; true copies: 0.1-0.6)
 MAX_STRETCH = 2.4  # anisotropy of the fitted affine (stretch edits reach 1.8)
 
 _CELL = 16  # photometric cell size in thumbnail pixels
@@ -499,7 +500,9 @@ def _align(a: ImageFeatures, b: ImageFeatures) -> tuple[int, int, np.ndarray | N
             cand = (n, len(pairs), m if ok else None, mirrored, res)
         if cand[0] > best[0] or best[2] is None and cand[1] > best[1]:
             best = cand
-        if best[0] >= 3 * MIN_INLIERS:  # clearly aligned: no need to try the mirror
+        # Clearly aligned, and tightly: no need to try the mirror. A loose fit (residual over a pixel) can be a
+        # symmetric scene matched the wrong way round (a pier, a facade), so its mirror is tried too.
+        if best[0] >= 3 * MIN_INLIERS and best[4] <= CLEAN_RESIDUAL:
             break
     return best
 

@@ -297,7 +297,7 @@ def write_manifest(bundle_dir: Path, report: dict) -> None:
     path = bundle_dir / "manifest.json"
     manifest = json.loads(path.read_text(encoding="utf-8"))
     e, f = report["embedding"], report["features"]
-    manifest["thresholds"] = report["thresholds"]
+    manifest["thresholds"] = {**manifest.get("thresholds", {}), **report["thresholds"]}  # keep the verifier's
     manifest["evaluation"] = {
         "data": f"{report['photos']} held-out photos x {len(report['edit_kinds'])} edits (training/valset.py, "
                 f"seed {report['seed']}); report: training/reports/evaluation.md",
