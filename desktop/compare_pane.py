@@ -1,7 +1,8 @@
 """The selected group's images side by side, each with what tells copies apart, and a mark checkbox.
 
-Layout only: the pane reports what the person did (``toggle``, ``menu``, ``open_viewer``) and the main
-window decides what that means.
+A group of similar shots (other captures, not copies) is shown the same way without the checkbox: nothing in
+it can be marked. Layout only: the pane reports what the person did (``toggle``, ``menu``,
+``open_viewer``) and the main window decides what that means.
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ class MemberCard(QFrame):
     step = Signal(str, int)  # Left/Right: move the focus to the previous/next card
 
     def __init__(self, rec: ImageRecord, similarity: float, best: bool, reference: bool,
-                 thumbs: ThumbnailCache, parent: QWidget | None = None) -> None:
+                 thumbs: ThumbnailCache, parent: QWidget | None = None, *, markable: bool = True) -> None:
         super().__init__(parent)
         self.rec = rec
         self.thumbs = thumbs
+        self.markable = markable
         self.setObjectName("MemberCard")
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -57,8 +59,9 @@ class MemberCard(QFrame):
         title = QLabel(f"<b>{rec.path.rsplit('/', 1)[-1]}</b>")
         title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         title.setWordWrap(True)
+        self.check.setVisible(markable)
         tags = []
-        if best:
+        if best and markable:
             tags.append("best copy")
         if reference:
             tags.append("reference folder")
@@ -74,7 +77,8 @@ class MemberCard(QFrame):
             ("Size", QLabel(human_bytes(rec.size))),
             (taken_or_modified(rec)[0], QLabel(taken_or_modified(rec)[1])),
             ("Format", QLabel(rec.format)),
-            ("Similarity", QLabel("best copy" if best else percent(similarity))),
+            ("Similarity", QLabel(("best copy" if markable else "the others compared to this")
+                                  if best else percent(similarity))),
             ("Folder", folder),
         ):
             value.setWordWrap(True)
@@ -106,6 +110,7 @@ class MemberCard(QFrame):
             self.image.setText("cannot show this image")
 
     def set_marked(self, on: bool) -> None:
+        on = on and self.markable
         self.check.setChecked(on)
         self.setProperty("marked", on)
         self.setStyleSheet("#MemberCard { border: 2px solid palette(highlight); }" if on else "")
@@ -120,7 +125,8 @@ class MemberCard(QFrame):
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Space:
-            self.toggle.emit(self.rec.path)
+            if self.markable:
+                self.toggle.emit(self.rec.path)
         elif event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             self.open_viewer.emit(self.rec.path)
         elif event.key() in (Qt.Key.Key_Left, Qt.Key.Key_Right):
@@ -153,7 +159,8 @@ class ComparePane(QScrollArea):
         thumbs.ready.connect(self._thumb_ready)
 
     def show_group(self, group: Group | None, records: list[ImageRecord], marked: frozenset[str],
-                   is_reference) -> None:
+                   is_reference, *, markable: bool = True) -> None:
+        """Cards for ``group``; ``markable=False`` for similar shots (no mark boxes, nothing marked)."""
         for card in self.cards:
             self._row.removeWidget(card)
             card.deleteLater()
@@ -161,7 +168,8 @@ class ComparePane(QScrollArea):
         if group is None:
             return
         for k, (m, rec) in enumerate(zip(group.members, records, strict=True)):
-            card = MemberCard(rec, m.similarity, k == 0, is_reference(rec.path), self.thumbs, self._host)
+            card = MemberCard(rec, m.similarity, k == 0, is_reference(rec.path), self.thumbs, self._host,
+                              markable=markable)
             card.toggle.connect(self.toggle)
             card.menu.connect(self.menu)
             card.open_viewer.connect(self.open_viewer)
