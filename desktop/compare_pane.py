@@ -2,7 +2,7 @@
 
 A group of similar shots (other captures, not copies) is shown the same way without the checkbox: nothing in
 it can be marked. Layout only: the pane reports what the person did (``toggle``, ``menu``,
-``open_viewer``) and the main window decides what that means.
+``open_viewer``, ``show_difference``) and the main window decides what that means.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QScrollArea,
     QSizePolicy,
     QVBoxLayout,
@@ -36,6 +37,7 @@ class MemberCard(QFrame):
     menu = Signal(str, QPoint)
     open_viewer = Signal(str)
     step = Signal(str, int)  # Left/Right: move the focus to the previous/next card
+    show_difference = Signal(str)  # what changed between this copy and the best one
 
     def __init__(self, rec: ImageRecord, similarity: float, best: bool, reference: bool,
                  thumbs: ThumbnailCache, parent: QWidget | None = None, *, markable: bool = True) -> None:
@@ -60,6 +62,11 @@ class MemberCard(QFrame):
         title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         title.setWordWrap(True)
         self.check.setVisible(markable)
+        self.difference = QPushButton("What changed?")
+        self.difference.setToolTip("Line this copy up with the best copy and show where they differ")
+        self.difference.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.difference.clicked.connect(lambda: self.show_difference.emit(self.rec.path))
+        self.difference.setVisible(markable and not best)
         tags = []
         if best and markable:
             tags.append("best copy")
@@ -89,6 +96,7 @@ class MemberCard(QFrame):
         if tags:
             lay.addWidget(QLabel(f"<i>{', '.join(tags)}</i>"))
         lay.addWidget(self.check)
+        lay.addWidget(self.difference)
         lay.addLayout(facts)
         lay.addStretch(1)
         self.refresh_image()
@@ -146,6 +154,7 @@ class ComparePane(QScrollArea):
     toggle = Signal(str)
     menu = Signal(str, QPoint)
     open_viewer = Signal(str)
+    show_difference = Signal(str)
 
     def __init__(self, thumbs: ThumbnailCache, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -171,6 +180,7 @@ class ComparePane(QScrollArea):
             card = MemberCard(rec, m.similarity, k == 0, is_reference(rec.path), self.thumbs, self._host,
                               markable=markable)
             card.toggle.connect(self.toggle)
+            card.show_difference.connect(self.show_difference)
             card.menu.connect(self.menu)
             card.open_viewer.connect(self.open_viewer)
             card.step.connect(self._step)

@@ -193,6 +193,7 @@ class MainWindow(QMainWindow):
         self.similar_shots.strictness_changed.connect(s.set_similar_threshold)
         self.similar_shots.current_changed.connect(self._shots_selected)
         self.tiers.currentChanged.connect(self._tier_changed)
+        self.compare.show_difference.connect(self.show_difference)
         self.compare.toggle.connect(s.marks.toggle)
         self.compare.menu.connect(self._image_menu)
         self.compare.open_viewer.connect(self.open_viewer)
@@ -440,9 +441,9 @@ class MainWindow(QMainWindow):
         group_paths = [r.path for r in self.groups_model.records(row)] if row is not None else []
         return build_menu(path, self.session, self, open_viewer=self.open_viewer, group_paths=group_paths)
 
-    def open_viewer(self, path: str) -> ViewerDialog:
+    def open_viewer(self, path: str, difference: bool = False) -> ViewerDialog:
         """Full size; from a group, the image next to the group's first photo (zoom and pan in step). Two copies
-        of a duplicate group also offer what changed between them."""
+        of a duplicate group also offer what changed between them (``difference=True`` shows it at once)."""
         similar = self.showing_similar() and self.compare.card(path) is not None
         model = self.shots_model if similar else self.groups_model
         paths = [path]
@@ -452,9 +453,14 @@ class MainWindow(QMainWindow):
             if first != path:
                 paths = [first, path]
         copies = not similar and len(paths) == 2
-        dlg = ViewerDialog(paths, self.session.runner, self, copies=copies)
+        dlg = ViewerDialog(paths, self.session.runner, self, copies=copies, difference=difference and copies)
         dlg.show()
         return dlg
+
+    @Slot(str)
+    def show_difference(self, path: str) -> None:
+        """What changed between ``path`` and the best copy of its duplicate group."""
+        self.open_viewer(path, difference=True)
 
     def find_similar(self, path: str) -> None:
         self.session.find_similar(path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,9 @@ from PIL import Image, ImageOps
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication, QMenu
 
+from core import verify
 from desktop.autoselect import RULES, choose
+from desktop.viewer import ViewerDialog
 
 SHOTS = ({"leuven_a.jpg", "leuven_b.jpg"}, {"uttower_a.jpg", "uttower_b.jpg"})
 SHOT_FILES = set().union(*SHOTS)
@@ -68,7 +71,7 @@ def test_similar_tab_lists_the_other_shots_and_not_the_copies(qtbot, window):
     shown = {os.path.basename(c.rec.path) for c in window.compare.cards}
     assert shown == names(window.shots_model)[window.shots.currentIndex().row()]
     assert "not copies: nothing is selected for removal" in window.group_header.text()
-    assert all(c.check.isHidden() for c in window.compare.cards)
+    assert all(c.check.isHidden() and c.difference.isHidden() for c in window.compare.cards)
     assert not window.act_notdup.isEnabled()
     # Back on duplicates, the duplicate group is shown again, mark boxes and all.
     window.tiers.setCurrentIndex(0)
@@ -122,6 +125,32 @@ def test_similar_slider_regroups_the_shots_only(qtbot, window):
     assert window.tiers.tabText(1) == "Similar shots (1)"
     assert window.shots_strictness_label.text() == "Strictness 85 %"
     assert names(window.groups_model) == dups_before
+
+
+def test_difference_of_two_copies_is_worked_out_off_the_gui_thread(qtbot, window, monkeypatch):
+    threads = []
+    real = verify.aligned_difference
+
+    def spy(*args, **kw):
+        threads.append(threading.current_thread())
+        return real(*args, **kw)
+
+    monkeypatch.setattr(verify, "aligned_difference", spy)
+    row = next(r for r, g in enumerate(names(window.groups_model)) if "misty_lake_mirrored.jpg" in g)
+    window.select_group(row)
+    card = next(c for c in window.compare.cards if c.rec.path.endswith("misty_lake_mirrored.jpg"))
+    assert not card.difference.isHidden() and window.compare.cards[0].difference.isHidden()  # not on the best
+    card.difference.click()
+    dlg = window.findChild(ViewerDialog)
+    with qtbot.waitSignal(dlg.difference_shown, timeout=30_000) as blocker:
+        pass
+    diff = blocker.args[0]
+    assert threads and all(t is not threading.main_thread() for t in threads)
+    assert diff.same and diff.aligned
+    assert dlg.difference_button.isChecked() and not dlg.difference_view.item.pixmap().isNull()
+    text = dlg.difference_label.text()
+    assert text.startswith("Same photo: aligned ") and "mirrored" in text
+    dlg.close()
 
 
 def test_two_shots_open_side_by_side_without_a_difference(qtbot, window):
