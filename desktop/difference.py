@@ -2,7 +2,7 @@
 
 ``compute_difference`` is a worker function (it decodes and aligns: never on the GUI thread); it returns a
 ``Difference`` whose ``image`` is ready to show: the first copy greyed, with the places where the second
-differs once lined up painted over it in red-orange.
+differs once lined up painted over it in red-orange, and what the second does not show at all (a crop) in blue.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PySide6.QtGui import QImage
 
@@ -31,25 +32,40 @@ class Difference:
     aligned: bool
     text: str
     image: QImage | None = None
+    reason: str = ""  # the verifier's own words, for a tooltip
 
 
-def describe(verdict: verify.Verdict) -> str:
-    """The verdict in a sentence for people, e.g. "Same photo: aligned 212 points; mirrored"."""
+def describe(verdict: verify.Verdict, shown: float = 1.0) -> str:
+    """The verdict in a sentence for people, e.g. "Same photo: aligned 212 points; mirrored."; ``shown``: the
+    share of the first picture that the second covers once lined up."""
     how = f"aligned {verdict.inliers} points" + ("; mirrored" if verdict.mirrored else "")
     if verdict.transform is None:
         return f"These two do not line up, so there is no difference to show ({verdict.reason})."
+    crop = f" The second shows {shown:.0%} of the first (blue: not in it)." if shown < 0.97 else ""
     if verdict.same:
-        return f"Same photo: {how} ({verdict.reason})."
-    return f"They line up ({how}), but do not look like one capture: {verdict.reason}."
+        return f"Same photo: {how}.{crop}"
+    return f"Lined up on {verdict.inliers} points, but not one capture: {verdict.reason}.{crop}"
 
 
-def overlay(base: np.ndarray, diff: np.ndarray) -> np.ndarray:
-    """RGB uint8: ``base`` (RGB, a's pixels) dimmed to grey, ``diff`` (0-255) painted over it in red-orange."""
+def overlap(shape_a: tuple[int, ...], shape_b: tuple[int, ...], transform: np.ndarray) -> np.ndarray:
+    """bool (h_a, w_a): where picture b lands on picture a under the verdict's ``transform`` (b's normalised
+    coordinates to a's, (0, 0) and (1, 1) the outer corners)."""
+    (ha, wa), (hb, wb) = shape_a[:2], shape_b[:2]
+    t = np.vstack([np.asarray(transform, np.float64), [0.0, 0.0, 1.0]])
+    m = (np.diag([wa, ha, 1.0]) @ t @ np.diag([1 / wb, 1 / hb, 1.0]))[:2]
+    return cv2.warpAffine(np.ones((hb, wb), np.uint8), m, (wa, ha), flags=cv2.INTER_NEAREST) > 0
+
+
+def overlay(base: np.ndarray, diff: np.ndarray, inside: np.ndarray | None = None) -> np.ndarray:
+    """RGB uint8: ``base`` (RGB, a's pixels) dimmed to grey, ``diff`` (0-255) painted over it in red-orange and,
+    where ``inside`` is False (not in the other picture), a blue tint."""
     grey = base.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     out = np.repeat((grey * 0.45)[..., None], 3, axis=2)
     d = np.clip(diff.astype(np.float32) - 16, 0, None) * (255 / 239)  # JPEG noise and resampling stay dark
     out[..., 0] += d
     out[..., 1] += d * 0.45
+    if inside is not None:
+        out[~inside] = grey[~inside, None] * 0.3 + np.array([10, 45, 120], np.float32)
     return out.clip(0, 255).astype(np.uint8)
 
 
@@ -70,9 +86,11 @@ def compute_difference(path_a: str, path_b: str, *, progress=None, cancel=None) 
     if progress:
         progress(1, 2, "Lining them up")
     verdict = verify.verify(verify.extract(img_a), verify.extract(img_b))
-    text = describe(verdict)
     if verdict.transform is None:
-        return Difference(path_a, path_b, verdict.same, False, text)
+        return Difference(path_a, path_b, verdict.same, False, describe(verdict), reason=verdict.reason)
     diff = verify.aligned_difference(img_a, img_b, verdict)
+    inside = overlap(img_a.shape, img_b.shape, verdict.transform)
+    text = describe(verdict, float(inside.mean()))
     log.debug("difference %s / %s: %s", path_a, path_b, text)
-    return Difference(path_a, path_b, verdict.same, True, text, _qimage(overlay(img_a, diff)))
+    return Difference(path_a, path_b, verdict.same, True, text, _qimage(overlay(img_a, diff, inside)),
+                      reason=verdict.reason)

@@ -126,8 +126,8 @@ class ViewerDialog(QDialog):
         self._difference_col = QWidget()
         dcol = QVBoxLayout(self._difference_col)
         dcol.setContentsMargins(0, 0, 0, 0)
-        dcol.addWidget(QLabel("<b>What changed</b> (bright: where the second differs, lined up on the first)",
-                              wordWrap=True))
+        dcol.addWidget(QLabel("<b>What changed</b>: bright where the second differs, lined up on the first; "
+                              "blue where the second does not reach", wordWrap=True))
         dcol.addWidget(self.difference_view, 1)
         dcol.addWidget(self.difference_label)
         self._difference_col.hide()
@@ -196,6 +196,7 @@ class ViewerDialog(QDialog):
         self.difference = diff
         self._clear_text(self.difference_view)
         self.difference_label.setText(diff.text)
+        self.difference_label.setToolTip(f"The verifier: {diff.reason}" if diff.reason else "")
         if diff.image is not None:
             self.difference_view.set_image(diff.image)
         else:

@@ -83,3 +83,22 @@ def test_a_pair_that_does_not_line_up_is_said_in_words(qtbot, runner):
 def test_one_image_offers_no_difference(qtbot, runner):
     dlg = open_viewer(qtbot, [DEMO / "Camera/misty_lake.jpg"], runner)
     assert dlg.difference_button.isHidden()
+
+
+def test_a_crop_is_shown_as_the_part_the_copy_does_not_reach(tmp_path):
+    from desktop.difference import compute_difference
+
+    original = DEMO / "Camera/misty_lake.jpg"
+    im = Image.open(original).convert("RGB")
+    w, h = im.size
+    crop = tmp_path / "misty_lake_crop.jpg"
+    im.crop((w * 3 // 10, h * 3 // 10, w, h)).save(crop, quality=92)  # keeps 49 % of the picture
+    diff = compute_difference(str(original), str(crop))
+    assert diff.same and diff.aligned
+    shown = int(diff.text.split("The second shows ")[1].split("%")[0])
+    assert 40 <= shown <= 58, diff.text
+    img = diff.image
+    cut, kept = img.pixelColor(img.width() // 10, img.height() // 10), img.pixelColor(img.width() * 2 // 3,
+                                                                                       img.height() * 2 // 3)
+    assert cut.blue() > cut.red() + 60  # blue: not in the crop
+    assert abs(kept.blue() - kept.red()) < 40  # inside it: the greyed picture
