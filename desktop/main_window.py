@@ -171,7 +171,7 @@ class MainWindow(QMainWindow):
         bar.addSeparator()
         auto = QToolButton()
         auto.setText("Auto-select")
-        auto.setToolTip("Mark every copy but one in each group by a rule")
+        auto.setToolTip("Mark every copy but one in each duplicate group by a rule (never similar shots)")
         auto.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         for act in self.auto_actions.values():
             auto.addAction(act)
