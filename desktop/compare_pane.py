@@ -62,6 +62,10 @@ class MemberCard(QFrame):
         title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         title.setWordWrap(True)
         self.check.setVisible(markable)
+        # A similar shot may also be a copy in a duplicate group, and marked there: say so, never hide it.
+        self.elsewhere = QLabel("<i>Marked for removal as a copy (in Duplicates)</i>")
+        self.elsewhere.setWordWrap(True)
+        self.elsewhere.hide()
         self.difference = QPushButton("What changed?")
         self.difference.setToolTip("Line this copy up with the best copy and show where they differ")
         self.difference.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -96,6 +100,7 @@ class MemberCard(QFrame):
         if tags:
             lay.addWidget(QLabel(f"<i>{', '.join(tags)}</i>"))
         lay.addWidget(self.check)
+        lay.addWidget(self.elsewhere)
         lay.addWidget(self.difference)
         lay.addLayout(facts)
         lay.addStretch(1)
@@ -118,6 +123,7 @@ class MemberCard(QFrame):
             self.image.setText("cannot show this image")
 
     def set_marked(self, on: bool) -> None:
+        self.elsewhere.setVisible(on and not self.markable)
         on = on and self.markable
         self.check.setChecked(on)
         self.setProperty("marked", on)
@@ -169,7 +175,8 @@ class ComparePane(QScrollArea):
 
     def show_group(self, group: Group | None, records: list[ImageRecord], marked: frozenset[str],
                    is_reference, *, markable: bool = True) -> None:
-        """Cards for ``group``; ``markable=False`` for similar shots (no mark boxes, nothing marked)."""
+        """Cards for ``group``; ``markable=False`` for similar shots (no mark boxes; a shot that is ``marked``
+        as a copy in a duplicate group says so)."""
         for card in self.cards:
             self._row.removeWidget(card)
             card.deleteLater()

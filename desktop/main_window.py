@@ -345,12 +345,20 @@ class MainWindow(QMainWindow):
             return
         group = self.shots_model.group(index.row())
         records = self.shots_model.records(index.row())
-        self.group_header.setText(
-            f"<b>Similar shots {index.row() + 1}</b>: {len(records)} photos. "
-            f"<span style='color:#b35900'><b>Other shots of the same subject — not copies: "
-            f"nothing is selected for removal.</b></span>")
-        self.compare.show_group(group, records, frozenset(), self._is_reference, markable=False)
+        self._shots_header()
+        self.compare.show_group(group, records, self.session.marks.paths, self._is_reference, markable=False)
         self._update_actions()
+
+    def _shots_header(self) -> None:
+        """The similar group's header: other shots, not copies; and, truthfully, whether any is marked as a copy."""
+        row = self.shots.currentIndex().row()
+        records = self.shots_model.records(row) if row >= 0 else []
+        marked = sum(1 for r in records if r.path in self.session.marks)
+        selected = ("nothing is selected for removal" if not marked else
+                    f"{marked} of them {'is' if marked == 1 else 'are'} marked only as a copy in Duplicates")
+        self.group_header.setText(
+            f"<b>Similar shots {row + 1}</b>: {len(records)} photos. "
+            f"<span style='color:#b35900'><b>Other shots of the same subject — not copies: {selected}.</b></span>")
 
     def _is_reference(self, path: str) -> bool:
         return in_folders(path, self.scan_settings.reference)
@@ -365,6 +373,8 @@ class MainWindow(QMainWindow):
         marks = self.session.marks
         self.groups_model.set_marked(marks.paths)
         self.compare.set_marked(marks.paths)
+        if self.showing_similar() and self.shots.currentIndex().isValid():
+            self._shots_header()
         if len(marks):
             self.status_text.setText(f"{len(marks)} marked ({human_bytes(marks.bytes)})")
         self._update_actions()

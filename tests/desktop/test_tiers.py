@@ -158,3 +158,25 @@ def test_two_shots_open_side_by_side_without_a_difference(qtbot, window):
     dlg = window.open_viewer(window.compare.cards[1].rec.path)
     assert len(dlg.views) == 2 and dlg.difference_button.isHidden()
     dlg.close()
+
+
+def test_a_shot_marked_as_a_copy_elsewhere_says_so(qtbot, make_window, tmp_path):
+    # A capture with a re-encoded copy (a duplicate group) and a look-alike of another subject (a similar group):
+    # the copy, marked in Duplicates, is shown as marked in the similar group too, and the header says so.
+    root = copy_demo(tmp_path / "lib", ["Camera/dune_grass.jpg", "Downloads/dune_grass_q40.jpg",
+                                        "Camera/storm_clouds.jpg"])
+    window = make_window()
+    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
+        window.open_folders([str(root)])
+    assert names(window.groups_model) == [{"dune_grass.jpg", "dune_grass_q40.jpg"}]
+    shots = names(window.shots_model)
+    assert shots and "storm_clouds.jpg" in shots[0] and shots[0] & {"dune_grass.jpg", "dune_grass_q40.jpg"}
+    window.tiers.setCurrentIndex(1)
+    assert "nothing is selected for removal" in window.group_header.text()
+    window.auto_actions["size"].trigger()  # marks dune_grass_q40 (the smaller file) as a copy
+    (marked,) = window.session.marks.paths
+    assert "marked only as a copy in Duplicates" in window.group_header.text()
+    assert "nothing is selected" not in window.group_header.text()
+    for card in window.compare.cards:
+        assert card.check.isHidden()
+        assert card.elsewhere.isHidden() == (card.rec.path != marked)
