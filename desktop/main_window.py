@@ -56,9 +56,11 @@ class MainWindow(QMainWindow):
         self._build()
         self._wire()
         self.folders.set_folders(self.scan_settings.folders, self.scan_settings.reference)
-        stored = settings.q.value("view/threshold")
-        if stored is not None and session.threshold is None:
-            session.threshold = float(stored)  # the strictness chosen last time
+        # the strictness chosen last time, for each tier
+        if session.threshold is None:
+            session.threshold = settings.stored_strictness()
+        if session.similar_threshold is None:
+            session.similar_threshold = settings.similar_strictness()
         self._restore_layout()
         self._update_actions()
 
@@ -190,7 +192,7 @@ class MainWindow(QMainWindow):
         self.folders.settings_requested.connect(self.edit_options)
         self.duplicates.strictness_changed.connect(self._apply_strictness)
         self.duplicates.current_changed.connect(self._group_selected)
-        self.similar_shots.strictness_changed.connect(s.set_similar_threshold)
+        self.similar_shots.strictness_changed.connect(self._apply_shots_strictness)
         self.similar_shots.current_changed.connect(self._shots_selected)
         self.tiers.currentChanged.connect(self._tier_changed)
         self.compare.show_difference.connect(self.show_difference)
@@ -367,6 +369,11 @@ class MainWindow(QMainWindow):
     def _apply_strictness(self, threshold: float) -> None:
         self.session.set_threshold(threshold)
         self.settings.set_strictness(threshold)
+
+    @Slot(float)
+    def _apply_shots_strictness(self, threshold: float) -> None:
+        self.session.set_similar_threshold(threshold)
+        self.settings.set_similar_strictness(threshold)
 
     @Slot()
     def _marks_changed(self) -> None:

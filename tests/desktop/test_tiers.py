@@ -127,6 +127,17 @@ def test_similar_slider_regroups_the_shots_only(qtbot, window):
     assert names(window.groups_model) == dups_before
 
 
+def test_the_similar_strictness_is_remembered(qtbot, window, make_window, library):
+    with qtbot.waitSignal(window.session.result_changed, timeout=5_000):
+        window.shots_strictness.setValue(85)
+    window.close()
+    again = make_window()  # the same settings file: a restart
+    with qtbot.waitSignal(again.session.scan_finished, timeout=120_000):
+        again.open_folders([str(library)])
+    assert again.shots_strictness.value() == 85
+    assert names(again.shots_model) == [SHOTS[0]]
+
+
 def test_difference_of_two_copies_is_worked_out_off_the_gui_thread(qtbot, window, monkeypatch):
     threads = []
     real = verify.aligned_difference
