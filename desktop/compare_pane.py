@@ -1,7 +1,8 @@
 """The selected group's images side by side, each with what tells copies apart, and a mark checkbox.
 
-Layout only: the pane reports what the person did (``toggle``, ``menu``, ``open_viewer``) and the main
-window decides what that means.
+A group of similar shots (other captures, not copies) is shown the same way without the checkbox: nothing in
+it can be marked. Layout only: the pane reports what the person did (``toggle``, ``menu``,
+``open_viewer``, ``show_difference``) and the main window decides what that means.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QScrollArea,
     QSizePolicy,
     QVBoxLayout,
@@ -35,12 +37,14 @@ class MemberCard(QFrame):
     menu = Signal(str, QPoint)
     open_viewer = Signal(str)
     step = Signal(str, int)  # Left/Right: move the focus to the previous/next card
+    show_difference = Signal(str)  # what changed between this copy and the best one
 
     def __init__(self, rec: ImageRecord, similarity: float, best: bool, reference: bool,
-                 thumbs: ThumbnailCache, parent: QWidget | None = None) -> None:
+                 thumbs: ThumbnailCache, parent: QWidget | None = None, *, markable: bool = True) -> None:
         super().__init__(parent)
         self.rec = rec
         self.thumbs = thumbs
+        self.markable = markable
         self.setObjectName("MemberCard")
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -57,8 +61,18 @@ class MemberCard(QFrame):
         title = QLabel(f"<b>{rec.path.rsplit('/', 1)[-1]}</b>")
         title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         title.setWordWrap(True)
+        self.check.setVisible(markable)
+        # A similar shot may also be a copy in a duplicate group, and marked there: say so, never hide it.
+        self.elsewhere = QLabel("<i>Marked for removal as a copy (in Duplicates)</i>")
+        self.elsewhere.setWordWrap(True)
+        self.elsewhere.hide()
+        self.difference = QPushButton("What changed?")
+        self.difference.setToolTip("Line this copy up with the best copy and show where they differ")
+        self.difference.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.difference.clicked.connect(lambda: self.show_difference.emit(self.rec.path))
+        self.difference.setVisible(markable and not best)
         tags = []
-        if best:
+        if best and markable:
             tags.append("best copy")
         if reference:
             tags.append("reference folder")
@@ -74,7 +88,8 @@ class MemberCard(QFrame):
             ("Size", QLabel(human_bytes(rec.size))),
             (taken_or_modified(rec)[0], QLabel(taken_or_modified(rec)[1])),
             ("Format", QLabel(rec.format)),
-            ("Similarity", QLabel("best copy" if best else percent(similarity))),
+            ("Similarity", QLabel(("best copy" if markable else "the others compared to this")
+                                  if best else percent(similarity))),
             ("Folder", folder),
         ):
             value.setWordWrap(True)
@@ -85,6 +100,8 @@ class MemberCard(QFrame):
         if tags:
             lay.addWidget(QLabel(f"<i>{', '.join(tags)}</i>"))
         lay.addWidget(self.check)
+        lay.addWidget(self.elsewhere)
+        lay.addWidget(self.difference)
         lay.addLayout(facts)
         lay.addStretch(1)
         self.refresh_image()
@@ -106,6 +123,8 @@ class MemberCard(QFrame):
             self.image.setText("cannot show this image")
 
     def set_marked(self, on: bool) -> None:
+        self.elsewhere.setVisible(on and not self.markable)
+        on = on and self.markable
         self.check.setChecked(on)
         self.setProperty("marked", on)
         self.setStyleSheet("#MemberCard { border: 2px solid palette(highlight); }" if on else "")
@@ -120,7 +139,8 @@ class MemberCard(QFrame):
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Space:
-            self.toggle.emit(self.rec.path)
+            if self.markable:
+                self.toggle.emit(self.rec.path)
         elif event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             self.open_viewer.emit(self.rec.path)
         elif event.key() in (Qt.Key.Key_Left, Qt.Key.Key_Right):
@@ -140,6 +160,7 @@ class ComparePane(QScrollArea):
     toggle = Signal(str)
     menu = Signal(str, QPoint)
     open_viewer = Signal(str)
+    show_difference = Signal(str)
 
     def __init__(self, thumbs: ThumbnailCache, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -153,7 +174,9 @@ class ComparePane(QScrollArea):
         thumbs.ready.connect(self._thumb_ready)
 
     def show_group(self, group: Group | None, records: list[ImageRecord], marked: frozenset[str],
-                   is_reference) -> None:
+                   is_reference, *, markable: bool = True) -> None:
+        """Cards for ``group``; ``markable=False`` for similar shots (no mark boxes; a shot that is ``marked``
+        as a copy in a duplicate group says so)."""
         for card in self.cards:
             self._row.removeWidget(card)
             card.deleteLater()
@@ -161,8 +184,10 @@ class ComparePane(QScrollArea):
         if group is None:
             return
         for k, (m, rec) in enumerate(zip(group.members, records, strict=True)):
-            card = MemberCard(rec, m.similarity, k == 0, is_reference(rec.path), self.thumbs, self._host)
+            card = MemberCard(rec, m.similarity, k == 0, is_reference(rec.path), self.thumbs, self._host,
+                              markable=markable)
             card.toggle.connect(self.toggle)
+            card.show_difference.connect(self.show_difference)
             card.menu.connect(self.menu)
             card.open_viewer.connect(self.open_viewer)
             card.step.connect(self._step)

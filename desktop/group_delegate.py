@@ -10,8 +10,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPalette
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from desktop.formatting import human_bytes
-from desktop.group_model import GroupRole, MarkedRole, RecordsRole
+from desktop.group_model import GroupRole, MarkedRole, RecordsRole, SummaryRole
 from desktop.thumbnails import ThumbnailCache
 
 THUMB = 56
@@ -63,11 +62,11 @@ class GroupDelegate(QStyledItemDelegate):
         painter.setFont(bold)
         painter.setPen(text_color)
         extra = f"  (+{len(records) - strip} more)" if len(records) > strip else ""
-        painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
-                         f"{len(records)} copies{extra}")
+        headline, detail = index.data(SummaryRole) or (f"{len(records)} copies", "")
+        painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, f"{headline}{extra}")
         painter.setFont(option.font)
         painter.setPen(dim)
-        lines = [f"frees {human_bytes(group.reclaimable)}" if group else ""]
+        lines = [detail]
         marked = index.data(MarkedRole) or 0
         if marked:
             lines.append(f"{marked} marked")

@@ -1,4 +1,5 @@
-"""The groups of a ``ScanResult`` as a Qt list model (one row per group)."""
+"""The groups of a ``ScanResult`` as a Qt list model (one row per group): its duplicate groups, or its
+similar-shot groups (other captures of one subject, never marked)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,17 @@ from desktop.formatting import human_bytes
 GroupRole = Qt.ItemDataRole.UserRole + 1  # the core Group
 RecordsRole = Qt.ItemDataRole.UserRole + 2  # list[ImageRecord], best copy first
 MarkedRole = Qt.ItemDataRole.UserRole + 3  # how many members are marked
+SummaryRole = Qt.ItemDataRole.UserRole + 4  # (headline, detail) for the row, e.g. ("3 copies", "frees 2 MB")
 
 _Index = QModelIndex | QPersistentModelIndex
 
 
 class GroupListModel(QAbstractListModel):
-    def __init__(self, parent=None) -> None:
+    """``similar=False``: ``result.groups`` (duplicates); ``similar=True``: ``result.similar_groups``."""
+
+    def __init__(self, parent=None, *, similar: bool = False) -> None:
         super().__init__(parent)
+        self.similar = similar
         self._result: ScanResult | None = None
         self._marked: frozenset[str] = frozenset()
 
@@ -37,18 +42,22 @@ class GroupListModel(QAbstractListModel):
         if self.rowCount():
             self.dataChanged.emit(self.index(0), self.index(self.rowCount() - 1), [MarkedRole])
 
+    def _groups(self) -> tuple[Group, ...]:
+        if self._result is None:
+            return ()
+        return self._result.similar_groups if self.similar else self._result.groups
+
     def group(self, row: int) -> Group:
-        assert self._result is not None
-        return self._result.groups[row]
+        return self._groups()[row]
 
     def records(self, row: int) -> list[ImageRecord]:
         res = self._result
-        return [res.files[m.index] for m in res.groups[row].members] if res else []
+        return [res.files[m.index] for m in self._groups()[row].members] if res else []
 
     def row_of(self, path: str) -> int | None:
         if self._result is None:
             return None
-        for row, g in enumerate(self._result.groups):
+        for row, g in enumerate(self._groups()):
             if any(self._result.files[m.index].path == path for m in g.members):
                 return row
         return None
@@ -56,15 +65,17 @@ class GroupListModel(QAbstractListModel):
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
         if parent.isValid() or self._result is None:
             return 0
-        return len(self._result.groups)
+        return len(self._groups())
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or self._result is None:
             return None
-        g = self._result.groups[index.row()]
+        g = self._groups()[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
             name = os.path.basename(self._result.files[g.members[0].index].path)
-            return f"{name} · {len(g.members)} copies · {human_bytes(g.reclaimable)}"
+            return f"{name} · {' · '.join(self._summary(g))}"
+        if role == SummaryRole:
+            return self._summary(g)
         if role == Qt.ItemDataRole.ToolTipRole:
             return "\n".join(self._result.files[m.index].path for m in g.members)
         if role == GroupRole:
@@ -72,5 +83,12 @@ class GroupListModel(QAbstractListModel):
         if role == RecordsRole:
             return self.records(index.row())
         if role == MarkedRole:
+            if self.similar:
+                return 0  # similar shots are never marked here, even a file that is also a duplicate
             return sum(1 for r in self.records(index.row()) if r.path in self._marked)
         return None
+
+    def _summary(self, g: Group) -> tuple[str, str]:
+        if self.similar:
+            return f"{len(g.members)} shots", "not copies"
+        return f"{len(g.members)} copies", f"frees {human_bytes(g.reclaimable)}"

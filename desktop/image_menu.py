@@ -23,14 +23,18 @@ def show_in_folder(path: str) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path)))
 
 
-def build_menu(path: str, session: Session, parent: QWidget, *, open_viewer, group_paths: list[str]) -> QMenu:
-    """The menu for ``path``; ``group_paths`` are the other copies it was grouped with (for Not a duplicate)."""
+def build_menu(path: str, session: Session, parent: QWidget, *, open_viewer, group_paths: list[str],
+               markable: bool = True) -> QMenu:
+    """The menu for ``path``; ``group_paths`` are the other copies it was grouped with (for Not a duplicate).
+    ``markable=False`` (a similar shot, not a copy): only looking, no marking and no Not a duplicate."""
     menu = QMenu(parent)
     menu.addAction("Find similar", lambda: session.find_similar(path)).setObjectName("find_similar")
     menu.addAction("View full size", lambda: open_viewer(path))
     menu.addAction("Open", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(path)))
     menu.addAction("Show in folder", lambda: show_in_folder(path))
     menu.addAction("Copy path", lambda: QGuiApplication.clipboard().setText(path))
+    if not markable:
+        return menu
     menu.addSeparator()
     if path in session.marks:
         menu.addAction("Unmark", lambda: session.marks.mark(path, False))

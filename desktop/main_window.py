@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QTimer, Slot
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
-    QHBoxLayout,
     QLabel,
-    QListView,
     QMainWindow,
     QMessageBox,
-    QSlider,
     QSplitter,
     QStackedWidget,
+    QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -30,8 +27,7 @@ from desktop.compare_pane import ComparePane
 from desktop.error_dialog import ErrorDialog
 from desktop.folder_panel import FolderPanel
 from desktop.formatting import human_bytes
-from desktop.group_delegate import GroupDelegate
-from desktop.group_model import GroupListModel
+from desktop.group_list import GroupList
 from desktop.image_menu import build_menu
 from desktop.options_dialog import OptionsDialog
 from desktop.problems_view import BLANK_REASON, ProblemsView
@@ -60,43 +56,42 @@ class MainWindow(QMainWindow):
         self._build()
         self._wire()
         self.folders.set_folders(self.scan_settings.folders, self.scan_settings.reference)
-        stored = settings.q.value("view/threshold")
-        if stored is not None and session.threshold is None:
-            session.threshold = float(stored)  # the strictness chosen last time
+        # the strictness chosen last time, for each tier
+        if session.threshold is None:
+            session.threshold = settings.stored_strictness()
+        if session.similar_threshold is None:
+            session.similar_threshold = settings.similar_strictness()
         self._restore_layout()
         self._update_actions()
 
     # -- layout ------------------------------------------------------------------------------------------------
     def _build(self) -> None:
         self.folders = FolderPanel()
-        self.strictness = QSlider(Qt.Orientation.Horizontal)
-        self.strictness.setRange(60, 99)
-        self.strictness.setEnabled(False)
-        self.strictness.setToolTip("Higher: only very close copies are grouped. Lower: similar photos too.")
-        self.strictness_label = QLabel("Strictness")
-        self._strict_timer = QTimer(self, singleShot=True, interval=120)
-        self.groups_model = GroupListModel(self)
-        self.groups = QListView()
-        self.groups.setObjectName("groups")
-        self.groups.setModel(self.groups_model)
-        self.groups.setItemDelegate(GroupDelegate(self.thumbs, self.groups))
-        self.groups.setUniformItemSizes(True)
-        self.groups.setLayoutMode(QListView.LayoutMode.Batched)
-        self.groups.setBatchSize(200)
-        self.groups.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
-        self.groups.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.groups_title = QLabel("<b>Groups</b>")
+        self.duplicates = GroupList(self.thumbs, similar=False,
+                                    tip="Higher: only very close copies are grouped. Lower: looser edits too.")
+        # Similar shots: other captures of one subject, in their own list with their own strictness.
+        self.similar_shots = GroupList(self.thumbs, similar=True,
+                                       tip="Higher: only very close shots are grouped. Lower: looser look-alikes.")
+        # The parts other code and tests look at, by their long-standing names.
+        self.groups, self.groups_model = self.duplicates.view, self.duplicates.model
+        self.strictness, self.strictness_label = self.duplicates.slider, self.duplicates.label
+        self.groups_title = self.duplicates.title
+        self.shots, self.shots_model = self.similar_shots.view, self.similar_shots.model
+        self.shots_strictness, self.shots_strictness_label = self.similar_shots.slider, self.similar_shots.label
+        self.shots_title = self.similar_shots.title
+        self.tiers = QTabWidget()
+        self.tiers.setObjectName("tiers")
+        self.tiers.setDocumentMode(True)
+        self.tiers.addTab(self.duplicates, "Duplicates")
+        self.tiers.addTab(self.similar_shots, "Similar shots")
+        self.tiers.setTabToolTip(0, "Copies of one photo, possibly edited: mark the ones to remove")
+        self.tiers.setTabToolTip(1, "Other shots of the same subject (bursts, re-takes): shown, never marked")
 
         left = QWidget()
         lay = QVBoxLayout(left)
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addWidget(self.folders)
-        strict_row = QHBoxLayout()
-        strict_row.addWidget(self.strictness_label)
-        strict_row.addWidget(self.strictness, 1)
-        lay.addLayout(strict_row)
-        lay.addWidget(self.groups_title)
-        lay.addWidget(self.groups, 1)
+        lay.addWidget(self.tiers, 1)
 
         self.compare = ComparePane(self.thumbs)
         self.empty = QLabel(
@@ -107,6 +102,7 @@ class MainWindow(QMainWindow):
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty.setWordWrap(True)
         self.group_header = QLabel()
+        self.group_header.setWordWrap(True)
         right = QWidget()
         rlay = QVBoxLayout(right)
         rlay.setContentsMargins(6, 6, 6, 6)
@@ -177,7 +173,7 @@ class MainWindow(QMainWindow):
         bar.addSeparator()
         auto = QToolButton()
         auto.setText("Auto-select")
-        auto.setToolTip("Mark every copy but one in each group by a rule")
+        auto.setToolTip("Mark every copy but one in each duplicate group by a rule (never similar shots)")
         auto.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         for act in self.auto_actions.values():
             auto.addAction(act)
@@ -194,9 +190,12 @@ class MainWindow(QMainWindow):
         self.folders.changed.connect(self._folders_changed)
         self.folders.add_requested.connect(self.pick_folder)
         self.folders.settings_requested.connect(self.edit_options)
-        self.strictness.valueChanged.connect(self._strictness_moved)
-        self._strict_timer.timeout.connect(self._apply_strictness)
-        self.groups.selectionModel().currentChanged.connect(self._group_selected)
+        self.duplicates.strictness_changed.connect(self._apply_strictness)
+        self.duplicates.current_changed.connect(self._group_selected)
+        self.similar_shots.strictness_changed.connect(self._apply_shots_strictness)
+        self.similar_shots.current_changed.connect(self._shots_selected)
+        self.tiers.currentChanged.connect(self._tier_changed)
+        self.compare.show_difference.connect(self.show_difference)
         self.compare.toggle.connect(s.marks.toggle)
         self.compare.menu.connect(self._image_menu)
         self.compare.open_viewer.connect(self.open_viewer)
@@ -205,7 +204,6 @@ class MainWindow(QMainWindow):
         self.similar.query_file.connect(self.find_similar)
         self.similar.pick_file.connect(self.pick_similar_file)
         self.progress.cancel_requested.connect(self.cancel_scan)
-        self.thumbs.ready.connect(self.groups.viewport().update)
         s.scan_started.connect(self.progress.start)
         s.scan_started.connect(self._scan_started)
         s.scan_progress.connect(self.progress.update_progress)
@@ -283,67 +281,107 @@ class MainWindow(QMainWindow):
     # -- results ---------------------------------------------------------------------------------------------
     @Slot(object)
     def _show_result(self, result) -> None:
-        current = self.groups.currentIndex().row()
-        self.groups_model.set_result(result)
-        self.groups_model.set_marked(self.session.marks.paths)
         lib = self.session.library
-        if lib is not None:
-            floor = lib.floor
-            self.strictness.blockSignals(True)
-            # Rounded up: the slider must never offer a threshold below the floor the library was scanned at.
-            self.strictness.setRange(math.ceil(floor * 100 - 1e-9), 99)
-            self.strictness.setValue(int(round(result.threshold * 100)))
-            self.strictness.blockSignals(False)
-            self.strictness.setEnabled(True)
-            self.strictness_label.setText(f"Strictness {result.threshold * 100:.0f} %")
-        n = len(result.groups)
-        self.groups_title.setText(f"<b>{n} groups</b> · {result.duplicates} copies · "
-                                  f"{human_bytes(result.reclaimable)} to free")
+        floor = lib.floor if lib is not None else None
+        similar = self.session.similar_threshold or floor
+        n, m = len(result.groups), len(result.similar_groups)
+        self.duplicates.show_result(result, f"<b>{n} groups</b> · {result.duplicates} copies · "
+                                            f"{human_bytes(result.reclaimable)} to free", floor, result.threshold)
+        self.groups_model.set_marked(self.session.marks.paths)
+        self.similar_shots.show_result(result, f"<b>{m} groups</b> of other shots of one subject: to look at, "
+                                               f"nothing to remove", floor, similar)
+        self.tiers.setTabText(0, f"Duplicates ({n})")
+        self.tiers.setTabText(1, f"Similar shots ({m})")
         skipped = list(result.problems) + [Problem(f.path, BLANK_REASON) for f in result.blank]
         self.problems.set_problems(skipped)
         self.problems_dock.setWindowTitle(f"Problems ({len(skipped)})")
         self.act_problems.setText(f"Problems ({len(skipped)})")
-        self.center.setCurrentIndex(1 if n else 0)
-        if not n:
-            self.empty.setText("<h2>No duplicates found</h2><p>Try a lower strictness, or add more folders.</p>")
-        if n:
-            row = min(max(current, 0), n - 1)
-            self.groups.setCurrentIndex(self.groups_model.index(row))
-            self._group_selected(self.groups_model.index(row))
-        self._update_actions()
+        self._tier_changed()
+
+    def showing_similar(self) -> bool:
+        """True while the similar-shots list is the one shown (nothing can be marked there)."""
+        return self.tiers.currentIndex() == 1
+
+    @Slot()
+    def _tier_changed(self, _index: int = 0) -> None:
+        """Show the current group of the list now in front, or say there is none."""
+        similar = self.showing_similar()
+        model, view = (self.shots_model, self.shots) if similar else (self.groups_model, self.groups)
+        has = model.rowCount() > 0
+        self.center.setCurrentIndex(1 if has else 0)
+        if not has and model.result is not None:
+            self.empty.setText(
+                "<h2>No similar shots</h2><p>No other shots of one subject at this strictness.</p>" if similar
+                else "<h2>No duplicates found</h2><p>Try a lower strictness, or add more folders.</p>")
+        if similar:
+            self._shots_selected(view.currentIndex())
+        else:
+            self._group_selected(view.currentIndex())
 
     @Slot(QModelIndex)
     def _group_selected(self, index: QModelIndex, _previous: QModelIndex | None = None) -> None:
+        if self.showing_similar():
+            return
         if not index.isValid():
             self.compare.show_group(None, [], frozenset(), lambda p: False)
             self.group_header.clear()
+            self._update_actions()
             return
         group = self.groups_model.group(index.row())
         records = self.groups_model.records(index.row())
-        kind = "identical files" if group.exact else "similar copies"
+        kind = "identical files" if group.exact else "copies of one photo"
         self.group_header.setText(f"<b>Group {index.row() + 1}</b>: {len(records)} {kind}; "
                                   f"removing all but the best frees {human_bytes(group.reclaimable)}. "
                                   f"<i>Space marks, Tab/arrows move, Enter views.</i>")
         self.compare.show_group(group, records, self.session.marks.paths, self._is_reference)
         self._update_actions()
 
+    @Slot(QModelIndex)
+    def _shots_selected(self, index: QModelIndex, _previous: QModelIndex | None = None) -> None:
+        if not self.showing_similar():
+            return
+        if not index.isValid():
+            self.compare.show_group(None, [], frozenset(), lambda p: False)
+            self.group_header.clear()
+            self._update_actions()
+            return
+        group = self.shots_model.group(index.row())
+        records = self.shots_model.records(index.row())
+        self._shots_header()
+        self.compare.show_group(group, records, self.session.marks.paths, self._is_reference, markable=False)
+        self._update_actions()
+
+    def _shots_header(self) -> None:
+        """The similar group's header: other shots, not copies; and, truthfully, whether any is marked as a copy."""
+        row = self.shots.currentIndex().row()
+        records = self.shots_model.records(row) if row >= 0 else []
+        marked = sum(1 for r in records if r.path in self.session.marks)
+        selected = ("nothing is selected for removal" if not marked else
+                    f"{marked} of them {'is' if marked == 1 else 'are'} marked only as a copy in Duplicates")
+        self.group_header.setText(
+            f"<b>Similar shots {row + 1}</b>: {len(records)} photos. "
+            f"<span style='color:#b35900'><b>Other shots of the same subject — not copies: {selected}.</b></span>")
+
     def _is_reference(self, path: str) -> bool:
         return in_folders(path, self.scan_settings.reference)
 
-    @Slot(int)
-    def _strictness_moved(self, value: int) -> None:
-        self.strictness_label.setText(f"Strictness {value} %")
-        self._strict_timer.start()
+    @Slot(float)
+    def _apply_strictness(self, threshold: float) -> None:
+        self.session.set_threshold(threshold)
+        self.settings.set_strictness(threshold)
 
-    def _apply_strictness(self) -> None:
-        self.session.set_threshold(self.strictness.value() / 100)
-        self.settings.set_strictness(self.strictness.value() / 100)
+    @Slot(float)
+    def _apply_shots_strictness(self, threshold: float) -> None:
+        self.session.set_similar_threshold(threshold)
+        self.settings.set_similar_strictness(threshold)
 
     @Slot()
     def _marks_changed(self) -> None:
         marks = self.session.marks
         self.groups_model.set_marked(marks.paths)
         self.compare.set_marked(marks.paths)
+        if self.showing_similar() and self.shots.currentIndex().isValid():
+            self._shots_header()
         if len(marks):
             self.status_text.setText(f"{len(marks)} marked ({human_bytes(marks.bytes)})")
         self._update_actions()
@@ -356,7 +394,8 @@ class MainWindow(QMainWindow):
         self.act_trash.setEnabled(not busy and marked)
         self.act_move.setEnabled(not busy and marked)
         self.act_undo.setEnabled(not busy)
-        self.act_notdup.setEnabled(has_result and self.groups.currentIndex().isValid())
+        self.act_notdup.setEnabled(has_result and not self.showing_similar()
+                                   and self.groups.currentIndex().isValid())
         self.act_export.setEnabled(has_result)
         for act in self.auto_actions.values():
             act.setEnabled(has_result and not busy)
@@ -401,7 +440,7 @@ class MainWindow(QMainWindow):
 
     def not_duplicate_group(self) -> None:
         index = self.groups.currentIndex()
-        if index.isValid():
+        if index.isValid() and not self.showing_similar():
             paths = [r.path for r in self.groups_model.records(index.row())]
             self.session.not_duplicate([(a, b) for i, a in enumerate(paths) for b in paths[i + 1:]])
 
@@ -411,19 +450,34 @@ class MainWindow(QMainWindow):
         self.image_menu(path).popup(pos)
 
     def image_menu(self, path: str):
+        if self.showing_similar() and self.compare.card(path) is not None:
+            # another shot, not a copy: view, open, show in folder, find similar; nothing to mark
+            return build_menu(path, self.session, self, open_viewer=self.open_viewer, group_paths=[],
+                              markable=False)
         row = self.groups_model.row_of(path)
         group_paths = [r.path for r in self.groups_model.records(row)] if row is not None else []
         return build_menu(path, self.session, self, open_viewer=self.open_viewer, group_paths=group_paths)
 
-    def open_viewer(self, path: str) -> None:
-        """Full size; from a group, the image next to the group's best copy (zoom and pan in step)."""
+    def open_viewer(self, path: str, difference: bool = False) -> ViewerDialog:
+        """Full size; from a group, the image next to the group's first photo (zoom and pan in step). Two copies
+        of a duplicate group also offer what changed between them (``difference=True`` shows it at once)."""
+        similar = self.showing_similar() and self.compare.card(path) is not None
+        model = self.shots_model if similar else self.groups_model
         paths = [path]
-        row = self.groups_model.row_of(path)
+        row = model.row_of(path)
         if row is not None:
-            best = self.groups_model.records(row)[0].path
-            if best != path:
-                paths = [best, path]
-        ViewerDialog(paths, self.session.runner, self).show()
+            first = model.records(row)[0].path
+            if first != path:
+                paths = [first, path]
+        copies = not similar and len(paths) == 2
+        dlg = ViewerDialog(paths, self.session.runner, self, copies=copies, difference=difference and copies)
+        dlg.show()
+        return dlg
+
+    @Slot(str)
+    def show_difference(self, path: str) -> None:
+        """What changed between ``path`` and the best copy of its duplicate group."""
+        self.open_viewer(path, difference=True)
 
     def find_similar(self, path: str) -> None:
         self.session.find_similar(path)

@@ -55,6 +55,7 @@ class Session(QObject):
         self.library: Library | None = None
         self.result: ScanResult | None = None
         self.threshold: float | None = None
+        self.similar_threshold: float | None = None  # for similar shots; None: the library's floor
         self.folders: list[str] = []
         self.options = ScanOptions()
         self._scan_task: Task | None = None
@@ -128,7 +129,8 @@ class Session(QObject):
         self.scan_finished.emit()
         st = library.stats
         self.message.emit(f"Scanned {st.get('found', len(library.files))} photos "
-                          f"({st.get('cached', 0)} from the cache): {len(self.result.groups)} groups.")
+                          f"({st.get('cached', 0)} from the cache): {len(self.result.groups)} groups of duplicates, "
+                          f"{len(self.result.similar_groups)} of similar shots.")
 
     @Slot(str, str)
     def _scan_failed(self, message: str, details: str) -> None:
@@ -152,9 +154,20 @@ class Session(QObject):
         if self.library is not None:
             self._regroup()
 
+    def set_similar_threshold(self, threshold: float) -> None:
+        """Regroup the similar shots at ``threshold`` (the duplicates stay as they are)."""
+        if self.library is not None:
+            threshold = max(self.library.floor, threshold)
+        self.similar_threshold = threshold
+        if self.library is not None:
+            self._regroup()
+
     def _regroup(self) -> None:
         assert self.library is not None and self.threshold is not None
-        self.result = self.library.result(self.threshold)
+        similar = self.similar_threshold
+        if similar is not None:
+            similar = max(self.library.floor, similar)
+        self.result = self.library.result(self.threshold, similar)
         self.marks.set_result(self.result)
         self.result_changed.emit(self.result)
 
@@ -173,6 +186,7 @@ class Session(QObject):
         self.message.emit(f"Remembered {len(pairs)} pair(s) as not duplicates.")
 
     def auto_select(self, rule: str) -> None:
+        """Mark by ``rule`` in the duplicate groups only: similar shots are other captures, never marked."""
         if self.result is not None:
             self.marks.replace(choose(self.result, rule, self.marks.reference))
             self.message.emit(f"Marked {len(self.marks)} copies.")

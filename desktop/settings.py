@@ -60,6 +60,19 @@ class Settings:
     def set_strictness(self, value: float) -> None:
         self.q.setValue("view/threshold", float(value))
 
+    def stored_strictness(self) -> float | None:
+        """The duplicates' strictness chosen last time (None: never chosen)."""
+        v = self.q.value("view/threshold")
+        return None if v is None else float(v)
+
+    def similar_strictness(self) -> float | None:
+        """The similar shots' strictness chosen last time (None: never chosen, the library's floor)."""
+        v = self.q.value("view/similar_threshold")
+        return None if v is None else float(v)
+
+    def set_similar_strictness(self, value: float) -> None:
+        self.q.setValue("view/similar_threshold", float(value))
+
     def blob(self, key: str) -> QByteArray | None:
         v = self.q.value(f"layout/{key}")
         return v if isinstance(v, QByteArray) else None

@@ -1,13 +1,15 @@
 """Full-size viewing: one image with zoom, or two side by side with zoom and pan kept in step.
 
-Images are decoded in a worker (``Task``); the dialog shows "Loading…" until they arrive.
+Images are decoded in a worker (``Task``); the dialog shows "Loading…" until they arrive. Two copies of one
+photo can also show *what changed*: the second lined up on the first and their difference mapped, worked out
+in a worker too (``desktop.difference``) and shown in a third pane in step with the others.
 """
 
 from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QImage, QKeySequence, QPixmap, QShortcut, QWheelEvent
 from PySide6.QtWidgets import (
     QDialog,
@@ -22,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.decode import read_full
+from desktop.difference import Difference, compute_difference
 from desktop.thumbnails import to_qimage
 from desktop.workers import Task, TaskRunner
 
@@ -91,13 +94,23 @@ class ZoomView(QGraphicsView):
 
 
 class ViewerDialog(QDialog):
-    """One image, or two images in step (zoom and pan one, the other follows)."""
+    """One image, or two images in step (zoom and pan one, the other follows).
 
-    def __init__(self, paths: list[str], runner: TaskRunner, parent: QWidget | None = None) -> None:
+    ``copies=True`` (two copies of one photo, the best first) offers the *Difference* toggle.
+    """
+
+    difference_shown = Signal(object)  # the Difference, once it is on screen
+
+    def __init__(self, paths: list[str], runner: TaskRunner, parent: QWidget | None = None, *,
+                 copies: bool = False, difference: bool = False) -> None:
         super().__init__(parent)
         self.setWindowTitle(" ↔ ".join(os.path.basename(p) for p in paths))
         self.resize(1100, 750)
+        self.runner = runner
+        self.paths = list(paths)
         self.views: dict[str, ZoomView] = {}
+        self.difference: Difference | None = None
+        self._difference_task = None
         row = QHBoxLayout()
         for p in paths:
             col = QVBoxLayout()
@@ -107,7 +120,22 @@ class ViewerDialog(QDialog):
             col.addWidget(view, 1)
             row.addLayout(col, 1)
             self.views[p] = view
+        self.difference_view = ZoomView(self)
+        self.difference_label = QLabel(wordWrap=True)
+        self.difference_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._difference_col = QWidget()
+        dcol = QVBoxLayout(self._difference_col)
+        dcol.setContentsMargins(0, 0, 0, 0)
+        dcol.addWidget(QLabel("<b>What changed</b>: bright where the second differs, lined up on the first; "
+                              "blue where the second does not reach", wordWrap=True))
+        dcol.addWidget(self.difference_view, 1)
+        dcol.addWidget(self.difference_label)
+        self._difference_col.hide()
+        row.addWidget(self._difference_col, 1)
         views = list(self.views.values())
+        if copies and len(paths) == 2:
+            views.append(self.difference_view)
+        self._all_views = views
         for v in views:
             v.peers = [o for o in views if o is not v]
             for bar in (v.horizontalScrollBar(), v.verticalScrollBar()):
@@ -120,6 +148,14 @@ class ViewerDialog(QDialog):
             b.clicked.connect(slot)
             buttons.addWidget(b)
             QShortcut(QKeySequence(key), self, slot)
+        self.difference_button = QPushButton("Difference  (D)")
+        self.difference_button.setCheckable(True)
+        self.difference_button.setToolTip("Line the second copy up on the first and show where they differ")
+        self.difference_button.toggled.connect(self.show_difference)
+        self.difference_button.setVisible(copies and len(paths) == 2)
+        if copies and len(paths) == 2:
+            buttons.addWidget(self.difference_button)
+            QShortcut(QKeySequence("D"), self, self.difference_button.toggle)
         buttons.addStretch(1)
         close = QPushButton("Close")
         close.clicked.connect(self.accept)
@@ -132,14 +168,52 @@ class ViewerDialog(QDialog):
             task = Task(load_full, p, name=f"load {p}")
             task.signals.finished.connect(self._loaded, Qt.ConnectionType.QueuedConnection)
             runner.start(task)
+        if difference and copies and len(paths) == 2:
+            self.difference_button.setChecked(True)
+
+    @Slot(bool)
+    def show_difference(self, on: bool) -> None:
+        """Show (working it out in a worker the first time) or hide what changed between the two copies."""
+        self._difference_col.setVisible(on)
+        if not on or self.difference is not None or self._difference_task is not None:
+            return
+        self.difference_label.setText("Lining the copies up…")
+        self.difference_view.scene().addText("Working out what changed…")
+        task = Task(compute_difference, self.paths[0], self.paths[1], name="difference")
+        task.signals.finished.connect(self._difference_ready, Qt.ConnectionType.QueuedConnection)
+        task.signals.failed.connect(self._difference_failed, Qt.ConnectionType.QueuedConnection)
+        self._difference_task = task
+        self.runner.start(task)
+
+    def _clear_text(self, view: ZoomView) -> None:
+        for it in list(view.scene().items()):
+            if it is not view.item:
+                view.scene().removeItem(it)
+
+    @Slot(object)
+    def _difference_ready(self, diff: Difference) -> None:
+        self._difference_task = None
+        self.difference = diff
+        self._clear_text(self.difference_view)
+        self.difference_label.setText(diff.text)
+        self.difference_label.setToolTip(f"The verifier: {diff.reason}" if diff.reason else "")
+        if diff.image is not None:
+            self.difference_view.set_image(diff.image)
+        else:
+            self.difference_view.scene().addText("No difference map: the two do not line up.")
+        self.difference_shown.emit(diff)
+
+    @Slot(str, str)
+    def _difference_failed(self, message: str, _details: str) -> None:
+        self._difference_task = None
+        self._clear_text(self.difference_view)
+        self.difference_label.setText(f"Could not compare the two copies: {message}")
 
     @Slot(object)
     def _loaded(self, out: tuple[str, QImage]) -> None:
         path, image = out
         view = self.views[path]
-        for it in list(view.scene().items()):
-            if it is not view.item:
-                view.scene().removeItem(it)
+        self._clear_text(view)
         view.set_image(image)
 
     def _synced_scroll(self) -> None:
@@ -155,12 +229,16 @@ class ViewerDialog(QDialog):
             self._syncing = False
 
     def fit(self) -> None:
-        for v in self.views.values():
+        for v in self._all_views:
             v.fit()
 
     def actual(self) -> None:
         for v in self.views.values():
             v.set_zoom(1.0)
+        first = self.views[self.paths[0]]
+        if self.difference_view in self._all_views:  # the map is in the first copy's pixels, reduced
+            ratio = first.item.boundingRect().width() / max(1.0, self.difference_view.item.boundingRect().width())
+            self.difference_view.set_zoom(ratio)
 
     def zoom(self, step: float) -> None:
         first = next(iter(self.views.values()))

@@ -1,0 +1,193 @@
+"""Duplicates and similar shots apart: the similar-shots tab, its own slider, never marked; what changed.
+
+A real library: demo copies (exact, brightened, re-encoded, cropped), edited copies made here with PIL (grey,
+mirrored), and two real pairs of other shots from tests/data/verify (an exposure pair, two panorama frames).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from helpers import DATA, DEMO, copy_demo
+from PIL import Image, ImageOps
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QApplication, QMenu
+
+from core import verify
+from desktop.autoselect import RULES, choose
+from desktop.viewer import ViewerDialog
+
+SHOTS = ({"leuven_a.jpg", "leuven_b.jpg"}, {"uttower_a.jpg", "uttower_b.jpg"})
+SHOT_FILES = set().union(*SHOTS)
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    root = copy_demo(tmp_path / "lib", ["Camera/water_drop.jpg", "Backup/IMG_0412.jpg",
+                                        "Edited/water_drop_bright.jpg", "Camera/dune_grass.jpg",
+                                        "Downloads/dune_grass_q40.jpg", "Edited/dune_grass_crop.jpg"])
+    im = Image.open(DEMO / "Camera/misty_lake.jpg").convert("RGB")
+    (root / "Lake").mkdir()
+    im.save(root / "Lake/misty_lake.jpg", quality=92)
+    ImageOps.grayscale(im).save(root / "Lake/misty_lake_grey.jpg", quality=90)
+    ImageOps.mirror(im).save(root / "Lake/misty_lake_mirrored.jpg", quality=90)
+    (root / "Shots").mkdir()
+    for name in SHOT_FILES:
+        shutil.copy2(DATA / "verify" / name, root / "Shots" / name)
+    return root
+
+
+@pytest.fixture
+def window(qtbot, make_window, library):
+    w = make_window()
+    with qtbot.waitSignal(w.session.scan_finished, timeout=120_000):
+        w.open_folders([str(library)])
+    return w
+
+
+def names(model) -> list[set[str]]:
+    return [{os.path.basename(r.path) for r in model.records(row)} for row in range(model.rowCount())]
+
+
+def duplicate_paths(window) -> set[str]:
+    m = window.groups_model
+    return {r.path for row in range(m.rowCount()) for r in m.records(row)}
+
+
+def test_similar_tab_lists_the_other_shots_and_not_the_copies(qtbot, window):
+    dups, shots = names(window.groups_model), names(window.shots_model)
+    assert sorted(shots, key=sorted) == sorted(SHOTS, key=sorted)
+    assert not set().union(*dups) & SHOT_FILES  # the other shots are not duplicates
+    assert {"misty_lake.jpg", "misty_lake_grey.jpg", "misty_lake_mirrored.jpg"} in dups  # the edited copies are
+    assert window.tiers.tabText(0) == f"Duplicates ({len(dups)})"
+    assert window.tiers.tabText(1) == "Similar shots (2)"
+
+    window.tiers.setCurrentIndex(1)
+    assert window.center.currentIndex() == 1
+    shown = {os.path.basename(c.rec.path) for c in window.compare.cards}
+    assert shown == names(window.shots_model)[window.shots.currentIndex().row()]
+    assert "not copies: nothing is selected for removal" in window.group_header.text()
+    assert all(c.check.isHidden() and c.difference.isHidden() for c in window.compare.cards)
+    assert not window.act_notdup.isEnabled()
+    # Back on duplicates, the duplicate group is shown again, mark boxes and all.
+    window.tiers.setCurrentIndex(0)
+    assert [c.rec.path for c in window.compare.cards] == [r.path for r in window.groups_model.records(
+        window.groups.currentIndex().row())]
+    assert all(not c.check.isHidden() for c in window.compare.cards)
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+def test_auto_select_never_marks_a_similar_shot(qtbot, window, rule):
+    window.tiers.setCurrentIndex(1)  # even run while the similar shots are in front
+    window.auto_actions[rule].trigger()
+    marked = window.session.marks.paths
+    assert marked, "the duplicate groups have copies to mark"
+    assert marked <= duplicate_paths(window)
+    assert not {os.path.basename(p) for p in marked} & SHOT_FILES
+    # The rule itself, not only the marks' guard, leaves the similar shots alone.
+    chosen = choose(window.session.result, rule, window.session.marks.reference)
+    assert chosen and chosen <= duplicate_paths(window)
+
+
+def test_a_similar_shot_cannot_be_marked_by_hand(qtbot, window):
+    window.tiers.setCurrentIndex(1)
+    card = window.compare.cards[1]
+    card.setFocus()
+    qtbot.keyClick(card, Qt.Key.Key_Space)
+    assert not len(window.session.marks)
+    with qtbot.waitSignal(window.session.marks.refused):
+        assert not window.session.marks.mark(card.rec.path)
+    card.customContextMenuRequested.emit(QPoint(10, 10))
+    qtbot.waitUntil(lambda: isinstance(QApplication.activePopupWidget(), QMenu), timeout=5_000)
+    menu = QApplication.activePopupWidget()
+    texts = [a.text() for a in menu.actions() if not a.isSeparator()]
+    menu.close()
+    assert {"Find similar", "View full size", "Open", "Show in folder"} <= set(texts)
+    assert not [t for t in texts if "mark" in t.lower() or "duplicate" in t.lower()]
+
+
+def test_similar_slider_regroups_the_shots_only(qtbot, window):
+    session = window.session
+    dups_before = names(window.groups_model)
+    assert window.shots_strictness.minimum() == window.strictness.minimum()  # both start at the library floor
+    assert window.shots_strictness.value() == window.shots_strictness.minimum()
+    with qtbot.waitSignal(session.result_changed, timeout=5_000):
+        window.shots_strictness.setValue(85)  # leuven's pair is closer (0.93) than the panorama's (0.80)
+    assert session.similar_threshold == 0.85
+    want = session.library.result(session.threshold, 0.85)
+    assert [[r.path for r in window.shots_model.records(row)] for row in range(window.shots_model.rowCount())] \
+        == [[want.files[m.index].path for m in g.members] for g in want.similar_groups]
+    assert names(window.shots_model) == [SHOTS[0]]
+    assert window.tiers.tabText(1) == "Similar shots (1)"
+    assert window.shots_strictness_label.text() == "Strictness 85 %"
+    assert names(window.groups_model) == dups_before
+
+
+def test_the_similar_strictness_is_remembered(qtbot, window, make_window, library):
+    with qtbot.waitSignal(window.session.result_changed, timeout=5_000):
+        window.shots_strictness.setValue(85)
+    window.close()
+    again = make_window()  # the same settings file: a restart
+    with qtbot.waitSignal(again.session.scan_finished, timeout=120_000):
+        again.open_folders([str(library)])
+    assert again.shots_strictness.value() == 85
+    assert names(again.shots_model) == [SHOTS[0]]
+
+
+def test_difference_of_two_copies_is_worked_out_off_the_gui_thread(qtbot, window, monkeypatch):
+    threads = []
+    real = verify.aligned_difference
+
+    def spy(*args, **kw):
+        threads.append(threading.current_thread())
+        return real(*args, **kw)
+
+    monkeypatch.setattr(verify, "aligned_difference", spy)
+    row = next(r for r, g in enumerate(names(window.groups_model)) if "misty_lake_mirrored.jpg" in g)
+    window.select_group(row)
+    card = next(c for c in window.compare.cards if c.rec.path.endswith("misty_lake_mirrored.jpg"))
+    assert not card.difference.isHidden() and window.compare.cards[0].difference.isHidden()  # not on the best
+    card.difference.click()
+    dlg = window.findChild(ViewerDialog)
+    with qtbot.waitSignal(dlg.difference_shown, timeout=30_000) as blocker:
+        pass
+    diff = blocker.args[0]
+    assert threads and all(t is not threading.main_thread() for t in threads)
+    assert diff.same and diff.aligned
+    assert dlg.difference_button.isChecked() and not dlg.difference_view.item.pixmap().isNull()
+    text = dlg.difference_label.text()
+    assert text.startswith("Same photo: aligned ") and "mirrored" in text
+    dlg.close()
+
+
+def test_two_shots_open_side_by_side_without_a_difference(qtbot, window):
+    window.tiers.setCurrentIndex(1)
+    dlg = window.open_viewer(window.compare.cards[1].rec.path)
+    assert len(dlg.views) == 2 and dlg.difference_button.isHidden()
+    dlg.close()
+
+
+def test_a_shot_marked_as_a_copy_elsewhere_says_so(qtbot, make_window, tmp_path):
+    # A capture with a re-encoded copy (a duplicate group) and a look-alike of another subject (a similar group):
+    # the copy, marked in Duplicates, is shown as marked in the similar group too, and the header says so.
+    root = copy_demo(tmp_path / "lib", ["Camera/dune_grass.jpg", "Downloads/dune_grass_q40.jpg",
+                                        "Camera/storm_clouds.jpg"])
+    window = make_window()
+    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
+        window.open_folders([str(root)])
+    assert names(window.groups_model) == [{"dune_grass.jpg", "dune_grass_q40.jpg"}]
+    shots = names(window.shots_model)
+    assert shots and "storm_clouds.jpg" in shots[0] and shots[0] & {"dune_grass.jpg", "dune_grass_q40.jpg"}
+    window.tiers.setCurrentIndex(1)
+    assert "nothing is selected for removal" in window.group_header.text()
+    window.auto_actions["size"].trigger()  # marks dune_grass_q40 (the smaller file) as a copy
+    (marked,) = window.session.marks.paths
+    assert "marked only as a copy in Duplicates" in window.group_header.text()
+    assert "nothing is selected" not in window.group_header.text()
+    for card in window.compare.cards:
+        assert card.check.isHidden()
+        assert card.elsewhere.isHidden() == (card.rec.path != marked)
