@@ -283,10 +283,12 @@ class MainWindow(QMainWindow):
     def _show_result(self, result) -> None:
         lib = self.session.library
         floor = lib.floor if lib is not None else None
+        dup_floor = self.session.thresholds()[0] if lib is not None else None
         similar = self.session.similar_threshold or floor
         n, m = len(result.groups), len(result.similar_groups)
         self.duplicates.show_result(result, f"<b>{n} groups</b> · {result.duplicates} copies · "
-                                            f"{human_bytes(result.reclaimable)} to free", floor, result.threshold)
+                                            f"{human_bytes(result.reclaimable)} to free", dup_floor,
+                                    result.threshold)
         self.groups_model.set_marked(self.session.marks.paths)
         self.similar_shots.show_result(result, f"<b>{m} groups</b> of other shots of one subject: to look at, "
                                                f"nothing to remove", floor, similar)

@@ -83,10 +83,14 @@ class Session(QObject):
         return self._scan_task is not None or self._action_task is not None
 
     def thresholds(self) -> tuple[float, float, float]:
-        """(floor, duplicate, similar) of the current library and model."""
-        assert self.library is not None and self._engine is not None
-        b = self._engine.bundle
-        return self.library.floor, b.duplicate_threshold, b.similar_threshold
+        """(floor of the duplicates' slider, default duplicate threshold, similar) of the library and model.
+
+        With verification, duplicates exist only from the cosine the scan checked pairs from (``verify_from``)."""
+        if self.library is None or self._engine is None:
+            raise RuntimeError("no library yet: scan first")
+        lib, engine = self.library, self._engine
+        floor = max(lib.floor, lib.verify_from) if lib.same is not None else lib.floor
+        return floor, engine.default_threshold(), engine.bundle.similar_threshold
 
     # -- scanning ---------------------------------------------------------------------------------------------
     def scan(self, folders: list[str], options: ScanOptions | None = None) -> bool:

@@ -40,7 +40,8 @@ def test_strictness_slider_regroups_live(qtbot, make_window, tmp_path, engine_fa
     lib = window.session.library
     before = shown_groups(window)
     loose = window.strictness.minimum() / 100
-    assert lib.floor <= loose < lib.floor + 0.01  # the lowest 1 % step at or above the scanned floor
+    # The lowest 1 % step at or above what duplicates can be: the cosine the scan verified pairs from.
+    assert lib.verify_from <= loose < lib.verify_from + 0.01
     with qtbot.waitSignal(window.session.result_changed, timeout=5_000):
         window.strictness.setValue(window.strictness.maximum())
     after = shown_groups(window)

@@ -113,7 +113,9 @@ def test_a_similar_shot_cannot_be_marked_by_hand(qtbot, window):
 def test_similar_slider_regroups_the_shots_only(qtbot, window):
     session = window.session
     dups_before = names(window.groups_model)
-    assert window.shots_strictness.minimum() == window.strictness.minimum()  # both start at the library floor
+    lib = window.session.library
+    assert window.shots_strictness.minimum() == round(lib.floor * 100)  # similar shots reach the library floor
+    assert window.strictness.minimum() == round(lib.verify_from * 100)  # duplicates start where pairs were checked
     assert window.shots_strictness.value() == window.shots_strictness.minimum()
     with qtbot.waitSignal(session.result_changed, timeout=5_000):
         window.shots_strictness.setValue(85)  # leuven's pair is closer (0.93) than the panorama's (0.80)
@@ -174,17 +176,22 @@ def test_two_shots_open_side_by_side_without_a_difference(qtbot, window):
 def test_a_shot_marked_as_a_copy_elsewhere_says_so(qtbot, make_window, tmp_path):
     # A capture with a re-encoded copy (a duplicate group) and a look-alike of another subject (a similar group):
     # the copy, marked in Duplicates, is shown as marked in the similar group too, and the header says so.
-    root = copy_demo(tmp_path / "lib", ["Camera/dune_grass.jpg", "Downloads/dune_grass_q40.jpg",
-                                        "Camera/storm_clouds.jpg"])
+    root = tmp_path / "lib"
+    root.mkdir()
+    shutil.copy(DATA / "verify" / "leuven_a.jpg", root / "leuven_a.jpg")
+    shutil.copy(DATA / "verify" / "leuven_b.jpg", root / "leuven_b.jpg")  # the same view, another exposure
+    Image.open(root / "leuven_a.jpg").save(root / "leuven_a_q40.jpg", quality=40)
     window = make_window()
     with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
         window.open_folders([str(root)])
-    assert names(window.groups_model) == [{"dune_grass.jpg", "dune_grass_q40.jpg"}]
+    assert names(window.groups_model) == [{"leuven_a.jpg", "leuven_a_q40.jpg"}]
     shots = names(window.shots_model)
-    assert shots and "storm_clouds.jpg" in shots[0] and shots[0] & {"dune_grass.jpg", "dune_grass_q40.jpg"}
+    assert shots and "leuven_b.jpg" in shots[0] and shots[0] & {"leuven_a.jpg", "leuven_a_q40.jpg"}
     window.tiers.setCurrentIndex(1)
     assert "nothing is selected for removal" in window.group_header.text()
-    window.auto_actions["size"].trigger()  # marks dune_grass_q40 (the smaller file) as a copy
+    # Keep the copy that is not among the shots: the one shown here becomes the marked copy.
+    (copy_here,) = [c.rec.path for c in window.compare.cards if os.path.basename(c.rec.path) != "leuven_b.jpg"]
+    assert window.session.marks.mark(copy_here)
     (marked,) = window.session.marks.paths
     assert "marked only as a copy in Duplicates" in window.group_header.text()
     assert "nothing is selected" not in window.group_header.text()
