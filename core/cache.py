@@ -24,15 +24,16 @@ import platformdirs
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5  # 2: paths as file-system bytes; 3: turned embeddings; 4: content digests; 5: blank flag
+# 2: paths as file-system bytes; 3: turned embeddings; 4: content digests; 5: blank flag; 6: capture signature
+SCHEMA_VERSION = 6
 # Upgrades that keep the rows: {from_version: statements}. Older versions are rebuilt.
-_MIGRATIONS = {4: ["ALTER TABLE files ADD COLUMN blank INTEGER"]}
+_MIGRATIONS = {4: ["ALTER TABLE files ADD COLUMN blank INTEGER"], 5: ["ALTER TABLE files ADD COLUMN capture TEXT"]}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS files (
     path BLOB NOT NULL, model TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     width INTEGER, height INTEGER, format TEXT, taken TEXT,
-    embedding BLOB, features BLOB, error TEXT, turned BLOB, digest TEXT, blank INTEGER,
+    embedding BLOB, features BLOB, error TEXT, turned BLOB, digest TEXT, blank INTEGER, capture TEXT,
     PRIMARY KEY (path, model)
 );
 CREATE TABLE IF NOT EXISTS sniffed (
@@ -70,6 +71,7 @@ class CachedEntry:
     turned: np.ndarray | None = None  # (2, D) for portrait images, see core.embed.PORTRAIT_RATIO
     digest: str | None = None  # content hash, once an exact-copy check needed it
     blank: bool = False  # one flat colour or structureless (core.blank): listed apart, never paired
+    capture: str | None = None  # the camera's record of the capture (core.decode.capture_signature)
 
 
 def _vec(blob: bytes | None) -> np.ndarray | None:
@@ -240,7 +242,7 @@ class EmbeddingCache:
         if not wanted:
             return out
         cols = ("f.path, f.size, f.mtime_ns, f.width, f.height, f.format, f.taken, f.embedding, f.features, "
-                "f.error, f.turned, f.digest, f.blank")
+                "f.error, f.turned, f.digest, f.blank, f.capture")
         # The (path, model) key index is the smallest covering one, so this counts without reading any blob.
         rows = self._conn.execute("SELECT COUNT(*) FROM files WHERE model = ?", (model,)).fetchone()[0]
         if rows > self._KEYED_RATIO * len(wanted):
@@ -254,14 +256,15 @@ class EmbeddingCache:
                 f"SELECT {cols} FROM temp.wanted w CROSS JOIN files f ON f.path = w.path AND f.model = ?", (model,))
         else:
             cur = self._conn.execute(f"SELECT {cols} FROM files f WHERE f.model = ?", (model,))
-        for key, size, mtime, w, h, fmt, taken, emb, feat, err, turned, digest, blank in cur:
+        for key, size, mtime, w, h, fmt, taken, emb, feat, err, turned, digest, blank, capture in cur:
             path = os.fsdecode(key)
             if wanted.get(path) != (size, mtime):
                 continue
             e = _vec(emb)
             t = _vec(turned)
             out[path] = CachedEntry(path, size, mtime, w or 0, h or 0, fmt or "", taken, e, _vec(feat), err,
-                                    None if t is None or e is None else t.reshape(-1, len(e)), digest, bool(blank))
+                                    None if t is None or e is None else t.reshape(-1, len(e)), digest, bool(blank),
+                                    capture)
         return out
 
     @_writing
@@ -269,12 +272,12 @@ class EmbeddingCache:
         rows = [
             (
                 os.fsencode(e.path), model, e.size, e.mtime_ns, e.width, e.height, e.format, e.taken,
-                _blob(e.embedding), _blob(e.features), e.error, _blob(e.turned), e.digest, int(e.blank),
+                _blob(e.embedding), _blob(e.features), e.error, _blob(e.turned), e.digest, int(e.blank), e.capture,
             )
             for e in entries
         ]
         with self._conn:
-            self._conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            self._conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
     @_writing
     def store_digests(self, model: str, digests: dict[str, tuple[int, int, str]]) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from core import verify
 from core.cache import EmbeddingCache
+from core.decode import same_capture
 from core.errors import DecodeError
 from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
 from core.results import ImageRecord
@@ -25,6 +26,7 @@ from core.results import ImageRecord
 log = logging.getLogger(__name__)
 
 IDENTICAL = "byte-identical files"
+DIFFERENT_CAPTURES = "another capture: the camera recorded a different time or exposure"
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,15 @@ def confirm_pairs(
     reasons = [""] * n
     todo: list[int] = []
     keys = {}
+    camera = 0
     for k, (a, b) in enumerate(zip(i.tolist(), j.tolist(), strict=True)):
         if identical(a, b):
             same[k], reasons[k] = True, IDENTICAL
+        elif same_capture(files[a].capture, files[b].capture) is False:
+            # The camera recorded two captures (another time, sub-second or exposure): a burst frame or a
+            # bracket, however alike the pixels; an edit keeps these fields.
+            reasons[k] = DIFFERENT_CAPTURES
+            camera += 1
         else:
             todo.append(k)
             keys[(files[a].path, files[b].path)] = _stats_key(files[a], files[b])
@@ -80,7 +88,8 @@ def confirm_pairs(
             fresh.append(k)
         else:
             same[k], reasons[k] = hit
-    stats = {"candidates": n, "identical": n - len(todo), "verdicts_cached": len(todo) - len(fresh),
+    stats = {"candidates": n, "identical": n - len(todo) - camera, "camera_data": camera,
+             "verdicts_cached": len(todo) - len(fresh),
              "verified": len(fresh), "features_extracted": 0}
     if not fresh:
         return Confirmed(same, tuple(reasons), stats)

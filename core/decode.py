@@ -81,6 +81,40 @@ class Decoded:
     height: int
     format: str
     taken: str | None
+    capture: str | None = None  # the camera's record of the capture (see ``capture_signature``)
+
+
+# EXIF tags that name one capture: an edit keeps them; another frame of a burst or a bracket changes them.
+_CAPTURE_TAGS = {0x9003: "time", 0x9291: "subsec", 0x829A: "exposure", 0x829D: "f", 0x8827: "iso",
+                 0x9204: "bias"}
+
+
+def capture_signature(exif: Image.Exif) -> str | None:
+    """``"time=2021:06:05 07:41:12;subsec=345;exposure=0.004;..."`` from the Exif IFD, or None without a capture
+    time. Two files whose signatures disagree on a field both carry are two captures (``same_capture``)."""
+    ifd = exif.get_ifd(0x8769)
+    fields = []
+    for tag, name in _CAPTURE_TAGS.items():
+        v = ifd.get(tag)
+        if isinstance(v, tuple):  # (numerator, denominator) or ISO as a sequence
+            v = v[0] if len(v) == 1 else (float(v[0]) / float(v[1]) if len(v) == 2 and v[1] else v[0])
+        if v is None or v == "":
+            continue
+        text = f"{float(v):.6g}" if isinstance(v, (int, float)) or hasattr(v, "numerator") else str(v)
+        fields.append(f"{name}={text.strip(chr(0)).strip()}")
+    return ";".join(fields) if any(f.startswith("time=") for f in fields) else None
+
+
+def same_capture(a: str | None, b: str | None) -> bool | None:
+    """False when two capture signatures disagree on a field both carry; None when they cannot tell."""
+    if not a or not b:
+        return None
+    fa = dict(f.split("=", 1) for f in a.split(";"))
+    fb = dict(f.split("=", 1) for f in b.split(";"))
+    common = fa.keys() & fb.keys()
+    if "time" not in common:
+        return None
+    return all(fa[k] == fb[k] for k in common)
 
 
 def _taken(exif: Image.Exif) -> str | None:
@@ -397,12 +431,19 @@ def _shrink(im: Image.Image, size: int, keep_aspect: bool = False) -> Image.Imag
     return im.reduce((kx, ky))
 
 
-def _orientation_and_date(im: Image.Image) -> tuple[int, str | None]:
+def _orientation_and_date(im: Image.Image) -> tuple[int, str | None, str | None]:
     try:
         exif = im.getexif()
-        return exif.get(0x0112, 1), _taken(exif)
     except Exception:  # noqa: BLE001 - broken EXIF must not lose the picture
-        return 1, None
+        return 1, None, None
+    try:
+        capture = capture_signature(exif)
+    except Exception:  # noqa: BLE001
+        capture = None
+    try:
+        return exif.get(0x0112, 1), _taken(exif), capture
+    except Exception:  # noqa: BLE001
+        return 1, None, capture
 
 
 def decode_for_model(path: str, size: int, *,
@@ -422,7 +463,7 @@ def decode_for_model(path: str, size: int, *,
             with reserve(need) if reserve else nullcontext():
                 im.seek(0)
                 im.load()
-                orientation, taken = _orientation_and_date(im)  # after load: PNG's getexif loads the pixels
+                orientation, taken, capture = _orientation_and_date(im)  # after load: PNG's getexif loads pixels
                 small = _shrink(im, size)
                 rgb = to_rgb(small)
                 if rgb is not im:
@@ -441,7 +482,7 @@ def decode_for_model(path: str, size: int, *,
             raise DecodeError(f"corrupt image data ({msg or type(e).__name__})") from e
         if orientation in (5, 6, 7, 8):
             w, h = h, w
-        return Decoded(pixels, w, h, fmt, taken)
+        return Decoded(pixels, w, h, fmt, taken, capture)
 
 
 def read_full(path: str, max_side: int | None = None) -> Image.Image:

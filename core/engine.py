@@ -384,7 +384,7 @@ class _ScanRun:
             if c.error:
                 problems.append(Problem(f.path, c.error))
                 continue
-            rec = ImageRecord(f.path, f.size, f.mtime_ns, c.width, c.height, c.format, c.taken)
+            rec = ImageRecord(f.path, f.size, f.mtime_ns, c.width, c.height, c.format, c.taken, c.capture)
             if c.blank:
                 blank.append(rec)
                 continue
@@ -443,4 +443,4 @@ def _entry(f, e) -> CachedEntry:
     d = e.decoded
     turned = None if e.turned is None else _f16(e.turned)
     return CachedEntry(f.path, f.size, f.mtime_ns, d.width, d.height, d.format, d.taken, _f16(e.embedding),
-                       _f16(e.features), None, turned, blank=is_blank(d.pixels))
+                       _f16(e.features), None, turned, blank=is_blank(d.pixels), capture=d.capture)

@@ -98,3 +98,44 @@ def test_a_changed_file_is_verified_again(scanned, library, tmp_path):
     Image.open(target).save(target, quality=60)  # same picture, new bytes
     again = engine.scan([root])
     assert 0 < again.stats["verification"]["verified"] < lib.stats["verification"]["verified"]
+
+
+def _with_exif(im: Image.Image, path, **fields) -> None:
+    exif = Image.Exif()
+    ifd = exif.get_ifd(0x8769)
+    tags = {"time": 0x9003, "subsec": 0x9291, "exposure": 0x829A, "f": 0x829D, "iso": 0x8827}
+    for name, value in fields.items():
+        ifd[tags[name]] = value
+    im.save(path, "JPEG", quality=92, exif=exif)
+
+
+def test_the_cameras_record_tells_bracket_and_burst_frames_from_copies(tmp_path, engine_factory):
+    """A bracket (same second, other exposure) and a burst (same second, other sub-second) are other captures
+    even when their pixels align as one; an edited copy keeps the camera's record (or part of it)."""
+    from PIL import ImageEnhance
+
+    root = tmp_path / "camera"
+    root.mkdir()
+    photo = Image.open(VERIFY / "photo.jpg").convert("RGB")
+    t = "2024:07:14 18:02:31"
+    _with_exif(photo, root / "IMG_0001.jpg", time=t, subsec="120", exposure=1 / 250, f=8.0, iso=100)
+    _with_exif(ImageEnhance.Brightness(photo).enhance(1.6), root / "IMG_0002.jpg", time=t, subsec="120",
+               exposure=1 / 100, f=8.0, iso=100)  # the bracket's brighter frame
+    _with_exif(photo.rotate(0.4), root / "IMG_0003.jpg", time=t, subsec="245", exposure=1 / 250, f=8.0,
+               iso=100)  # the next frame of a burst
+    small = photo.resize((photo.width // 2, photo.height // 2))
+    _with_exif(small, root / "IMG_0001_small.jpg", time=t, exposure=1 / 250)  # an export that dropped fields
+    engine = engine_factory()
+    lib = engine.scan([root])
+    result = lib.result(engine.default_threshold(), lib.floor)
+    dup = _pairs(result, result.groups)
+    assert dup == {frozenset(("IMG_0001.jpg", "IMG_0001_small.jpg"))}
+    others = [frozenset(("IMG_0001.jpg", "IMG_0002.jpg")), frozenset(("IMG_0001.jpg", "IMG_0003.jpg"))]
+    names = [os.path.basename(f.path) for f in lib.files]
+    reasons = {frozenset((names[a], names[b])): why
+               for a, b, why in zip(lib.pairs[0].tolist(), lib.pairs[1].tolist(), lib.reasons, strict=True)}
+    for pair in others:
+        assert pair not in dup
+        if pair in reasons:  # a candidate: the camera's record decided, whatever the pixels say
+            assert "another capture" in reasons[pair]
+    assert lib.stats["verification"]["camera_data"] >= 1
