@@ -30,7 +30,10 @@ def test_evaluate_writes_report_plots_and_manifest(tmp_path):
     shutil.copytree(ROOT / "resources" / "model", model)
     write_manifest(model, report)
     m = json.loads((model / "manifest.json").read_text())
-    assert m["thresholds"] == report["thresholds"] and "evaluation" in m
+    before = json.loads((ROOT / "resources" / "model" / "manifest.json").read_text())["thresholds"]
+    # The evaluation's thresholds are written; the verifier's (candidate, similar shots) are kept.
+    assert m["thresholds"] == {**before, **report["thresholds"]} and "evaluation" in m
+    assert m["thresholds"]["candidate"] == before["candidate"]
     assert m["evaluation"]["with_turned_embeddings"]["f1"] == app["calibrated"]["f1"]
     assert m["turned_embeddings"] == app["use"]
     assert "With turned embeddings" in (tmp_path / "report" / "evaluation.md").read_text()
