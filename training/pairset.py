@@ -21,7 +21,7 @@ from core.decode import read_full
 from training.augment import COLOUR_FILTERS, EDITS
 from training.prepare_data import split_shared_datasets
 
-DATASETS = Path("/work/shared/datasets")
+DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"  # ../shared beside the repo
 KINDS = {**EDITS, **COLOUR_FILTERS}
 SPLITS = ("tune", "heldout")
 

@@ -37,7 +37,10 @@ def test_scan_json_contract(library, tmp_path):
     assert "groups" in p.stdout and "problems" in p.stdout
     d = json.loads(out.read_text())
     assert set(d) == {"threshold", "model", "files", "groups", "similar_groups", "pairs", "problems", "blank"}
-    assert d["blank"] == [] and d["similar_groups"] == []
+    assert d["blank"] == []
+    for g in d["similar_groups"]:  # the same shape as duplicate groups
+        assert set(g) == {"exact", "files"} and len(g["files"]) >= 2
+        assert all(set(f) == {"path", "width", "height", "bytes", "similarity"} for f in g["files"])
     assert isinstance(d["threshold"], float) and 0 < d["threshold"] <= 1
     assert set(d["model"]) == {"name", "sha256"} and len(d["model"]["sha256"]) == 64
     assert d["files"] == 6

@@ -190,3 +190,27 @@ def test_thresholds_that_keep_everything_are_refused(bad, tmp_path, engine_facto
         check_threshold(bad)
     with pytest.raises(ValueError, match="between"):
         engine_factory().scan([tmp_path], floor=bad)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_components_match_a_plain_search(seed):
+    from core.grouping import components
+
+    rng = np.random.default_rng(seed)
+    n = 300
+    i = rng.integers(0, n, 250)
+    j = rng.integers(0, n, 250)
+    labels = components(n, i, j)
+    adj = {k: set() for k in range(n)}
+    for a, b in zip(i.tolist(), j.tolist(), strict=True):
+        adj[a].add(b)
+        adj[b].add(a)
+    for start in range(n):  # the label is the smallest node reachable from each node
+        seen, stack = {start}, [start]
+        while stack:
+            for nxt in adj[stack.pop()] - seen:
+                seen.add(nxt)
+                stack.append(nxt)
+        assert labels[start] == min(seen)
+    chain = components(10_000, np.arange(9_999), np.arange(1, 10_000))  # a long chain: still one component
+    assert (chain == 0).all()

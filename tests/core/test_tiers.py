@@ -67,13 +67,14 @@ def test_other_shots_that_are_close_are_similar_shots(scanned):
     engine, lib, _ = scanned
     result = lib.result(engine.default_threshold(), lib.floor)
     similar = _pairs(result, result.similar_groups)
-    close = [p for p in SHOTS if frozenset(p) in similar]
+    shots_in_similar = [p for p in SHOTS if frozenset(p) in similar]
     # Each shot pair that the embedding put close enough to be a candidate must be a similar shot.
     i, j, s = lib.pairs
     names = [os.path.basename(f.path) for f in lib.files]
-    candidates = {frozenset((names[a], names[b])) for a, b in zip(i.tolist(), j.tolist(), strict=True)}
-    assert {frozenset(p) for p in SHOTS if frozenset(p) in candidates} == {frozenset(p) for p in close}
-    assert close, "at least one real other-shot pair is a candidate and lands in similar shots"
+    close = lib.feature_similarity() >= lib.similar_features  # close on both the embedding and the features
+    candidates = {frozenset((names[a], names[b])) for a, b in zip(i[close].tolist(), j[close].tolist(), strict=True)}
+    assert {frozenset(p) for p in SHOTS if frozenset(p) in candidates} == {frozenset(p) for p in shots_in_similar}
+    assert shots_in_similar, "at least one real other-shot pair is a candidate and lands in similar shots"
 
 
 def test_verdicts_are_cached_and_reused_on_a_rescan(scanned, library):

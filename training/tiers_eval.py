@@ -1,0 +1,75 @@
+"""The two tiers end to end on real other shots: scan ``shots/`` with the app's engine and count, per kind of
+shot and per split, the other-shot pairs that land in duplicates (must be none) and in similar shots.
+
+    python -m training.tiers_eval [--shots ../shared/datasets/shots] [--out training/reports/tiers.json]
+
+The split is ``training.pairset.shot_split`` (a third of the groups held out of every tuning decision).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from core.engine import Engine
+from training.pairset import DATASETS, shot_split
+
+
+def _pairs(result, groups) -> set[frozenset[str]]:
+    out = set()
+    for g in groups:
+        paths = [result.files[m.index].path for m in g.members]
+        out |= {frozenset(p) for p in itertools.combinations(paths, 2)}
+    return out
+
+
+def evaluate(shots: Path, cache_dir: Path | None = None) -> dict:
+    groups = json.loads((shots / "groups.json").read_text())["groups"]
+    engine = Engine(cache_dir=cache_dir, use_cache=cache_dir is not None)
+    t0 = time.perf_counter()
+    lib = engine.scan([shots / "images"])
+    seconds = time.perf_counter() - t0
+    result = lib.result(engine.default_threshold(), lib.floor)
+    dup, similar = _pairs(result, result.groups), _pairs(result, result.similar_groups)
+    counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])  # pairs, in dup, in similar
+    for name, g in groups.items():
+        paths = [str(shots / "images" / name / f) for f in g["files"]]
+        for pair in itertools.combinations(paths, 2):
+            for key in ((shot_split(name), g["kind"]), (shot_split(name), "all"), ("all", g["kind"]), ("all", "all")):
+                c = counts[key]
+                c[0] += 1
+                c[1] += frozenset(pair) in dup
+                c[2] += frozenset(pair) in similar
+    rows = {f"{split}/{kind}": {"pairs": n, "duplicate": d, "similar": s, "duplicate_rate": round(d / n, 4),
+                                "similar_rate": round(s / n, 4)}
+            for (split, kind), (n, d, s) in sorted(counts.items())}
+    return {"photos": len(lib.files), "scan_seconds": round(seconds, 1), "threshold": result.threshold,
+            "similar_threshold": lib.floor, "verification": lib.stats.get("verification"), "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--shots", type=Path, default=DATASETS / "shots")
+    p.add_argument("--out", type=Path)
+    a = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        report = evaluate(a.shots, Path(tmp))
+    print(f"{report['photos']} photos scanned in {report['scan_seconds']} s; duplicates from "
+          f"{report['threshold']}, similar shots from {report['similar_threshold']}")
+    print(f"{'split/kind':24} {'pairs':>6} {'in duplicates':>14} {'in similar shots':>17}")
+    for key, r in report["rows"].items():
+        print(f"{key:24} {r['pairs']:6d} {r['duplicate']:6d} ({r['duplicate_rate']:5.1%}) "
+              f"{r['similar']:6d} ({r['similar_rate']:5.1%})")
+    if a.out:
+        a.out.write_text(json.dumps(report, indent=1) + "\n")
+        print(f"wrote {os.fspath(a.out)}")
+
+
+if __name__ == "__main__":
+    main()
