@@ -88,6 +88,8 @@ def run(a, progress: ProgressFn = no_progress, done=lambda: None) -> int:
     server = uvicorn.Server(config)
     try:
         server.run()
+    except KeyboardInterrupt:  # uvicorn stops cleanly on Ctrl+C, then raises it again: a normal stop
+        pass
     finally:
         service.close()
     return 0 if server.started else 1

@@ -301,3 +301,17 @@ def test_nothing_is_written_to_the_served_folders(client, served):
             break
         time.sleep(0.1)
     assert served.tree() == before
+
+
+def test_names_that_are_not_utf8_never_crash(service, tmp_path):
+    root = tmp_path / "lib"
+    root.mkdir()
+    name = b"caf\xe9.jpg"
+    with open(bytes(root) + b"/" + name, "wb") as fh:
+        fh.write((DEMO / "Camera/ladybird.jpg").read_bytes())
+    svc = Service(service.engine, Roots([root]))
+    svc.load()
+    client = TestClient(create_app(svc))
+    r = upload(client, DEMO / "Camera/ladybird.jpg")
+    assert r.status_code == 200 and r.json()["results"][0]["path"] == "caf\udce9.jpg"  # as scan --json writes it
+    assert client.get("/v1/groups").status_code == 200
