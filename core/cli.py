@@ -238,8 +238,8 @@ def cmd_serve(a) -> int:
 
     if a.follow_symlinks:
         raise UsageError("serve never follows symbolic links: a link could lead out of the served folders")
-    if not 0 <= a.port <= 65535:
-        raise UsageError(f"--port must be between 0 and 65535, got {a.port}")
+    if not 1 <= a.port <= 65535:
+        raise UsageError(f"--port must be between 1 and 65535, got {a.port}")
     for p in a.paths:
         if not os.path.isdir(p):
             raise UsageError(f"not a folder to serve: {p}")

@@ -50,6 +50,9 @@ def test_no_token_no_other_address(served):
     r = subprocess.run([sys.executable, "-m", "core.cli", "serve", str(served.photos), "--follow-symlinks"],
                        cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "never follows symbolic links" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "core.cli", "serve", str(served.photos / "Camera" / "ladybird.jpg")],
+                       cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "not a folder to serve" in r.stderr
 
 
 def test_with_a_token_every_route_needs_it(served, service, tmp_path):
