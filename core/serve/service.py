@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core import verify
-from core.decode import read_full
+from core.decode import open_image, read_full
 from core.engine import Engine, Library
 from core.errors import Cancelled, DecodeError, LookalikeError
 from core.index import VectorIndex, check_threshold
@@ -241,6 +241,15 @@ class Service:
 
     # --- queries -----------------------------------------------------------------------------------------
 
+    @staticmethod
+    def _check_header(path: str, field: str) -> None:
+        """Refuse what is not an image, or a bomb, from its header alone: no wait for a CPU slot."""
+        try:
+            with open_image(path):
+                pass
+        except DecodeError as e:
+            raise BadImage(field, str(e)) from e
+
     def _embed(self, path: str, field: str) -> tuple[np.ndarray, np.ndarray]:
         (vecs,), problems = self.engine.embed_paths([path])
         if vecs is None:
@@ -282,6 +291,7 @@ class Service:
         capture, then other shots, then the rest, each by similarity. Raises ``BadImage`` for a bad image."""
         if k < 1:
             raise ValueError("k must be at least 1")
+        self._check_header(image, "image")
         state = self._state
         if state is None or not state.library.files:
             with self._cpu:
@@ -315,6 +325,8 @@ class Service:
     def compare(self, a: str, b: str) -> dict:
         """Both similarities of two image files and whether they are one capture. Raises ``BadImage`` (field
         "a" or "b") for a bad image."""
+        self._check_header(a, "a")
+        self._check_header(b, "b")
         vecs = {}
         with self._cpu:
             for name, path in (("a", a), ("b", b)):
