@@ -9,7 +9,7 @@ HASH   := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 APP    := $(VENV)/.installed-app-$(HASH)
 STAMP  := $(VENV)/.installed-dev-$(HASH)
 
-.PHONY: setup setup-app sysdeps run scan test test-core test-rest lint bench package deb clean
+.PHONY: setup setup-app sysdeps run scan test test-core test-rest lint bench bench-serve package deb clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,11 @@ lint: setup
 
 bench: setup
 	$(BIN)/lookalike bench
+
+# A real `lookalike serve` on 127.0.0.1 under 500 mixed uploads, 8 at a time: throughput, p50/p95, and checks
+# (no 5xx, every bad upload a 4xx, RSS stable).
+bench-serve: setup
+	$(BIN)/python -m core.serve.bench
 
 # The one-folder app dist/Lookalike/ (see packaging/README.md), checked by its own headless self-test.
 package: setup

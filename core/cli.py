@@ -83,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--top", type=int, default=10)
     q.add_argument("--json", type=Path, metavar="FILE")
 
+    v = sub.add_parser("serve", parents=[common], help="answer queries over HTTP (needs lookalike[serve])")
+    v.add_argument("paths", nargs="+", metavar="PATH", help="folders to serve (read-only)")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (not loopback: --token-file needed)")
+    v.add_argument("--port", type=int, default=8765)
+    v.add_argument("--token-file", type=Path, metavar="FILE", help="clients must send 'Authorization: Bearer' it")
+    v.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                   help="let web pages from ORIGIN call the API (default: none)")
+
     b = sub.add_parser("bench", help="measure speed on a generated corpus (prints figures)")
     b.add_argument("--workdir", type=Path, help="where to build the corpus (default: a temp folder)")
     b.add_argument("--quick", action="store_true", help="small corpus, for a smoke run")
@@ -225,6 +233,21 @@ def cmd_similar(a) -> int:
     return 1 if failed else 0
 
 
+def cmd_serve(a) -> int:
+    import importlib
+
+    if a.follow_symlinks:
+        raise UsageError("serve never follows symbolic links: a link could lead out of the served folders")
+    if not 1 <= a.port <= 65535:
+        raise UsageError(f"--port must be between 1 and 65535, got {a.port}")
+    for p in a.paths:
+        if not os.path.isdir(p):
+            raise UsageError(f"not a folder to serve: {p}")
+    update, close = _progress_bar(a.quiet)
+    # imported by name: the desktop installer (PyInstaller) must not pull in the web stack
+    return importlib.import_module("core.serve.server").run(a, progress=update, done=close)
+
+
 def _safe_streams() -> None:
     """Print any file name: names that are not valid UTF-8 (surrogate-escaped by Python) go out as their own
     bytes, and characters the terminal's encoding lacks as backslash escapes, never a crash."""
@@ -264,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_scan(a)
         if a.command == "similar":
             return cmd_similar(a)
+        if a.command == "serve":
+            return cmd_serve(a)
         if a.command == "bench":
             try:
                 from benchmarks.speed import run_bench
