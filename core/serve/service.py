@@ -281,10 +281,14 @@ class Service:
                 self._features.popitem(last=False)
         return feats
 
-    def _tier(self, dup: float, same: bool | None) -> str:
+    def _tier(self, dup: float, features: float, same: bool | None) -> str:
+        """The engine's rule: a verified copy; else a similar shot when close on both the duplicate embedding
+        and the ImageNet features (as ``Library.result`` groups them); else only similar."""
         if same:
             return "duplicate"
-        return "similar_shot" if dup >= self.engine.bundle.similar_shot_threshold else "similar"
+        b = self.engine.bundle
+        return "similar_shot" if dup >= b.similar_shot_threshold and features >= b.similar_shot_features \
+            else "similar"
 
     def similar(self, image: str, k: int = 10) -> list[Hit]:
         """The ``k`` library photos most like the image file ``image``, best first: verified copies of the same
@@ -318,7 +322,8 @@ class Service:
         for i, s in found.items():
             name = self.roots.relative(lib.files[i].path)
             if name is not None:
-                hits.append(Hit(name, _cosine(s), self._tier(float(dup[i]), same.get(i)), _cosine(dup[i])))
+                tier = self._tier(float(dup[i]), float(lib.features[i] @ feat), same.get(i))
+                hits.append(Hit(name, _cosine(s), tier, _cosine(dup[i])))
         hits.sort(key=lambda h: (TIERS.index(h.tier), -h.similarity))
         return hits[:k]
 
@@ -334,9 +339,10 @@ class Service:
             fa, fb = self._extract(a, "a"), self._extract(b, "b")
             verdict = verify.verify(fa, fb)
         dup = _cosine(vecs["a"][0] @ vecs["b"][0])
-        return {"duplicate_similarity": dup, "similarity": _cosine(vecs["a"][1] @ vecs["b"][1]),
-                "same": bool(verdict.same), "reason": verdict.reason,
-                "tier": self._tier(dup, dup >= self.engine.bundle.candidate_threshold and verdict.same)}
+        features = _cosine(vecs["a"][1] @ vecs["b"][1])
+        same = dup >= self.engine.bundle.candidate_threshold and verdict.same
+        return {"duplicate_similarity": dup, "similarity": features, "same": bool(verdict.same),
+                "reason": verdict.reason, "tier": self._tier(dup, features, same)}
 
     def groups(self, tier: str, threshold: float | None = None) -> dict:
         """The current groups of one tier in the ``scan --json`` shape, paths named as clients see them."""

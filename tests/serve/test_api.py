@@ -66,7 +66,9 @@ def test_another_shot_is_a_similar_shot(client):
 
 
 def test_an_unrelated_photo_is_only_similar(client):
-    hits = upload(client, VERIFY / "facade_b.jpg").json()["results"]
+    # Nothing like these cups is served. (A facade used to serve here; it is a similar scene to leuven_a and,
+    # with the similar-shots rule that gathers 70 % of real other shots, counts as a similar shot.)
+    hits = upload(client, DEMO / "Camera/colorful_cups.jpg").json()["results"]
     assert hits and {h["tier"] for h in hits} == {"similar"}
     assert all(h["similarity"] < 0.9 for h in hits)
 
@@ -147,7 +149,7 @@ def test_groups(client, service):
     assert sum(len(g["files"]) for g in strict["groups"]) < sum(len(g["files"]) for g in dups["groups"])
     assert client.get("/v1/groups", params={"tier": "nope"}).status_code == 422
     assert client.get("/v1/groups", params={"threshold": 1.5}).status_code == 422
-    low = client.get("/v1/groups", params={"threshold": 0.6})
+    low = client.get("/v1/groups", params={"threshold": 0.55})
     assert low.status_code == 422 and "below the scanned floor" in low.json()["detail"]
 
 

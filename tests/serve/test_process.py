@@ -27,7 +27,7 @@ def test_real_server_answers_with_tiers(server, served, tmp_path):
     assert hits[0]["similarity"] > 0.99
     hits = similar(server.url, VERIFY / "leuven_b.jpg").json()["results"]
     assert hits[0]["path"] == "shots/leuven_a.jpg" and hits[0]["tier"] == "similar_shot"
-    hits = similar(server.url, VERIFY / "facade_b.jpg").json()["results"]
+    hits = similar(server.url, DEMO / "Camera/colorful_cups.jpg").json()["results"]
     assert {h["tier"] for h in hits} == {"similar"}
     bad = similar(server.url, DATA / "truncated.jpg")
     assert bad.status_code == 422 and bad.json()["detail"] == "file is truncated (incomplete download or copy?)"
