@@ -9,7 +9,7 @@ HASH   := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 APP    := $(VENV)/.installed-app-$(HASH)
 STAMP  := $(VENV)/.installed-dev-$(HASH)
 
-.PHONY: setup setup-app sysdeps run scan test test-core test-rest lint bench bench-serve package deb clean
+.PHONY: setup setup-app sysdeps sysdeps-test run scan test test-core test-rest lint bench bench-serve package deb clean
 
 setup: $(STAMP)
 
@@ -29,13 +29,16 @@ $(STAMP): pyproject.toml $(APP)
 sysdeps:
 	@bash .ci/sysdeps.sh
 
+sysdeps-test:
+	@bash .ci/sysdeps.sh --test
+
 run: setup-app sysdeps
 	$(BIN)/lookalike-gui resources/demo
 
 scan: setup-app
 	$(BIN)/lookalike scan resources/demo
 
-test: setup sysdeps
+test: setup sysdeps-test
 	@bash .ci/test.sh
 
 lint: setup

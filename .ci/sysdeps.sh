@@ -5,9 +5,9 @@ set -u
 pkgs="libgl1 libegl1 libglib2.0-0 libfontconfig1 libxkbcommon0 libxkbcommon-x11-0 libdbus-1-3 libxcb-cursor0
       libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-render-util0 libxcb-image0 libxcb-xinerama0
       libxcb-randr0 libxcb-xfixes0 xvfb xauth fonts-dejavu-core"
-# The serve page's browser test (tests/serve/test_page.py) drives Debian's chromium; it skips without it, so a
-# failure here is only a note.
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! dpkg -s chromium chromium-driver >/dev/null 2>&1; then
+# With --test: the serve page's browser test (tests/serve/test_page.py) drives Debian's chromium; it skips
+# without it, so a failure here is only a note. `make run` does not ask for it: the app does not need a browser.
+if [ "${1:-}" = "--test" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! dpkg -s chromium chromium-driver >/dev/null 2>&1; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         chromium chromium-driver) >/tmp/lookalike-apt-chromium.log 2>&1 \
         || echo "could not install chromium (see /tmp/lookalike-apt-chromium.log): the serve page test will skip"
