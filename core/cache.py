@@ -151,12 +151,7 @@ class EmbeddingCache:
 
     def _disable(self, msg: str) -> None:
         self._warn(msg)
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except sqlite3.Error:
-                pass
-        self._conn = None
+        self.close()
 
     def _open(self) -> sqlite3.Connection:
         self._drop_orphan_wal()

@@ -320,14 +320,17 @@ class MainWindow(QMainWindow):
         else:
             self._group_selected(view.currentIndex())
 
+    def _show_no_group(self) -> None:
+        self.compare.show_group(None, [], frozenset(), lambda p: False)
+        self.group_header.clear()
+        self._update_actions()
+
     @Slot(QModelIndex)
     def _group_selected(self, index: QModelIndex, _previous: QModelIndex | None = None) -> None:
         if self.showing_similar():
             return
         if not index.isValid():
-            self.compare.show_group(None, [], frozenset(), lambda p: False)
-            self.group_header.clear()
-            self._update_actions()
+            self._show_no_group()
             return
         group = self.groups_model.group(index.row())
         records = self.groups_model.records(index.row())
@@ -343,9 +346,7 @@ class MainWindow(QMainWindow):
         if not self.showing_similar():
             return
         if not index.isValid():
-            self.compare.show_group(None, [], frozenset(), lambda p: False)
-            self.group_header.clear()
-            self._update_actions()
+            self._show_no_group()
             return
         group = self.shots_model.group(index.row())
         records = self.shots_model.records(index.row())

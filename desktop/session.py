@@ -152,17 +152,16 @@ class Session(QObject):
     # -- grouping ---------------------------------------------------------------------------------------------
     def set_threshold(self, threshold: float) -> None:
         """Regroup at ``threshold`` from the library (no re-embedding)."""
-        if self.library is not None:
-            threshold = max(self.library.floor, threshold)
-        self.threshold = threshold
-        if self.library is not None:
-            self._regroup()
+        self._set_threshold("threshold", threshold)
 
     def set_similar_threshold(self, threshold: float) -> None:
         """Regroup the similar shots at ``threshold`` (the duplicates stay as they are)."""
+        self._set_threshold("similar_threshold", threshold)
+
+    def _set_threshold(self, which: str, threshold: float) -> None:
         if self.library is not None:
-            threshold = max(self.library.floor, threshold)
-        self.similar_threshold = threshold
+            threshold = max(self.library.floor, threshold)  # never below what the library was scanned at
+        setattr(self, which, threshold)
         if self.library is not None:
             self._regroup()
 
