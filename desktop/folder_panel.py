@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -27,6 +27,7 @@ class FolderPanel(QWidget):
         self.list.setToolTip("Tick a folder to make it a reference: its files are never marked for removal.")
         self.list.itemChanged.connect(lambda _: self.changed.emit())
         self.list.setMaximumHeight(140)
+        self.list.installEventFilter(self)
         add = QPushButton("Add folder…")
         add.clicked.connect(self.add_requested)
         self.remove = QPushButton("Remove")
@@ -41,6 +42,19 @@ class FolderPanel(QWidget):
         lay.addWidget(QLabel("<b>Folders</b> (tick = reference, never removed from)"))
         lay.addWidget(self.list)
         lay.addLayout(buttons)
+
+    _REMOVE_KEYS = (Qt.Key.Key_Delete, Qt.Key.Key_Backspace)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Delete in the folder list removes the selected folder. The window's Delete shortcut (move the marked
+        copies to the trash) must not fire from here: the key is claimed before shortcuts are matched."""
+        if watched is self.list and event.type() in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress):
+            if event.key() in self._REMOVE_KEYS and event.modifiers() == Qt.KeyboardModifier.NoModifier:
+                if event.type() == QEvent.Type.KeyPress and self.list.selectedItems():
+                    self.remove_selected()
+                event.accept()
+                return event.type() == QEvent.Type.KeyPress
+        return super().eventFilter(watched, event)
 
     def folders(self) -> list[str]:
         return [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())]

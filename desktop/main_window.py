@@ -157,6 +157,7 @@ class MainWindow(QMainWindow):
         self.act_move = self._action("Move to folder…", lambda: self.act_on_marked("move"), "Shift+Del",
                                      "Move the marked copies into a folder")
         self.act_undo = self._action("Undo", self.undo, QKeySequence.StandardKey.Undo, "Put back the last removal")
+        self.act_quit = self._action("Quit", self.close, "Ctrl+Q", "Quit Lookalike")
         self.act_notdup = self._action("Not a duplicate", self.not_duplicate_group, "Ctrl+D",
                                        "These photos are not copies: never group them again")
         self.act_similar_file = self._action("Find similar to an image…", self.pick_similar_file, "Ctrl+F")
@@ -267,15 +268,23 @@ class MainWindow(QMainWindow):
         self.progress.stopping()
         self.session.cancel()
 
+    # Drops are accepted as a *link*, never as the proposed action: some file managers take an accepted Move
+    # as leave to delete the source. Lookalike only reads the folders it is given.
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if any(u.isLocalFile() and os.path.isdir(u.toLocalFile()) for u in event.mimeData().urls()):
-            event.acceptProposedAction()
+            event.setDropAction(Qt.DropAction.LinkAction)
+            event.accept()
+
+    def dragMoveEvent(self, event) -> None:
+        event.setDropAction(Qt.DropAction.LinkAction)
+        event.accept()
 
     def dropEvent(self, event: QDropEvent) -> None:
         folders = [u.toLocalFile() for u in event.mimeData().urls()
                    if u.isLocalFile() and os.path.isdir(u.toLocalFile())]
         if folders:
-            event.acceptProposedAction()
+            event.setDropAction(Qt.DropAction.LinkAction)
+            event.accept()
             self.add_folders(folders)
 
     # -- results ---------------------------------------------------------------------------------------------
@@ -426,6 +435,11 @@ class MainWindow(QMainWindow):
     def undo(self) -> None:
         if not self.session.can_undo():
             self.status_text.setText("Nothing to undo.")
+            return
+        what = self.session.undo_label()
+        if not self.session.last_action_is_this_runs() and not self.confirm(
+                "Undo an earlier action", f"Undo {what}?\n\nIt was done in an earlier run of Lookalike: the files "
+                "go back to where they were."):
             return
         self.session.undo()
 

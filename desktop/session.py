@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,6 +56,7 @@ class Session(QObject):
         self.library: Library | None = None
         self.result: ScanResult | None = None
         self.threshold: float | None = None
+        self._this_run: set[int] = set()  # journal ids of the actions done since the app started
         self.similar_threshold: float | None = None  # for similar shots; None: the library's floor
         self.folders: list[str] = []
         self.options = ScanOptions()
@@ -227,6 +229,20 @@ class Session(QObject):
     def can_undo(self) -> bool:
         return self.journal.last_undoable() is not None
 
+    def last_action_is_this_runs(self) -> bool:
+        """Whether the action Undo would undo was done since this app started (else it asks first)."""
+        return self.journal.last_undoable() in self._this_run
+
+    def undo_label(self) -> str:
+        """What Undo would undo, in words: "moving 21 files to the trash (today 14:02)"."""
+        last = self.journal.last_undoable()
+        action = next((a for a in self.journal.actions() if a["id"] == last), None)
+        if action is None:
+            return "nothing"
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(action["time"]))
+        where = "to the trash" if action["kind"] == "trash" else f"to {action['target']}"
+        return f"moving {action['files']} files {where} ({when})"
+
     def _start_action(self, task: Task) -> bool:
         task.signals.finished.connect(self._acted, Qt.ConnectionType.QueuedConnection)
         task.signals.failed.connect(self._action_failed, Qt.ConnectionType.QueuedConnection)
@@ -237,6 +253,8 @@ class Session(QObject):
 
     @Slot(object)
     def _acted(self, result: ActionResult) -> None:
+        if result.action_id is not None and not result.kind.startswith("undo"):
+            self._this_run.add(result.action_id)
         self._action_task = None
         self.busy_changed.emit(False)
         self.marks.clear()

@@ -1,0 +1,89 @@
+"""What a careful desktop app owes a user's files (from the review-workflow report): drops never read as a Move,
+Delete in the folder list removes the folder (not the marked photos), Undo of an earlier run's action asks
+first, and Ctrl+Q quits. Each failed on the old app."""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+
+def _drag_events(folder):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(folder))])
+    actions = Qt.DropAction.MoveAction | Qt.DropAction.LinkAction  # the file manager proposes a Move
+    pos = QPointF(20, 20)
+    enter = QDragEnterEvent(pos, actions, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    drop = QDropEvent(pos, actions, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    return enter, drop, mime  # the events do not own the mime data: keep it alive
+
+
+def test_a_drop_is_never_accepted_as_a_move(qtbot, make_window, photos):
+    """A file manager that proposes Move may delete the source once the drop is accepted as a Move."""
+    window = make_window()
+    enter, drop, _mime = _drag_events(photos)
+    assert enter.proposedAction() == Qt.DropAction.MoveAction
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted() and enter.dropAction() == Qt.DropAction.LinkAction
+    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
+        QApplication.sendEvent(window, drop)
+    assert drop.isAccepted() and drop.dropAction() == Qt.DropAction.LinkAction
+    assert str(photos) in window.folders.folders()
+
+
+def test_delete_in_the_folder_list_removes_the_folder_not_the_marked_copies(qtbot, make_window, photos,
+                                                                             monkeypatch):
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Yes)
+    window = make_window()
+    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
+        window.open_folders([str(photos)])
+    window.auto_actions["resolution"].trigger()
+    marked = set(window.session.marks.paths)
+    assert marked
+    window.folders.list.setCurrentRow(0)
+    window.folders.list.setFocus()
+    qtbot.keyClick(window.folders.list, Qt.Key.Key_Delete)
+    assert window.folders.folders() == []
+    assert not asked and not window.session.busy  # no "move to the trash?" question, no action started
+    assert all(os.path.exists(p) for p in marked)
+
+
+def test_undo_of_an_earlier_runs_action_says_what_and_asks(qtbot, make_window, photos, monkeypatch):
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    first = make_window()
+    with qtbot.waitSignal(first.session.scan_finished, timeout=120_000):
+        first.open_folders([str(photos)])
+    first.auto_actions["resolution"].trigger()
+    marked = sorted(first.session.marks.paths)
+    with qtbot.waitSignal(first.session.scan_finished, timeout=60_000):
+        first.act_trash.trigger()
+    assert not any(os.path.exists(p) for p in marked)
+    assert first.session.last_action_is_this_runs()  # this run's own action: Undo needs no question
+    first.close()
+
+    later = make_window()  # a new start of the app, the same journal
+    questions = []
+
+    def decline(_parent, title, text, *a, **k):
+        questions.append((title, text))
+        return QMessageBox.StandardButton.Cancel
+
+    monkeypatch.setattr(QMessageBox, "question", decline)
+    later.act_undo.trigger()
+    assert len(questions) == 1
+    title, text = questions[0]
+    assert "earlier" in title.lower() and f"moving {len(marked)} files to the trash" in text
+    assert not later.session.busy and not any(os.path.exists(p) for p in marked)  # declined: nothing moved
+
+
+def test_ctrl_q_quits(qtbot, make_window):
+    window = make_window()
+    assert window.act_quit.shortcut().toString() == "Ctrl+Q"
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5_000)
+    qtbot.keyClick(window, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
+    assert not window.isVisible()
