@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.errors import LookalikeError
 from core.results import Problem
 from desktop.autoselect import RULES, in_folders
 from desktop.compare_pane import ComparePane
@@ -396,6 +397,8 @@ class MainWindow(QMainWindow):
             self._shots_header()
         if len(marks):
             self.status_text.setText(f"{len(marks)} marked ({human_bytes(marks.bytes)})")
+        elif " marked (" in self.status_text.text():  # a count that no longer holds (a stricter slider hid it)
+            self.status_text.setText("Nothing marked at this strictness.")
         self._update_actions()
 
     def _update_actions(self) -> None:
@@ -511,12 +514,15 @@ class MainWindow(QMainWindow):
             self.find_similar(path)
 
     def export(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export the groups", "lookalike.csv",
-                                              "CSV (*.csv);;JSON (*.json)")
+        path, chosen = QFileDialog.getSaveFileName(self, "Export the groups", "lookalike.csv",
+                                                   "CSV (*.csv);;JSON (*.json)")
         if path:
+            kind = "json" if chosen.startswith("JSON") or path.lower().endswith(".json") else "csv"
+            if not os.path.splitext(path)[1]:
+                path += f".{kind}"  # "JSON" chosen and a bare name typed: a .json file with JSON in it
             try:
-                self.session.export(path)
-            except OSError as e:
+                self.session.export(path, kind)
+            except (OSError, LookalikeError) as e:
                 self.status_text.setText(f"Could not export: {e}")
 
     @Slot(str, str)

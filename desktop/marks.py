@@ -22,13 +22,18 @@ class Marks(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._paths: set[str] = set()
+        # What the person marked, with each file's (size, mtime) then: a stricter threshold may hide a mark
+        # (its file leaves every group) and a looser one brings it back, while the file is unchanged.
+        self._wanted: dict[str, tuple[int, int]] = {}
         self._groups: dict[str, list[str]] = {}  # path -> the paths of its group
         self._sizes: dict[str, int] = {}
+        self._stats: dict[str, tuple[int, int]] = {}
         self.reference: list[str] = []
 
     # -- the result the marks apply to ------------------------------------------------------------------
     def set_result(self, result: ScanResult | None) -> None:
-        """Keep the marks that still make sense in ``result``: files in a group, never a whole group."""
+        """Show the marks that make sense in ``result``: files in a group, unchanged since they were marked,
+        never a whole group. Marks hidden by this result come back with a result that groups them again."""
         self._groups.clear()
         self._sizes.clear()
         if result is not None:
@@ -37,7 +42,10 @@ class Marks(QObject):
                 for p in paths:
                     self._groups[p] = paths
             self._sizes = {f.path: f.size for f in result.files}
-        kept = {p for p in self._paths if p in self._groups}
+            self._stats = {f.path: (f.size, f.mtime_ns) for f in result.files}
+            for p in [p for p, st in self._wanted.items() if p in self._stats and self._stats[p] != st]:
+                del self._wanted[p]  # the file changed since it was marked: the mark is no longer about it
+        kept = {p for p in self._wanted if p in self._groups}
         for paths in {id(v): v for v in self._groups.values()}.values():
             if all(p in kept for p in paths):
                 kept.discard(paths[0])  # keep the best copy
@@ -72,6 +80,7 @@ class Marks(QObject):
     # -- edits ---------------------------------------------------------------------------------------------
     def mark(self, path: str, on: bool = True) -> bool:
         if not on:
+            self._wanted.pop(path, None)
             if path in self._paths:
                 self._paths.discard(path)
                 self.changed.emit()
@@ -83,6 +92,7 @@ class Marks(QObject):
             self.refused.emit(reason)
             return False
         self._paths.add(path)
+        self._wanted[path] = self._stats.get(path, (0, 0))
         self.changed.emit()
         return True
 
@@ -92,11 +102,14 @@ class Marks(QObject):
     def replace(self, paths: Iterable[str]) -> None:
         """Mark exactly ``paths`` (e.g. from an auto-select rule), dropping any that would break the rules."""
         self._paths = set()
+        self._wanted.clear()
         for p in paths:
             if self.why_not(p) is None:
                 self._paths.add(p)
+                self._wanted[p] = self._stats.get(p, (0, 0))
         self.changed.emit()
 
     def clear(self) -> None:
         self._paths.clear()
+        self._wanted.clear()
         self.changed.emit()

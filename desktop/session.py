@@ -295,11 +295,14 @@ class Session(QObject):
             self.similar_ready.emit(path, matches)
 
     # -- export -------------------------------------------------------------------------------------------------
-    def export(self, path: str) -> None:
+    def export(self, path: str, kind: str = "csv") -> None:
+        """Write the duplicate groups as ``kind`` ("csv" or "json"). The CSV's keep column is the person's own
+        decision: a file is kept unless it is marked."""
         if self.result is None:
             raise ValueError("nothing to export yet: scan first")
-        if path.lower().endswith(".json"):
+        if kind == "json":
             write_json(scan_json(self.result), path)
         else:
-            write_csv(self.result, path)
+            marked = self.marks.paths
+            write_csv(self.result, path, keep={f.path for f in self.result.files if f.path not in marked})
         self.message.emit(f"Exported {len(self.result.groups)} groups to {path}")

@@ -87,3 +87,52 @@ def test_ctrl_q_quits(qtbot, make_window):
     qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5_000)
     qtbot.keyClick(window, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
     assert not window.isVisible()
+
+
+def test_marks_survive_a_strictness_change(qtbot, make_window, photos):
+    """Mark a copy, slider to 99 %, back: the mark was gone while the status bar still counted it."""
+    window = make_window()
+    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
+        window.open_folders([str(photos)])
+    start = window.strictness.value()
+    lib = window.session.library
+    loose = lib.result(start / 100)
+    strict = lib.result(0.99)
+    in_strict = {loose.files[m.index].path for g in strict.groups for m in g.members}
+    group = next(g for g in loose.groups
+                 if any(loose.files[m.index].path not in in_strict for m in g.members))
+    copy = next(loose.files[m.index].path for m in group.members[1:] if loose.files[m.index].path not in in_strict)
+    assert window.session.marks.mark(copy)
+    with qtbot.waitSignal(window.session.result_changed, timeout=5_000):
+        window.strictness.setValue(99)
+    assert copy not in window.session.marks and len(window.session.marks) == 0  # hidden, and not counted
+    assert "1 marked" not in window.status_text.text()
+    with qtbot.waitSignal(window.session.result_changed, timeout=5_000):
+        window.strictness.setValue(start)
+    assert copy in window.session.marks  # back with its group
+    assert window.act_trash.isEnabled()
+
+
+def test_export_writes_the_chosen_format_and_the_persons_own_keep_column(qtbot, make_window, photos, tmp_path,
+                                                                        monkeypatch):
+    import csv
+    import json
+
+    from PySide6.QtWidgets import QFileDialog
+
+    window = make_window()
+    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
+        window.open_folders([str(photos)])
+    result = window.session.result
+    first = result.groups[0]
+    best = result.files[first.members[0].index].path
+    other = result.files[first.members[1].index].path
+    assert window.session.marks.mark(best)  # the person keeps another copy than the engine's best
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "report"), "JSON (*.json)"))
+    window.export()
+    data = json.loads((tmp_path / "report.json").read_text())  # JSON, under a .json name
+    assert len(data["groups"]) == len(result.groups)
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "rows"), "CSV (*.csv)"))
+    window.export()
+    rows = {r["path"]: r["keep"] for r in csv.DictReader(open(tmp_path / "rows.csv"))}
+    assert rows[best] == "False" and rows[other] == "True"
