@@ -248,11 +248,20 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _folders_changed(self) -> None:
-        self.scan_settings.folders = self.folders.folders()
+        folders = self.folders.folders()
+        self.scan_settings.folders = folders
         self.scan_settings.reference = self.folders.reference()
         self.session.marks.reference = self.scan_settings.reference
         self.settings.save_scan(self.scan_settings)
-        self.compare.set_marked(self.session.marks.paths)
+        removed = set(self.session.folders) - set(folders)
+        if removed and self.session.result is not None and not self.session.busy:
+            # A removed folder's photos leave the groups at once (and Auto-select can no longer mark them):
+            # the remaining folders regroup from the cache, or the results clear when none is left.
+            if folders:
+                self.session.scan(folders, self.scan_settings.options())
+            else:
+                self.session.clear_result()
+        self._tier_changed()  # the cards show reference tags: redraw them with the new ticks
         self._update_actions()
 
     def start_scan(self) -> None:
@@ -291,6 +300,15 @@ class MainWindow(QMainWindow):
     # -- results ---------------------------------------------------------------------------------------------
     @Slot(object)
     def _show_result(self, result) -> None:
+        if result is None:  # every folder removed
+            for tier in (self.duplicates, self.similar_shots):
+                tier.show_result(None, "")
+            self.tiers.setTabText(0, "Duplicates")
+            self.tiers.setTabText(1, "Similar shots")
+            self.center.setCurrentIndex(0)
+            self.empty.setText("<h2>No folders</h2><p>Drop folders on this window, or use <b>Add folder…</b>.</p>")
+            self._update_actions()
+            return
         lib = self.session.library
         floor = lib.floor if lib is not None else None
         dup_floor = self.session.thresholds()[0] if lib is not None else None
@@ -409,8 +427,10 @@ class MainWindow(QMainWindow):
         self.act_trash.setEnabled(not busy and marked)
         self.act_move.setEnabled(not busy and marked)
         self.act_undo.setEnabled(not busy)
-        self.act_notdup.setEnabled(has_result and not self.showing_similar()
-                                   and self.groups.currentIndex().isValid())
+        current = self.groups.currentIndex()
+        # Byte-identical files are copies by definition: "Not a duplicate" is not offered for them.
+        self.act_notdup.setEnabled(has_result and not self.showing_similar() and current.isValid()
+                                   and not self.groups_model.group(current.row()).exact)
         self.act_export.setEnabled(has_result)
         for act in self.auto_actions.values():
             act.setEnabled(has_result and not busy)
@@ -429,6 +449,11 @@ class MainWindow(QMainWindow):
         if mode == "move":
             dest = QFileDialog.getExistingDirectory(self, "Move the marked copies into")
             if not dest:
+                return
+            if in_folders(dest, self.session.folders):
+                # The next scan would find the moved copies there and group them all again.
+                QMessageBox.warning(self, "Move to folder", f"{dest} is inside a folder being scanned: the moved "
+                                    "copies would be found again. Choose a folder outside the scanned ones.")
                 return
         where = "to the trash" if mode == "trash" else f"into {dest}"
         if self.confirm("Remove copies", f"Move {len(marks)} marked copies ({human_bytes(marks.bytes)}) "

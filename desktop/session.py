@@ -167,6 +167,12 @@ class Session(QObject):
         if self.library is not None:
             self._regroup()
 
+    def clear_result(self) -> None:
+        """Forget the current library and result (every folder was removed): nothing left to show or mark."""
+        self.library, self.result, self.folders = None, None, []
+        self.marks.set_result(None)
+        self.result_changed.emit(None)
+
     def _regroup(self) -> None:
         assert self.library is not None and self.threshold is not None
         similar = self.similar_threshold

@@ -136,3 +136,64 @@ def test_export_writes_the_chosen_format_and_the_persons_own_keep_column(qtbot, 
     window.export()
     rows = {r["path"]: r["keep"] for r in csv.DictReader(open(tmp_path / "rows.csv"))}
     assert rows[best] == "False" and rows[other] == "True"
+
+
+def test_removing_a_folder_takes_its_photos_out_of_the_groups(qtbot, make_window, tmp_path):
+    from helpers import copy_demo
+
+    root = copy_demo(tmp_path / "a", ["Camera/forest_path.jpg", "Backup/forest_path.jpg"])
+    other = copy_demo(tmp_path / "b", ["Camera/kite_sky.jpg", "Downloads/kite_sky_small.jpg"])
+    window = make_window()
+    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
+        window.open_folders([str(root), str(other)])
+    assert len(window.session.result.groups) == 2
+    row = window.folders.folders().index(str(other))
+    window.folders.list.setCurrentRow(row)
+    with qtbot.waitSignal(window.session.scan_finished, timeout=60_000):
+        window.folders.remove_selected()
+    paths = {window.session.result.files[m.index].path for g in window.session.result.groups for m in g.members}
+    assert paths and not any(p.startswith(str(other)) for p in paths)
+    window.auto_actions["resolution"].trigger()
+    assert not any(p.startswith(str(other)) for p in window.session.marks.paths)
+    window.folders.list.setCurrentRow(0)
+    window.folders.remove_selected()  # the last folder: nothing left to show
+    assert window.session.result is None and window.groups_model.rowCount() == 0
+
+
+def test_a_move_target_inside_a_scanned_folder_is_refused(qtbot, make_window, photos, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    warned = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warned.append(a))
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    inside = photos / "set aside"
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(inside))
+    window = make_window()
+    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
+        window.open_folders([str(photos)])
+    window.auto_actions["resolution"].trigger()
+    marked = set(window.session.marks.paths)
+    window.act_move.trigger()
+    assert warned and "inside a folder being scanned" in warned[0][2]
+    assert not window.session.busy and all(os.path.exists(p) for p in marked) and not inside.exists()
+
+
+def test_not_a_duplicate_is_not_offered_for_identical_files_and_ticks_redraw_the_cards(qtbot, make_window,
+                                                                                       tmp_path):
+    from helpers import copy_demo
+
+    root = copy_demo(tmp_path / "lib", ["Camera/forest_path.jpg", "Backup/forest_path.jpg"])
+    window = make_window()
+    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
+        window.open_folders([str(root)])
+    (group,) = window.session.result.groups
+    assert group.exact
+    window.groups.setCurrentIndex(window.groups_model.index(0))
+    assert not window.act_notdup.isEnabled()
+    camera = str(root / "Camera")
+    window.folders.add(camera)
+    window.folders.set_reference(camera, True)  # a tick: the card's tag must follow at once
+    from PySide6.QtWidgets import QLabel
+
+    card = next(c for c in window.compare.cards if c.rec.path.startswith(camera + os.sep))
+    assert any("reference folder" in label.text() for label in card.findChildren(QLabel))
