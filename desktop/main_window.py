@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from core.errors import LookalikeError
 from core.results import Problem
 from desktop.autoselect import RULES, in_folders
+from desktop.banner import ResultBanner, describe
 from desktop.compare_pane import ComparePane
 from desktop.error_dialog import ErrorDialog
 from desktop.folder_panel import FolderPanel
@@ -119,7 +120,14 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(self.center)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([400, 880])
-        self.setCentralWidget(self.splitter)
+        self.banner = ResultBanner()
+        central = QWidget()
+        clay = QVBoxLayout(central)
+        clay.setContentsMargins(0, 0, 0, 0)
+        clay.setSpacing(0)
+        clay.addWidget(self.banner)
+        clay.addWidget(self.splitter, 1)
+        self.setCentralWidget(central)
 
         self.similar = SimilarPane(self.thumbs)
         self.similar_dock = QDockWidget("Similar photos", self)
@@ -198,6 +206,7 @@ class MainWindow(QMainWindow):
         self.similar_shots.current_changed.connect(self._shots_selected)
         self.tiers.currentChanged.connect(self._tier_changed)
         self.compare.show_difference.connect(self.show_difference)
+        self.banner.undo.connect(self.undo)
         self.compare.toggle.connect(s.marks.toggle)
         self.compare.menu.connect(self._image_menu)
         self.compare.open_viewer.connect(self.open_viewer)
@@ -342,6 +351,7 @@ class MainWindow(QMainWindow):
         if not has and model.result is not None:
             self.empty.setText(
                 "<h2>No similar shots</h2><p>No other shots of one subject at this strictness.</p>" if similar
+                else "<h2>No duplicates left</h2><p>Every group has been dealt with.</p>" if self.banner.isVisible()
                 else "<h2>No duplicates found</h2><p>Try a lower strictness, or add more folders.</p>")
         if similar:
             self._shots_selected(view.currentIndex())
@@ -473,14 +483,11 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _action_done(self, result) -> None:
-        text = f"{result.kind}: {len(result.done)} files"
-        if result.bytes:
-            text += f", {human_bytes(result.bytes)}"
         if result.problems:
-            text += f"; {len(result.problems)} skipped (see Problems)"
             self.problems.set_problems(result.problems)
             self.problems_dock.show()
-        self.status_text.setText(text + ".")
+        self.banner.show_result(result, self.session.can_undo())  # stays until dismissed, rescan or not
+        self.status_text.setText(describe(result))
         self.thumbs.forget()
 
     def not_duplicate_group(self) -> None:

@@ -197,3 +197,26 @@ def test_not_a_duplicate_is_not_offered_for_identical_files_and_ticks_redraw_the
 
     card = next(c for c in window.compare.cards if c.rec.path.startswith(camera + os.sep))
     assert any("reference folder" in label.text() for label in card.findChildren(QLabel))
+
+
+def test_the_result_of_an_action_stays_in_a_banner_with_undo(qtbot, make_window, photos, monkeypatch):
+    """"trash: 21 files" was replaced at once by the automatic rescan's text."""
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    window = make_window()
+    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
+        window.open_folders([str(photos)])
+    window.auto_actions["resolution"].trigger()
+    marked = sorted(window.session.marks.paths)
+    with qtbot.waitSignal(window.session.scan_finished, timeout=60_000):  # the action, then the rescan
+        window.act_trash.trigger()
+    assert window.banner.isVisible()
+    assert window.banner.text.text().startswith(f"Moved {len(marked)} copies (") and "to the trash" in \
+        window.banner.text.text()
+    assert window.banner.undo_button.isVisible()
+    assert window.center.currentIndex() == 0  # every group dealt with: not "try a lower strictness"
+    assert "No duplicates left" in window.empty.text()
+    with qtbot.waitSignal(window.session.scan_finished, timeout=60_000):
+        window.banner.undo_button.click()  # this run's action: no question
+    assert all(os.path.exists(p) for p in marked)
+    assert window.banner.text.text() == f"Put back {len(marked)} files where they were."
+    assert not window.banner.undo_button.isVisible()
