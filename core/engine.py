@@ -233,6 +233,22 @@ class Engine:
     def open_cache(self) -> EmbeddingCache | None:
         return EmbeddingCache(self.cache_dir) if self.use_cache else None
 
+    def mark_not_duplicate(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Remember path pairs a person said are not duplicates (kept in the cache, honoured by every scan)."""
+        self._not_duplicate(pairs, forget=False)
+
+    def forget_not_duplicate(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Take pairs off the "not a duplicate" list again."""
+        self._not_duplicate(pairs, forget=True)
+
+    def _not_duplicate(self, pairs: Iterable[tuple[str, str]], *, forget: bool) -> None:
+        cache = self.open_cache()
+        if cache is None:
+            return
+        with cache:
+            for a, b in pairs:
+                (cache.forget_not_duplicate if forget else cache.mark_not_duplicate)([a, b])
+
     def scan(
         self,
         paths: str | bytes | os.PathLike | Iterable[str | bytes | os.PathLike],

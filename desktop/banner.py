@@ -6,7 +6,8 @@ reports is the one Undo would undo.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from collections.abc import Callable
+
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QWidget
 
 from core.actions import ActionResult
@@ -28,9 +29,7 @@ def describe(result: ActionResult) -> str:
 
 
 class ResultBanner(QFrame):
-    """Layout only: a line of text, an Undo button and a close button. ``undo`` asks to undo."""
-
-    undo = Signal()
+    """Layout only: a line of text, an Undo button (running what the caller gave) and a close button."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -40,7 +39,8 @@ class ResultBanner(QFrame):
         self.text = QLabel()
         self.text.setWordWrap(True)
         self.undo_button = QPushButton("Undo")
-        self.undo_button.clicked.connect(self.undo)
+        self.undo_button.clicked.connect(self._undo_clicked)
+        self._undo: Callable[[], object] | None = None
         close = QToolButton()
         close.setText("×")
         close.setToolTip("Dismiss")
@@ -52,7 +52,15 @@ class ResultBanner(QFrame):
         lay.addWidget(close)
         self.hide()
 
-    def show_result(self, result: ActionResult, can_undo: bool) -> None:
-        self.text.setText(describe(result))
-        self.undo_button.setVisible(can_undo and not result.kind.startswith("undo") and bool(result.done))
+    def show_message(self, text: str, undo: Callable[[], object] | None = None) -> None:
+        """Say ``text`` until dismissed; with ``undo``, offer an Undo button that runs it (once)."""
+        self.text.setText(text)
+        self._undo = undo
+        self.undo_button.setVisible(undo is not None)
         self.show()
+
+    def _undo_clicked(self) -> None:
+        undo, self._undo = self._undo, None
+        self.undo_button.hide()
+        if undo is not None:
+            undo()

@@ -30,6 +30,7 @@ from desktop.error_dialog import ErrorDialog
 from desktop.folder_panel import FolderPanel
 from desktop.formatting import human_bytes
 from desktop.group_list import GroupList
+from desktop.ignored_dialog import IgnoredPairsDialog
 from desktop.image_menu import build_menu
 from desktop.options_dialog import OptionsDialog
 from desktop.problems_view import BLANK_REASON, ProblemsView
@@ -167,6 +168,8 @@ class MainWindow(QMainWindow):
                                      "Move the marked copies into a folder")
         self.act_undo = self._action("Undo", self.undo, QKeySequence.StandardKey.Undo, "Put back the last removal")
         self.act_quit = self._action("Quit", self.close, "Ctrl+Q", "Quit Lookalike")
+        self.act_ignored = self._action("Not-a-duplicate pairs…", self.edit_ignored, None,
+                                        "The pairs you said are not duplicates: group any of them again")
         self.act_notdup = self._action("Not a duplicate", self.not_duplicate_group, "Ctrl+D",
                                        "These photos are not copies: never group them again")
         self.act_similar_file = self._action("Find similar to an image…", self.pick_similar_file, "Ctrl+F")
@@ -194,6 +197,54 @@ class MainWindow(QMainWindow):
         bar.addSeparator()
         for act in (self.act_similar_file, self.act_export, self.act_problems):
             bar.addAction(act)
+        self._build_menus()
+
+    def _build_menus(self) -> None:
+        """File, Edit, View, Help: every action has a home a person can find, with its shortcut beside it."""
+        self.act_options = self._action("Preferences…", self.edit_options, "Ctrl+,", "Scan options")
+        self.act_shortcuts = self._action("Keyboard shortcuts", self.show_shortcuts, "F1")
+        self.act_about = self._action("About Lookalike", self.show_about)
+        menus = self.menuBar()
+        file = menus.addMenu("&File")
+        for act in (self.act_add, self.act_scan, None, self.act_similar_file, self.act_export, None, self.act_quit):
+            file.addSeparator() if act is None else file.addAction(act)
+        edit = menus.addMenu("&Edit")
+        for act in (self.act_undo, None, self.act_trash, self.act_move, None, self.act_notdup, self.act_ignored,
+                    None, self.act_unmark):
+            edit.addSeparator() if act is None else edit.addAction(act)
+        auto = edit.addMenu("Auto-select")
+        for act in self.auto_actions.values():
+            auto.addAction(act)
+        edit.addSeparator()
+        edit.addAction(self.act_options)
+        view = menus.addMenu("&View")
+        view.addAction(self.act_problems)
+        view.addAction(self.similar_dock.toggleViewAction())
+        help_ = menus.addMenu("&Help")
+        help_.addAction(self.act_shortcuts)
+        help_.addAction(self.act_about)
+
+    def show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td>{a.text().replace('&', '')}</td><td><b>{a.shortcut().toString()}</b></td></tr>"
+                       for a in self.actions() if not a.shortcut().isEmpty())
+        extra = ("<tr><td>Mark or unmark the focused copy</td><td><b>Space</b></td></tr>"
+                 "<tr><td>Compare two copies at full size</td><td><b>Enter</b></td></tr>")
+        QMessageBox.information(self, "Keyboard shortcuts", f"<table cellspacing=6>{rows}{extra}</table>")
+
+    def show_about(self) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            ver = version("lookalike")
+        except PackageNotFoundError:
+            ver = "from source"
+        bundle = self.session.engine().bundle
+        QMessageBox.about(self, "About Lookalike",
+                          f"<h3>Lookalike {ver}</h3><p>Finds duplicate photos and other shots of one subject, and "
+                          f"cleans up safely: copies go to the trash, with undo.</p>"
+                          f"<p>Model: {bundle.name} (sha256 {bundle.sha256[:12]}…)</p>"
+                          "<p>Apache-2.0. Qt (LGPL-3.0) through PySide6; ONNX Runtime (MIT); OpenCV (Apache-2.0); "
+                          "Pillow (MIT-CMU); demo photos under the licences in resources/demo/LICENSES.md.</p>")
 
     def _wire(self) -> None:
         s = self.session
@@ -206,7 +257,6 @@ class MainWindow(QMainWindow):
         self.similar_shots.current_changed.connect(self._shots_selected)
         self.tiers.currentChanged.connect(self._tier_changed)
         self.compare.show_difference.connect(self.show_difference)
-        self.banner.undo.connect(self.undo)
         self.compare.toggle.connect(s.marks.toggle)
         self.compare.menu.connect(self._image_menu)
         self.compare.open_viewer.connect(self.open_viewer)
@@ -486,7 +536,8 @@ class MainWindow(QMainWindow):
         if result.problems:
             self.problems.set_problems(result.problems)
             self.problems_dock.show()
-        self.banner.show_result(result, self.session.can_undo())  # stays until dismissed, rescan or not
+        undoable = self.session.can_undo() and not result.kind.startswith("undo") and bool(result.done)
+        self.banner.show_message(describe(result), self.undo if undoable else None)  # stays until dismissed
         self.status_text.setText(describe(result))
         self.thumbs.forget()
 
@@ -494,7 +545,15 @@ class MainWindow(QMainWindow):
         index = self.groups.currentIndex()
         if index.isValid() and not self.showing_similar():
             paths = [r.path for r in self.groups_model.records(index.row())]
-            self.session.not_duplicate([(a, b) for i, a in enumerate(paths) for b in paths[i + 1:]])
+            pairs = self.session.not_duplicate([(a, b) for i, a in enumerate(paths) for b in paths[i + 1:]])
+            if pairs:
+                self.banner.show_message(f"{len(paths)} photos will no longer be grouped as duplicates of each "
+                                         "other (Edit → Not-a-duplicate pairs… lists them).",
+                                         lambda: self.session.forget_not_duplicate(pairs))
+
+    def edit_ignored(self) -> None:
+        """The "not a duplicate" pairs, with a way to group any of them again."""
+        IgnoredPairsDialog(self.session, self).exec()
 
     # -- images: menu, viewer, find similar ----------------------------------------------------------------------
     @Slot(str, QPoint)

@@ -182,19 +182,35 @@ class Session(QObject):
         self.marks.set_result(self.result)
         self.result_changed.emit(self.result)
 
-    def not_duplicate(self, pairs: list[tuple[str, str]]) -> None:
-        """Remember that each pair is not a duplicate (across scans, in the cache) and regroup."""
-        pairs = [tuple(sorted(p)) for p in pairs if p[0] != p[1]]
+    def not_duplicate(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Remember that each pair is not a duplicate (across scans, in the cache) and regroup; returns the
+        pairs newly remembered (for Undo)."""
+        pairs = sorted({tuple(sorted(p)) for p in pairs if p[0] != p[1]})
         if self.library is None or not pairs:
-            return
-        engine = self.engine()
-        if engine.use_cache:
-            with EmbeddingCache(engine.cache_dir) as cache:
-                for a, b in pairs:
-                    cache.mark_not_duplicate([a, b])
+            return []
+        self.engine().mark_not_duplicate(pairs)
         self.library.ignored.update(pairs)
         self._regroup()
         self.message.emit(f"Remembered {len(pairs)} pair(s) as not duplicates.")
+        return pairs
+
+    def forget_not_duplicate(self, pairs: list[tuple[str, str]]) -> None:
+        """Take pairs off the "not a duplicate" list: they group again as the engine sees them."""
+        pairs = [tuple(sorted(p)) for p in pairs]
+        self.engine().forget_not_duplicate(pairs)
+        if self.library is not None:
+            self.library.ignored.difference_update(pairs)
+            self._regroup()
+        self.message.emit(f"{len(pairs)} pair(s) may be grouped again.")
+
+    def ignored_pairs(self) -> list[tuple[str, str]]:
+        """Every pair marked "not a duplicate", in the cache (all scans) and in this library."""
+        engine = self.engine()
+        pairs = set(self.library.ignored) if self.library is not None else set()
+        if engine.use_cache:
+            with EmbeddingCache(engine.cache_dir) as cache:
+                pairs |= cache.not_duplicate_pairs()
+        return sorted(pairs)
 
     def auto_select(self, rule: str) -> None:
         """Mark by ``rule`` in the duplicate groups only: similar shots are other captures, never marked."""

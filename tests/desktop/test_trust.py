@@ -220,3 +220,46 @@ def test_the_result_of_an_action_stays_in_a_banner_with_undo(qtbot, make_window,
     assert all(os.path.exists(p) for p in marked)
     assert window.banner.text.text() == f"Put back {len(marked)} files where they were."
     assert not window.banner.undo_button.isVisible()
+
+
+def test_not_a_duplicate_can_be_undone_and_listed(qtbot, make_window, tmp_path, monkeypatch):
+    """'Not a duplicate' could not be undone and there was no list of ignored pairs."""
+    from helpers import copy_demo
+
+    from desktop.ignored_dialog import IgnoredPairsDialog
+
+    root = copy_demo(tmp_path / "lib", ["Camera/kite_sky.jpg", "Downloads/kite_sky_small.jpg"])
+    window = make_window()
+    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
+        window.open_folders([str(root)])
+    assert window.groups_model.rowCount() == 1
+    window.groups.setCurrentIndex(window.groups_model.index(0))
+    window.act_notdup.trigger()
+    assert window.groups_model.rowCount() == 0
+    assert window.banner.isVisible() and window.banner.undo_button.isVisible()
+    window.banner.undo_button.click()
+    assert window.groups_model.rowCount() == 1  # grouped again at once
+    window.groups.setCurrentIndex(window.groups_model.index(0))
+    window.act_notdup.trigger()
+    dialog = IgnoredPairsDialog(window.session, window)
+    assert dialog.list.count() == 1
+    dialog.list.item(0).setSelected(True)
+    dialog.forget.click()
+    assert dialog.list.count() == 0 and window.groups_model.rowCount() == 1
+    # and a new start of the app still knows nothing is ignored (the cache forgot the pair too)
+    assert window.session.ignored_pairs() == []
+
+
+def test_a_menu_bar_with_quit_preferences_shortcuts_and_about(qtbot, make_window, monkeypatch):
+    window = make_window()
+    titles = [a.text().replace("&", "") for a in window.menuBar().actions()]
+    assert titles == ["File", "Edit", "View", "Help"]
+    everything = {a.text() for m in window.menuBar().actions() for a in m.menu().actions()}
+    assert {"Quit", "Preferences…", "Keyboard shortcuts", "About Lookalike", "Not-a-duplicate pairs…"} <= everything
+    shown = []
+    monkeypatch.setattr(QMessageBox, "information", lambda _p, title, text: shown.append(text))
+    monkeypatch.setattr(QMessageBox, "about", lambda _p, title, text: shown.append(text))
+    window.act_shortcuts.trigger()
+    window.act_about.trigger()
+    assert "Ctrl+Q" in shown[0] and "Del" in shown[0]
+    assert window.session.engine().bundle.name in shown[1]
