@@ -128,7 +128,8 @@ def confirm_pairs(
 
     done = 0
     new_features: dict[str, tuple[int, int, bytes]] = {}
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1, thread_name_prefix="verify") as pool:
+    with verify.one_thread_each(), \
+            ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1, thread_name_prefix="verify") as pool:
         for x, f in pool.map(extract, missing):
             cancel.raise_if_cancelled()
             feats[x] = f

@@ -39,6 +39,8 @@ import os
 import struct
 import threading
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import cv2
@@ -170,6 +172,19 @@ def _resize_long(a: np.ndarray, side: int) -> np.ndarray:
 
 
 _local = threading.local()  # per-thread OpenCV detector, matcher and optical flow
+
+
+@contextmanager
+def one_thread_each() -> Iterator[None]:
+    """Run OpenCV single-threaded inside a caller's own thread pool (the scan extracts and verifies with a
+    thread per core): OpenCV's pool on top of it oversubscribes the cores. Measured on 2 cores, 160 images and
+    158 pairs: extraction 1.37 -> 1.23 s, verification 0.69 -> 0.46 s."""
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
 
 
 def _detector():
