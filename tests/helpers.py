@@ -40,3 +40,15 @@ def as_other_user() -> list[str] | None:
             if probe.stdout.strip() == b"65534":
                 return prefix
     return None
+
+
+def camera_jpeg(path, src: Path = DEMO / "Camera/misty_lake.jpg"):
+    """Save ``src`` as a camera would: a JPEG with the capture date (EXIF DateTimeOriginal) and a make."""
+    from PIL import Image
+
+    im = Image.open(src).convert("RGB")
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9003] = "2021:06:05 07:41:12"
+    exif[0x010F] = "Canon"
+    im.save(path, "JPEG", quality=92, exif=exif)
+    return im

@@ -5,26 +5,17 @@ from __future__ import annotations
 
 import os
 
-from helpers import DEMO
+from helpers import camera_jpeg
 from PIL import Image
 
 from core.grouping import rank_copies
 from core.results import ImageRecord
 
 
-def _camera_jpeg(path, src=DEMO / "Camera/misty_lake.jpg"):
-    im = Image.open(src).convert("RGB")
-    exif = Image.Exif()
-    exif.get_ifd(0x8769)[0x9003] = "2021:06:05 07:41:12"  # DateTimeOriginal, as a camera writes it
-    exif[0x010F] = "Canon"
-    im.save(path, "JPEG", quality=92, exif=exif)
-    return im
-
-
-def test_an_upscaled_png_never_beats_the_camera_jpeg(tmp_path, engine_factory):
+def test_an_upscaled_png_never_beats_thecamera_jpeg(tmp_path, engine_factory):
     root = tmp_path / "lib"
     root.mkdir()
-    im = _camera_jpeg(root / "IMG_2041.jpg")
+    im = camera_jpeg(root / "IMG_2041.jpg")
     big = im.resize((im.width * 3 // 2, im.height * 3 // 2), Image.Resampling.LANCZOS)
     big.save(root / "IMG_2041_upscaled.png")
     later = os.stat(root / "IMG_2041.jpg").st_mtime + 3600

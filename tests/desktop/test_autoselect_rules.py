@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import os
 
-from PIL import Image
+from helpers import camera_jpeg
 
 from desktop.autoselect import choose
-
-
-def _camera_jpeg(path):
-    from helpers import DEMO
-
-    im = Image.open(DEMO / "Camera/misty_lake.jpg").convert("RGB")
-    exif = Image.Exif()
-    exif.get_ifd(0x8769)[0x9003] = "2021:06:05 07:41:12"  # DateTimeOriginal, as a camera writes it
-    im.save(path, "JPEG", quality=92, exif=exif)
-    return im
 
 
 def test_keep_the_highest_resolution_keeps_the_capture(tmp_path, engine_factory):
     root = tmp_path / "lib"
     root.mkdir()
-    im = _camera_jpeg(root / "IMG_2041.jpg")
+    im = camera_jpeg(root / "IMG_2041.jpg")
     im.resize((im.width * 3 // 2, im.height * 3 // 2)).save(root / "IMG_2041_big.png")
     engine = engine_factory()
     result = engine.scan([root]).result(engine.bundle.duplicate_threshold)
