@@ -9,7 +9,7 @@ HASH   := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 APP    := $(VENV)/.installed-app-$(HASH)
 STAMP  := $(VENV)/.installed-dev-$(HASH)
 
-.PHONY: setup setup-app sysdeps sysdeps-test run scan test test-core test-rest lint bench bench-serve package deb clean
+.PHONY: bench-peers setup setup-app sysdeps sysdeps-test run scan test test-core test-rest lint bench bench-serve package deb clean
 
 setup: $(STAMP)
 
@@ -47,6 +47,11 @@ lint: setup
 
 bench: setup
 	$(BIN)/lookalike bench
+
+# Lookalike against Czkawka (PyPI bindings, a benchmark-only extra) on one mixed library, in one run.
+bench-peers: setup
+	$(BIN)/python -m pip install -q --disable-pip-version-check "czkawka==0.1.2"
+	$(BIN)/python -m benchmarks.peers
 
 # A real `lookalike serve` on 127.0.0.1 under 500 mixed uploads, 8 at a time: throughput, p50/p95, and checks
 # (no 5xx, every bad upload a 4xx, RSS stable).
