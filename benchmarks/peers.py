@@ -99,11 +99,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "lookalike-bench-peers")
     p.add_argument("--src", type=Path, default=Path("../shared/datasets"))
+    p.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     library = a.workdir / f"library-{a.files}"
-    if not library.is_dir():
-        print(f"building {a.files} files in {library} ...", flush=True)
+    if a.build_only:
         build(library, a.files, a.src)
+        return
+    if not library.is_dir():
+        # In its own process: Linux counts a child's peak memory from the fork of this one, so this process
+        # must stay small (the images it would decode would show up in every tool's figure).
+        print(f"building {a.files} files in {library} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "benchmarks.peers", "--build-only", "--files", str(a.files),
+                        "--workdir", str(a.workdir), "--src", str(a.src)], check=True)
     size = sum(f.stat().st_size for f in library.iterdir()) / 2**20
     print(f"{a.files} files, {size:.0f} MB, {os.cpu_count()} cores")
     lookalike = [sys.executable, "-m", "core.cli", "scan", str(library), "-q", "--device", "cpu"]
