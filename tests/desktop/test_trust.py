@@ -263,3 +263,17 @@ def test_a_menu_bar_with_quit_preferences_shortcuts_and_about(qtbot, make_window
     window.act_about.trigger()
     assert "Ctrl+Q" in shown[0] and "Del" in shown[0]
     assert window.session.engine().bundle.name in shown[1]
+
+
+def test_the_percentage_on_the_slider_is_the_threshold_in_use(qtbot, make_window, photos):
+    """'89 %' meant two thresholds: the default 0.8858 showed as 89 % and moving back gave 0.89."""
+    window = make_window()
+    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
+        window.open_folders([str(photos)])
+    shown = window.strictness.value()
+    assert window.session.result.threshold == shown / 100
+    with qtbot.waitSignal(window.session.result_changed, timeout=5_000):
+        window.strictness.setValue(shown + 5)
+    with qtbot.waitSignal(window.session.result_changed, timeout=5_000):
+        window.strictness.setValue(shown)
+    assert window.session.result.threshold == shown / 100
