@@ -241,6 +241,14 @@ class Engine:
         """Take pairs off the "not a duplicate" list again."""
         self._not_duplicate(pairs, forget=True)
 
+    def not_duplicate_pairs(self) -> set[tuple[str, str]]:
+        """Every pair remembered as "not a duplicate" (empty without a cache)."""
+        cache = self.open_cache()
+        if cache is None:
+            return set()
+        with cache:
+            return cache.not_duplicate_pairs()
+
     def _not_duplicate(self, pairs: Iterable[tuple[str, str]], *, forget: bool) -> None:
         cache = self.open_cache()
         if cache is None:

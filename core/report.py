@@ -72,20 +72,15 @@ def csv_text(result, keep: set[str] | None = None) -> str:
     return buf.getvalue()
 
 
-def _ours(path: Path) -> bool:
-    """Whether an existing file is a JSON or CSV report this module wrote (and so may be replaced)."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(1 << 16)
-    except OSError:
-        return False
-    if head.startswith(",".join(CSV_HEADER).encode()):
+def _ours(data: bytes) -> bool:
+    """Whether an existing file's bytes are a JSON or CSV report this module wrote (and so may be replaced)."""
+    if data.startswith(",".join(CSV_HEADER).encode()):
         return True
     try:
-        data = json.loads(path.read_bytes()) if head.lstrip().startswith(b"{") else None
-    except (OSError, ValueError):
+        report = json.loads(data) if data.lstrip().startswith(b"{") else None
+    except ValueError:
         return False
-    return isinstance(data, dict) and "model" in data and ("groups" in data or "queries" in data)
+    return isinstance(report, dict) and "model" in report and ("groups" in report or "queries" in report)
 
 
 class Output:
@@ -111,11 +106,10 @@ class Output:
             if not p.is_file() or p.is_symlink():
                 raise OutputError(f"refusing to write the {self.kind} report over {name}: not a regular file")
             try:
-                with open(p, "rb") as fh:
-                    is_image = sniff(fh.read(16)) is not None
+                data = p.read_bytes()  # read once: is it an image, is it one of our reports?
             except OSError as e:
                 raise OutputError(f"cannot write the {self.kind} report to {name}: {e.strerror or e}") from None
-            if is_image or not _ours(p):
+            if sniff(data[:16]) is not None or not _ours(data):
                 raise OutputError(f"refusing to write the {self.kind} report over {name}: the file exists and is "
                                   "not a report Lookalike wrote (choose a new name)")
         folder = p.parent if str(p.parent) else Path(".")

@@ -16,7 +16,6 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from core.actions import ActionResult, Journal, remove_files, undo
-from core.cache import EmbeddingCache
 from core.engine import Engine, Library
 from core.errors import ActionError
 from core.report import scan_json, write_csv, write_json
@@ -205,12 +204,8 @@ class Session(QObject):
 
     def ignored_pairs(self) -> list[tuple[str, str]]:
         """Every pair marked "not a duplicate", in the cache (all scans) and in this library."""
-        engine = self.engine()
         pairs = set(self.library.ignored) if self.library is not None else set()
-        if engine.use_cache:
-            with EmbeddingCache(engine.cache_dir) as cache:
-                pairs |= cache.not_duplicate_pairs()
-        return sorted(pairs)
+        return sorted(pairs | self.engine().not_duplicate_pairs())
 
     def auto_select(self, rule: str) -> None:
         """Mark by ``rule`` in the duplicate groups only: similar shots are other captures, never marked."""
