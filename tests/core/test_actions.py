@@ -19,15 +19,17 @@ def _record(path):
     return ImageRecord(str(path), st.st_size, st.st_mtime_ns, 320, 200, "JPEG")
 
 
+def _copies(folder, stem: str, n: int) -> list[ImageRecord]:
+    """``n`` byte-identical real JPEGs ``folder/{stem}{k}.jpg`` and their records."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(n):
+        shutil.copy(DATA / "ok.jpg", folder / f"{stem}{k}.jpg")
+    return [_record(folder / f"{stem}{k}.jpg") for k in range(n)]
+
+
 @pytest.fixture
 def three(tmp_path):
-    paths = []
-    for k in range(3):
-        p = tmp_path / "photos" / f"p{k}.jpg"
-        p.parent.mkdir(exist_ok=True)
-        shutil.copy(DATA / "ok.jpg", p)
-        paths.append(p)
-    files = [_record(p) for p in paths]
+    files = _copies(tmp_path / "photos", "p", 3)
     group = Group((Member(0, 1.0), Member(1, 0.99), Member(2, 0.98)), True, 2)
     return files, [group], Journal(tmp_path / "journal.sqlite3")
 
@@ -99,13 +101,7 @@ def test_trash_and_undo_a_name_that_is_not_utf8(tmp_path):
 # -- "Never lose a photo": a stale result, a file moved into its own folder -----------------------------------
 @pytest.fixture
 def four(tmp_path):
-    paths = []
-    for k in range(4):
-        p = tmp_path / "lib" / f"c{k}.jpg"
-        p.parent.mkdir(exist_ok=True)
-        shutil.copy(DATA / "ok.jpg", p)
-        paths.append(p)
-    files = [_record(p) for p in paths]
+    files = _copies(tmp_path / "lib", "c", 4)
     group = Group(tuple(Member(k, 1.0 - k / 100) for k in range(4)), True, 3 * files[0].size)
     return files, [group], Journal(tmp_path / "journal.sqlite3")
 

@@ -47,3 +47,34 @@ def make_window(qtbot, tmp_path: Path, engine_factory):
         w.session.runner.wait(60_000)
         w.thumbs.pool.clear()
         w.thumbs.wait(60_000)
+
+
+@pytest.fixture
+def scanned_window(qtbot, make_window):
+    """A new window that has finished scanning ``folders``."""
+
+    def scan(*folders) -> object:
+        window = make_window()
+        with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
+            window.open_folders([str(f) for f in folders])
+        return window
+
+    return scan
+
+
+@pytest.fixture
+def difference_threads(monkeypatch) -> list:
+    """The threads ``core.verify.aligned_difference`` ran on (it runs for real): the GUI thread must not be one."""
+    import threading
+
+    from core import verify
+
+    threads = []
+    real = verify.aligned_difference
+
+    def spy(*args, **kw):
+        threads.append(threading.current_thread())
+        return real(*args, **kw)
+
+    monkeypatch.setattr(verify, "aligned_difference", spy)
+    return threads

@@ -8,7 +8,6 @@ import pytest
 from helpers import DEMO
 from PIL import Image, ImageDraw
 
-from core import verify
 from desktop.viewer import ViewerDialog
 from desktop.workers import TaskRunner
 
@@ -27,15 +26,8 @@ def open_viewer(qtbot, paths, runner, **kw) -> ViewerDialog:
     return dlg
 
 
-def test_difference_shows_where_a_copy_was_edited(qtbot, tmp_path, runner, monkeypatch):
-    threads = []
-    real = verify.aligned_difference
-
-    def spy(*args, **kw):
-        threads.append(threading.current_thread())
-        return real(*args, **kw)
-
-    monkeypatch.setattr(verify, "aligned_difference", spy)
+def test_difference_shows_where_a_copy_was_edited(qtbot, tmp_path, runner, difference_threads):
+    threads = difference_threads
     original = DEMO / "Camera/forest_path.jpg"
     im = Image.open(original).convert("RGB")
     w, h = im.size

@@ -17,7 +17,6 @@ from PIL import Image, ImageOps
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication, QMenu
 
-from core import verify
 from desktop.autoselect import RULES, choose
 from desktop.viewer import ViewerDialog
 
@@ -144,15 +143,8 @@ def test_the_similar_strictness_is_remembered(qtbot, window, make_window, librar
     assert names(again.shots_model) == [SHOTS[0]]
 
 
-def test_difference_of_two_copies_is_worked_out_off_the_gui_thread(qtbot, window, monkeypatch):
-    threads = []
-    real = verify.aligned_difference
-
-    def spy(*args, **kw):
-        threads.append(threading.current_thread())
-        return real(*args, **kw)
-
-    monkeypatch.setattr(verify, "aligned_difference", spy)
+def test_difference_of_two_copies_is_worked_out_off_the_gui_thread(qtbot, window, difference_threads):
+    threads = difference_threads
     row = next(r for r, g in enumerate(names(window.groups_model)) if "misty_lake_mirrored.jpg" in g)
     window.select_group(row)
     card = next(c for c in window.compare.cards if c.rec.path.endswith("misty_lake_mirrored.jpg"))

@@ -34,13 +34,11 @@ def test_a_drop_is_never_accepted_as_a_move(qtbot, make_window, photos):
     assert str(photos) in window.folders.folders()
 
 
-def test_delete_in_the_folder_list_removes_the_folder_not_the_marked_copies(qtbot, make_window, photos,
+def test_delete_in_the_folder_list_removes_the_folder_not_the_marked_copies(qtbot, scanned_window, photos,
                                                                              monkeypatch):
     asked = []
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Yes)
-    window = make_window()
-    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
-        window.open_folders([str(photos)])
+    window = scanned_window(photos)
     window.auto_actions["resolution"].trigger()
     marked = set(window.session.marks.paths)
     assert marked
@@ -89,11 +87,9 @@ def test_ctrl_q_quits(qtbot, make_window):
     assert not window.isVisible()
 
 
-def test_marks_survive_a_strictness_change(qtbot, make_window, photos):
+def test_marks_survive_a_strictness_change(qtbot, scanned_window, photos):
     """Mark a copy, slider to 99 %, back: the mark was gone while the status bar still counted it."""
-    window = make_window()
-    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
-        window.open_folders([str(photos)])
+    window = scanned_window(photos)
     start = window.strictness.value()
     lib = window.session.library
     loose = lib.result(start / 100)
@@ -113,16 +109,14 @@ def test_marks_survive_a_strictness_change(qtbot, make_window, photos):
     assert window.act_trash.isEnabled()
 
 
-def test_export_writes_the_chosen_format_and_the_persons_own_keep_column(qtbot, make_window, photos, tmp_path,
+def test_export_writes_the_chosen_format_and_the_persons_own_keep_column(qtbot, scanned_window, photos, tmp_path,
                                                                         monkeypatch):
     import csv
     import json
 
     from PySide6.QtWidgets import QFileDialog
 
-    window = make_window()
-    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
-        window.open_folders([str(photos)])
+    window = scanned_window(photos)
     result = window.session.result
     first = result.groups[0]
     best = result.files[first.members[0].index].path
@@ -138,14 +132,12 @@ def test_export_writes_the_chosen_format_and_the_persons_own_keep_column(qtbot, 
     assert rows[best] == "False" and rows[other] == "True"
 
 
-def test_removing_a_folder_takes_its_photos_out_of_the_groups(qtbot, make_window, tmp_path):
+def test_removing_a_folder_takes_its_photos_out_of_the_groups(qtbot, scanned_window, tmp_path):
     from helpers import copy_demo
 
     root = copy_demo(tmp_path / "a", ["Camera/forest_path.jpg", "Backup/forest_path.jpg"])
     other = copy_demo(tmp_path / "b", ["Camera/kite_sky.jpg", "Downloads/kite_sky_small.jpg"])
-    window = make_window()
-    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
-        window.open_folders([str(root), str(other)])
+    window = scanned_window(root, other)
     assert len(window.session.result.groups) == 2
     row = window.folders.folders().index(str(other))
     window.folders.list.setCurrentRow(row)
@@ -160,7 +152,7 @@ def test_removing_a_folder_takes_its_photos_out_of_the_groups(qtbot, make_window
     assert window.session.result is None and window.groups_model.rowCount() == 0
 
 
-def test_a_move_target_inside_a_scanned_folder_is_refused(qtbot, make_window, photos, monkeypatch):
+def test_a_move_target_inside_a_scanned_folder_is_refused(qtbot, scanned_window, photos, monkeypatch):
     from PySide6.QtWidgets import QFileDialog
 
     warned = []
@@ -168,9 +160,7 @@ def test_a_move_target_inside_a_scanned_folder_is_refused(qtbot, make_window, ph
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     inside = photos / "set aside"
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(inside))
-    window = make_window()
-    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
-        window.open_folders([str(photos)])
+    window = scanned_window(photos)
     window.auto_actions["resolution"].trigger()
     marked = set(window.session.marks.paths)
     window.act_move.trigger()
@@ -178,14 +168,12 @@ def test_a_move_target_inside_a_scanned_folder_is_refused(qtbot, make_window, ph
     assert not window.session.busy and all(os.path.exists(p) for p in marked) and not inside.exists()
 
 
-def test_not_a_duplicate_is_not_offered_for_identical_files_and_ticks_redraw_the_cards(qtbot, make_window,
+def test_not_a_duplicate_is_not_offered_for_identical_files_and_ticks_redraw_the_cards(qtbot, scanned_window,
                                                                                        tmp_path):
     from helpers import copy_demo
 
     root = copy_demo(tmp_path / "lib", ["Camera/forest_path.jpg", "Backup/forest_path.jpg"])
-    window = make_window()
-    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
-        window.open_folders([str(root)])
+    window = scanned_window(root)
     (group,) = window.session.result.groups
     assert group.exact
     window.groups.setCurrentIndex(window.groups_model.index(0))
@@ -199,12 +187,10 @@ def test_not_a_duplicate_is_not_offered_for_identical_files_and_ticks_redraw_the
     assert any("reference folder" in label.text() for label in card.findChildren(QLabel))
 
 
-def test_the_result_of_an_action_stays_in_a_banner_with_undo(qtbot, make_window, photos, monkeypatch):
+def test_the_result_of_an_action_stays_in_a_banner_with_undo(qtbot, scanned_window, photos, monkeypatch):
     """"trash: 21 files" was replaced at once by the automatic rescan's text."""
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
-    window = make_window()
-    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
-        window.open_folders([str(photos)])
+    window = scanned_window(photos)
     window.auto_actions["resolution"].trigger()
     marked = sorted(window.session.marks.paths)
     with qtbot.waitSignal(window.session.scan_finished, timeout=60_000):  # the action, then the rescan
@@ -222,16 +208,14 @@ def test_the_result_of_an_action_stays_in_a_banner_with_undo(qtbot, make_window,
     assert not window.banner.undo_button.isVisible()
 
 
-def test_not_a_duplicate_can_be_undone_and_listed(qtbot, make_window, tmp_path, monkeypatch):
+def test_not_a_duplicate_can_be_undone_and_listed(qtbot, scanned_window, tmp_path, monkeypatch):
     """'Not a duplicate' could not be undone and there was no list of ignored pairs."""
     from helpers import copy_demo
 
     from desktop.ignored_dialog import IgnoredPairsDialog
 
     root = copy_demo(tmp_path / "lib", ["Camera/kite_sky.jpg", "Downloads/kite_sky_small.jpg"])
-    window = make_window()
-    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
-        window.open_folders([str(root)])
+    window = scanned_window(root)
     assert window.groups_model.rowCount() == 1
     window.groups.setCurrentIndex(window.groups_model.index(0))
     window.act_notdup.trigger()
@@ -265,11 +249,9 @@ def test_a_menu_bar_with_quit_preferences_shortcuts_and_about(qtbot, make_window
     assert window.session.engine().bundle.name in shown[1]
 
 
-def test_the_percentage_on_the_slider_is_the_threshold_in_use(qtbot, make_window, photos):
+def test_the_percentage_on_the_slider_is_the_threshold_in_use(qtbot, scanned_window, photos):
     """'89 %' meant two thresholds: the default 0.8858 showed as 89 % and moving back gave 0.89."""
-    window = make_window()
-    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
-        window.open_folders([str(photos)])
+    window = scanned_window(photos)
     shown = window.strictness.value()
     assert window.session.result.threshold == shown / 100
     with qtbot.waitSignal(window.session.result_changed, timeout=5_000):
