@@ -43,6 +43,7 @@ test: setup sysdeps-test
 
 lint: setup
 	$(BIN)/ruff check core desktop training tests benchmarks packaging tools
+	$(BIN)/ruff format --check core desktop training tests benchmarks packaging tools
 	$(BIN)/lint-imports
 
 bench: setup

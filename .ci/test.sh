@@ -9,6 +9,7 @@ out=$(mktemp -d)
 status=0
 $BIN/lint-imports || status=1
 $BIN/ruff check core desktop training tests benchmarks packaging tools || status=1
+$BIN/ruff format --check core desktop training tests benchmarks packaging tools || status=1
 LOOKALIKE_BLOCK_QT=1 $BIN/python -m pytest tests/core -p no:pytest-qt -q --junitxml="$out/core.xml" "$@" || status=1
 $BIN/python -m pytest tests --ignore=tests/core --ignore=tests/packaging -q --junitxml="$out/rest.xml" "$@" || status=1
 # The package test (PyInstaller bundle, .deb into a clean debootstrap Debian, the window under Xvfb) takes

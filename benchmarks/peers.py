@@ -1,11 +1,14 @@
-"""Lookalike against Czkawka in one run, on one mixed library: wall seconds, CPU seconds and peak memory of the
+"""Lookalike against Czkawka in one run, on one mixed library: wall seconds, CPU seconds and peak memory of
+the
 whole process, first scan (empty cache) and rescan, alternately, and the ratios. Prints figures, asserts none.
 
     python -m benchmarks.peers [--files 300] [--rounds 3] [--workdir DIR]     (make bench-peers)
 
-The library is built once (kept in ``--workdir``): camera-size JPEGs (12-24 MP, every fifth rotated by its EXIF
+The library is built once (kept in ``--workdir``): camera-size JPEGs (12-24 MP, every fifth rotated by its
+EXIF
 orientation), 1080p PNG screenshots, WebP photos, and edited copies (smaller, recompressed, cropped) of 10 %
-of them. Pixels come from ``../shared/datasets`` when present, else the demo photos, upscaled: speed depends on
+of them. Pixels come from ``../shared/datasets`` when present, else the demo photos, upscaled: speed depends
+on
 pixel counts and formats, not on what the photos show. Czkawka is the PyPI bindings (``pip install czkawka``),
 ``ImageSimilarity().find_similar()`` with its defaults; each tool runs in its own process, measured by
 ``os.wait4``.
@@ -67,7 +70,9 @@ def build(folder: Path, n: int, src: Path, seed: int = 0) -> None:
             im.resize((1920, 1080), Image.Resampling.BILINEAR).save(path)
         else:
             path = folder / f"photo_{k:04d}.webp"
-            im.resize((2048, round(2048 * im.height / im.width)), Image.Resampling.BILINEAR).save(path, quality=85)
+            im.resize((2048, round(2048 * im.height / im.width)), Image.Resampling.BILINEAR).save(
+                path, quality=85
+            )
         originals.append(path)
     for k in range(n // 10):
         src_path = originals[int(rng.integers(len(originals)))]
@@ -109,8 +114,21 @@ def main(argv: list[str] | None = None) -> None:
         # In its own process: Linux counts a child's peak memory from the fork of this one, so this process
         # must stay small (the images it would decode would show up in every tool's figure).
         print(f"building {a.files} files in {library} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "benchmarks.peers", "--build-only", "--files", str(a.files),
-                        "--workdir", str(a.workdir), "--src", str(a.src)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.peers",
+                "--build-only",
+                "--files",
+                str(a.files),
+                "--workdir",
+                str(a.workdir),
+                "--src",
+                str(a.src),
+            ],
+            check=True,
+        )
     size = sum(f.stat().st_size for f in library.iterdir()) / 2**20
     print(f"{a.files} files, {size:.0f} MB, {os.cpu_count()} cores")
     lookalike = [sys.executable, "-m", "core.cli", "scan", str(library), "-q", "--device", "cpu"]
@@ -121,7 +139,9 @@ def main(argv: list[str] | None = None) -> None:
         rows["czkawka"].append(measure([sys.executable, "-c", CZKAWKA, str(library)]))
         rows["lookalike first scan"].append(measure([*lookalike, "--cache-dir", str(cache)]))
         rows["lookalike rescan"].append(measure([*lookalike, "--cache-dir", str(cache)]))
-        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]['wall']:.1f} s" for k, v in rows.items()), flush=True)
+        print(
+            f"round {r + 1}: " + ", ".join(f"{k} {v[-1]['wall']:.1f} s" for k, v in rows.items()), flush=True
+        )
 
     def span(name: str, key: str, fmt: str) -> str:
         xs = [x[key] for x in rows[name]]
@@ -129,17 +149,26 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"\n| ({a.rounds} runs, range) | wall s | CPU s | peak RSS MB |\n|---|---|---|---|")
     for name in rows:
-        print(f"| {name} | {span(name, 'wall', '.1f')} | {span(name, 'cpu', '.1f')} | {span(name, 'rss', '.0f')} |")
+        print(
+            f"| {name} | {span(name, 'wall', '.1f')} | {span(name, 'cpu', '.1f')} | "
+            f"{span(name, 'rss', '.0f')} |"
+        )
     first = [x["wall"] for x in rows["lookalike first scan"]]
     czk = [x["wall"] for x in rows["czkawka"]]
     ratios = [c / f for c, f in zip(czk, first, strict=True)]
     cpu = [x["cpu"] / y["cpu"] for x, y in zip(rows["lookalike first scan"], rows["czkawka"], strict=True)]
     rescan = [a.files / x["wall"] for x in rows["lookalike rescan"]]
-    print(f"\nfirst-scan throughput vs Czkawka: {min(ratios):.2f}–{max(ratios):.2f}x (target >= 1.25x); "
-          f"CPU seconds vs Czkawka: {min(cpu):.2f}–{max(cpu):.2f}x (target <= 1); "
-          f"rescan {min(rescan):.0f}–{max(rescan):.0f} files/s (whole process, model load included)")
-    print("Czkawka's answer (groups, duplicates):", rows["czkawka"][-1]["out"].strip(),
-          "| Lookalike's:", rows["lookalike first scan"][-1]["out"].strip().splitlines()[0])
+    print(
+        f"\nfirst-scan throughput vs Czkawka: {min(ratios):.2f}–{max(ratios):.2f}x (target >= 1.25x); "
+        f"CPU seconds vs Czkawka: {min(cpu):.2f}–{max(cpu):.2f}x (target <= 1); "
+        f"rescan {min(rescan):.0f}–{max(rescan):.0f} files/s (whole process, model load included)"
+    )
+    print(
+        "Czkawka's answer (groups, duplicates):",
+        rows["czkawka"][-1]["out"].strip(),
+        "| Lookalike's:",
+        rows["lookalike first scan"][-1]["out"].strip().splitlines()[0],
+    )
 
 
 if __name__ == "__main__":

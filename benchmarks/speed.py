@@ -41,7 +41,9 @@ def make_corpus(folder: Path, n: int, megapixels: float, seed: int = 0, noise: f
     for src in sources:
         im = Image.open(src).convert("RGB")
         scale = max(w * 1.1 / im.width, h * 1.1 / im.height)
-        bases.append(im.resize((int(im.width * scale) + 1, int(im.height * scale) + 1), Image.Resampling.BICUBIC))
+        bases.append(
+            im.resize((int(im.width * scale) + 1, int(im.height * scale) + 1), Image.Resampling.BICUBIC)
+        )
     out = []
     for k in range(n):
         base = bases[k % len(bases)]
@@ -58,7 +60,8 @@ def make_corpus(folder: Path, n: int, megapixels: float, seed: int = 0, noise: f
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory. VmHWM resets at exec; ru_maxrss survives fork and exec on Linux, so
+    """This process's peak resident memory. VmHWM resets at exec; ru_maxrss survives fork and exec on Linux,
+    so
     a spawned child would report its parent's peak."""
     try:
         with open("/proc/self/status") as fh:
@@ -97,8 +100,16 @@ def bench_corpus(name: str, files: list[Path], engine, baseline_n: int) -> dict:
     lib = engine.scan([files[0].parent])
     e2e = _rate(len(lib.files), time.perf_counter() - t)
     naive = naive_baseline(paths[:baseline_n], engine)
-    return {"corpus": name, "files": len(paths), "mb_per_file": mb, "decode": decode_rate, "infer": infer_rate,
-            "end_to_end": e2e, "naive": naive, "library": lib}
+    return {
+        "corpus": name,
+        "files": len(paths),
+        "mb_per_file": mb,
+        "decode": decode_rate,
+        "infer": infer_rate,
+        "end_to_end": e2e,
+        "naive": naive,
+        "library": lib,
+    }
 
 
 def naive_baseline(paths: list[str], engine) -> float | None:
@@ -224,9 +235,16 @@ def bench_million(n: int = 1_000_000, d: int = 256, seed: int = 0) -> dict:
     total = time.perf_counter() - t
     got = {tuple(sorted(g.indices)) for g in groups}
     want = {tuple(range(a, a + z)) for a, z in zip(starts.tolist(), sizes.tolist(), strict=True)}
-    return {"n": n, "edges": len(i), "confirm_s": t_confirm, "total_s": total, "groups": len(groups),
-            "planted": planted, "exact_match": len(got & want) / len(want),
-            "peak_rss_mb": peak_rss_mb()}
+    return {
+        "n": n,
+        "edges": len(i),
+        "confirm_s": t_confirm,
+        "total_s": total,
+        "groups": len(groups),
+        "planted": planted,
+        "exact_match": len(got & want) / len(want),
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def bench_annoy_million(n: int = 1_000_000, d: int = 256, queries: int = 20_000) -> dict:
@@ -242,9 +260,15 @@ def bench_annoy_million(n: int = 1_000_000, d: int = 256, queries: int = 20_000)
     t = time.perf_counter()
     i, j, _ = annoy_pairs(sub, 0.85, k=10)
     per_query = (time.perf_counter() - t) / queries
-    found = len({(a, b) for a, b in zip(i.tolist(), j.tolist(), strict=True) if b < queries and a // 3 == b // 3})
-    return {"build_s": build, "ms_per_query": per_query * 1000, "all_queries_s": per_query * n,
-            "recall": found / (queries // 3 * 3)}
+    found = len(
+        {(a, b) for a, b in zip(i.tolist(), j.tolist(), strict=True) if b < queries and a // 3 == b // 3}
+    )
+    return {
+        "build_s": build,
+        "ms_per_query": per_query * 1000,
+        "all_queries_s": per_query * n,
+        "recall": found / (queries // 3 * 3),
+    }
 
 
 def run_bench(workdir: Path | None = None, quick: bool = False, skip_1m: bool = False) -> int:
@@ -261,16 +285,23 @@ def run_bench(workdir: Path | None = None, quick: bool = False, skip_1m: bool = 
         big = make_corpus(work / "mp12", n_big, 12.0, seed=2, noise=3.0)
         engine = Engine(use_cache=False)
         _say(f"model {engine.bundle.name} on {engine.embedder.device} ({engine.embedder.backend_name})")
-        rows = [bench_corpus("1.6 MP", small, engine, 24 if quick else 48),
-                bench_corpus("12 MP", big, engine, 8 if quick else 24)]
+        rows = [
+            bench_corpus("1.6 MP", small, engine, 24 if quick else 48),
+            bench_corpus("12 MP", big, engine, 8 if quick else 24),
+        ]
         _say()
-        _say(f"{'corpus':8} {'files':>6} {'MB/file':>8} {'decode':>8} {'infer':>8} {'end-to-end':>11} "
-             f"{'naive':>7} {'speed-up':>9}   (img/s)")
+        _say(
+            f"{'corpus':8} {'files':>6} {'MB/file':>8} {'decode':>8} {'infer':>8} {'end-to-end':>11} "
+            f"{'naive':>7} {'speed-up':>9}   (img/s)"
+        )
         for r in rows:
             naive = r["naive"]
-            _say(f"{r['corpus']:8} {r['files']:>6} {r['mb_per_file']:>8.2f} {r['decode']:>8.1f} {r['infer']:>8.1f} "
-                 f"{r['end_to_end']:>11.1f} {naive or float('nan'):>7.1f} "
-                 f"{(r['end_to_end'] / naive) if naive else float('nan'):>8.1f}x")
+            _say(
+                f"{r['corpus']:8} {r['files']:>6} {r['mb_per_file']:>8.2f} {r['decode']:>8.1f} "
+                f"{r['infer']:>8.1f} "
+                f"{r['end_to_end']:>11.1f} {naive or float('nan'):>7.1f} "
+                f"{(r['end_to_end'] / naive) if naive else float('nan'):>8.1f}x"
+            )
         first, rescan = bench_rescan(work, Engine, n_rescan)
         _say(f"\nscan of {n_rescan} small photos: first {first:.0f} files/s, rescan {rescan:.0f} files/s")
         inside, outside = bench_queries(engine, rows[0]["library"], big[0])
@@ -289,13 +320,19 @@ def run_bench(workdir: Path | None = None, quick: bool = False, skip_1m: bool = 
             # In a process of its own, so that its peak memory is its own and not the whole benchmark's.
             with multiprocessing.get_context("spawn").Pool(1) as pool:
                 m = pool.apply(bench_million, (n, engine.bundle.embed_dim))
-            _say(f"grouping {m['n']:,} synthetic {engine.bundle.embed_dim}-d embeddings, {m['edges']:,} candidate "
-                 f"edges: {m['total_s']:.1f} s (exact confirm {m['confirm_s']:.1f} s), peak RSS "
-                 f"{m['peak_rss_mb']:.0f} MB, planted groups recovered exactly {m['exact_match']:.4f}")
+            _say(
+                f"grouping {m['n']:,} synthetic {engine.bundle.embed_dim}-d embeddings, {m['edges']:,} "
+                f"candidate "
+                f"edges: {m['total_s']:.1f} s (exact confirm {m['confirm_s']:.1f} s), peak RSS "
+                f"{m['peak_rss_mb']:.0f} MB, planted groups recovered exactly {m['exact_match']:.4f}"
+            )
             a = bench_annoy_million(n, engine.bundle.embed_dim, 5_000 if quick else 20_000)
-            _say(f"Annoy candidates at {n:,} (worst case: uniform random vectors): build {a['build_s']:.0f} s, "
-                 f"{a['ms_per_query']:.2f} ms/query -> {a['all_queries_s'] / 60:.1f} min for every item, "
-                 f"recall of planted pairs {a['recall']:.3f}")
+            _say(
+                f"Annoy candidates at {n:,} (worst case: uniform random vectors): build "
+                f"{a['build_s']:.0f} s, "
+                f"{a['ms_per_query']:.2f} ms/query -> {a['all_queries_s'] / 60:.1f} min for every item, "
+                f"recall of planted pairs {a['recall']:.3f}"
+            )
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)

@@ -34,8 +34,9 @@ def build(folder: Path, src: Path, photos: int, seed: int = 0) -> int:
     for n, path in enumerate(chosen[:copies]):
         kind = KINDS[n % len(KINDS)]
         im = Image.open(path).convert("RGB")
-        EDITS[kind](im, np.random.default_rng([seed, n])).convert("RGB").save(folder / f"{n:05d}_{kind}.jpg",
-                                                                             quality=90)
+        EDITS[kind](im, np.random.default_rng([seed, n])).convert("RGB").save(
+            folder / f"{n:05d}_{kind}.jpg", quality=90
+        )
     return len(chosen) + copies
 
 
@@ -60,11 +61,15 @@ def main(argv: list[str] | None = None) -> None:
                 times[verify].append(time.perf_counter() - t0)
                 res = lib.result(engine.default_threshold())
                 extra = lib.stats.get("verification", {})
-                print(f"round {r + 1}, check {'on ' if verify else 'off'}: {times[verify][-1]:.1f} s, "
-                      f"{len(res.groups)} groups, {res.duplicates} duplicates {extra}")
+                print(
+                    f"round {r + 1}, check {'on ' if verify else 'off'}: {times[verify][-1]:.1f} s, "
+                    f"{len(res.groups)} groups, {res.duplicates} duplicates {extra}"
+                )
         off, on = min(times[False]), min(times[True])
-        print(f"first scan: {off:.1f} s without the check, {on:.1f} s with it: +{(on - off) / off:.1%} "
-              f"(best of {a.rounds} each)")
+        print(
+            f"first scan: {off:.1f} s without the check, {on:.1f} s with it: +{(on - off) / off:.1%} "
+            f"(best of {a.rounds} each)"
+        )
 
 
 if __name__ == "__main__":

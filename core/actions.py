@@ -1,10 +1,12 @@
 """Act on marked copies safely: to the system trash (default) or into a folder, journaled for undo.
 
 Before touching a file the engine re-checks it is unchanged since the scan (size and mtime) and that its group
-still keeps another copy on disk. The journal is written ahead: the action and its files are recorded before the
+still keeps another copy on disk. The journal is written ahead: the action and its files are recorded before
+the
 first move, and each file's destination before it moves, so a crash at any point leaves an undoable record.
 Undo puts back only the very file that was moved (same trash entry, size and content) and never replaces
-anything. Where a file goes in the trash, and finding it there again, is ``core.trash``'s: on Linux and the BSDs
+anything. Where a file goes in the trash, and finding it there again, is ``core.trash``'s: on Linux and the
+BSDs
 it writes the freedesktop.org trash directly (so the destination is known before the move); elsewhere, or when
 the spec's conditions fail, send2trash does it. Nothing here deletes.
 """
@@ -68,7 +70,8 @@ class _Entry:
     mtime_ns: int | None = None
 
 
-# -- what may be removed ------------------------------------------------------------------------------------------
+# -- what may be removed
+# ------------------------------------------------------------------------------------------
 def check_plan(
     groups: Sequence[Group], files: Sequence[ImageRecord], marked: Iterable[str], *, on_disk: bool = True
 ) -> None:
@@ -85,7 +88,9 @@ def check_plan(
             continue
         keepers = [r for r in recs if r.path not in marked]
         if not keepers:
-            raise ActionError(f"refusing to remove every copy in a group (keep at least one of {recs[0].path!r} ...)")
+            raise ActionError(
+                f"refusing to remove every copy in a group (keep at least one of {recs[0].path!r} ...)"
+            )
         if on_disk and not any(_still_a_copy(k, targets) for k in keepers):
             raise ActionError(
                 f"refusing: no other copy of {targets[0].path!r} is still on disk as scanned; scan again"
@@ -122,7 +127,8 @@ def unchanged(rec: ImageRecord) -> str | None:
     return None
 
 
-# -- the journal ---------------------------------------------------------------------------------------------------
+# -- the journal
+# ---------------------------------------------------------------------------------------------------
 class Journal:
     """Every action, with where each file went, so it can be undone. Written ahead of every move."""
 
@@ -155,7 +161,8 @@ class Journal:
         self._conn.executescript(
             """
             CREATE TABLE IF NOT EXISTS actions (
-                id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL, kind TEXT, target TEXT, undone INTEGER DEFAULT 0
+                id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL, kind TEXT, target TEXT, undone INTEGER
+                DEFAULT 0
             );
             CREATE TABLE IF NOT EXISTS entries (
                 action INTEGER, path TEXT, dest TEXT, info TEXT, size INTEGER
@@ -163,10 +170,12 @@ class Journal:
             """
         )
         # Journals from before the write-ahead schema gain the new columns; their rows read as finished.
-        for table, column, decl in (("actions", "status", "TEXT DEFAULT 'done'"),
-                                    ("entries", "mtime_ns", "INTEGER"),
-                                    ("entries", "hash", "TEXT"),
-                                    ("entries", "state", "TEXT DEFAULT 'done'")):
+        for table, column, decl in (
+            ("actions", "status", "TEXT DEFAULT 'done'"),
+            ("entries", "mtime_ns", "INTEGER"),
+            ("entries", "hash", "TEXT"),
+            ("entries", "state", "TEXT DEFAULT 'done'"),
+        ):
             have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
             if column not in have:
                 with self._conn:
@@ -221,7 +230,9 @@ class Journal:
             self._write("UPDATE actions SET status = 'done' WHERE id = ?", [(action_id,)])
 
     def last_undoable(self) -> int | None:
-        row = self._conn.execute("SELECT id FROM actions WHERE undone = 0 ORDER BY id DESC LIMIT 1").fetchone()
+        row = self._conn.execute(
+            "SELECT id FROM actions WHERE undone = 0 ORDER BY id DESC LIMIT 1"
+        ).fetchone()
         return row[0] if row else None
 
     def actions(self) -> list[dict]:
@@ -242,7 +253,9 @@ class Journal:
             "ORDER BY rowid",
             (action_id,),
         )
-        return row[0], [_Entry(_s(p), _s(d), _s(i), z, h, st or DONE, r, m) for p, d, i, z, h, st, r, m in rows]
+        return row[0], [
+            _Entry(_s(p), _s(d), _s(i), z, h, st or DONE, r, m) for p, d, i, z, h, st, r, m in rows
+        ]
 
     def mark_undone(self, action_id: int) -> None:
         self._write("UPDATE actions SET undone = 1 WHERE id = ?", [(action_id,)])
@@ -256,7 +269,8 @@ def _s(blob: bytes | str | None) -> str | None:
     return None if blob is None else os.fsdecode(blob)
 
 
-# -- moving without ever replacing ----------------------------------------------------------------------------------
+# -- moving without ever replacing
+# ----------------------------------------------------------------------------------
 def _digest(path: str, size: int) -> str | None:
     if size > HASH_LIMIT:
         return None
@@ -286,7 +300,8 @@ def _holds(path: str, e: _Entry) -> bool:
 
 
 def _move(src: str, dst: str, *, copy: bool) -> None:
-    """Move ``src`` to ``dst``; raise FileExistsError rather than replace anything there (a dangling link too).
+    """Move ``src`` to ``dst``; raise FileExistsError rather than replace anything there (a dangling link
+    too).
 
     A hard link then unlink never replaces; where links are not supported, check just before renaming. Across
     devices (only if ``copy``) copy into a new file, then unlink the original.
@@ -356,7 +371,8 @@ def _free_name(target: Path, taken: set[str]) -> Path:
     raise OSError(errno.EEXIST, "no free name", str(target))
 
 
-# -- acting -----------------------------------------------------------------------------------------------------------
+# -- acting
+# -----------------------------------------------------------------------------------------------------------
 def remove_files(
     targets: Sequence[ImageRecord],
     *,
@@ -393,7 +409,7 @@ def remove_files(
             reached = start
             break
         batch, updates = [], []
-        for rec, row in zip(targets[start:start + BATCH], rows[start:start + BATCH], strict=True):
+        for rec, row in zip(targets[start : start + BATCH], rows[start : start + BATCH], strict=True):
             why = unchanged(rec) or _group_gone(rec, by_target)
             if not why and dest_dir is not None and _same_dir(os.path.dirname(rec.path), dest_dir):
                 why = "already in the destination folder"
@@ -414,7 +430,7 @@ def remove_files(
         except ActionError as e:
             for rec, _row, _d, info, _h in batch:
                 trash.drop_info(info, rec.path)
-            left = [b[0] for b in batch] + list(targets[start + BATCH:])
+            left = [b[0] for b in batch] + list(targets[start + BATCH :])
             problems += [Problem(r.path, f"not moved: {e}") for r in left]
             reached = len(targets)  # the journal cannot take more: leave those entries as planned
             break
@@ -528,7 +544,12 @@ def _put_back(kind: str, e: _Entry) -> str | None:
         os.unlink(src)
         trash.drop_info(info, e.path)
         return None
-    ours = bool(src) and os.path.lexists(src) and (kind != TRASH or trash.info_names(info, e.path)) and _holds(src, e)
+    ours = (
+        bool(src)
+        and os.path.lexists(src)
+        and (kind != TRASH or trash.info_names(info, e.path))
+        and _holds(src, e)
+    )
     if not ours and kind == TRASH and trash.available():
         # moved but not recorded (interrupted, older journal), or trashed again since
         found = trash.find(e.path, lambda held: _holds(held, e))
@@ -560,5 +581,12 @@ def _put_back(kind: str, e: _Entry) -> str | None:
 
 
 def describe(result: ActionResult) -> str:
-    return json.dumps({"action": result.action_id, "kind": result.kind, "files": len(result.done),
-                       "bytes": result.bytes, "problems": len(result.problems)})
+    return json.dumps(
+        {
+            "action": result.action_id,
+            "kind": result.kind,
+            "files": len(result.done),
+            "bytes": result.bytes,
+            "problems": len(result.problems),
+        }
+    )

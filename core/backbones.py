@@ -83,7 +83,9 @@ def freeze_same_padding(model: nn.Module, resolution: int | None) -> None:
         return
     sizes: dict[SameConv2d, tuple[int, int]] = {}
 
-    def record(mod: nn.Module, args: tuple) -> None:  # a pre-hook that returned a value would replace the input
+    def record(
+        mod: nn.Module, args: tuple
+    ) -> None:  # a pre-hook that returned a value would replace the input
         sizes.setdefault(mod, tuple(args[0].shape[-2:]))
 
     hooks = [m.register_forward_pre_hook(record) for m in convs]
@@ -255,7 +257,8 @@ def load_lite_package_weights(model: EfficientNetLite, path: str) -> None:
 
 def load_resnet_weights(model: ResNet, path: str) -> None:
     """Load ImageNet weights saved from torchvision's ResNet (a state dict, optionally under "state_dict" or
-    "model", optionally with DataParallel's "module." prefix). Refuses a file that lacks any backbone tensor, so
+    "model", optionally with DataParallel's "module." prefix). Refuses a file that lacks any backbone tensor,
+    so
     a wrong file cannot leave the network silently random."""
     src = torch.load(path, map_location="cpu", weights_only=True)
     for key in ("state_dict", "model"):
@@ -267,11 +270,15 @@ def load_resnet_weights(model: ResNet, path: str) -> None:
     want = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
     missing = [k for k in want if k not in src and not k.endswith("num_batches_tracked")]
     if missing:
-        raise ValueError(f"{path} does not hold {model.name} weights: {len(missing)} tensors missing, e.g. {missing[:3]}")
+        raise ValueError(
+            f"{path} does not hold {model.name} weights: {len(missing)} tensors missing, e.g. {missing[:3]}"
+        )
     bad = [k for k, v in want.items() if k in src and tuple(src[k].shape) != tuple(v.shape)]
     if bad:
-        raise ValueError(f"{path}: {bad[0]} has shape {tuple(src[bad[0]].shape)}, {model.name} expects "
-                         f"{tuple(want[bad[0]].shape)}")
+        raise ValueError(
+            f"{path}: {bad[0]} has shape {tuple(src[bad[0]].shape)}, {model.name} expects "
+            f"{tuple(want[bad[0]].shape)}"
+        )
     model.load_state_dict({k: src[k] for k in want if k in src}, strict=False)
 
 

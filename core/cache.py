@@ -1,4 +1,5 @@
-"""SQLite cache of every file's embedding and metadata, so a rescan of an unchanged library reads only ``stat``.
+"""SQLite cache of every file's embedding and metadata, so a rescan of an unchanged library reads only
+``stat``.
 
 Rows are keyed by path and valid while size, mtime and the model's hash all match. Writes are committed in
 batches so a cancelled or killed scan keeps what it did. A corrupt database is moved aside and rebuilt.
@@ -27,7 +28,10 @@ log = logging.getLogger(__name__)
 # 2: paths as file-system bytes; 3: turned embeddings; 4: content digests; 5: blank flag; 6: capture signature
 SCHEMA_VERSION = 6
 # Upgrades that keep the rows: {from_version: statements}. Older versions are rebuilt.
-_MIGRATIONS = {4: ["ALTER TABLE files ADD COLUMN blank INTEGER"], 5: ["ALTER TABLE files ADD COLUMN capture TEXT"]}
+_MIGRATIONS = {
+    4: ["ALTER TABLE files ADD COLUMN blank INTEGER"],
+    5: ["ALTER TABLE files ADD COLUMN capture TEXT"],
+}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS files (
@@ -40,7 +44,8 @@ CREATE TABLE IF NOT EXISTS sniffed (
     path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, kind TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS verify_features (
-    path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, version INTEGER NOT NULL, data BLOB
+    path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, version INTEGER NOT NULL, data
+    BLOB
 );
 CREATE TABLE IF NOT EXISTS verdicts (
     a BLOB NOT NULL, b BLOB NOT NULL, stats TEXT NOT NULL, same INTEGER NOT NULL, reason TEXT,
@@ -87,7 +92,8 @@ _CORRUPT_KEEP = 1  # moved-aside corrupt databases kept for a bug report; older 
 
 
 def _reading(default: Callable[[], object]):
-    """A read: on a cache error, warn, turn the cache off and answer ``default()`` (as if nothing is cached)."""
+    """A read: on a cache error, warn, turn the cache off and answer ``default()`` (as if nothing is
+    cached)."""
 
     def wrap(method):
         @functools.wraps(method)
@@ -138,8 +144,10 @@ class EmbeddingCache:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._conn = self._open()
         except (sqlite3.Error, OSError) as e:
-            self._disable(f"the cache {self.path} cannot be used ({getattr(e, 'strerror', None) or e}); "
-                          "scanning without it")
+            self._disable(
+                f"the cache {self.path} cannot be used ({getattr(e, 'strerror', None) or e}); "
+                "scanning without it"
+            )
 
     @property
     def usable(self) -> bool:
@@ -164,13 +172,16 @@ class EmbeddingCache:
             os.replace(self.path, aside)
             for suffix in ("-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-            self._warn(f"the cache {self.path} could not be used ({e}); moved it to {aside.name} and started a "
-                       "new one")
+            self._warn(
+                f"the cache {self.path} could not be used ({e}); moved it to {aside.name} and started a "
+                "new one"
+            )
             self._prune_corrupt()
             return self._connect()
 
     def _drop_orphan_wal(self) -> None:
-        """A ``-wal``/``-shm`` pair whose database was deleted (by hand, while a scan ran) would make SQLite fail
+        """A ``-wal``/``-shm`` pair whose database was deleted (by hand, while a scan ran) would make SQLite
+        fail
         with a disk I/O error on the new database: with no database left, they belong to nothing."""
         if self.path.exists():
             return
@@ -236,19 +247,25 @@ class EmbeddingCache:
         out: dict[str, CachedEntry] = {}
         if not wanted:
             return out
-        cols = ("f.path, f.size, f.mtime_ns, f.width, f.height, f.format, f.taken, f.embedding, f.features, "
-                "f.error, f.turned, f.digest, f.blank, f.capture")
+        cols = (
+            "f.path, f.size, f.mtime_ns, f.width, f.height, f.format, f.taken, f.embedding, f.features, "
+            "f.error, f.turned, f.digest, f.blank, f.capture"
+        )
         # The (path, model) key index is the smallest covering one, so this counts without reading any blob.
         rows = self._conn.execute("SELECT COUNT(*) FROM files WHERE model = ?", (model,)).fetchone()[0]
         if rows > self._KEYED_RATIO * len(wanted):
             with self._conn:
                 self._conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (path BLOB PRIMARY KEY)")
                 self._conn.execute("DELETE FROM temp.wanted")
-                self._conn.executemany("INSERT OR IGNORE INTO temp.wanted VALUES (?)",
-                                       ((os.fsencode(p),) for p in wanted))
-            # CROSS JOIN keeps the wanted paths as the outer loop (SQLite's planner otherwise scans ``files``).
+                self._conn.executemany(
+                    "INSERT OR IGNORE INTO temp.wanted VALUES (?)", ((os.fsencode(p),) for p in wanted)
+                )
+            # CROSS JOIN keeps the wanted paths as the outer loop (SQLite's planner otherwise scans
+            # ``files``).
             cur = self._conn.execute(
-                f"SELECT {cols} FROM temp.wanted w CROSS JOIN files f ON f.path = w.path AND f.model = ?", (model,))
+                f"SELECT {cols} FROM temp.wanted w CROSS JOIN files f ON f.path = w.path AND f.model = ?",
+                (model,),
+            )
         else:
             cur = self._conn.execute(f"SELECT {cols} FROM files f WHERE f.model = ?", (model,))
         for key, size, mtime, w, h, fmt, taken, emb, feat, err, turned, digest, blank, capture in cur:
@@ -257,26 +274,55 @@ class EmbeddingCache:
                 continue
             e = _vec(emb)
             t = _vec(turned)
-            out[path] = CachedEntry(path, size, mtime, w or 0, h or 0, fmt or "", taken, e, _vec(feat), err,
-                                    None if t is None or e is None else t.reshape(-1, len(e)), digest, bool(blank),
-                                    capture)
+            out[path] = CachedEntry(
+                path,
+                size,
+                mtime,
+                w or 0,
+                h or 0,
+                fmt or "",
+                taken,
+                e,
+                _vec(feat),
+                err,
+                None if t is None or e is None else t.reshape(-1, len(e)),
+                digest,
+                bool(blank),
+                capture,
+            )
         return out
 
     @_writing
     def store(self, model: str, entries: Iterable[CachedEntry]) -> None:
         rows = [
             (
-                os.fsencode(e.path), model, e.size, e.mtime_ns, e.width, e.height, e.format, e.taken,
-                _blob(e.embedding), _blob(e.features), e.error, _blob(e.turned), e.digest, int(e.blank), e.capture,
+                os.fsencode(e.path),
+                model,
+                e.size,
+                e.mtime_ns,
+                e.width,
+                e.height,
+                e.format,
+                e.taken,
+                _blob(e.embedding),
+                _blob(e.features),
+                e.error,
+                _blob(e.turned),
+                e.digest,
+                int(e.blank),
+                e.capture,
             )
             for e in entries
         ]
         with self._conn:
-            self._conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows
+            )
 
     @_writing
     def store_digests(self, model: str, digests: dict[str, tuple[int, int, str]]) -> None:
-        """Remember content hashes ``{path: (size, mtime_ns, digest)}`` of rows still valid for those stats."""
+        """Remember content hashes ``{path: (size, mtime_ns, digest)}`` of rows still valid for those
+        stats."""
         with self._conn:
             self._conn.executemany(
                 "UPDATE files SET digest = ? WHERE path = ? AND model = ? AND size = ? AND mtime_ns = ?",
@@ -289,8 +335,9 @@ class EmbeddingCache:
         """Stored features ``{path: bytes}`` still valid for ``(path, size, mtime_ns)`` and ``version``."""
         out = {}
         for p, size, mtime in files:
-            row = self._conn.execute("SELECT size, mtime_ns, version, data FROM verify_features WHERE path = ?",
-                                     (os.fsencode(p),)).fetchone()
+            row = self._conn.execute(
+                "SELECT size, mtime_ns, version, data FROM verify_features WHERE path = ?", (os.fsencode(p),)
+            ).fetchone()
             if row and row[:3] == (size, mtime, version) and row[3]:
                 out[p] = row[3]
         return out
@@ -298,17 +345,22 @@ class EmbeddingCache:
     @_writing
     def store_verify_features(self, version: int, rows: dict[str, tuple[int, int, bytes]]) -> None:
         with self._conn:
-            self._conn.executemany("INSERT OR REPLACE INTO verify_features VALUES (?, ?, ?, ?, ?)",
-                                   [(os.fsencode(p), s, m, version, d) for p, (s, m, d) in rows.items()])
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO verify_features VALUES (?, ?, ?, ?, ?)",
+                [(os.fsencode(p), s, m, version, d) for p, (s, m, d) in rows.items()],
+            )
 
     @_reading(dict)
     def verdicts(self, keys: dict[tuple[str, str], str]) -> dict[tuple[str, str], tuple[bool, str]]:
-        """Stored verdicts for path pairs whose ``stats`` key (both files' size, mtime, the verifier's version)
+        """Stored verdicts for path pairs whose ``stats`` key (both files' size, mtime, the verifier's
+        version)
         is unchanged: ``{(a, b): (same, reason)}``."""
         out = {}
         for (a, b), stats in keys.items():
-            row = self._conn.execute("SELECT stats, same, reason FROM verdicts WHERE a = ? AND b = ?",
-                                     (os.fsencode(a), os.fsencode(b))).fetchone()
+            row = self._conn.execute(
+                "SELECT stats, same, reason FROM verdicts WHERE a = ? AND b = ?",
+                (os.fsencode(a), os.fsencode(b)),
+            ).fetchone()
             if row and row[0] == stats:
                 out[(a, b)] = (bool(row[1]), row[2] or "")
         return out
@@ -316,9 +368,13 @@ class EmbeddingCache:
     @_writing
     def store_verdicts(self, rows: dict[tuple[str, str], tuple[str, bool, str]]) -> None:
         with self._conn:
-            self._conn.executemany("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?)",
-                                   [(os.fsencode(a), os.fsencode(b), st, int(same), reason)
-                                    for (a, b), (st, same, reason) in rows.items()])
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?)",
+                [
+                    (os.fsencode(a), os.fsencode(b), st, int(same), reason)
+                    for (a, b), (st, same, reason) in rows.items()
+                ],
+            )
 
     # -- content sniffing verdicts for files with unknown extensions ---------------------------------------
     @_reading(dict)

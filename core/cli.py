@@ -36,7 +36,9 @@ def _threshold(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not MIN_THRESHOLD <= v <= 1.0:  # NaN fails this too
-        raise argparse.ArgumentTypeError(f"must be between {MIN_THRESHOLD} and 1 (a cosine similarity), got {text}")
+        raise argparse.ArgumentTypeError(
+            f"must be between {MIN_THRESHOLD} and 1 (a cosine similarity), got {text}"
+        )
     return v
 
 
@@ -71,9 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("scan", parents=[common], help="group duplicates in folders")
     s.add_argument("paths", nargs="+", metavar="PATH")
-    s.add_argument("--threshold", type=_threshold, help="duplicate threshold (cosine; default from the model)")
-    s.add_argument("--similar-threshold", type=_threshold,
-                   help="cosine from which close photos that are not copies are listed as similar shots")
+    s.add_argument(
+        "--threshold", type=_threshold, help="duplicate threshold (cosine; default from the model)"
+    )
+    s.add_argument(
+        "--similar-threshold",
+        type=_threshold,
+        help="cosine from which close photos that are not copies are listed as similar shots",
+    )
     s.add_argument("--json", type=Path, metavar="FILE", help="write results as JSON ('-' for stdout)")
     s.add_argument("--csv", type=Path, metavar="FILE", help="write one row per grouped file")
 
@@ -85,11 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("serve", parents=[common], help="answer queries over HTTP (needs lookalike[serve])")
     v.add_argument("paths", nargs="+", metavar="PATH", help="folders to serve (read-only)")
-    v.add_argument("--host", default="127.0.0.1", help="address to listen on (not loopback: --token-file needed)")
+    v.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (not loopback: --token-file needed)"
+    )
     v.add_argument("--port", type=int, default=8765)
-    v.add_argument("--token-file", type=Path, metavar="FILE", help="clients must send 'Authorization: Bearer' it")
-    v.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
-                   help="let web pages from ORIGIN call the API (default: none)")
+    v.add_argument(
+        "--token-file", type=Path, metavar="FILE", help="clients must send 'Authorization: Bearer' it"
+    )
+    v.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let web pages from ORIGIN call the API (default: none)",
+    )
 
     b = sub.add_parser("bench", help="measure speed on a generated corpus (prints figures)")
     b.add_argument("--workdir", type=Path, help="where to build the corpus (default: a temp folder)")
@@ -129,8 +145,13 @@ def _engine(a):
 def _options(a):
     from core.scan import ScanOptions
 
-    return ScanOptions(include=tuple(a.include), exclude=tuple(a.exclude), min_size=a.min_size,
-                       include_hidden=a.hidden, follow_symlinks=a.follow_symlinks)
+    return ScanOptions(
+        include=tuple(a.include),
+        exclude=tuple(a.exclude),
+        min_size=a.min_size,
+        include_hidden=a.hidden,
+        follow_symlinks=a.follow_symlinks,
+    )
 
 
 def _outputs(a) -> list[tuple[str, Output]]:
@@ -174,13 +195,19 @@ def cmd_scan(a) -> int:
         for _, out in outputs:
             out.discard()
     out = sys.stderr if any(o.stdout for _, o in outputs) else sys.stdout
-    print(f"{len(result.files)} images, {len(result.groups)} groups, {result.duplicates} duplicates, "
-          f"{human_bytes(result.reclaimable)} reclaimable, {len(result.problems)} problems, "
-          f"{len(result.blank)} blank "
-          f"(threshold {threshold:.3f}, model {result.model.name})", file=out)
+    print(
+        f"{len(result.files)} images, {len(result.groups)} groups, {result.duplicates} duplicates, "
+        f"{human_bytes(result.reclaimable)} reclaimable, {len(result.problems)} problems, "
+        f"{len(result.blank)} blank "
+        f"(threshold {threshold:.3f}, model {result.model.name})",
+        file=out,
+    )
     shots = sum(len(g.members) for g in result.similar_groups)
-    print(f"similar shots (other captures of one subject, never selected for removal): "
-          f"{len(result.similar_groups)} groups, {shots} photos (threshold {similar:.3f})", file=out)
+    print(
+        f"similar shots (other captures of one subject, never selected for removal): "
+        f"{len(result.similar_groups)} groups, {shots} photos (threshold {similar:.3f})",
+        file=out,
+    )
     for w in lib.stats.get("warnings", []):
         print(f"  warning: {w}", file=out)
     for p in result.problems[:20]:
@@ -218,10 +245,13 @@ def cmd_similar(a) -> int:
                 print(f"lookalike: {img}: {e}", file=sys.stderr)
                 failed += 1
                 continue
-            queries.append({"query": path, "results": [{"path": p, "similarity": round(s, 6)} for p, s in hits]})
+            queries.append(
+                {"query": path, "results": [{"path": p, "similarity": round(s, 6)} for p, s in hits]}
+            )
         for _, out in outputs:
-            out.write(json_text({"model": {"name": lib.model.name, "sha256": lib.model.sha256},
-                                 "queries": queries}))
+            out.write(
+                json_text({"model": {"name": lib.model.name, "sha256": lib.model.sha256}, "queries": queries})
+            )
     finally:
         for _, out in outputs:
             out.discard()
@@ -254,6 +284,7 @@ def _safe_streams() -> None:
     try:
         codecs.lookup_error("lookalike")
     except LookupError:
+
         def handler(err: UnicodeError):
             if isinstance(err, UnicodeEncodeError):
                 bad = err.object[err.start : err.end]
@@ -280,8 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except SystemExit as e:  # --help
         return int(e.code or 0)
-    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if a.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         if a.command == "scan":
             return cmd_scan(a)
@@ -293,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 from benchmarks.speed import run_bench
             except ImportError:
-                raise LookalikeError("the benchmarks come with the source tree: run `make bench` in a checkout") from None
+                raise LookalikeError(
+                    "the benchmarks come with the source tree: run `make bench` in a checkout"
+                ) from None
 
             return run_bench(workdir=a.workdir, quick=a.quick, skip_1m=a.skip_1m)
     except (UsageError, OutputError) as e:

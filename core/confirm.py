@@ -88,15 +88,25 @@ def confirm_pairs(
             fresh.append(k)
         else:
             same[k], reasons[k] = hit
-    stats = {"candidates": n, "identical": n - len(todo) - camera, "camera_data": camera,
-             "verdicts_cached": len(todo) - len(fresh),
-             "verified": len(fresh), "features_extracted": 0}
+    stats = {
+        "candidates": n,
+        "identical": n - len(todo) - camera,
+        "camera_data": camera,
+        "verdicts_cached": len(todo) - len(fresh),
+        "verified": len(fresh),
+        "features_extracted": 0,
+    }
     if not fresh:
         return Confirmed(same, tuple(reasons), stats)
 
     need = sorted({int(x) for k in fresh for x in (i[k], j[k])})
-    stored = cache.verify_features(verify.VERSION, ((files[x].path, files[x].size, files[x].mtime_ns)
-                                                    for x in need)) if cache else {}
+    stored = (
+        cache.verify_features(
+            verify.VERSION, ((files[x].path, files[x].size, files[x].mtime_ns) for x in need)
+        )
+        if cache
+        else {}
+    )
     feats: dict[int, verify.ImageFeatures | None] = {}
     for x in need:
         data = stored.get(files[x].path)
@@ -128,8 +138,10 @@ def confirm_pairs(
 
     done = 0
     new_features: dict[str, tuple[int, int, bytes]] = {}
-    with verify.one_thread_each(), \
-            ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1, thread_name_prefix="verify") as pool:
+    with (
+        verify.one_thread_each(),
+        ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1, thread_name_prefix="verify") as pool,
+    ):
         for x, f in pool.map(extract, missing):
             cancel.raise_if_cancelled()
             feats[x] = f

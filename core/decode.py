@@ -5,7 +5,8 @@ decode is ~5x slower for nothing. EXIF orientation is applied; every mode (P, LA
 RGB (transparency over white). Decompression bombs are refused with a reason, never decoded.
 
 Memory is bounded: the pixel buffers a decode will need are estimated from the header (``decode_cost``) before
-anything is loaded; an image over ``MAX_DECODE_BYTES`` is refused with a reason, and callers running decodes in
+anything is loaded; an image over ``MAX_DECODE_BYTES`` is refused with a reason, and callers running decodes
+in
 parallel can make each wait for its share of a global budget (``reserve``). Images far larger than the model
 needs are shrunk right after loading, before any conversion: the loaded pixels are the peak, not 3-4 copies.
 """
@@ -68,7 +69,9 @@ def register_plugins() -> None:
         import pillow_heif
 
         pillow_heif.register_heif_opener()
-        if "AVIF" not in Image.registered_extensions().values() and hasattr(pillow_heif, "register_avif_opener"):
+        if "AVIF" not in Image.registered_extensions().values() and hasattr(
+            pillow_heif, "register_avif_opener"
+        ):
             pillow_heif.register_avif_opener()
     except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
         log.warning("pillow-heif is not installed: HEIC/HEIF files will be reported as unsupported")
@@ -85,12 +88,19 @@ class Decoded:
 
 
 # EXIF tags that name one capture: an edit keeps them; another frame of a burst or a bracket changes them.
-_CAPTURE_TAGS = {0x9003: "time", 0x9291: "subsec", 0x829A: "exposure", 0x829D: "f", 0x8827: "iso",
-                 0x9204: "bias"}
+_CAPTURE_TAGS = {
+    0x9003: "time",
+    0x9291: "subsec",
+    0x829A: "exposure",
+    0x829D: "f",
+    0x8827: "iso",
+    0x9204: "bias",
+}
 
 
 def capture_signature(exif: Image.Exif) -> str | None:
-    """``"time=2021:06:05 07:41:12;subsec=345;exposure=0.004;..."`` from the Exif IFD, or None without a capture
+    """``"time=2021:06:05 07:41:12;subsec=345;exposure=0.004;..."`` from the Exif IFD, or None without a
+    capture
     time. Two files whose signatures disagree on a field both carry are two captures (``same_capture``)."""
     ifd = exif.get_ifd(0x8769)
     fields = []
@@ -170,21 +180,25 @@ def to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-# What the model sees from a file; part of the cache key, so changing it re-embeds instead of mixing old and new.
+# What the model sees from a file; part of the cache key, so changing it re-embeds instead of mixing old and
+# new.
 PREPROCESS_VERSION = "squash-trim2"
 
 
 def _thumbnail(rgb: Image.Image) -> np.ndarray:
-    """At most 96 px on the long side, box-filtered (~40x fewer pixels than the JPEG draft): int16 (h, w, 3)."""
+    """At most 96 px on the long side, box-filtered (~40x fewer pixels than the JPEG draft): int16 (h, w,
+    3)."""
     W, H = rgb.size
     scale = 96 / max(W, H)
     small = rgb.resize((max(1, round(W * scale)), max(1, round(H * scale))), Image.Resampling.BOX)
     return np.asarray(small, dtype=np.int16)
 
 
-def _crop_margins(rgb: Image.Image, shape: tuple[int, ...], top: int, bottom: int, left: int, right: int
-                  ) -> Image.Image:
-    """Crop margins found on a thumbnail of ``shape``; slivers under 2 % of a side are ignored (JPEG edge noise)."""
+def _crop_margins(
+    rgb: Image.Image, shape: tuple[int, ...], top: int, bottom: int, left: int, right: int
+) -> Image.Image:
+    """Crop margins found on a thumbnail of ``shape``; slivers under 2 % of a side are ignored (JPEG edge
+    noise)."""
     h, w = shape[:2]
     top, bottom = (x if x >= 0.02 * h else 0 for x in (top, bottom))
     left, right = (x if x >= 0.02 * w else 0 for x in (left, right))
@@ -195,12 +209,14 @@ def _crop_margins(rgb: Image.Image, shape: tuple[int, ...], top: int, bottom: in
     return rgb.crop((round(left * sx), round(top * sy), W - round(right * sx), H - round(bottom * sy)))
 
 
-def trim_borders(rgb: Image.Image, tolerance: int = 8, share: float = 0.99, thumb: np.ndarray | None = None
-                 ) -> Image.Image:
+def trim_borders(
+    rgb: Image.Image, tolerance: int = 8, share: float = 0.99, thumb: np.ndarray | None = None
+) -> Image.Image:
     """Cut flat bars off the edges (letterbox, padding, frames), so a padded copy looks like its original.
 
     Found on a thumbnail of at most 96 px: a row or column is a bar when ``share`` of its pixels lie within
-    ``tolerance`` of that edge's median colour (padding is flat; skies and fog have gradients). At least 20 % of
+    ``tolerance`` of that edge's median colour (padding is flat; skies and fog have gradients). At least 20 %
+    of
     each side is always kept. ``thumb``: this image's ``_thumbnail``, when the caller has it.
     """
     if rgb.height < 16 or rgb.width < 16:
@@ -241,13 +257,21 @@ def _opening(mask: np.ndarray, k: int) -> np.ndarray:
     return _box_sums(np.pad(eroded, k - 1), k) > 0
 
 
-def trim_canvas(rgb: Image.Image, tolerance: int = 6, ring_share: float = 0.5, line_share: float = 0.85,
-                k: int = 6, thumb: np.ndarray | None = None) -> Image.Image:
+def trim_canvas(
+    rgb: Image.Image,
+    tolerance: int = 6,
+    ring_share: float = 0.5,
+    line_share: float = 0.85,
+    k: int = 6,
+    thumb: np.ndarray | None = None,
+) -> Image.Image:
     """Cut a flat canvas with sparse marks off a picture placed on it: a screenshot of a photo in an app.
 
     Found on a thumbnail of at most 96 px. The canvas colour is the commonest colour of the outer ring, and at
-    least ``ring_share`` of the ring must be that colour (title bars, flat lines of another colour, are left out
-    of that count). Pixels away from the canvas colour are the content; title bars are removed, then an opening
+    least ``ring_share`` of the ring must be that colour (title bars, flat lines of another colour, are left
+    out
+    of that count). Pixels away from the canvas colour are the content; title bars are removed, then an
+    opening
     with a ``k``-px square drops thin marks (lines of text, buttons), and the content's bounding box is kept.
     At least 20 % of each side is always kept. Measured on 400 held-out photos: screenshot copies' recall
     0.50 -> 0.99 with the same model, no edit kind worse by more than one photo in 400.
@@ -266,11 +290,15 @@ def trim_canvas(rgb: Image.Image, tolerance: int = 6, ring_share: float = 0.5, l
     near = np.abs(a - bg).max(axis=2) <= tolerance
 
     def flat_lines(x: np.ndarray) -> np.ndarray:  # (n, m, 3) -> which lines are one flat colour
-        return (np.abs(x - np.median(x, axis=1, keepdims=True)).max(axis=2) <= tolerance).mean(axis=1) >= line_share
+        return (np.abs(x - np.median(x, axis=1, keepdims=True)).max(axis=2) <= tolerance).mean(
+            axis=1
+        ) >= line_share
 
     rows, cols = flat_lines(a), flat_lines(a.transpose(1, 0, 2))
     edges = [(near[0], rows[0]), (near[-1], rows[-1]), (near[:, 0], cols[0]), (near[:, -1], cols[-1])]
-    counted = [line for line, is_flat in edges if not is_flat or line.mean() > 0.5]  # skip bars of another colour
+    counted = [
+        line for line, is_flat in edges if not is_flat or line.mean() > 0.5
+    ]  # skip bars of another colour
     if not counted or np.concatenate(counted).mean() < ring_share:
         return rgb
     content = ~near
@@ -287,7 +315,8 @@ def trim_canvas(rgb: Image.Image, tolerance: int = 6, ring_share: float = 0.5, l
 
 
 def resize_for_model(rgb: Image.Image, size: int) -> np.ndarray:
-    """The model's input from an upright RGB image: bars and app canvases trimmed, squashed to ``size``x``size``.
+    """The model's input from an upright RGB image: bars and app canvases trimmed, squashed to
+    ``size``x``size``.
 
     Training uses this too, so the app and the training see the same pixels.
     """
@@ -307,7 +336,9 @@ def open_regular(path: str) -> BinaryIO:
     open, and the scan with it, for ever; ``fstat`` on the open descriptor then checks what was really opened,
     with no window for another swap. Symlinks are followed on purpose (the walk may follow them).
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    flags = (
+        os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    )
     try:
         fd = os.open(path, flags)
     except FileNotFoundError as e:
@@ -333,7 +364,8 @@ def open_regular(path: str) -> BinaryIO:
 
 @contextmanager
 def open_image(path: str) -> Iterator[Image.Image]:
-    """Open ``path`` and validate its header; raise ``DecodeError`` with a clear reason. Closes the file after."""
+    """Open ``path`` and validate its header; raise ``DecodeError`` with a clear reason. Closes the file
+    after."""
     register_plugins()
     with open_regular(path) as fh:
         try:
@@ -352,23 +384,47 @@ def open_image(path: str) -> Iterator[Image.Image]:
                 raise DecodeError(f"invalid image size {w}x{h}")
             if w * h > MAX_PIXELS:
                 raise DecodeError(
-                    f"image too large to decode safely ({w}x{h} px, limit {MAX_PIXELS // 1_000_000} MP)")
+                    f"image too large to decode safely ({w}x{h} px, limit {MAX_PIXELS // 1_000_000} MP)"
+                )
             yield im
 
 
 # Bytes per pixel of Pillow's storage (RGB is stored in 4), and a rough upper bound of what the steps after
 # loading hold at once per pixel: to_rgb's copies, then a crop and a turn of the RGB image (4 bytes each).
 _STORED = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
-_WORKING = {"RGB": 8, "RGBA": 12, "LA": 16, "La": 16, "PA": 16, "RGBa": 16, "P": 20,
-            "I;16": 15, "I;16B": 15, "I;16L": 15, "I;16N": 15, "I": 17, "F": 18}
-_DESCRIBE = {"1": "1-bit", "L": "8-bit grey", "P": "palette", "I": "32-bit integer", "F": "32-bit float",
-             "I;16": "16-bit grey", "I;16B": "16-bit grey", "I;16L": "16-bit grey", "I;16N": "16-bit grey"}
+_WORKING = {
+    "RGB": 8,
+    "RGBA": 12,
+    "LA": 16,
+    "La": 16,
+    "PA": 16,
+    "RGBa": 16,
+    "P": 20,
+    "I;16": 15,
+    "I;16B": 15,
+    "I;16L": 15,
+    "I;16N": 15,
+    "I": 17,
+    "F": 18,
+}
+_DESCRIBE = {
+    "1": "1-bit",
+    "L": "8-bit grey",
+    "P": "palette",
+    "I": "32-bit integer",
+    "F": "32-bit float",
+    "I;16": "16-bit grey",
+    "I;16B": "16-bit grey",
+    "I;16L": "16-bit grey",
+    "I;16N": "16-bit grey",
+}
 # Decoders that fill a buffer of their own and then copy it into Pillow's.
 _BUFFERED = {"HEIF", "AVIF", "WEBP"}
 
 
 def _reduction(width: int, height: int, size: int, keep_aspect: bool = False) -> tuple[int, int]:
-    """How much to shrink an image right after loading: (1, 1) unless it has more than ``REDUCE_ABOVE_PIXELS``;
+    """How much to shrink an image right after loading: (1, 1) unless it has more than
+    ``REDUCE_ABOVE_PIXELS``;
     at least ``_KEEP`` x ``size`` px stay on each side (on the long side with ``keep_aspect``)."""
     if width * height <= REDUCE_ABOVE_PIXELS:
         return 1, 1
@@ -406,8 +462,10 @@ def describe(im: Image.Image) -> str:
 def _check_cost(im: Image.Image, size: int, keep_aspect: bool = False) -> int:
     need = decode_cost(im, size, keep_aspect)
     if need > MAX_DECODE_BYTES:
-        raise DecodeError(f"too large to decode within the memory budget: {describe(im)}, "
-                          f"needs ~{need / 1e9:.1f} GB (limit {MAX_DECODE_BYTES / 1e9:.1f} GB)")
+        raise DecodeError(
+            f"too large to decode within the memory budget: {describe(im)}, "
+            f"needs ~{need / 1e9:.1f} GB (limit {MAX_DECODE_BYTES / 1e9:.1f} GB)"
+        )
     return need
 
 
@@ -446,8 +504,9 @@ def _orientation_and_date(im: Image.Image) -> tuple[int, str | None, str | None]
         return 1, None, capture
 
 
-def decode_for_model(path: str, size: int, *,
-                     reserve: Callable[[int], AbstractContextManager] | None = None) -> Decoded:
+def decode_for_model(
+    path: str, size: int, *, reserve: Callable[[int], AbstractContextManager] | None = None
+) -> Decoded:
     """Decode ``path`` to an upright ``size``x``size`` RGB array (aspect squashed, nothing cropped).
 
     ``reserve(nbytes)``: a context manager held while the pixels are decoded, given the estimated bytes
@@ -463,7 +522,9 @@ def decode_for_model(path: str, size: int, *,
             with reserve(need) if reserve else nullcontext():
                 im.seek(0)
                 im.load()
-                orientation, taken, capture = _orientation_and_date(im)  # after load: PNG's getexif loads pixels
+                orientation, taken, capture = _orientation_and_date(
+                    im
+                )  # after load: PNG's getexif loads pixels
                 small = _shrink(im, size)
                 rgb = to_rgb(small)
                 if rgb is not im:

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # A photo turned by 90 degrees changes aspect: its copies at the other orientation are portrait when it is
 # landscape. For portrait images the two 90-degree turns of the decoded pixels are embedded too (no extra
-# decode), so a landscape original and its turned copy meet even though CNN features are not rotation-invariant.
+# decode), so a landscape original and its turned copy meet even though CNN features are not
+# rotation-invariant.
 PORTRAIT_RATIO = 1.15
 # Estimated pixel bytes (core.decode.decode_cost) that all decode threads may hold at once. A 12 MP JPEG
 # decoded at draft scale needs ~2 MB and a 24 MP PNG ~200 MB, so ordinary photos never wait; two 16-bit
@@ -116,8 +117,15 @@ class ModelBundle:
 
 
 _REQUIRED_KEYS = (
-    ("name",), ("architecture", "resolution"), ("embedding_dim",), ("feature_dim",), ("weights", "file"),
-    ("weights", "sha256"), ("onnx", "file"), ("onnx", "sha256"), ("thresholds", "duplicate"),
+    ("name",),
+    ("architecture", "resolution"),
+    ("embedding_dim",),
+    ("feature_dim",),
+    ("weights", "file"),
+    ("weights", "sha256"),
+    ("onnx", "file"),
+    ("onnx", "sha256"),
+    ("thresholds", "duplicate"),
     ("thresholds", "similar"),
 )
 
@@ -156,7 +164,8 @@ def load_bundle(folder: str | os.PathLike | None = None, *, verify: bool = True)
 
 
 def _accelerator_may_exist() -> bool:
-    """Whether CUDA or Apple MPS could be present, asked without importing torch (1.5 s and ~700 MB when a CUDA
+    """Whether CUDA or Apple MPS could be present, asked without importing torch (1.5 s and ~700 MB when a
+    CUDA
     build is installed): CUDA needs the NVIDIA driver's device files (Linux) or its library (Windows), MPS an
     Apple-silicon Mac. ``LOOKALIKE_PROBE_TORCH=1`` asks torch anyway."""
     import platform
@@ -167,10 +176,14 @@ def _accelerator_may_exist() -> bool:
     if sys.platform == "darwin":
         return platform.machine() == "arm64"
     if sys.platform.startswith("linux"):
-        return os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/nvidia0") or os.path.exists("/dev/dxg")
+        return (
+            os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/nvidia0") or os.path.exists("/dev/dxg")
+        )
     if sys.platform == "win32":
-        return any(os.path.exists(os.path.join(os.environ.get("SystemRoot", r"C:\Windows"), "System32", dll))
-                   for dll in ("nvcuda.dll",))
+        return any(
+            os.path.exists(os.path.join(os.environ.get("SystemRoot", r"C:\Windows"), "System32", dll))
+            for dll in ("nvcuda.dll",)
+        )
     return True
 
 
@@ -214,8 +227,10 @@ class OnnxBackend:
             raise ModelError(f"cannot load the ONNX model: {e}") from e
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 2:
-            raise ModelError(f"{bundle.file('onnx')} is not a Lookalike model: it has {len(inputs)} inputs and "
-                             f"{len(outputs)} outputs (expected 1 image input; embedding and features out)")
+            raise ModelError(
+                f"{bundle.file('onnx')} is not a Lookalike model: it has {len(inputs)} inputs and "
+                f"{len(outputs)} outputs (expected 1 image input; embedding and features out)"
+            )
         self.input = inputs[0].name
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -277,7 +292,9 @@ class Embedder:
     def embed_arrays(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """uint8 (N, size, size, 3) RGB → (embeddings, ImageNet features), float32, L2-normalised."""
         if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[1:] != (self.size, self.size, 3):
-            raise ValueError(f"expected uint8 (N, {self.size}, {self.size}, 3), got {batch.dtype} {batch.shape}")
+            raise ValueError(
+                f"expected uint8 (N, {self.size}, {self.size}, 3), got {batch.dtype} {batch.shape}"
+            )
         return self._backend(np.ascontiguousarray(batch))
 
 
@@ -382,8 +399,14 @@ def embed_files(
                         arrays += [np.rot90(d.pixels, 1), np.rot90(d.pixels, 3)]
                 emb, feat = embedder.embed_arrays(np.stack(arrays))
                 out += [
-                    Embedded(i, d, None, emb[j], feat[j],
-                             emb[turned_at[j] : turned_at[j] + 2] if j in turned_at else None)
+                    Embedded(
+                        i,
+                        d,
+                        None,
+                        emb[j],
+                        feat[j],
+                        emb[turned_at[j] : turned_at[j] + 2] if j in turned_at else None,
+                    )
                     for j, (i, d) in enumerate(ok)
                 ]
             out.sort(key=lambda e: e.index)

@@ -105,28 +105,53 @@ class Library:
         check_threshold(threshold)
         similar_threshold = self.floor if similar_threshold is None else check_threshold(similar_threshold)
         if min(threshold, similar_threshold) < self.floor - 1e-9:
-            raise ValueError(f"threshold {min(threshold, similar_threshold)} is below the scanned floor "
-                             f"{self.floor}; scan again")
+            raise ValueError(
+                f"threshold {min(threshold, similar_threshold)} is below the scanned floor "
+                f"{self.floor}; scan again"
+            )
         i, j, s = self.pairs
         shots: tuple[Group, ...] = ()
         if self.same is not None:  # duplicates are verified pairs only; the others are at most similar shots
             other = ~self.same & (self.feature_similarity() >= self.similar_features)
-            shots = tuple(group_pairs(self.files, i[other], j[other], s[other], similar_threshold,
-                                      ignored=self.ignored, share=SIMILAR_SHARE))
+            shots = tuple(
+                group_pairs(
+                    self.files,
+                    i[other],
+                    j[other],
+                    s[other],
+                    similar_threshold,
+                    ignored=self.ignored,
+                    share=SIMILAR_SHARE,
+                )
+            )
             i, j, s = i[self.same], j[self.same], s[self.same]
         keep = s >= threshold
         groups = group_pairs(self.files, i, j, s, threshold, identical=self.identical, ignored=self.ignored)
-        pairs = tuple(Match(int(a), int(b), round(float(x), 6)) for a, b, x in zip(i[keep], j[keep], s[keep],
-                                                                                   strict=True))
-        return ScanResult(self.files, tuple(groups), pairs, self.problems, threshold, self.model, dict(self.stats),
-                          self.blank, shots)
+        pairs = tuple(
+            Match(int(a), int(b), round(float(x), 6))
+            for a, b, x in zip(i[keep], j[keep], s[keep], strict=True)
+        )
+        return ScanResult(
+            self.files,
+            tuple(groups),
+            pairs,
+            self.problems,
+            threshold,
+            self.model,
+            dict(self.stats),
+            self.blank,
+            shots,
+        )
 
     def feature_similarity(self) -> np.ndarray:
         """The ImageNet-features cosine of every pair (computed once)."""
         if self._feature_sims is None:
             i, j, _ = self.pairs
-            self._feature_sims = np.einsum("ij,ij->i", self.features[i], self.features[j]) if len(i) else \
-                np.zeros(0, np.float32)
+            self._feature_sims = (
+                np.einsum("ij,ij->i", self.features[i], self.features[j])
+                if len(i)
+                else np.zeros(0, np.float32)
+            )
         return self._feature_sims
 
     def similar_index(self) -> VectorIndex:
@@ -163,7 +188,9 @@ class Library:
         """The content hashes known so far, by file position."""
         return dict(self._digests)
 
-    def prepare_digests(self, cancel: CancelToken = NEVER_CANCELLED, known: dict[int, str] | None = None) -> None:
+    def prepare_digests(
+        self, cancel: CancelToken = NEVER_CANCELLED, known: dict[int, str] | None = None
+    ) -> None:
         """Hash every file that has a same-size partner among the pairs, so ``result`` never reads files
         (the scan runs this in its worker thread; the GUI regroups without I/O). ``known``: hashes already
         at hand (from the cache)."""
@@ -195,7 +222,9 @@ class Engine:
         self.device = device
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.use_cache = use_cache
-        self.batch_size = batch_size  # None: 16 on the CPU (fits its caches: measured ~10% faster than 32), 64 on a GPU
+        self.batch_size = (
+            batch_size  # None: 16 on the CPU (fits its caches: measured ~10% faster than 32), 64 on a GPU
+        )
         self.workers = workers
         self._embedder: Embedder | None = None
 
@@ -218,7 +247,8 @@ class Engine:
         return f"{self.bundle.sha256}/{onnx}/{PREPROCESS_VERSION}{turned}"
 
     def default_floor(self) -> float:
-        """The loosest threshold a scan keeps pairs for: the similar-shot threshold, or the bottom of the app's
+        """The loosest threshold a scan keeps pairs for: the similar-shot threshold, or the bottom of the
+        app's
         duplicate slider (0.1 below the duplicate threshold) if lower. (The model's *similar* threshold is
         calibrated on the ImageNet features that serve "Find similar", not on the duplicate embedding, and on
         it would keep millions of pairs.)"""
@@ -227,14 +257,16 @@ class Engine:
 
     def default_threshold(self) -> float:
         """The duplicate threshold a scan reports at by default: with verification, every candidate that
-        verifies is a duplicate (the check, not the cosine, keeps precision); without it, the calibrated one."""
+        verifies is a duplicate (the check, not the cosine, keeps precision); without it, the calibrated
+        one."""
         return self.bundle.candidate_threshold if self.verify else self.bundle.duplicate_threshold
 
     def open_cache(self) -> EmbeddingCache | None:
         return EmbeddingCache(self.cache_dir) if self.use_cache else None
 
     def mark_not_duplicate(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Remember path pairs a person said are not duplicates (kept in the cache, honoured by every scan)."""
+        """Remember path pairs a person said are not duplicates (kept in the cache, honoured by every
+        scan)."""
         self._not_duplicate(pairs, forget=False)
 
     def forget_not_duplicate(self, pairs: Iterable[tuple[str, str]]) -> None:
@@ -301,12 +333,25 @@ class Engine:
         files, emb, feat, turned, blank, problems = run.assemble(walk, entries)
         pairs = run.pair(emb, turned, floor)
         lib = Library(
-            tuple(files), emb, feat, tuple(problems), self.model_info, floor, pairs,
+            tuple(files),
+            emb,
+            feat,
+            tuple(problems),
+            self.model_info,
+            floor,
+            pairs,
             cache.not_duplicate_pairs() if cache else set(),
-            index_dir=self.cache_dir / "index" if cache and cache.usable else None, cache_key=run.key,
-            blank=tuple(blank), similar_features=self.bundle.similar_shot_features,
-            stats={"found": len(walk.files), "cached": len(walk.files) - len(todo), "embedded": len(todo),
-                   "device": self.embedder.device if todo else self.device, "warnings": []},
+            index_dir=self.cache_dir / "index" if cache and cache.usable else None,
+            cache_key=run.key,
+            blank=tuple(blank),
+            similar_features=self.bundle.similar_shot_features,
+            stats={
+                "found": len(walk.files),
+                "cached": len(walk.files) - len(todo),
+                "embedded": len(todo),
+                "device": self.embedder.device if todo else self.device,
+                "warnings": [],
+            },
         )
         run.digest(lib, entries)
         if self.verify:
@@ -315,7 +360,9 @@ class Engine:
             lib.stats["warnings"] = list(cache.warnings)
         return lib
 
-    def embed_paths(self, paths: Sequence[str]) -> tuple[list[tuple[np.ndarray, np.ndarray] | None], list[Problem]]:
+    def embed_paths(
+        self, paths: Sequence[str]
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray] | None], list[Problem]]:
         """Embed images outside any scan (for "find similar to this image")."""
         out, problems = [], []
         for p in paths:
@@ -357,8 +404,9 @@ class _ScanRun:
     """One scan's stages, in order: walk → lookup → embed → assemble → pair → digest → verify. Each stage
     reads and writes the cache it was given (or none) and honours the scan's progress and cancel."""
 
-    def __init__(self, engine: Engine, cache: EmbeddingCache | None, progress: ProgressFn,
-                 cancel: CancelToken) -> None:
+    def __init__(
+        self, engine: Engine, cache: EmbeddingCache | None, progress: ProgressFn, cancel: CancelToken
+    ) -> None:
         self.engine, self.cache, self.progress, self.cancel = engine, cache, progress, cancel
         self.key = engine.cache_key
 
@@ -380,7 +428,9 @@ class _ScanRun:
 
     def lookup(self, found) -> tuple[dict[str, CachedEntry], list]:
         """Cached entries still valid for the files found, and the files to read."""
-        entries = self.cache.lookup(self.key, ((f.path, f.size, f.mtime_ns) for f in found)) if self.cache else {}
+        entries = (
+            self.cache.lookup(self.key, ((f.path, f.size, f.mtime_ns) for f in found)) if self.cache else {}
+        )
         todo = [f for f in found if f.path not in entries]
         log.info("%d images found, %d from the cache, %d to read", len(found), len(entries), len(todo))
         return entries, todo
@@ -395,8 +445,14 @@ class _ScanRun:
         embedder = engine.embedder
         batch_size = engine.batch_size or (16 if embedder.device == "cpu" else 64)
         done = 0
-        for batch in embed_files(embedder, [f.path for f in todo], batch_size=batch_size, workers=engine.workers,
-                                 turned=engine.bundle.turned_embeddings, cancel=self.cancel):
+        for batch in embed_files(
+            embedder,
+            [f.path for f in todo],
+            batch_size=batch_size,
+            workers=engine.workers,
+            turned=engine.bundle.turned_embeddings,
+            cancel=self.cancel,
+        ):
             fresh = [_entry(todo[e.index], e) for e in batch]
             if self.cache:
                 self.cache.store(self.key, fresh)  # committed per batch: a cancelled scan keeps its work
@@ -447,15 +503,29 @@ class _ScanRun:
         lib.prepare_digests(self.cancel, known=cached)
         if self.cache:  # a rescan must not read the files again to tell exact copies
             files = lib.files
-            self.cache.store_digests(self.key, {files[k].path: (files[k].size, files[k].mtime_ns, d)
-                                                for k, d in lib.digests().items() if d and k not in cached})
+            self.cache.store_digests(
+                self.key,
+                {
+                    files[k].path: (files[k].size, files[k].mtime_ns, d)
+                    for k, d in lib.digests().items()
+                    if d and k not in cached
+                },
+            )
 
     def verify(self, lib: Library, verify_from: float) -> None:
         """Check every pair at or above ``verify_from`` as the same capture (core.confirm)."""
         i, j, s = lib.pairs
         close = np.nonzero(s >= verify_from)[0]
-        confirmed = confirm_pairs(lib.files, i[close], j[close], identical=lib.identical, cache=self.cache,
-                                  workers=self.engine.workers, progress=self.progress, cancel=self.cancel)
+        confirmed = confirm_pairs(
+            lib.files,
+            i[close],
+            j[close],
+            identical=lib.identical,
+            cache=self.cache,
+            workers=self.engine.workers,
+            progress=self.progress,
+            cancel=self.cancel,
+        )
         same = np.zeros(len(i), bool)
         same[close] = confirmed.same
         reasons = ["not close enough to be a copy"] * len(i)
@@ -471,5 +541,18 @@ def _entry(f, e) -> CachedEntry:
         return CachedEntry(f.path, f.size, f.mtime_ns, 0, 0, "", None, None, None, e.error)
     d = e.decoded
     turned = None if e.turned is None else _f16(e.turned)
-    return CachedEntry(f.path, f.size, f.mtime_ns, d.width, d.height, d.format, d.taken, _f16(e.embedding),
-                       _f16(e.features), None, turned, blank=is_blank(d.pixels), capture=d.capture)
+    return CachedEntry(
+        f.path,
+        f.size,
+        f.mtime_ns,
+        d.width,
+        d.height,
+        d.format,
+        d.taken,
+        _f16(e.embedding),
+        _f16(e.features),
+        None,
+        turned,
+        blank=is_blank(d.pixels),
+        capture=d.capture,
+    )

@@ -28,7 +28,8 @@ class ActionError(LookalikeError):
 
 
 class OutputError(LookalikeError):
-    """A report cannot be written where asked (an image, a folder, a file that is not ours, no such folder)."""
+    """A report cannot be written where asked (an image, a folder, a file that is not ours, no such
+    folder)."""
 
 
 class CacheError(LookalikeError):

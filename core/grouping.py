@@ -20,7 +20,8 @@ SAME_AGE_NS = 60 * 1_000_000_000
 
 
 def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Connected-component labels of the graph on ``n`` nodes with edges ``(i[k], j[k])``: each node's label is
+    """Connected-component labels of the graph on ``n`` nodes with edges ``(i[k], j[k])``: each node's label
+    is
     the smallest node of its component.
 
     Hook every edge's larger root under its smaller one, then jump pointers until each node points at its
@@ -67,8 +68,9 @@ def rank_copies(records: list[ImageRecord]) -> list[int]:
     return sorted(range(len(records)), key=key)
 
 
-def _clusters(nodes: np.ndarray, a: np.ndarray, b: np.ndarray, s: np.ndarray, share: float = 1.0
-              ) -> list[list[int]]:
+def _clusters(
+    nodes: np.ndarray, a: np.ndarray, b: np.ndarray, s: np.ndarray, share: float = 1.0
+) -> list[list[int]]:
     """Complete-linkage clusters of one connected component with edges ``(a[k], b[k], s[k])``.
 
     Edges are taken by decreasing similarity; two clusters merge when every cross pair is an edge, which is

@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 EXACT_LIMIT = 20_000
 DEFAULT_K = 32
-# At most this many partners per image are kept (its most similar): real groups of copies are far smaller, and a
+# At most this many partners per image are kept (its most similar): real groups of copies are far smaller, and
+# a
 # degenerate folder (2,000 smooth gradients all alike) would otherwise cost millions of pairs and minutes.
 MAX_PARTNERS = 200
 # The loosest threshold accepted anywhere: below it nearly every two photos pair up, and nothing is learnt.
@@ -34,7 +35,9 @@ MIN_THRESHOLD = 0.5
 def check_threshold(threshold: float, what: str = "threshold") -> float:
     """``threshold`` if it is a usable cosine threshold, else ``ValueError`` (NaN included)."""
     if not MIN_THRESHOLD <= threshold <= 1.0:
-        raise ValueError(f"the {what} must be between {MIN_THRESHOLD} and 1 (a cosine similarity), got {threshold}")
+        raise ValueError(
+            f"the {what} must be between {MIN_THRESHOLD} and 1 (a cosine similarity), got {threshold}"
+        )
     return float(threshold)
 
 
@@ -59,14 +62,17 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: str | os.PathLike, vectors: np.ndarray) -> VectorIndex:
-        """Load a saved index of exactly these vectors. Its checksums are verified *before* Annoy maps the file:
+        """Load a saved index of exactly these vectors. Its checksums are verified *before* Annoy maps the
+        file:
         a damaged index crashes Annoy's reader or answers with wrong neighbours. Raises ``ValueError``."""
         self = cls.__new__(cls)
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.n, self.dim = self.vectors.shape
         try:
             saved = json.loads(Path(_sum_path(path)).read_text(encoding="utf-8"))
-            ok = (saved.get("file") == _file_digest(path) and saved.get("vectors") == _vectors_digest(self.vectors))
+            ok = saved.get("file") == _file_digest(path) and saved.get("vectors") == _vectors_digest(
+                self.vectors
+            )
         except (OSError, ValueError, AttributeError) as e:
             raise ValueError(f"{path} has no valid checksum ({e})") from None
         if not ok:
@@ -120,7 +126,9 @@ def _file_digest(path: str | os.PathLike) -> str:
 
 
 def _vectors_digest(vectors: np.ndarray) -> str:
-    return hashlib.blake2b(np.ascontiguousarray(vectors, dtype=np.float32).tobytes(), digest_size=16).hexdigest()
+    return hashlib.blake2b(
+        np.ascontiguousarray(vectors, dtype=np.float32).tobytes(), digest_size=16
+    ).hexdigest()
 
 
 def prune_indexes(folder: str | os.PathLike, keep: int = 2) -> None:
@@ -275,8 +283,11 @@ def turned_pairs(
     return np.minimum(a, b), np.maximum(a, b), np.minimum(s, 1.0)
 
 
-def merge_pairs(*triples: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Union of pair lists, keeping the highest similarity of a pair found more than once; sorted by (i, j)."""
+def merge_pairs(
+    *triples: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Union of pair lists, keeping the highest similarity of a pair found more than once; sorted by (i,
+    j)."""
     i, j, s = (np.concatenate(x) for x in zip(*triples, strict=True))
     if not len(i):
         return _concat([], [], [])

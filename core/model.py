@@ -1,8 +1,10 @@
 """The Lookalike embedding network: one forward pass, two outputs.
 
 ``embedding``: the duplicate embedding (GeM pooling → linear projection → L2), fine-tuned for edited copies.
-``features``: the backbone's globally average-pooled ImageNet features (L2), which keep "same subject" similarity
-for "Find similar". When the fine-tuned part forks from the backbone at stage ``fork``, the ImageNet branch keeps
+``features``: the backbone's globally average-pooled ImageNet features (L2), which keep "same subject"
+similarity
+for "Find similar". When the fine-tuned part forks from the backbone at stage ``fork``, the ImageNet branch
+keeps
 the original later stages so its features stay ImageNet features; the shared early stages run once.
 
 Importing this module imports torch: the run-time CPU path never does (it runs the ONNX export).
@@ -28,7 +30,9 @@ class ModelConfig:
     resolution: int = 224
     embed_dim: int = 256  # 0: no projection, the duplicate embedding is the pooled backbone features
     pooling: str = "gem"  # "gem" or "avg"
-    fork: int | None = None  # stage where the fine-tuned branch starts (n stages: the head conv); None: head-only
+    fork: int | None = (
+        None  # stage where the fine-tuned branch starts (n stages: the head conv); None: head-only
+    )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,9 +76,12 @@ class LookalikeNet(nn.Module):
         self._stem = stem
         self._shared = nn.Sequential(*stages[:fork])
         self._imagenet_tail = nn.Sequential(*stages[fork:], head)
-        # The fine-tuned tail starts as a copy of the ImageNet one (with fork == n: a copy of the head conv alone);
+        # The fine-tuned tail starts as a copy of the ImageNet one (with fork == n: a copy of the head conv
+        # alone);
         # fork None: no tuned tail, only pooling and projection learn.
-        self.tuned_tail = copy.deepcopy(nn.Sequential(*stages[fork:], head)) if config.fork is not None else None
+        self.tuned_tail = (
+            copy.deepcopy(nn.Sequential(*stages[fork:], head)) if config.fork is not None else None
+        )
         dim = self.backbone.num_features
         self.pool = GeM() if config.pooling == "gem" else None
         self.proj = nn.Linear(dim, config.embed_dim) if config.embed_dim else None
@@ -121,7 +128,9 @@ class LookalikeNet(nn.Module):
         missing, unexpected = self.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.startswith(self._ALIASES) and "num_batches_tracked" not in k]
         if missing or unexpected:
-            raise ValueError(f"weights do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+            raise ValueError(
+                f"weights do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
 
     def trainable_parameters(self, unfreeze_tail: bool) -> list[nn.Parameter]:
         """The parameters training updates: the head, plus the fine-tuned tail once it is unfrozen."""

@@ -1,7 +1,8 @@
 """Reports of a scan: the JSON contract, CSV rows, byte formatting, and writing them without harming a file.
 
 Every front end (the CLI, the app's Export, the packaged self-test) writes through this module. An output path
-is checked *before* the work that fills it: it must not be an image, a folder, or an existing file that is not a
+is checked *before* the work that fills it: it must not be an image, a folder, or an existing file that is not
+a
 report this module wrote; its folder must exist and take a new file. The report is written to a temporary file
 beside the target and renamed over it, so a full disk or a crash never leaves a truncated report in place of a
 good one.
@@ -25,7 +26,8 @@ STDOUT = "-"
 
 
 def human_bytes(n: float) -> str:
-    """``1536`` → ``"1.5 KB"``: whole bytes below 1 KB, one decimal above (binary units, as file managers show)."""
+    """``1536`` → ``"1.5 KB"``: whole bytes below 1 KB, one decimal above (binary units, as file managers
+    show)."""
     for unit in ("B", "KB", "MB", "GB"):
         if abs(n) < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -34,9 +36,19 @@ def human_bytes(n: float) -> str:
 
 
 def _group_json(g, files) -> dict:
-    return {"exact": g.exact,
-            "files": [{"path": files[m.index].path, "width": files[m.index].width, "height": files[m.index].height,
-                       "bytes": files[m.index].size, "similarity": m.similarity} for m in g.members]}
+    return {
+        "exact": g.exact,
+        "files": [
+            {
+                "path": files[m.index].path,
+                "width": files[m.index].width,
+                "height": files[m.index].height,
+                "bytes": files[m.index].size,
+                "similarity": m.similarity,
+            }
+            for m in g.members
+        ],
+    }
 
 
 def scan_json(result) -> dict:
@@ -48,9 +60,13 @@ def scan_json(result) -> dict:
         "files": len(files),
         "groups": [_group_json(g, files) for g in result.groups],
         "similar_groups": [_group_json(g, files) for g in result.similar_groups],
-        "pairs": [{"a": files[p.a].path, "b": files[p.b].path, "similarity": p.similarity} for p in result.pairs],
+        "pairs": [
+            {"a": files[p.a].path, "b": files[p.b].path, "similarity": p.similarity} for p in result.pairs
+        ],
         "problems": [{"path": p.path, "reason": p.reason} for p in result.problems],
-        "blank": [{"path": f.path, "width": f.width, "height": f.height, "bytes": f.size} for f in result.blank],
+        "blank": [
+            {"path": f.path, "width": f.width, "height": f.height, "bytes": f.size} for f in result.blank
+        ],
     }
 
 
@@ -73,7 +89,8 @@ def csv_text(result, keep: set[str] | None = None) -> str:
 
 
 def _ours(data: bytes) -> bool:
-    """Whether an existing file's bytes are a JSON or CSV report this module wrote (and so may be replaced)."""
+    """Whether an existing file's bytes are a JSON or CSV report this module wrote (and so may be
+    replaced)."""
     if data.startswith(",".join(CSV_HEADER).encode()):
         return True
     try:
@@ -108,20 +125,27 @@ class Output:
             try:
                 data = p.read_bytes()  # read once: is it an image, is it one of our reports?
             except OSError as e:
-                raise OutputError(f"cannot write the {self.kind} report to {name}: {e.strerror or e}") from None
+                raise OutputError(
+                    f"cannot write the {self.kind} report to {name}: {e.strerror or e}"
+                ) from None
             if sniff(data[:16]) is not None or not _ours(data):
-                raise OutputError(f"refusing to write the {self.kind} report over {name}: the file exists and is "
-                                  "not a report Lookalike wrote (choose a new name)")
+                raise OutputError(
+                    f"refusing to write the {self.kind} report over {name}: the file exists and is "
+                    "not a report Lookalike wrote (choose a new name)"
+                )
         folder = p.parent if str(p.parent) else Path(".")
         if not folder.is_dir():
-            raise OutputError(f"cannot write the {self.kind} report to {name}: no folder {os.fsdecode(folder)}")
+            raise OutputError(
+                f"cannot write the {self.kind} report to {name}: no folder {os.fsdecode(folder)}"
+            )
         try:  # a folder that cannot take a new file fails now, before the scan, not after it
             fd, probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=folder)
             os.close(fd)
             os.unlink(probe)
         except OSError as e:
-            raise OutputError(f"cannot write the {self.kind} report in {os.fsdecode(folder)}: "
-                              f"{e.strerror or e}") from None
+            raise OutputError(
+                f"cannot write the {self.kind} report in {os.fsdecode(folder)}: {e.strerror or e}"
+            ) from None
         self._folder = folder
 
     def write(self, text: str) -> None:
@@ -140,8 +164,10 @@ class Output:
             self._tmp = None
         except OSError as e:
             self.discard()
-            raise OutputError(f"could not write the {self.kind} report {os.fsdecode(self.path)}: "
-                              f"{e.strerror or e} (an earlier file there is unchanged)") from None
+            raise OutputError(
+                f"could not write the {self.kind} report {os.fsdecode(self.path)}: "
+                f"{e.strerror or e} (an earlier file there is unchanged)"
+            ) from None
 
     def discard(self) -> None:
         if self._tmp:

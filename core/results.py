@@ -25,7 +25,9 @@ class ImageRecord:
     height: int
     format: str
     taken: str | None = None  # EXIF DateTimeOriginal as "YYYY-MM-DD HH:MM:SS"
-    capture: str | None = field(default=None, compare=False)  # the camera's record of the capture (core.decode)
+    capture: str | None = field(
+        default=None, compare=False
+    )  # the camera's record of the capture (core.decode)
 
     @property
     def pixels(self) -> int:

@@ -75,7 +75,9 @@ class FoundFile:
 class Walk:
     files: list[FoundFile] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    sniffed: dict[str, str] = field(default_factory=dict)  # new content verdicts ("" = not an image), to cache
+    sniffed: dict[str, str] = field(
+        default_factory=dict
+    )  # new content verdicts ("" = not an image), to cache
 
 
 def _excluded(name: str, path: str, patterns: Iterable[str]) -> bool:
@@ -120,7 +122,9 @@ def find_images(
         elif not stat.S_ISREG(st.st_mode):
             out.problems.append(Problem(root, "not a regular file (device, pipe or socket)"))
         else:
-            _consider(root, os.path.basename(root), st, options, out, seen, sniffed, sniff_results, explicit=True)
+            _consider(
+                root, os.path.basename(root), st, options, out, seen, sniffed, sniff_results, explicit=True
+            )
 
     while stack:
         cancel.raise_if_cancelled()

@@ -1,11 +1,16 @@
 """The freedesktop.org trash, written directly, so a file's place in the trash is known before it moves.
 
-On Linux and the BSDs a file goes to the trash the spec picks for it: the home trash on the home's device, else
-its volume's ``$topdir/.Trash/$uid`` (only if ``.Trash`` is a real, sticky directory) or ``$topdir/.Trash-$uid``.
-Its ``.trashinfo`` is written first, under a name reserved with O_EXCL, so a crash leaves a record of where the
-file went. Where the spec's conditions fail, or on other systems, send2trash does it and the entry is looked up
+On Linux and the BSDs a file goes to the trash the spec picks for it: the home trash on the home's device,
+else
+its volume's ``$topdir/.Trash/$uid`` (only if ``.Trash`` is a real, sticky directory) or
+``$topdir/.Trash-$uid``.
+Its ``.trashinfo`` is written first, under a name reserved with O_EXCL, so a crash leaves a record of where
+the
+file went. Where the spec's conditions fail, or on other systems, send2trash does it and the entry is looked
+up
 afterwards by its ``Path=``. Entries are only ever found by the names the trash gives a file (``b.jpg``,
-``b 1.jpg`` ...), never by listing the whole trash. Which file is the one that was moved (size, content) is the
+``b 1.jpg`` ...), never by listing the whole trash. Which file is the one that was moved (size, content) is
+the
 caller's to judge; this module knows names, places and ``.trashinfo`` files, and never deletes a trashed file.
 """
 
@@ -25,7 +30,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-# -- the interface ------------------------------------------------------------------------------------------------
+# -- the interface
+# ------------------------------------------------------------------------------------------------
 def available() -> bool:
     """True where this module writes the trash itself (Linux, the BSDs); elsewhere only send2trash can."""
     return os.name == "posix" and sys.platform != "darwin"
@@ -56,10 +62,14 @@ def send(path: str, is_ours: Callable[[str], bool]) -> tuple[str, str] | None:
 def find(original: str, is_ours: Callable[[str], bool]) -> tuple[str, str] | None:
     """(file, .trashinfo) of the trash entry holding what was trashed from ``original``, or None.
 
-    The entry's Path= must name ``original`` and ``is_ours`` accept its file; the latest such entry wins. For a
-    file moved but not recorded (an interrupted action, send2trash), or trashed again since under another name.
+    The entry's Path= must name ``original`` and ``is_ours`` accept its file; the latest such entry wins. For
+    a
+    file moved but not recorded (an interrupted action, send2trash), or trashed again since under another
+    name.
     """
-    found = [(os.lstat(info).st_mtime, dest, info) for dest, info in _entries_named_like(original) if is_ours(dest)]
+    found = [
+        (os.lstat(info).st_mtime, dest, info) for dest, info in _entries_named_like(original) if is_ours(dest)
+    ]
     return max(found)[1:] if found else None
 
 
@@ -76,7 +86,9 @@ def drop_info(info: str | None, original: str, *, blank: bool = False) -> None:
     """
     if not info or not os.path.lexists(info):
         return
-    held = os.path.join(os.path.dirname(os.path.dirname(info)), "files", os.path.basename(info)[: -len(".trashinfo")])
+    held = os.path.join(
+        os.path.dirname(os.path.dirname(info)), "files", os.path.basename(info)[: -len(".trashinfo")]
+    )
     if os.path.lexists(held):
         return
     if info_names(info, original) or (blank and os.lstat(info).st_size == 0):
@@ -90,7 +102,8 @@ def drop_reservations(original: str) -> None:
         drop_info(info, original, blank=True)  # only where no file is held
 
 
-# -- which trash, and where in it ---------------------------------------------------------------------------------
+# -- which trash, and where in it
+# ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _TrashDir:
     root: Path  # holds files/ and info/
@@ -174,7 +187,8 @@ def _names(path: str) -> Iterable[bytes]:
 
 
 def _slot(root: Path, name: bytes) -> tuple[bytes, bytes]:
-    """(file, .trashinfo) of the entry called ``name`` in the trash at ``root``: files/NAME, info/NAME.trashinfo.
+    """(file, .trashinfo) of the entry called ``name`` in the trash at ``root``: files/NAME,
+    info/NAME.trashinfo.
 
     Bytes, as the names are: a file name need not be valid in the file-system encoding.
     """
@@ -183,7 +197,8 @@ def _slot(root: Path, name: bytes) -> tuple[bytes, bytes]:
 
 
 def _reserve(trash: _TrashDir, path: str) -> tuple[str, str]:
-    """Write the .trashinfo for ``path`` under a free name (O_EXCL, so the name is ours); return (file, info)."""
+    """Write the .trashinfo for ``path`` under a free name (O_EXCL, so the name is ours); return (file,
+    info)."""
     text = _info_text(trash, path)
     for name in _names(path):
         dest, note = _slot(trash.root, name)
@@ -202,7 +217,8 @@ def _reserve(trash: _TrashDir, path: str) -> tuple[str, str]:
     raise OSError(errno.EEXIST, "no free name in the trash", path)
 
 
-# -- reading it back ----------------------------------------------------------------------------------------------
+# -- reading it back
+# ----------------------------------------------------------------------------------------------
 def _info_path(info: str | None) -> str | None:
     """The original path a .trashinfo names, made absolute; None if unreadable."""
     try:
@@ -228,7 +244,8 @@ def _same_place(a: str, b: str) -> bool:
 
 
 def _trusted_topdir_trash(top: Path) -> list[Path]:
-    """The volume's trashes the spec lets us use: ``.Trash/$uid`` only under a real, sticky ``.Trash`` (never a
+    """The volume's trashes the spec lets us use: ``.Trash/$uid`` only under a real, sticky ``.Trash`` (never
+    a
     symlink, so another user cannot point it elsewhere), and ``.Trash-$uid`` only when it is ours."""
     uid = os.getuid()
     out = []

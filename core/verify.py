@@ -6,8 +6,10 @@ edited copies. This module checks a candidate pair geometrically and photometric
 Interface (all Qt- and torch-free; per-pair trouble gives ``Verdict(same=False, reason=...)``, never a crash):
 
 - ``extract(image) -> ImageFeatures``: once per image. ``image`` is a path (decoded reduced, JPEG draft to
-  ~``DETECT_SIDE`` px), a PIL image or an RGB/grey uint8 array (any size; pass the scan's reduced decode to avoid
-  a second one). ORB keypoints spread over a grid on a grey ``DETECT_SIDE`` px version, descriptors for it and its
+  ~``DETECT_SIDE`` px), a PIL image or an RGB/grey uint8 array (any size; pass the scan's reduced decode to
+  avoid
+  a second one). ORB keypoints spread over a grid on a grey ``DETECT_SIDE`` px version, descriptors for it and
+  its
   mirror image, and a ``THUMB_SIDE`` px colour thumbnail. Raises ``core.decode.DecodeError`` for an unreadable
   path, ``ValueError`` for a bad array.
 - ``ImageFeatures.to_bytes()`` / ``ImageFeatures.from_bytes(data)``: ~40-50 KB cache entry (keypoints,
@@ -58,11 +60,22 @@ _N_CANDIDATES = 1500  # ORB corners detected, of which N_FEATURES spread over th
 RATIO = 0.8  # Lowe's ratio test
 RANSAC_PX = 4.0  # reprojection threshold in DETECT_SIDE pixels
 
-# Decision thresholds, tuned by `python -m training.verify_eval --tune` on the tuning split (150 photos x 28 edit
-# kinds, 235 other-shot pairs, 386 similar-scene negatives): the grid rule that verifies the fewest other shots
+# Decision thresholds, tuned by `python -m training.verify_eval --tune` on the tuning split (150 photos x 28
+# edit
+# kinds, 235 other-shot pairs, 386 similar-scene negatives): the grid rule that verifies the fewest other
+# shots
 # while every edit kind keeps 98 % (or its best reachable rate). See training/reports/verification.md.
-RULE = {"inliers": 8, "cover": 0.8, "mutual_loss": 0.0, "r2_1": 0.0, "r2_2": 0.8, "bad_1": 0.4, "bad_2": 1.0,
-        "moved": 0.1, "uneven": 0.05}
+RULE = {
+    "inliers": 8,
+    "cover": 0.8,
+    "mutual_loss": 0.0,
+    "r2_1": 0.0,
+    "r2_2": 0.8,
+    "bad_1": 0.4,
+    "bad_2": 1.0,
+    "moved": 0.1,
+    "uneven": 0.05,
+}
 MIN_INLIERS = 12  # stops the mirror search early when 3x this many align directly ...
 CLEAN_RESIDUAL = 1.0  # ... with a median residual under this (detection pixels; true copies: 0.1-0.6)
 MAX_STRETCH = 2.4  # anisotropy of the fitted affine (stretch edits reach 1.8)
@@ -76,7 +89,8 @@ _TEXTURE = 1.0  # rms band-pass level (grey levels) below which a cell counts as
 
 @dataclass(frozen=True)
 class ImageFeatures:
-    """What ``verify`` needs of one image: keypoints (detection-image pixels), descriptors, a colour thumbnail."""
+    """What ``verify`` needs of one image: keypoints (detection-image pixels), descriptors, a colour
+    thumbnail."""
 
     size: tuple[int, int]  # (width, height) of the detection image
     points: np.ndarray  # float32 (N, 2)
@@ -90,11 +104,18 @@ class ImageFeatures:
     def to_bytes(self) -> bytes:
         """Compact, versioned bytes for a cache: zlib over a header, keypoints and descriptors, then the JPEG
         thumbnail (~25-35 KB in all for 500 + 500 keypoints)."""
-        head = struct.pack("<6I", VERSION, self.size[0], self.size[1], len(self.points), len(self.mirror_points),
-                           self.native)
-        arrays = b"".join(np.ascontiguousarray(a).tobytes() for a in (
-            self.points.astype(np.float16), self.descriptors, self.mirror_points.astype(np.float16),
-            self.mirror_descriptors))
+        head = struct.pack(
+            "<6I", VERSION, self.size[0], self.size[1], len(self.points), len(self.mirror_points), self.native
+        )
+        arrays = b"".join(
+            np.ascontiguousarray(a).tobytes()
+            for a in (
+                self.points.astype(np.float16),
+                self.descriptors,
+                self.mirror_points.astype(np.float16),
+                self.mirror_descriptors,
+            )
+        )
         body = zlib.compress(head + arrays, 6)
         return struct.pack("<I", len(body)) + body + (self.thumb_jpeg or _encode_thumb(self.thumb))
 
@@ -131,8 +152,16 @@ class ImageFeatures:
 
 
 def _encode_thumb(rgb: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
-                                         cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])
+    ok, buf = cv2.imencode(
+        ".jpg",
+        rgb,
+        [
+            cv2.IMWRITE_JPEG_QUALITY,
+            95,
+            cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+            cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+        ],
+    )
     if not ok:
         raise ValueError("cannot encode the thumbnail")
     return buf.tobytes()
@@ -192,8 +221,9 @@ def _detector():
     scan extracts and verifies in a thread pool; a shared matcher aborted the process)."""
     orb = getattr(_local, "orb", None)
     if orb is None:
-        orb = _local.orb = cv2.ORB_create(_N_CANDIDATES, scaleFactor=1.2, nlevels=8, edgeThreshold=15,
-                                          patchSize=15, fastThreshold=8)
+        orb = _local.orb = cv2.ORB_create(
+            _N_CANDIDATES, scaleFactor=1.2, nlevels=8, edgeThreshold=15, patchSize=15, fastThreshold=8
+        )
     return orb
 
 
@@ -221,8 +251,10 @@ def _detect(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     if des is None or not kps:
         return *none, *none
     wd = g.shape[1]
-    mirrored = [cv2.KeyPoint(wd - 1 - k.pt[0], k.pt[1], k.size, (180 - k.angle) % 360, k.response, k.octave)
-                for k in kps]
+    mirrored = [
+        cv2.KeyPoint(wd - 1 - k.pt[0], k.pt[1], k.size, (180 - k.angle) % 360, k.response, k.octave)
+        for k in kps
+    ]
     mkps, mdes = orb.compute(np.ascontiguousarray(g[:, ::-1]), mirrored)
     pts = np.array([k.pt for k in kps], np.float32)
     if mdes is None or not mkps:
@@ -247,8 +279,6 @@ def extract(image) -> ImageFeatures:
     return ImageFeatures((g.shape[1], g.shape[0]), pts, des, mpts, mdes, thumb, max(rgb.shape[:2]), jpeg)
 
 
-
-
 def _match(da: np.ndarray, db: np.ndarray) -> np.ndarray:
     """Index pairs (i in a, j in b) passing the ratio test."""
     if len(da) < 2 or len(db) < 2:
@@ -256,8 +286,11 @@ def _match(da: np.ndarray, db: np.ndarray) -> np.ndarray:
     matcher = getattr(_local, "matcher", None)
     if matcher is None:
         matcher = _local.matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    out = [(m[0].queryIdx, m[0].trainIdx) for m in matcher.knnMatch(da, db, k=2)
-           if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
+    out = [
+        (m[0].queryIdx, m[0].trainIdx)
+        for m in matcher.knnMatch(da, db, k=2)
+        if len(m) == 2 and m[0].distance < RATIO * m[1].distance
+    ]
     return np.array(out, np.int64).reshape(-1, 2)
 
 
@@ -265,8 +298,15 @@ def _fit(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]
     """RANSAC affine b -> a in detection pixels; (matrix, inlier mask)."""
     if len(pa) < 4:
         return None, np.zeros(len(pa), bool)
-    m, inl = cv2.estimateAffine2D(pb, pa, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=2000,
-                                  confidence=0.995, refineIters=10)
+    m, inl = cv2.estimateAffine2D(
+        pb,
+        pa,
+        method=cv2.RANSAC,
+        ransacReprojThreshold=RANSAC_PX,
+        maxIters=2000,
+        confidence=0.995,
+        refineIters=10,
+    )
     if m is None or inl is None:
         return None, np.zeros(len(pa), bool)
     return m, inl.ravel().astype(bool)
@@ -298,7 +338,8 @@ def _to_pixels(t_norm: np.ndarray, size_a: tuple[int, int], size_b: tuple[int, i
 
 
 def _blurs(a: np.ndarray, w: np.ndarray, wb: dict[float, np.ndarray]) -> dict[float, np.ndarray]:
-    """Gaussian blurs of ``a`` inside the mask ``w`` at each sigma of ``wb`` (normalised convolution: what lies
+    """Gaussian blurs of ``a`` inside the mask ``w`` at each sigma of ``wb`` (normalised convolution: what
+    lies
     outside the overlap, such as a letterbox bar or an app's canvas, never leaks in)."""
     aw = cv2.multiply(a, cv2.merge([w, w, w]))
     return {s: cv2.divide(cv2.GaussianBlur(aw, (0, 0), s), d) for s, d in wb.items()}
@@ -315,8 +356,9 @@ def _sqsum(a: np.ndarray) -> np.ndarray:
 def _cells(x: np.ndarray, k: int) -> np.ndarray:
     """Sums over k x k cells of a 2-D array (the ragged edge dropped)."""
     h, w = x.shape[0] // k * k, x.shape[1] // k * k
-    return cv2.resize(np.ascontiguousarray(x[:h, :w], np.float32), (w // k, h // k),
-                      interpolation=cv2.INTER_AREA) * (k * k)
+    return cv2.resize(
+        np.ascontiguousarray(x[:h, :w], np.float32), (w // k, h // k), interpolation=cv2.INTER_AREA
+    ) * (k * k)
 
 
 def _solve(ss: np.ndarray, sd: np.ndarray) -> np.ndarray:
@@ -325,7 +367,8 @@ def _solve(ss: np.ndarray, sd: np.ndarray) -> np.ndarray:
 
 def _linear_fit(x: np.ndarray, y: np.ndarray, cells: np.ndarray, k: int) -> tuple[float, float, float]:
     """How well one image's band-pass colours are a global linear mix of the other's (any channel mixer, tint,
-    grey, gain, contrast), fitted both ways, the better kept: (share of energy explained in the cells that fit,
+    grey, gain, contrast), fitted both ways, the better kept: (share of energy explained in the cells that
+    fit,
     share of cells textured in both where less than half is, share of cells with much more detail on the side
     that has less elsewhere). The fit is refitted once without the cells it leaves
     unexplained, so that a caption or a logo does not bend it. ``x`` and ``y`` are zero outside the overlap.
@@ -359,7 +402,8 @@ def _linear_fit(x: np.ndarray, y: np.ndarray, cells: np.ndarray, k: int) -> tupl
         r2 = 1 - float(er[ok].sum()) / max(float(ey[ok].sum()), 1e-9) if ok.any() else 0.0
         n0 = max(int(tex0.sum()), 1)
         # detail that is much stronger on one side in some cells and on the other side in others: another
-        # exposure's tone curve (an edit, whatever its curve, changes contrast one way: grain and captions add,
+        # exposure's tone curve (an edit, whatever its curve, changes contrast one way: grain and captions
+        # add,
         # clipping removes)
         uneven = min(float((tex0 & (ey > 4 * ep)).sum()) / n0, float((tex0 & (ep > 4 * ey)).sum()) / n0)
         bad = float(1 - ok.sum() / max(tex.sum(), 1)) if tex.sum() >= 0.25 * tex0.sum() else 1.0
@@ -371,7 +415,8 @@ def _linear_fit(x: np.ndarray, y: np.ndarray, cells: np.ndarray, k: int) -> tupl
 def photometric(ref: np.ndarray, mov: np.ndarray, m: np.ndarray) -> dict[str, float]:
     """Compare ``ref`` with ``mov`` warped onto it by ``m`` (2x3, mov pixels -> ref pixels, not enlarging).
 
-    Per band (fine 0.7-2 px, coarse 2-5 px) the band-pass RGB of one image is fitted as a global 3x3 linear mix
+    Per band (fine 0.7-2 px, coarse 2-5 px) the band-pass RGB of one image is fitted as a global 3x3 linear
+    mix
     of the other's, both ways, keeping the better: a colour filter, grey conversion, tint, brightness or
     contrast change is such a mix; parallax, a moved subject, other shadows or another exposure's tone curve
     are not. ``bad`` counts cells the fit leaves mostly unexplained. Separately, cells textured in one image
@@ -392,8 +437,16 @@ def photometric(ref: np.ndarray, mov: np.ndarray, m: np.ndarray) -> dict[str, fl
     cells = _cells(w, k) >= 0.9 * k * k
     out: dict[str, float] = {"overlap_cells": float(cells.sum())}
     if cells.sum() < 4:
-        return {**out, "r2_1": 0.0, "r2_2": 0.0, "bad_1": 1.0, "bad_2": 1.0, "mutual_loss": 1.0, "uneven_1": 1.0,
-                "uneven_2": 1.0}
+        return {
+            **out,
+            "r2_1": 0.0,
+            "r2_2": 0.0,
+            "bad_1": 1.0,
+            "bad_2": 1.0,
+            "mutual_loss": 1.0,
+            "uneven_1": 1.0,
+            "uneven_2": 1.0,
+        }
     wb = {s: cv2.merge([np.maximum(cv2.GaussianBlur(w, (0, 0), s), 1e-3)] * 3) for s in _SIGMAS}
     by, bx = _blurs(ref, w, wb), _blurs(x_all, w, wb)
     for name, s1, s2 in (("1", _SIGMAS[0], _SIGMAS[1]), ("2", _SIGMAS[1], _SIGMAS[2])):
@@ -412,8 +465,6 @@ def photometric(ref: np.ndarray, mov: np.ndarray, m: np.ndarray) -> dict[str, fl
             out["mutual_loss"] = min(out["lost_a"], out["lost_b"])
     out.update(_motion(by[_SIGMAS[0]] - by[_SIGMAS[2]], bx[_SIGMAS[0]] - bx[_SIGMAS[2]], w, cells, k))
     return out
-
-
 
 
 def _motion(y: np.ndarray, x: np.ndarray, w: np.ndarray, cells: np.ndarray, k: int) -> dict[str, float]:
@@ -450,7 +501,8 @@ def _motion(y: np.ndarray, x: np.ndarray, w: np.ndarray, cells: np.ndarray, k: i
     local = f - (design @ coef).reshape(h, wd, 2).astype(np.float32)
     mag = np.minimum(np.sqrt((local * local).sum(-1)), 4.0) * w
     per_cell = _cells(mag, k) / (k * k)
-    # a cell moved only if following the flow explains what differs there (flow in flat or noisy areas wanders)
+    # a cell moved only if following the flow explains what differs there (flow in flat or noisy areas
+    # wanders)
     maps = np.stack([xx + f[..., 0], yy + f[..., 1]], -1)
     follow = cv2.remap(gp, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     g0, g1, gq = gy.astype(np.float32), follow.astype(np.float32), gp.astype(np.float32)
@@ -496,7 +548,8 @@ def decide(measures: dict[str, float], rule: dict[str, float] | None = None) -> 
 
 
 def _align(a: ImageFeatures, b: ImageFeatures) -> tuple[int, int, np.ndarray | None, bool, float]:
-    """Best fit over direct and mirrored matching: (inliers, matches, matrix b->a, mirrored, median residual)."""
+    """Best fit over direct and mirrored matching: (inliers, matches, matrix b->a, mirrored, median
+    residual)."""
     best = (0, 0, None, False, 0.0)
     for mirrored in (False, True):
         pb_all, db = (b.mirror_points, b.mirror_descriptors) if mirrored else (b.points, b.descriptors)
@@ -515,7 +568,8 @@ def _align(a: ImageFeatures, b: ImageFeatures) -> tuple[int, int, np.ndarray | N
             cand = (n, len(pairs), m if ok else None, mirrored, res)
         if cand[0] > best[0] or best[2] is None and cand[1] > best[1]:
             best = cand
-        # Clearly aligned, and tightly: no need to try the mirror. A loose fit (residual over a pixel) can be a
+        # Clearly aligned, and tightly: no need to try the mirror. A loose fit (residual over a pixel) can be
+        # a
         # symmetric scene matched the wrong way round (a pier, a facade), so its mirror is tried too.
         if best[0] >= 3 * MIN_INLIERS and best[4] <= CLEAN_RESIDUAL:
             break
@@ -525,8 +579,12 @@ def _align(a: ImageFeatures, b: ImageFeatures) -> tuple[int, int, np.ndarray | N
 def verify(a: ImageFeatures, b: ImageFeatures) -> Verdict:
     """Decide whether ``b`` is a copy (edited or not) of the same capture as ``a``."""
     inliers, n_matches, m, mirrored, resid = _align(a, b)
-    measures = {"matches": float(n_matches), "inliers": float(inliers), "mirrored": float(mirrored),
-                "residual": resid}
+    measures = {
+        "matches": float(n_matches),
+        "inliers": float(inliers),
+        "mirrored": float(mirrored),
+        "residual": resid,
+    }
     if m is None or inliers < _PHOTOMETRIC_FROM:
         same, reason = decide(measures)
         return Verdict(same, reason, inliers, mirrored=mirrored, measures=measures)

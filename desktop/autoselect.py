@@ -58,7 +58,8 @@ def _keeper(group: Group, files: tuple[ImageRecord, ...], rule: str, reference: 
 
 
 def choose(result: ScanResult, rule: str, reference: Iterable[str] = ()) -> set[str]:
-    """Paths to mark under ``rule``: every copy but one per duplicate group, never a file in a reference folder.
+    """Paths to mark under ``rule``: every copy but one per duplicate group, never a file in a reference
+    folder.
 
     Similar shots (``result.similar_groups``) are other captures, not copies: a rule never marks them."""
     reference = list(reference)

@@ -39,8 +39,17 @@ class MemberCard(QFrame):
     step = Signal(str, int)  # Left/Right: move the focus to the previous/next card
     show_difference = Signal(str)  # what changed between this copy and the best one
 
-    def __init__(self, rec: ImageRecord, similarity: float, best: bool, reference: bool,
-                 thumbs: ThumbnailCache, parent: QWidget | None = None, *, markable: bool = True) -> None:
+    def __init__(
+        self,
+        rec: ImageRecord,
+        similarity: float,
+        best: bool,
+        reference: bool,
+        thumbs: ThumbnailCache,
+        parent: QWidget | None = None,
+        *,
+        markable: bool = True,
+    ) -> None:
         super().__init__(parent)
         self.rec = rec
         self.thumbs = thumbs
@@ -56,7 +65,9 @@ class MemberCard(QFrame):
         self.set_side(CARD_IMAGE)
         self.image.setText("…")
         self.check = QCheckBox("Remove this copy")
-        self.check.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space on the card toggles; one focus stop per card
+        self.check.setFocusPolicy(
+            Qt.FocusPolicy.NoFocus
+        )  # Space on the card toggles; one focus stop per card
         self.check.clicked.connect(self._clicked)
         title = QLabel(f"<b>{rec.path.rsplit('/', 1)[-1]}</b>")
         title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -88,8 +99,14 @@ class MemberCard(QFrame):
             ("Size", QLabel(human_bytes(rec.size))),
             (taken_or_modified(rec)[0], QLabel(taken_or_modified(rec)[1])),
             ("Format", QLabel(rec.format)),
-            ("Similarity", QLabel(("best copy" if markable else "the others compared to this")
-                                  if best else percent(similarity))),
+            (
+                "Similarity",
+                QLabel(
+                    ("best copy" if markable else "the others compared to this")
+                    if best
+                    else percent(similarity)
+                ),
+            ),
             ("Folder", folder),
         ):
             value.setWordWrap(True)
@@ -117,8 +134,14 @@ class MemberCard(QFrame):
     def refresh_image(self) -> None:
         pm = self.thumbs.pixmap(self.rec.path)
         if pm is not None:
-            self.image.setPixmap(pm.scaled(self.side, self.side, Qt.AspectRatioMode.KeepAspectRatio,
-                                           Qt.TransformationMode.SmoothTransformation))
+            self.image.setPixmap(
+                pm.scaled(
+                    self.side,
+                    self.side,
+                    Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation,
+                )
+            )
         elif self.thumbs.failed(self.rec.path):
             self.image.setText("cannot show this image")
 
@@ -173,8 +196,15 @@ class ComparePane(QScrollArea):
         self.setWidget(self._host)
         thumbs.ready.connect(self._thumb_ready)
 
-    def show_group(self, group: Group | None, records: list[ImageRecord], marked: frozenset[str],
-                   is_reference, *, markable: bool = True) -> None:
+    def show_group(
+        self,
+        group: Group | None,
+        records: list[ImageRecord],
+        marked: frozenset[str],
+        is_reference,
+        *,
+        markable: bool = True,
+    ) -> None:
         """Cards for ``group``; ``markable=False`` for similar shots (no mark boxes; a shot that is ``marked``
         as a copy in a duplicate group says so)."""
         for card in self.cards:
@@ -184,8 +214,9 @@ class ComparePane(QScrollArea):
         if group is None:
             return
         for k, (m, rec) in enumerate(zip(group.members, records, strict=True)):
-            card = MemberCard(rec, m.similarity, k == 0, is_reference(rec.path), self.thumbs, self._host,
-                              markable=markable)
+            card = MemberCard(
+                rec, m.similarity, k == 0, is_reference(rec.path), self.thumbs, self._host, markable=markable
+            )
             card.toggle.connect(self.toggle)
             card.show_difference.connect(self.show_difference)
             card.menu.connect(self.menu)

@@ -25,8 +25,10 @@ class ErrorDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Lookalike: unexpected error")
         self.resize(700, 420)
-        label = QLabel(f"<b>Something went wrong.</b><br>{message}<br><br>"
-                       "Your files were not changed by this error. The details below are in the log too.")
+        label = QLabel(
+            f"<b>Something went wrong.</b><br>{message}<br><br>"
+            "Your files were not changed by this error. The details below are in the log too."
+        )
         label.setWordWrap(True)
         self.details = QPlainTextEdit(details)
         self.details.setReadOnly(True)

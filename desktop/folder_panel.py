@@ -46,7 +46,8 @@ class FolderPanel(QWidget):
     _REMOVE_KEYS = (Qt.Key.Key_Delete, Qt.Key.Key_Backspace)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Delete in the folder list removes the selected folder. The window's Delete shortcut (move the marked
+        """Delete in the folder list removes the selected folder. The window's Delete shortcut (move the
+        marked
         copies to the trash) must not fire from here: the key is claimed before shortcuts are matched."""
         if watched is self.list and event.type() in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress):
             if event.key() in self._REMOVE_KEYS and event.modifiers() == Qt.KeyboardModifier.NoModifier:
@@ -60,8 +61,11 @@ class FolderPanel(QWidget):
         return [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())]
 
     def reference(self) -> list[str]:
-        return [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())
-                if self.list.item(i).checkState() == Qt.CheckState.Checked]
+        return [
+            self.list.item(i).data(Qt.ItemDataRole.UserRole)
+            for i in range(self.list.count())
+            if self.list.item(i).checkState() == Qt.CheckState.Checked
+        ]
 
     def set_folders(self, folders: list[str], reference: list[str]) -> None:
         self.list.blockSignals(True)

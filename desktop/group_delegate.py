@@ -27,8 +27,9 @@ class GroupDelegate(QStyledItemDelegate):
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
         return QSize(2 * (THUMB + PAD) + TEXT, THUMB + 2 * PAD)
 
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem,
-              index: QModelIndex | QPersistentModelIndex) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> None:
         painter.save()
         style = option.widget.style() if option.widget else None
         if style:
@@ -48,10 +49,14 @@ class GroupDelegate(QStyledItemDelegate):
             box = QRect(x, y, THUMB, THUMB)
             pm = self.thumbs.pixmap(rec.path)
             if pm is not None and not pm.isNull():
-                scaled = pm.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
-                                   Qt.TransformationMode.FastTransformation)
-                painter.drawPixmap(box.center().x() - scaled.width() // 2 + 1,
-                                   box.center().y() - scaled.height() // 2 + 1, scaled)
+                scaled = pm.scaled(
+                    THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation
+                )
+                painter.drawPixmap(
+                    box.center().x() - scaled.width() // 2 + 1,
+                    box.center().y() - scaled.height() // 2 + 1,
+                    scaled,
+                )
             else:
                 painter.fillRect(box, pal.color(QPalette.ColorRole.AlternateBase))
             x += THUMB + PAD
@@ -63,7 +68,9 @@ class GroupDelegate(QStyledItemDelegate):
         painter.setPen(text_color)
         extra = f"  (+{len(records) - strip} more)" if len(records) > strip else ""
         headline, detail = index.data(SummaryRole) or (f"{len(records)} copies", "")
-        painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, f"{headline}{extra}")
+        painter.drawText(
+            text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, f"{headline}{extra}"
+        )
         painter.setFont(option.font)
         painter.setPen(dim)
         lines = [detail]

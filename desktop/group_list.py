@@ -23,7 +23,9 @@ class GroupList(QWidget):
     strictness_changed = Signal(float)  # the threshold asked for, once the slider has rested a moment
     current_changed = Signal(QModelIndex)
 
-    def __init__(self, thumbs: ThumbnailCache, *, similar: bool, tip: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, thumbs: ThumbnailCache, *, similar: bool, tip: str, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(60, 99)
@@ -58,10 +60,17 @@ class GroupList(QWidget):
         self.view.selectionModel().currentChanged.connect(self.current_changed)
         thumbs.ready.connect(self.view.viewport().update)
 
-    def show_result(self, result: ScanResult | None, title: str, floor: float | None = None,
-                    threshold: float | None = None) -> None:
-        """Show ``result``'s groups of this tier, keeping the current row where it can; with ``floor``, let the
-        slider reach from it (rounded up: never below what the library was scanned at) and sit at ``threshold``."""
+    def show_result(
+        self,
+        result: ScanResult | None,
+        title: str,
+        floor: float | None = None,
+        threshold: float | None = None,
+    ) -> None:
+        """Show ``result``'s groups of this tier, keeping the current row where it can; with ``floor``, let
+        the
+        slider reach from it (rounded up: never below what the library was scanned at) and sit at
+        ``threshold``."""
         current = self.view.currentIndex().row()
         self.model.set_result(result)
         self.title.setText(title)

@@ -28,7 +28,9 @@ class IgnoredPairsDialog(QDialog):
         self.list = QListWidget()
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.forget = QPushButton("Group again")
-        self.forget.setToolTip("Take the selected pairs off this list: they are grouped again when they match")
+        self.forget.setToolTip(
+            "Take the selected pairs off this list: they are grouped again when they match"
+        )
         self.forget.clicked.connect(self.forget_selected)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)

@@ -23,8 +23,15 @@ def show_in_folder(path: str) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path)))
 
 
-def build_menu(path: str, session: Session, parent: QWidget, *, open_viewer, group_paths: list[str],
-               markable: bool = True) -> QMenu:
+def build_menu(
+    path: str,
+    session: Session,
+    parent: QWidget,
+    *,
+    open_viewer,
+    group_paths: list[str],
+    markable: bool = True,
+) -> QMenu:
     """The menu for ``path``; ``group_paths`` are the other copies it was grouped with (for Not a duplicate).
     ``markable=False`` (a similar shot, not a copy): only looking, no marking and no Not a duplicate."""
     menu = QMenu(parent)
@@ -42,7 +49,9 @@ def build_menu(path: str, session: Session, parent: QWidget, *, open_viewer, gro
         act = menu.addAction("Mark for removal", lambda: session.marks.mark(path, True))
         act.setEnabled(session.marks.why_not(path) is None)
     others = [p for p in group_paths if p != path]
-    nd = menu.addAction("Not a duplicate (take it out of this group)",
-                        lambda: session.not_duplicate([(path, o) for o in others]))
+    nd = menu.addAction(
+        "Not a duplicate (take it out of this group)",
+        lambda: session.not_duplicate([(path, o) for o in others]),
+    )
     nd.setEnabled(bool(others))
     return menu

@@ -43,7 +43,9 @@ from desktop.viewer import ViewerDialog
 
 log = logging.getLogger(__name__)
 
-IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.webp *.gif *.bmp *.tif *.tiff *.heic *.heif *.avif);;All files (*)"
+IMAGE_FILTER = (
+    "Images (*.jpg *.jpeg *.png *.webp *.gif *.bmp *.tif *.tiff *.heic *.heif *.avif);;All files (*)"
+)
 
 
 class MainWindow(QMainWindow):
@@ -67,20 +69,30 @@ class MainWindow(QMainWindow):
         self._restore_layout()
         self._update_actions()
 
-    # -- layout ------------------------------------------------------------------------------------------------
+    # -- layout
+    # ------------------------------------------------------------------------------------------------
     def _build(self) -> None:
         self.folders = FolderPanel()
-        self.duplicates = GroupList(self.thumbs, similar=False,
-                                    tip="Higher: only very close copies are grouped. Lower: looser edits too.")
+        self.duplicates = GroupList(
+            self.thumbs,
+            similar=False,
+            tip="Higher: only very close copies are grouped. Lower: looser edits too.",
+        )
         # Similar shots: other captures of one subject, in their own list with their own strictness.
-        self.similar_shots = GroupList(self.thumbs, similar=True,
-                                       tip="Higher: only very close shots are grouped. Lower: looser look-alikes.")
+        self.similar_shots = GroupList(
+            self.thumbs,
+            similar=True,
+            tip="Higher: only very close shots are grouped. Lower: looser look-alikes.",
+        )
         # The parts other code and tests look at, by their long-standing names.
         self.groups, self.groups_model = self.duplicates.view, self.duplicates.model
         self.strictness, self.strictness_label = self.duplicates.slider, self.duplicates.label
         self.groups_title = self.duplicates.title
         self.shots, self.shots_model = self.similar_shots.view, self.similar_shots.model
-        self.shots_strictness, self.shots_strictness_label = self.similar_shots.slider, self.similar_shots.label
+        self.shots_strictness, self.shots_strictness_label = (
+            self.similar_shots.slider,
+            self.similar_shots.label,
+        )
         self.shots_title = self.similar_shots.title
         self.tiers = QTabWidget()
         self.tiers.setObjectName("tiers")
@@ -149,8 +161,9 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.progress)
         self._build_actions()
 
-    def _action(self, text: str, slot, shortcut: str | QKeySequence.StandardKey | None = None,
-                tip: str = "") -> QAction:
+    def _action(
+        self, text: str, slot, shortcut: str | QKeySequence.StandardKey | None = None, tip: str = ""
+    ) -> QAction:
         act = QAction(text, self)
         act.triggered.connect(slot)
         if shortcut:
@@ -162,22 +175,44 @@ class MainWindow(QMainWindow):
     def _build_actions(self) -> None:
         self.act_add = self._action("Add folder…", self.pick_folder, "Ctrl+O")
         self.act_scan = self._action("Scan", self.start_scan, "F5", "Scan the folders")
-        self.act_trash = self._action("Move to trash", lambda: self.act_on_marked("trash"), "Del",
-                                      "Move the marked copies to the system trash")
-        self.act_move = self._action("Move to folder…", lambda: self.act_on_marked("move"), "Shift+Del",
-                                     "Move the marked copies into a folder")
-        self.act_undo = self._action("Undo", self.undo, QKeySequence.StandardKey.Undo, "Put back the last removal")
+        self.act_trash = self._action(
+            "Move to trash",
+            lambda: self.act_on_marked("trash"),
+            "Del",
+            "Move the marked copies to the system trash",
+        )
+        self.act_move = self._action(
+            "Move to folder…",
+            lambda: self.act_on_marked("move"),
+            "Shift+Del",
+            "Move the marked copies into a folder",
+        )
+        self.act_undo = self._action(
+            "Undo", self.undo, QKeySequence.StandardKey.Undo, "Put back the last removal"
+        )
         self.act_quit = self._action("Quit", self.close, "Ctrl+Q", "Quit Lookalike")
-        self.act_ignored = self._action("Not-a-duplicate pairs…", self.edit_ignored, None,
-                                        "The pairs you said are not duplicates: group any of them again")
-        self.act_notdup = self._action("Not a duplicate", self.not_duplicate_group, "Ctrl+D",
-                                       "These photos are not copies: never group them again")
+        self.act_ignored = self._action(
+            "Not-a-duplicate pairs…",
+            self.edit_ignored,
+            None,
+            "The pairs you said are not duplicates: group any of them again",
+        )
+        self.act_notdup = self._action(
+            "Not a duplicate",
+            self.not_duplicate_group,
+            "Ctrl+D",
+            "These photos are not copies: never group them again",
+        )
         self.act_similar_file = self._action("Find similar to an image…", self.pick_similar_file, "Ctrl+F")
         self.act_export = self._action("Export…", self.export, "Ctrl+E", "Save the groups as CSV or JSON")
-        self.act_problems = self._action("Problems", self.problems_dock.show, None, "Files that could not be read")
+        self.act_problems = self._action(
+            "Problems", self.problems_dock.show, None, "Files that could not be read"
+        )
         self.act_unmark = self._action("Unmark all", lambda: self.session.marks.clear(), "Ctrl+Shift+A")
-        self.auto_actions = {rule: self._action(text, lambda _=False, r=rule: self.session.auto_select(r))
-                             for rule, text in RULES.items()}
+        self.auto_actions = {
+            rule: self._action(text, lambda _=False, r=rule: self.session.auto_select(r))
+            for rule, text in RULES.items()
+        }
         bar = self.addToolBar("Main")
         bar.setObjectName("main_toolbar")
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
@@ -206,11 +241,28 @@ class MainWindow(QMainWindow):
         self.act_about = self._action("About Lookalike", self.show_about)
         menus = self.menuBar()
         file = menus.addMenu("&File")
-        for act in (self.act_add, self.act_scan, None, self.act_similar_file, self.act_export, None, self.act_quit):
+        for act in (
+            self.act_add,
+            self.act_scan,
+            None,
+            self.act_similar_file,
+            self.act_export,
+            None,
+            self.act_quit,
+        ):
             file.addSeparator() if act is None else file.addAction(act)
         edit = menus.addMenu("&Edit")
-        for act in (self.act_undo, None, self.act_trash, self.act_move, None, self.act_notdup, self.act_ignored,
-                    None, self.act_unmark):
+        for act in (
+            self.act_undo,
+            None,
+            self.act_trash,
+            self.act_move,
+            None,
+            self.act_notdup,
+            self.act_ignored,
+            None,
+            self.act_unmark,
+        ):
             edit.addSeparator() if act is None else edit.addAction(act)
         auto = edit.addMenu("Auto-select")
         for act in self.auto_actions.values():
@@ -225,10 +277,15 @@ class MainWindow(QMainWindow):
         help_.addAction(self.act_about)
 
     def show_shortcuts(self) -> None:
-        rows = "".join(f"<tr><td>{a.text().replace('&', '')}</td><td><b>{a.shortcut().toString()}</b></td></tr>"
-                       for a in self.actions() if not a.shortcut().isEmpty())
-        extra = ("<tr><td>Mark or unmark the focused copy</td><td><b>Space</b></td></tr>"
-                 "<tr><td>Compare two copies at full size</td><td><b>Enter</b></td></tr>")
+        rows = "".join(
+            f"<tr><td>{a.text().replace('&', '')}</td><td><b>{a.shortcut().toString()}</b></td></tr>"
+            for a in self.actions()
+            if not a.shortcut().isEmpty()
+        )
+        extra = (
+            "<tr><td>Mark or unmark the focused copy</td><td><b>Space</b></td></tr>"
+            "<tr><td>Compare two copies at full size</td><td><b>Enter</b></td></tr>"
+        )
         QMessageBox.information(self, "Keyboard shortcuts", f"<table cellspacing=6>{rows}{extra}</table>")
 
     def show_about(self) -> None:
@@ -239,12 +296,15 @@ class MainWindow(QMainWindow):
         except PackageNotFoundError:
             ver = "from source"
         bundle = self.session.engine().bundle
-        QMessageBox.about(self, "About Lookalike",
-                          f"<h3>Lookalike {ver}</h3><p>Finds duplicate photos and other shots of one subject, and "
-                          f"cleans up safely: copies go to the trash, with undo.</p>"
-                          f"<p>Model: {bundle.name} (sha256 {bundle.sha256[:12]}…)</p>"
-                          "<p>Apache-2.0. Qt (LGPL-3.0) through PySide6; ONNX Runtime (MIT); OpenCV (Apache-2.0); "
-                          "Pillow (MIT-CMU); demo photos under the licences in resources/demo/LICENSES.md.</p>")
+        QMessageBox.about(
+            self,
+            "About Lookalike",
+            f"<h3>Lookalike {ver}</h3><p>Finds duplicate photos and other shots of one subject, and "
+            f"cleans up safely: copies go to the trash, with undo.</p>"
+            f"<p>Model: {bundle.name} (sha256 {bundle.sha256[:12]}…)</p>"
+            "<p>Apache-2.0. Qt (LGPL-3.0) through PySide6; ONNX Runtime (MIT); OpenCV (Apache-2.0); "
+            "Pillow (MIT-CMU); demo photos under the licences in resources/demo/LICENSES.md.</p>",
+        )
 
     def _wire(self) -> None:
         s = self.session
@@ -330,8 +390,10 @@ class MainWindow(QMainWindow):
     def _scan_started(self) -> None:
         self.status_text.setText("Scanning…")
         if self.session.result is None:
-            self.empty.setText("<h2>Scanning your photos…</h2><p>Groups appear here when the scan is done. "
-                               "Photos read once are cached: the next scan is instant.</p>")
+            self.empty.setText(
+                "<h2>Scanning your photos…</h2><p>Groups appear here when the scan is done. "
+                "Photos read once are cached: the next scan is instant.</p>"
+            )
 
     def cancel_scan(self) -> None:
         self.progress.stopping()
@@ -349,8 +411,11 @@ class MainWindow(QMainWindow):
         event.accept()
 
     def dropEvent(self, event: QDropEvent) -> None:
-        folders = [u.toLocalFile() for u in event.mimeData().urls()
-                   if u.isLocalFile() and os.path.isdir(u.toLocalFile())]
+        folders = [
+            u.toLocalFile()
+            for u in event.mimeData().urls()
+            if u.isLocalFile() and os.path.isdir(u.toLocalFile())
+        ]
         if folders:
             event.setDropAction(Qt.DropAction.LinkAction)
             event.accept()
@@ -365,7 +430,9 @@ class MainWindow(QMainWindow):
             self.tiers.setTabText(0, "Duplicates")
             self.tiers.setTabText(1, "Similar shots")
             self.center.setCurrentIndex(0)
-            self.empty.setText("<h2>No folders</h2><p>Drop folders on this window, or use <b>Add folder…</b>.</p>")
+            self.empty.setText(
+                "<h2>No folders</h2><p>Drop folders on this window, or use <b>Add folder…</b>.</p>"
+            )
             self._update_actions()
             return
         lib = self.session.library
@@ -373,12 +440,19 @@ class MainWindow(QMainWindow):
         dup_floor = self.session.thresholds()[0] if lib is not None else None
         similar = self.session.similar_threshold or floor
         n, m = len(result.groups), len(result.similar_groups)
-        self.duplicates.show_result(result, f"<b>{n} groups</b> · {result.duplicates} copies · "
-                                            f"{human_bytes(result.reclaimable)} to free", dup_floor,
-                                    result.threshold)
+        self.duplicates.show_result(
+            result,
+            f"<b>{n} groups</b> · {result.duplicates} copies · {human_bytes(result.reclaimable)} to free",
+            dup_floor,
+            result.threshold,
+        )
         self.groups_model.set_marked(self.session.marks.paths)
-        self.similar_shots.show_result(result, f"<b>{m} groups</b> of other shots of one subject: to look at, "
-                                               f"nothing to remove", floor, similar)
+        self.similar_shots.show_result(
+            result,
+            f"<b>{m} groups</b> of other shots of one subject: to look at, nothing to remove",
+            floor,
+            similar,
+        )
         self.tiers.setTabText(0, f"Duplicates ({n})")
         self.tiers.setTabText(1, f"Similar shots ({m})")
         skipped = list(result.problems) + [Problem(f.path, BLANK_REASON) for f in result.blank]
@@ -400,9 +474,12 @@ class MainWindow(QMainWindow):
         self.center.setCurrentIndex(1 if has else 0)
         if not has and model.result is not None:
             self.empty.setText(
-                "<h2>No similar shots</h2><p>No other shots of one subject at this strictness.</p>" if similar
-                else "<h2>No duplicates left</h2><p>Every group has been dealt with.</p>" if self.banner.isVisible()
-                else "<h2>No duplicates found</h2><p>Try a lower strictness, or add more folders.</p>")
+                "<h2>No similar shots</h2><p>No other shots of one subject at this strictness.</p>"
+                if similar
+                else "<h2>No duplicates left</h2><p>Every group has been dealt with.</p>"
+                if self.banner.isVisible()
+                else "<h2>No duplicates found</h2><p>Try a lower strictness, or add more folders.</p>"
+            )
         if similar:
             self._shots_selected(view.currentIndex())
         else:
@@ -423,9 +500,11 @@ class MainWindow(QMainWindow):
         group = self.groups_model.group(index.row())
         records = self.groups_model.records(index.row())
         kind = "identical files" if group.exact else "copies of one photo"
-        self.group_header.setText(f"<b>Group {index.row() + 1}</b>: {len(records)} {kind}; "
-                                  f"removing all but the best frees {human_bytes(group.reclaimable)}. "
-                                  f"<i>Space marks, Tab/arrows move, Enter views.</i>")
+        self.group_header.setText(
+            f"<b>Group {index.row() + 1}</b>: {len(records)} {kind}; "
+            f"removing all but the best frees {human_bytes(group.reclaimable)}. "
+            f"<i>Space marks, Tab/arrows move, Enter views.</i>"
+        )
         self.compare.show_group(group, records, self.session.marks.paths, self._is_reference)
         self._update_actions()
 
@@ -443,15 +522,21 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _shots_header(self) -> None:
-        """The similar group's header: other shots, not copies; and, truthfully, whether any is marked as a copy."""
+        """The similar group's header: other shots, not copies; and, truthfully, whether any is marked as a
+        copy."""
         row = self.shots.currentIndex().row()
         records = self.shots_model.records(row) if row >= 0 else []
         marked = sum(1 for r in records if r.path in self.session.marks)
-        selected = ("nothing is selected for removal" if not marked else
-                    f"{marked} of them {'is' if marked == 1 else 'are'} marked only as a copy in Duplicates")
+        selected = (
+            "nothing is selected for removal"
+            if not marked
+            else f"{marked} of them {'is' if marked == 1 else 'are'} marked only as a copy in Duplicates"
+        )
         self.group_header.setText(
             f"<b>Similar shots {row + 1}</b>: {len(records)} photos. "
-            f"<span style='color:#b35900'><b>Other shots of the same subject — not copies: {selected}.</b></span>")
+            f"<span style='color:#b35900'><b>Other shots of the same subject — not copies: "
+            f"{selected}.</b></span>"
+        )
 
     def _is_reference(self, path: str) -> bool:
         return in_folders(path, self.scan_settings.reference)
@@ -475,7 +560,9 @@ class MainWindow(QMainWindow):
             self._shots_header()
         if len(marks):
             self.status_text.setText(f"{len(marks)} marked ({human_bytes(marks.bytes)})")
-        elif " marked (" in self.status_text.text():  # a count that no longer holds (a stricter slider hid it)
+        elif (
+            " marked (" in self.status_text.text()
+        ):  # a count that no longer holds (a stricter slider hid it)
             self.status_text.setText("Nothing marked at this strictness.")
         self._update_actions()
 
@@ -489,16 +576,26 @@ class MainWindow(QMainWindow):
         self.act_undo.setEnabled(not busy)
         current = self.groups.currentIndex()
         # Byte-identical files are copies by definition: "Not a duplicate" is not offered for them.
-        self.act_notdup.setEnabled(has_result and not self.showing_similar() and current.isValid()
-                                   and not self.groups_model.group(current.row()).exact)
+        self.act_notdup.setEnabled(
+            has_result
+            and not self.showing_similar()
+            and current.isValid()
+            and not self.groups_model.group(current.row()).exact
+        )
         self.act_export.setEnabled(has_result)
         for act in self.auto_actions.values():
             act.setEnabled(has_result and not busy)
 
-    # -- marking and acting -------------------------------------------------------------------------------------
+    # -- marking and acting
+    # -------------------------------------------------------------------------------------
     def confirm(self, title: str, text: str) -> bool:
-        answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes |
-                                      QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        answer = QMessageBox.question(
+            self,
+            title,
+            text,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
         return answer == QMessageBox.StandardButton.Yes
 
     def act_on_marked(self, mode: str) -> None:
@@ -512,12 +609,18 @@ class MainWindow(QMainWindow):
                 return
             if in_folders(dest, self.session.folders):
                 # The next scan would find the moved copies there and group them all again.
-                QMessageBox.warning(self, "Move to folder", f"{dest} is inside a folder being scanned: the moved "
-                                    "copies would be found again. Choose a folder outside the scanned ones.")
+                QMessageBox.warning(
+                    self,
+                    "Move to folder",
+                    f"{dest} is inside a folder being scanned: the moved "
+                    "copies would be found again. Choose a folder outside the scanned ones.",
+                )
                 return
         where = "to the trash" if mode == "trash" else f"into {dest}"
-        if self.confirm("Remove copies", f"Move {len(marks)} marked copies ({human_bytes(marks.bytes)}) "
-                                         f"{where}?\n\nYou can undo this."):
+        if self.confirm(
+            "Remove copies",
+            f"Move {len(marks)} marked copies ({human_bytes(marks.bytes)}) {where}?\n\nYou can undo this.",
+        ):
             self.session.act(mode, dest)
 
     def undo(self) -> None:
@@ -526,8 +629,10 @@ class MainWindow(QMainWindow):
             return
         what = self.session.undo_label()
         if not self.session.last_action_is_this_runs() and not self.confirm(
-                "Undo an earlier action", f"Undo {what}?\n\nIt was done in an earlier run of Lookalike: the files "
-                "go back to where they were."):
+            "Undo an earlier action",
+            f"Undo {what}?\n\nIt was done in an earlier run of Lookalike: the files "
+            "go back to where they were.",
+        ):
             return
         self.session.undo()
 
@@ -545,17 +650,20 @@ class MainWindow(QMainWindow):
         index = self.groups.currentIndex()
         if index.isValid() and not self.showing_similar():
             paths = [r.path for r in self.groups_model.records(index.row())]
-            pairs = self.session.not_duplicate([(a, b) for i, a in enumerate(paths) for b in paths[i + 1:]])
+            pairs = self.session.not_duplicate([(a, b) for i, a in enumerate(paths) for b in paths[i + 1 :]])
             if pairs:
-                self.banner.show_message(f"{len(paths)} photos will no longer be grouped as duplicates of each "
-                                         "other (Edit → Not-a-duplicate pairs… lists them).",
-                                         lambda: self.session.forget_not_duplicate(pairs))
+                self.banner.show_message(
+                    f"{len(paths)} photos will no longer be grouped as duplicates of each "
+                    "other (Edit → Not-a-duplicate pairs… lists them).",
+                    lambda: self.session.forget_not_duplicate(pairs),
+                )
 
     def edit_ignored(self) -> None:
         """The "not a duplicate" pairs, with a way to group any of them again."""
         IgnoredPairsDialog(self.session, self).exec()
 
-    # -- images: menu, viewer, find similar ----------------------------------------------------------------------
+    # -- images: menu, viewer, find similar
+    # ----------------------------------------------------------------------
     @Slot(str, QPoint)
     def _image_menu(self, path: str, pos: QPoint) -> None:
         self.image_menu(path).popup(pos)
@@ -563,14 +671,16 @@ class MainWindow(QMainWindow):
     def image_menu(self, path: str):
         if self.showing_similar() and self.compare.card(path) is not None:
             # another shot, not a copy: view, open, show in folder, find similar; nothing to mark
-            return build_menu(path, self.session, self, open_viewer=self.open_viewer, group_paths=[],
-                              markable=False)
+            return build_menu(
+                path, self.session, self, open_viewer=self.open_viewer, group_paths=[], markable=False
+            )
         row = self.groups_model.row_of(path)
         group_paths = [r.path for r in self.groups_model.records(row)] if row is not None else []
         return build_menu(path, self.session, self, open_viewer=self.open_viewer, group_paths=group_paths)
 
     def open_viewer(self, path: str, difference: bool = False) -> ViewerDialog:
-        """Full size; from a group, the image next to the group's first photo (zoom and pan in step). Two copies
+        """Full size; from a group, the image next to the group's first photo (zoom and pan in step). Two
+        copies
         of a duplicate group also offer what changed between them (``difference=True`` shows it at once)."""
         similar = self.showing_similar() and self.compare.card(path) is not None
         model = self.shots_model if similar else self.groups_model
@@ -605,8 +715,9 @@ class MainWindow(QMainWindow):
             self.find_similar(path)
 
     def export(self) -> None:
-        path, chosen = QFileDialog.getSaveFileName(self, "Export the groups", "lookalike.csv",
-                                                   "CSV (*.csv);;JSON (*.json)")
+        path, chosen = QFileDialog.getSaveFileName(
+            self, "Export the groups", "lookalike.csv", "CSV (*.csv);;JSON (*.json)"
+        )
         if path:
             kind = "json" if chosen.startswith("JSON") or path.lower().endswith(".json") else "csv"
             if not os.path.splitext(path)[1]:
@@ -621,10 +732,14 @@ class MainWindow(QMainWindow):
         self.progress.finish()
         ErrorDialog(message, details, self).show()
 
-    # -- remembering the layout ------------------------------------------------------------------------------------
+    # -- remembering the layout
+    # ------------------------------------------------------------------------------------
     def _restore_layout(self) -> None:
-        for key, restore in (("geometry", self.restoreGeometry), ("state", self.restoreState),
-                             ("splitter", self.splitter.restoreState)):
+        for key, restore in (
+            ("geometry", self.restoreGeometry),
+            ("state", self.restoreState),
+            ("splitter", self.splitter.restoreState),
+        ):
             blob = self.settings.blob(key)
             if blob is not None:
                 restore(blob)

@@ -1,4 +1,5 @@
-"""Which files are marked for removal, with the one rule the app never breaks: a group is never marked whole."""
+"""Which files are marked for removal, with the one rule the app never breaks: a group is never marked
+whole."""
 
 from __future__ import annotations
 

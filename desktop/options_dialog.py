@@ -27,7 +27,9 @@ class OptionsDialog(QDialog):
         form.addRow("Include files named", self.include)
         form.addRow("Exclude names or paths", self.exclude)
         form.addRow("Skip files smaller than", self.min_size)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)

@@ -42,8 +42,12 @@ class Session(QObject):
     message = Signal(str)
     busy_changed = Signal(bool)
 
-    def __init__(self, engine_factory: Callable[[], Engine] = Engine, journal_path: str | Path | None = None,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        engine_factory: Callable[[], Engine] = Engine,
+        journal_path: str | Path | None = None,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self._engine_factory = engine_factory
         self._engine: Engine | None = None
@@ -86,14 +90,16 @@ class Session(QObject):
     def thresholds(self) -> tuple[float, float, float]:
         """(floor of the duplicates' slider, default duplicate threshold, similar) of the library and model.
 
-        With verification, duplicates exist only from the cosine the scan checked pairs from (``verify_from``)."""
+        With verification, duplicates exist only from the cosine the scan checked pairs from
+        (``verify_from``)."""
         if self.library is None or self._engine is None:
             raise RuntimeError("no library yet: scan first")
         lib, engine = self.library, self._engine
         floor = max(lib.floor, lib.verify_from) if lib.same is not None else lib.floor
         return floor, engine.default_threshold(), engine.bundle.similar_threshold
 
-    # -- scanning ---------------------------------------------------------------------------------------------
+    # -- scanning
+    # ---------------------------------------------------------------------------------------------
     def scan(self, folders: list[str], options: ScanOptions | None = None) -> bool:
         if self.busy:
             self.message.emit("Busy: wait for the current operation, or cancel it.")
@@ -133,9 +139,11 @@ class Session(QObject):
         self.busy_changed.emit(False)
         self.scan_finished.emit()
         st = library.stats
-        self.message.emit(f"Scanned {st.get('found', len(library.files))} photos "
-                          f"({st.get('cached', 0)} from the cache): {len(self.result.groups)} groups of duplicates, "
-                          f"{len(self.result.similar_groups)} of similar shots.")
+        self.message.emit(
+            f"Scanned {st.get('found', len(library.files))} photos "
+            f"({st.get('cached', 0)} from the cache): {len(self.result.groups)} groups of duplicates, "
+            f"{len(self.result.similar_groups)} of similar shots."
+        )
 
     @Slot(str, str)
     def _scan_failed(self, message: str, details: str) -> None:
@@ -150,7 +158,8 @@ class Session(QObject):
         self.scan_cancelled.emit()
         self.message.emit("Scan cancelled. What was read is cached: scanning again continues from there.")
 
-    # -- grouping ---------------------------------------------------------------------------------------------
+    # -- grouping
+    # ---------------------------------------------------------------------------------------------
     def set_threshold(self, threshold: float) -> None:
         """Regroup at ``threshold`` from the library (no re-embedding)."""
         self._set_threshold("threshold", threshold)
@@ -213,7 +222,8 @@ class Session(QObject):
             self.marks.replace(choose(self.result, rule, self.marks.reference))
             self.message.emit(f"Marked {len(self.marks)} copies.")
 
-    # -- acting on marked files -------------------------------------------------------------------------------
+    # -- acting on marked files
+    # -------------------------------------------------------------------------------
     def act(self, mode: str = "trash", dest: str | None = None) -> bool:
         if self.busy or self.result is None or not len(self.marks):
             return False
@@ -232,8 +242,16 @@ class Session(QObject):
 
     def _act_work(self, targets, groups, files, mode, dest, *, progress, cancel) -> ActionResult:
         progress(0, len(targets), "Moving to the trash" if mode == "trash" else f"Moving to {dest}")
-        return remove_files(targets, groups=groups, files=files, mode=mode, dest=dest, journal=self.journal,
-                            progress=progress, cancel=cancel)
+        return remove_files(
+            targets,
+            groups=groups,
+            files=files,
+            mode=mode,
+            dest=dest,
+            journal=self.journal,
+            progress=progress,
+            cancel=cancel,
+        )
 
     def undo(self) -> bool:
         if self.busy:
@@ -311,7 +329,8 @@ class Session(QObject):
         else:
             self.similar_ready.emit(path, matches)
 
-    # -- export -------------------------------------------------------------------------------------------------
+    # -- export
+    # -------------------------------------------------------------------------------------------------
     def export(self, path: str, kind: str = "csv") -> None:
         """Write the duplicate groups as ``kind`` ("csv" or "json"). The CSV's keep column is the person's own
         decision: a file is kept unless it is marked."""

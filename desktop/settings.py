@@ -20,8 +20,9 @@ class ScanSettings:
     min_size_kb: int = 0
 
     def options(self) -> ScanOptions:
-        return ScanOptions(include=tuple(self.include), exclude=tuple(self.exclude),
-                           min_size=max(1, self.min_size_kb * 1024))
+        return ScanOptions(
+            include=tuple(self.include), exclude=tuple(self.exclude), min_size=max(1, self.min_size_kb * 1024)
+        )
 
 
 def _list(value) -> list[str]:

@@ -1,4 +1,5 @@
-"""Lazy thumbnails: decoded in pool threads (as QImage, which is thread-safe), cached as QPixmap in the GUI thread.
+"""Lazy thumbnails: decoded in pool threads (as QImage, which is thread-safe), cached as QPixmap in the GUI
+thread.
 
 Views ask ``pixmap(path)``; a miss queues a load (newest request first, so what is on screen now comes
 first while scrolling) and returns None; ``ready(path)`` fires when it arrives.
@@ -52,8 +53,9 @@ class ThumbnailCache(QObject):
 
     ready = Signal(str)
 
-    def __init__(self, parent: QObject | None = None, *, capacity: int = 600, threads: int = 2,
-                 side: int = THUMB_SIDE) -> None:
+    def __init__(
+        self, parent: QObject | None = None, *, capacity: int = 600, threads: int = 2, side: int = THUMB_SIDE
+    ) -> None:
         super().__init__(parent)
         self.side = side
         self.capacity = capacity

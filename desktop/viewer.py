@@ -71,18 +71,25 @@ class ZoomView(QGraphicsView):
         factor = max(0.02, min(32.0, self.zoom() * step))
         self.scale(factor / self.zoom(), factor / self.zoom())
         for peer in self.peers:
-            # Same scale on screen, whatever each file's resolution: an edited copy lines up with its original.
+            # Same scale on screen, whatever each file's resolution: an edited copy lines up with its
+            # original.
             ratio = self.item.boundingRect().width() / max(1.0, peer.item.boundingRect().width())
             peer.set_zoom(self.zoom() * ratio)
             peer.sync_from(self)
 
     def sync_from(self, other: ZoomView) -> None:
         """Show the same part of the picture as ``other`` (images of different sizes line up by fraction)."""
-        for mine, theirs in ((self.horizontalScrollBar(), other.horizontalScrollBar()),
-                             (self.verticalScrollBar(), other.verticalScrollBar())):
+        for mine, theirs in (
+            (self.horizontalScrollBar(), other.horizontalScrollBar()),
+            (self.verticalScrollBar(), other.verticalScrollBar()),
+        ):
             span = max(1, theirs.maximum() - theirs.minimum())
-            mine.setValue(int(mine.minimum() + (theirs.value() - theirs.minimum()) / span
-                              * (mine.maximum() - mine.minimum())))
+            mine.setValue(
+                int(
+                    mine.minimum()
+                    + (theirs.value() - theirs.minimum()) / span * (mine.maximum() - mine.minimum())
+                )
+            )
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         self.zoom_by(1.25 if event.angleDelta().y() > 0 else 0.8)
@@ -101,8 +108,15 @@ class ViewerDialog(QDialog):
 
     difference_shown = Signal(object)  # the Difference, once it is on screen
 
-    def __init__(self, paths: list[str], runner: TaskRunner, parent: QWidget | None = None, *,
-                 copies: bool = False, difference: bool = False) -> None:
+    def __init__(
+        self,
+        paths: list[str],
+        runner: TaskRunner,
+        parent: QWidget | None = None,
+        *,
+        copies: bool = False,
+        difference: bool = False,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle(" ↔ ".join(os.path.basename(p) for p in paths))
         self.resize(1100, 750)
@@ -126,8 +140,13 @@ class ViewerDialog(QDialog):
         self._difference_col = QWidget()
         dcol = QVBoxLayout(self._difference_col)
         dcol.setContentsMargins(0, 0, 0, 0)
-        dcol.addWidget(QLabel("<b>What changed</b>: bright where the second differs, lined up on the first; "
-                              "blue where the second does not reach", wordWrap=True))
+        dcol.addWidget(
+            QLabel(
+                "<b>What changed</b>: bright where the second differs, lined up on the first; "
+                "blue where the second does not reach",
+                wordWrap=True,
+            )
+        )
         dcol.addWidget(self.difference_view, 1)
         dcol.addWidget(self.difference_label)
         self._difference_col.hide()
@@ -141,9 +160,12 @@ class ViewerDialog(QDialog):
             for bar in (v.horizontalScrollBar(), v.verticalScrollBar()):
                 bar.valueChanged.connect(self._synced_scroll)
         buttons = QHBoxLayout()
-        for text, slot, key in (("Fit", self.fit, "0"), ("100 %", self.actual, "1"),
-                                ("Zoom in", lambda: self.zoom(1.25), "+"),
-                                ("Zoom out", lambda: self.zoom(0.8), "-")):
+        for text, slot, key in (
+            ("Fit", self.fit, "0"),
+            ("100 %", self.actual, "1"),
+            ("Zoom in", lambda: self.zoom(1.25), "+"),
+            ("Zoom out", lambda: self.zoom(0.8), "-"),
+        ):
             b = QPushButton(f"{text}  ({key})")
             b.clicked.connect(slot)
             buttons.addWidget(b)
@@ -237,7 +259,9 @@ class ViewerDialog(QDialog):
             v.set_zoom(1.0)
         first = self.views[self.paths[0]]
         if self.difference_view in self._all_views:  # the map is in the first copy's pixels, reduced
-            ratio = first.item.boundingRect().width() / max(1.0, self.difference_view.item.boundingRect().width())
+            ratio = first.item.boundingRect().width() / max(
+                1.0, self.difference_view.item.boundingRect().width()
+            )
             self.difference_view.set_zoom(ratio)
 
     def zoom(self, step: float) -> None:

@@ -42,7 +42,9 @@ class Task(QRunnable):
 
     def run(self) -> None:
         try:
-            out = self._fn(*self._args, progress=self.signals.progress.emit, cancel=self.token, **self._kwargs)
+            out = self._fn(
+                *self._args, progress=self.signals.progress.emit, cancel=self.token, **self._kwargs
+            )
         except Cancelled:
             log.info("%s cancelled", self.name)
             self.signals.cancelled.emit()

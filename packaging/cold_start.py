@@ -1,6 +1,7 @@
 """Measure cold start of a built bundle: ``python packaging/cold_start.py [dist/Lookalike] [--runs 3]``.
 
-"Cold" means the bundle's files are evicted from the page cache first (``posix_fadvise(DONTNEED)`` on each file,
+"Cold" means the bundle's files are evicted from the page cache first (``posix_fadvise(DONTNEED)`` on each
+file,
 which works without the root-only ``drop_caches``), as after a reboot. Times, per run:
 - ``--self-test`` until it exits (headless demo scan);
 - the window: from launch until ``xdotool`` sees a visible "Lookalike" window on a private Xvfb display.
@@ -43,8 +44,11 @@ def time_window(exe: Path, env: dict[str, str], display: str, limit: float = 30.
     app = subprocess.Popen([str(exe)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while time.perf_counter() - t0 < limit and app.poll() is None:
-            found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "Lookalike"],
-                                   env=dict(env, DISPLAY=display), capture_output=True)
+            found = subprocess.run(
+                ["xdotool", "search", "--onlyvisible", "--name", "Lookalike"],
+                env=dict(env, DISPLAY=display),
+                capture_output=True,
+            )
             if found.returncode == 0:
                 return time.perf_counter() - t0
             time.sleep(0.02)
@@ -61,9 +65,14 @@ def main() -> int:
     a = p.parse_args()
     exe = a.bundle / "Lookalike"
     home = Path(tempfile.mkdtemp(prefix="lookalike-cold-"))
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "XDG_CACHE_HOME": str(home / "cache"),
-           "XDG_CONFIG_HOME": str(home / "config"), "XDG_DATA_HOME": str(home / "data"),
-           "XDG_STATE_HOME": str(home / "state")}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(home),
+        "XDG_CACHE_HOME": str(home / "cache"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_STATE_HOME": str(home / "state"),
+    }
     out: dict[str, object] = {"bundle": str(a.bundle)}
 
     self_test = []
@@ -76,8 +85,11 @@ def main() -> int:
 
     if shutil.which("Xvfb") and shutil.which("xdotool"):
         n = free_display()
-        xvfb = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        xvfb = subprocess.Popen(
+            ["Xvfb", f":{n}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             for _ in range(50):
                 if Path(f"/tmp/.X11-unix/X{n}").exists():

@@ -3,9 +3,11 @@
 One executable serves three roles, so the installed folder carries one copy of the Python runtime:
 
 - ``Lookalike --self-test``: scan the bundled demo folder headlessly and print a JSON summary. Imports no Qt
-  (PyInstaller's own PySide6 run-time hook loads QtCore at start-up to register qt.conf; nothing of the GUI), so
+  (PyInstaller's own PySide6 run-time hook loads QtCore at start-up to register qt.conf; nothing of the GUI),
+  so
   it proves the engine and its CPU runtime (ONNX Runtime, no torch) work on a machine without a display.
-- ``Lookalike --cli ARGS...``, or the executable invoked as ``lookalike`` (the ``/usr/bin/lookalike`` symlink):
+- ``Lookalike --cli ARGS...``, or the executable invoked as ``lookalike`` (the ``/usr/bin/lookalike``
+symlink):
   the command-line tool, ``core.cli.main``.
 - anything else: the desktop app, ``desktop.app.main``.
 """
@@ -18,7 +20,8 @@ import sys
 
 
 def _cli_name(argv0: str) -> bool:
-    """True when run as ``lookalike`` (a symlink to the app) or ``lookalike-cli[.exe]`` (the Windows console twin).
+    """True when run as ``lookalike`` (a symlink to the app) or ``lookalike-cli[.exe]`` (the Windows console
+    twin).
 
     Case matters: the app itself is ``Lookalike`` and must open the window.
     """
@@ -54,7 +57,8 @@ def self_test() -> int:
         "groups": len(groups),
         "duplicates": sum(len(g["files"]) - 1 for g in groups),
         "exact_groups": sum(1 for g in groups if g["exact"]),
-        # Each group's files relative to the demo folder, best copy first: lets a test compare with the source run.
+        # Each group's files relative to the demo folder, best copy first: lets a test compare with the source
+        # run.
         "group_files": [[os.path.relpath(f["path"], demo) for f in g["files"]] for g in groups],
         "problems": data["problems"],
         "threshold": data["threshold"],

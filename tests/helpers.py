@@ -30,11 +30,17 @@ def as_other_user() -> list[str] | None:
 
     if os.geteuid() != 0:
         return []
-    for prefix in (["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"], ["runuser", "-u", "nobody", "--"]):
+    for prefix in (
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
+        ["runuser", "-u", "nobody", "--"],
+    ):
         if shutil.which(prefix[0]):
             try:
-                probe = subprocess.run([*prefix, sys.executable, "-c", "import os; print(os.geteuid())"],
-                                       capture_output=True, timeout=30)
+                probe = subprocess.run(
+                    [*prefix, sys.executable, "-c", "import os; print(os.geteuid())"],
+                    capture_output=True,
+                    timeout=30,
+                )
             except (OSError, subprocess.SubprocessError):
                 continue
             if probe.stdout.strip() == b"65534":

@@ -48,62 +48,103 @@ PLASMA_LIC = "GPL-2+ (debian/copyright); LGPL-3 (upstream metadata.json)"
 
 # name -> (package, path inside package, author, licence)
 SOURCES: dict[str, tuple[str, str, str, str]] = {
-    "water_drop": (MATE, "usr/share/backgrounds/mate/nature/Aqua.jpg",
-                   "Charles Barbin (2008)", MATE_LIC),
-    "dune_grass": (MATE, "usr/share/backgrounds/mate/nature/Dune.jpg",
-                   "Marco Cogoni (2007), Hylke Bons (2008)", MATE_LIC),
-    "orange_flower": (MATE, "usr/share/backgrounds/mate/nature/FreshFlower.jpg",
-                      "Jens Ansorg (2005)", MATE_LIC),
-    "red_marigold": (MATE, "usr/share/backgrounds/mate/nature/Garden.jpg",
-                     "Charles Barbin (2008)", MATE_LIC),
-    "ladybird": (MATE, "usr/share/backgrounds/mate/nature/LadyBird.jpg",
-                 "Charles Barbin (2008)", MATE_LIC),
-    "rain_drops": (MATE, "usr/share/backgrounds/mate/nature/RainDrops.jpg",
-                   '"blackcombwhistler07" (2008)', MATE_LIC),
-    "storm_clouds": (MATE, "usr/share/backgrounds/mate/nature/Storm.jpg",
-                     "Sergey Nazarov (2008)", MATE_LIC),
-    "dandelion_seeds": (MATE, "usr/share/backgrounds/mate/nature/TwoWings.jpg",
-                        "Charles Barbin (2008), Hylke Bons (2008)", MATE_LIC),
-    "yellow_flower": (MATE, "usr/share/backgrounds/mate/nature/YellowFlower.jpg",
-                      "Charles Barbin (2008)", MATE_LIC),
-    "fallen_leaves": (PLASMA, "usr/share/wallpapers/FallenLeaf/contents/images/2560x1600.jpg",
-                      "Martin Klapetek", PLASMA_LIC),
-    "forest_path": (PLASMA, "usr/share/wallpapers/Path/contents/images/2560x1600.jpg",
-                    "Risto Saukonpää", PLASMA_LIC),
-    "misty_lake": (PLASMA, "usr/share/wallpapers/DarkestHour/contents/images/2560x1600.jpg",
-                   "Risto Saukonpää", PLASMA_LIC),
-    "rowing_boats": (PLASMA, "usr/share/wallpapers/EveningGlow/contents/images/2560x1600.jpg",
-                     "Ian Hex", PLASMA_LIC),
-    "colorful_cups": (PLASMA, "usr/share/wallpapers/ColorfulCups/contents/images/2560x1600.jpg",
-                      "Dmitri Popov", PLASMA_LIC),
-    "wooden_pier": (PLASMA, "usr/share/wallpapers/ColdRipple/contents/images/2560x1600.jpg",
-                    "Risto Saukonpää", PLASMA_LIC),
-    "kite_sky": (PLASMA, "usr/share/wallpapers/Kite/contents/images/2560x1600.jpg",
-                 "Risto Saukonpää", PLASMA_LIC),
+    "water_drop": (MATE, "usr/share/backgrounds/mate/nature/Aqua.jpg", "Charles Barbin (2008)", MATE_LIC),
+    "dune_grass": (
+        MATE,
+        "usr/share/backgrounds/mate/nature/Dune.jpg",
+        "Marco Cogoni (2007), Hylke Bons (2008)",
+        MATE_LIC,
+    ),
+    "orange_flower": (
+        MATE,
+        "usr/share/backgrounds/mate/nature/FreshFlower.jpg",
+        "Jens Ansorg (2005)",
+        MATE_LIC,
+    ),
+    "red_marigold": (MATE, "usr/share/backgrounds/mate/nature/Garden.jpg", "Charles Barbin (2008)", MATE_LIC),
+    "ladybird": (MATE, "usr/share/backgrounds/mate/nature/LadyBird.jpg", "Charles Barbin (2008)", MATE_LIC),
+    "rain_drops": (
+        MATE,
+        "usr/share/backgrounds/mate/nature/RainDrops.jpg",
+        '"blackcombwhistler07" (2008)',
+        MATE_LIC,
+    ),
+    "storm_clouds": (MATE, "usr/share/backgrounds/mate/nature/Storm.jpg", "Sergey Nazarov (2008)", MATE_LIC),
+    "dandelion_seeds": (
+        MATE,
+        "usr/share/backgrounds/mate/nature/TwoWings.jpg",
+        "Charles Barbin (2008), Hylke Bons (2008)",
+        MATE_LIC,
+    ),
+    "yellow_flower": (
+        MATE,
+        "usr/share/backgrounds/mate/nature/YellowFlower.jpg",
+        "Charles Barbin (2008)",
+        MATE_LIC,
+    ),
+    "fallen_leaves": (
+        PLASMA,
+        "usr/share/wallpapers/FallenLeaf/contents/images/2560x1600.jpg",
+        "Martin Klapetek",
+        PLASMA_LIC,
+    ),
+    "forest_path": (
+        PLASMA,
+        "usr/share/wallpapers/Path/contents/images/2560x1600.jpg",
+        "Risto Saukonpää",
+        PLASMA_LIC,
+    ),
+    "misty_lake": (
+        PLASMA,
+        "usr/share/wallpapers/DarkestHour/contents/images/2560x1600.jpg",
+        "Risto Saukonpää",
+        PLASMA_LIC,
+    ),
+    "rowing_boats": (
+        PLASMA,
+        "usr/share/wallpapers/EveningGlow/contents/images/2560x1600.jpg",
+        "Ian Hex",
+        PLASMA_LIC,
+    ),
+    "colorful_cups": (
+        PLASMA,
+        "usr/share/wallpapers/ColorfulCups/contents/images/2560x1600.jpg",
+        "Dmitri Popov",
+        PLASMA_LIC,
+    ),
+    "wooden_pier": (
+        PLASMA,
+        "usr/share/wallpapers/ColdRipple/contents/images/2560x1600.jpg",
+        "Risto Saukonpää",
+        PLASMA_LIC,
+    ),
+    "kite_sky": (
+        PLASMA,
+        "usr/share/wallpapers/Kite/contents/images/2560x1600.jpg",
+        "Risto Saukonpää",
+        PLASMA_LIC,
+    ),
 }
 
 # name -> list of (relative output path, edit kind)
 COPIES: dict[str, list[tuple[str, str]]] = {
-    "rowing_boats": [("Backup/rowing_boats.jpg", "exact"),
-                     ("Edited/rowing_boats_small.jpg", "half"),
-                     ("Downloads/rowing_boats_q40.jpg", "q40")],
-    "forest_path": [("Backup/forest_path.jpg", "exact"),
-                    ("Edited/forest_path_crop.jpg", "crop85")],
-    "water_drop": [("Backup/IMG_0412.jpg", "exact"),
-                   ("Edited/water_drop_bright.jpg", "bright")],
-    "ladybird": [("Edited/ladybird_flipped.jpg", "flip"),
-                 ("Downloads/ladybird.png", "png_half")],
-    "red_marigold": [("Edited/red_marigold_bright.jpg", "bright"),
-                     ("Downloads/red_marigold_q40.jpg", "q40")],
-    "misty_lake": [("Edited/misty_lake_caption.jpg", "caption"),
-                   ("Downloads/misty_lake_small.jpg", "half")],
-    "kite_sky": [("Edited/kite_sky_rotated.jpg", "rot90"),
-                 ("Downloads/kite_sky_small.jpg", "half")],
-    "dune_grass": [("Downloads/dune_grass_q40.jpg", "q40"),
-                   ("Edited/dune_grass_crop.jpg", "crop85")],
+    "rowing_boats": [
+        ("Backup/rowing_boats.jpg", "exact"),
+        ("Edited/rowing_boats_small.jpg", "half"),
+        ("Downloads/rowing_boats_q40.jpg", "q40"),
+    ],
+    "forest_path": [("Backup/forest_path.jpg", "exact"), ("Edited/forest_path_crop.jpg", "crop85")],
+    "water_drop": [("Backup/IMG_0412.jpg", "exact"), ("Edited/water_drop_bright.jpg", "bright")],
+    "ladybird": [("Edited/ladybird_flipped.jpg", "flip"), ("Downloads/ladybird.png", "png_half")],
+    "red_marigold": [("Edited/red_marigold_bright.jpg", "bright"), ("Downloads/red_marigold_q40.jpg", "q40")],
+    "misty_lake": [("Edited/misty_lake_caption.jpg", "caption"), ("Downloads/misty_lake_small.jpg", "half")],
+    "kite_sky": [("Edited/kite_sky_rotated.jpg", "rot90"), ("Downloads/kite_sky_small.jpg", "half")],
+    "dune_grass": [("Downloads/dune_grass_q40.jpg", "q40"), ("Edited/dune_grass_crop.jpg", "crop85")],
     "wooden_pier": [("Edited/wooden_pier_flipped.jpg", "flip")],
-    "colorful_cups": [("Downloads/colorful_cups_small.jpg", "half"),
-                      ("Edited/colorful_cups_caption.jpg", "caption")],
+    "colorful_cups": [
+        ("Downloads/colorful_cups_small.jpg", "half"),
+        ("Edited/colorful_cups_caption.jpg", "caption"),
+    ],
 }
 
 EDIT_TEXT = {
@@ -200,13 +241,14 @@ def build(src_root: Path, out: Path) -> dict:
 
     manifest = {
         "description": "Expected duplicate groups of the bundled demo library "
-                       "(paths relative to resources/demo). Generated by tools/make_demo.py.",
+        "(paths relative to resources/demo). Generated by tools/make_demo.py.",
         "groups": groups,
         "distinct": distinct,
         "edits": {k: EDIT_TEXT[v] if v != "original" else "original" for k, v in edits.items()},
     }
-    (out / "MANIFEST.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
-                                       encoding="utf-8")
+    (out / "MANIFEST.json").write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     write_licenses(out, lic_rows)
     return manifest
 
@@ -225,7 +267,7 @@ def write_licenses(out: Path, rows) -> None:
         f"* `{PLASMA}` {PLASMA_VER} -- `/usr/share/doc/{PLASMA}/copyright` has a single",
         "  stanza `Files: *`, `Copyright: 2014 KDE Visual Design Group`, `License: GPL-2+`.",
         "  Each wallpaper's upstream `metadata.json` names the photographer (listed as author",
-        "  below) and `\"License\": \"LGPLv3\"`. Both are copyleft licences permitting",
+        '  below) and `"License": "LGPLv3"`. Both are copyleft licences permitting',
         "  redistribution of modified copies; these derived files stay under those licences.",
         "",
         "Licence texts: GPL-2 at `/usr/share/common-licenses/GPL-2` on Debian systems or",
@@ -245,17 +287,22 @@ def write_licenses(out: Path, rows) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--src", type=Path, required=True,
-                    help="directory the .deb packages were extracted into (dpkg-deb -x)")
-    ap.add_argument("--out", type=Path,
-                    default=Path(__file__).resolve().parent.parent / "resources" / "demo")
+    ap.add_argument(
+        "--src",
+        type=Path,
+        required=True,
+        help="directory the .deb packages were extracted into (dpkg-deb -x)",
+    )
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "resources" / "demo")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     m = build(args.src, args.out)
     total = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
-    print(f"{len(m['groups'])} groups, {len(m['distinct'])} distinct, "
-          f"{sum(1 for p in args.out.rglob('*') if p.suffix in ('.jpg', '.png'))} images, "
-          f"{total / 1e6:.2f} MB in {args.out}")
+    print(
+        f"{len(m['groups'])} groups, {len(m['distinct'])} distinct, "
+        f"{sum(1 for p in args.out.rglob('*') if p.suffix in ('.jpg', '.png'))} images, "
+        f"{total / 1e6:.2f} MB in {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -16,8 +16,22 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
 Edit = Callable[[Image.Image, np.random.Generator], Image.Image]
 
-_WORDS = ["holiday", "2024", "best day", "IMG_0412", "@lookalike", "summer!", "family", "sale -50%",
-          "© photo", "wow", "beach trip", "look at this", "Lorem ipsum", "day 3"]
+_WORDS = [
+    "holiday",
+    "2024",
+    "best day",
+    "IMG_0412",
+    "@lookalike",
+    "summer!",
+    "family",
+    "sale -50%",
+    "© photo",
+    "wow",
+    "beach trip",
+    "look at this",
+    "Lorem ipsum",
+    "day 3",
+]
 
 
 @lru_cache(maxsize=16)
@@ -119,8 +133,14 @@ def text(im: Image.Image, rng: np.random.Generator) -> Image.Image:
         size = max(8, int(min(im.size) * rng.uniform(0.07, 0.14)))
         x, y = int(rng.uniform(0, 0.6) * im.width), int(rng.uniform(0, 0.85) * im.height)
         fill = (255, 255, 255) if rng.random() < 0.5 else _colour(rng)
-        d.text((x, y), str(rng.choice(_WORDS)), font=_font(size), fill=fill,
-               stroke_width=max(1, size // 12), stroke_fill=(0, 0, 0))
+        d.text(
+            (x, y),
+            str(rng.choice(_WORDS)),
+            font=_font(size),
+            fill=fill,
+            stroke_width=max(1, size // 12),
+            stroke_fill=(0, 0, 0),
+        )
     return im
 
 
@@ -214,26 +234,54 @@ def combo(im: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 
 EDITS: dict[str, Edit] = {
-    "crop_50": crop_50, "crop_75": crop_75, "flip": flip, "rotate_90": rotate_90, "rotate_180": rotate_180,
-    "rotate_270": rotate_270, "rotate_small": rotate_small, "brightness": brightness, "colour": colour,
-    "grayscale": grayscale, "blur": blur, "noise": noise, "jpeg": jpeg, "downscale": downscale, "text": text,
-    "logo": logo, "letterbox": letterbox, "stretch": stretch, "screenshot": screenshot, "border": border,
+    "crop_50": crop_50,
+    "crop_75": crop_75,
+    "flip": flip,
+    "rotate_90": rotate_90,
+    "rotate_180": rotate_180,
+    "rotate_270": rotate_270,
+    "rotate_small": rotate_small,
+    "brightness": brightness,
+    "colour": colour,
+    "grayscale": grayscale,
+    "blur": blur,
+    "noise": noise,
+    "jpeg": jpeg,
+    "downscale": downscale,
+    "text": text,
+    "logo": logo,
+    "letterbox": letterbox,
+    "stretch": stretch,
+    "screenshot": screenshot,
+    "border": border,
     "combo": combo,
 }
 
 # Training mixes the same kinds with these probabilities, in this order (geometry, then content, then pixels).
 # Version 2 drew more of the kinds version 1 left below 0.9 recall (crops, grayscale, downscale); version 3
-# crops deeper than the evaluation's 50 % and adds re-shared copies (crop, colour, shrink, recompress at once),
+# crops deeper than the evaluation's 50 % and adds re-shared copies (crop, colour, shrink, recompress at
+# once),
 # the two kinds version 2 still left below 0.9. Part of the trunk-cache key: cached views of another mix are
 # never reused.
 AUGMENT_VERSION = 3
-_GEOMETRY = [(0.6, lambda im, r: crop(im, r, (0.35, 1.0))), (0.5, flip), (0.15, rotate_small),
-             (0.15, stretch)]
+_GEOMETRY = [
+    (0.6, lambda im, r: crop(im, r, (0.35, 1.0))),
+    (0.5, flip),
+    (0.15, rotate_small),
+    (0.15, stretch),
+]
 _ORIENTATION = 0.45  # 90/180/270 rotation: the edit plain ImageNet features fail most
 _FRAMING = [(0.12, letterbox), (0.12, screenshot), (0.06, border)]
 _CONTENT = [(0.15, text), (0.12, logo)]
-_PIXELS = [(0.3, brightness), (0.35, colour), (0.2, grayscale), (0.15, blur), (0.12, noise), (0.25, downscale),
-           (0.35, jpeg)]
+_PIXELS = [
+    (0.3, brightness),
+    (0.35, colour),
+    (0.2, grayscale),
+    (0.15, blur),
+    (0.12, noise),
+    (0.25, downscale),
+    (0.35, jpeg),
+]
 
 
 _RESHARED = 0.15  # a copy re-shared through apps: cropped, filtered, shrunk and recompressed in one go
@@ -272,8 +320,10 @@ def random_edit(im: Image.Image, rng: np.random.Generator, strength: float = 1.0
     return im
 
 
-# Colour filters as photo apps apply them (sepia, duotone, film presets, strong casts, channel tricks). Kept apart
-# from ``EDITS`` so the embedding's evaluation keeps measuring its 21 kinds; ``training/verify_eval.py`` measures
+# Colour filters as photo apps apply them (sepia, duotone, film presets, strong casts, channel tricks). Kept
+# apart
+# from ``EDITS`` so the embedding's evaluation keeps measuring its 21 kinds; ``training/verify_eval.py``
+# measures
 # both sets.
 def _luma(a: np.ndarray) -> np.ndarray:
     return a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
@@ -328,7 +378,9 @@ def cool(im: Image.Image, rng: np.random.Generator) -> Image.Image:
 def channel_swap(im: Image.Image, rng: np.random.Generator) -> Image.Image:
     """The colour channels in another order (a 'pop art' filter)."""
     perms = [(0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)]
-    return Image.fromarray(np.ascontiguousarray(np.asarray(im)[..., list(perms[int(rng.integers(len(perms)))])]))
+    return Image.fromarray(
+        np.ascontiguousarray(np.asarray(im)[..., list(perms[int(rng.integers(len(perms)))])])
+    )
 
 
 def channel_mix(im: Image.Image, rng: np.random.Generator) -> Image.Image:
@@ -339,6 +391,11 @@ def channel_mix(im: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 
 COLOUR_FILTERS: dict[str, Edit] = {
-    "sepia": sepia, "duotone": duotone, "vintage": vintage, "warm": warm, "cool": cool,
-    "channel_swap": channel_swap, "channel_mix": channel_mix,
+    "sepia": sepia,
+    "duotone": duotone,
+    "vintage": vintage,
+    "warm": warm,
+    "cool": cool,
+    "channel_swap": channel_swap,
+    "channel_mix": channel_mix,
 }

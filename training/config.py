@@ -34,7 +34,9 @@ class TrainConfig:
     views: int = 4
     strength: float = 1.0
     keep_original: float = 0.5
-    neighbours: int = 0  # trunk-cache route: batches built of groups of this many mutually near photos (0: random)
+    neighbours: int = (
+        0  # trunk-cache route: batches built of groups of this many mutually near photos (0: random)
+    )
     # schedule: frozen backbone + head first, then the forked tail at a lower learning rate
     epochs_head: int = 4
     epochs_tail: int = 40

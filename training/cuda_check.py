@@ -31,29 +31,33 @@ def main(argv: list[str] | None = None) -> None:
     batch = np.stack([decode_for_model(str(f), bundle.resolution).pixels for f in files])
     rows = []
     results = {}
-    for name, emb in (("onnx-cpu", Embedder(bundle, "cpu", backend="onnx")),
-                      ("torch-cuda", Embedder(bundle, "cuda", backend="torch"))):
+    for name, emb in (
+        ("onnx-cpu", Embedder(bundle, "cpu", backend="onnx")),
+        ("torch-cuda", Embedder(bundle, "cuda", backend="torch")),
+    ):
         emb.embed_arrays(batch[:4])  # warm-up
         t = time.perf_counter()
         results[name] = emb.embed_arrays(batch)
         rows.append(f"| {name} | {len(batch) / (time.perf_counter() - t):.0f} |")
     (e1, f1), (e2, f2) = results["onnx-cpu"], results["torch-cuda"]
     cos_e, cos_f = float((e1 * e2).sum(1).min()), float((f1 * f2).sum(1).min())
-    text = "\n".join([
-        "# CUDA check of the bundled model",
-        "",
-        f"`python -m training.cuda_check` on {torch.cuda.get_device_name(0)} (torch {torch.__version__}, "
-        f"{platform.python_version()}), model `{bundle.name}` sha256 `{bundle.sha256[:16]}`, "
-        f"{len(files)} real photos from `{a.images}`.",
-        "",
-        f"- min cosine, embedding, torch-CUDA vs ONNX-CPU: **{cos_e:.6f}**",
-        f"- min cosine, features, torch-CUDA vs ONNX-CPU: **{cos_f:.6f}**",
-        "",
-        "| backend | img/s (one batch, after warm-up) |",
-        "|---|---|",
-        *rows,
-        "",
-    ])
+    text = "\n".join(
+        [
+            "# CUDA check of the bundled model",
+            "",
+            f"`python -m training.cuda_check` on {torch.cuda.get_device_name(0)} (torch {torch.__version__}, "
+            f"{platform.python_version()}), model `{bundle.name}` sha256 `{bundle.sha256[:16]}`, "
+            f"{len(files)} real photos from `{a.images}`.",
+            "",
+            f"- min cosine, embedding, torch-CUDA vs ONNX-CPU: **{cos_e:.6f}**",
+            f"- min cosine, features, torch-CUDA vs ONNX-CPU: **{cos_f:.6f}**",
+            "",
+            "| backend | img/s (one batch, after warm-up) |",
+            "|---|---|",
+            *rows,
+            "",
+        ]
+    )
     print(text)
     if a.out:
         a.out.write_text(text, encoding="utf-8")

@@ -45,7 +45,8 @@ def identity_groups(root: Path) -> list[list[Path]]:
 
 
 def product_groups(root: Path) -> list[list[Path]]:
-    """Layout ``product``: ``<product_id>_<view_id>.<ext>``; the product id is everything before the last "_"."""
+    """Layout ``product``: ``<product_id>_<view_id>.<ext>``; the product id is everything before the last
+    "_"."""
     groups: dict[str, list[Path]] = defaultdict(list)
     for p in _images(root, recursive=False):
         pid, sep, _view = p.stem.rpartition("_")
@@ -75,8 +76,15 @@ class ViewsDataset(Dataset):
     is the unedited photo that often (an original and its copy is the app's commonest pair).
     """
 
-    def __init__(self, groups: list[list[Path]], size: int, views: int = 2, strength: float = 1.0,
-                 keep_original: float = 0.5, seed: int = 0) -> None:
+    def __init__(
+        self,
+        groups: list[list[Path]],
+        size: int,
+        views: int = 2,
+        strength: float = 1.0,
+        keep_original: float = 0.5,
+        seed: int = 0,
+    ) -> None:
         if views < 2:
             raise ValueError("need at least two views per identity for positives")
         self.groups, self.size, self.views = groups, size, views

@@ -1,7 +1,8 @@
 """Evaluate a model bundle on held-out photos with fixed edits: ``python -m training.evaluate``.
 
 The model runs as the app runs it (ONNX Runtime on the CPU, uint8 input from ``resize_for_model``). Reported
-side by side: the fine-tuned ``embedding`` and the plain ImageNet ``features`` (the same network's frozen branch).
+side by side: the fine-tuned ``embedding`` and the plain ImageNet ``features`` (the same network's frozen
+branch).
 Also measured: whether fine-tuning eroded "same scene" similarity (two different crops of one photo), which is
 why "Find similar" is served from ``features``. Thresholds are calibrated here and, with ``--write-manifest``,
 written into the bundle's manifest with the metrics.
@@ -40,14 +41,15 @@ NAMES = {"embedding": "fine-tuned embedding", "features": "ImageNet features"}
 def embed(embedder: Embedder, images: np.ndarray, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
     embs, feats = [], []
     for s in range(0, len(images), batch):
-        e, f = embedder.embed_arrays(images[s:s + batch])
+        e, f = embedder.embed_arrays(images[s : s + batch])
         embs.append(e)
         feats.append(f)
     return np.concatenate(embs), np.concatenate(feats)
 
 
 def retrieval(emb: np.ndarray, val: ValSet) -> dict:
-    """Queries: edited copies against a gallery of the originals (R@K); originals against all copies (mAP@10)."""
+    """Queries: edited copies against a gallery of the originals (R@K); originals against all copies
+    (mAP@10)."""
     orig = val.kinds == ORIGINAL
     sim = emb[~orig] @ emb[orig].T
     r = recall_at_k(sim, val.labels[~orig], val.labels[orig], (1, 5, 10))
@@ -55,7 +57,9 @@ def retrieval(emb: np.ndarray, val: ValSet) -> dict:
     return {"recall@1": r[1], "recall@5": r[5], "recall@10": r[10], "mAP@10": m}
 
 
-def app_scoring(embedder: Embedder, val: ValSet, emb: np.ndarray, min_precision: float, alone_f1: float) -> dict:
+def app_scoring(
+    embedder: Embedder, val: ValSet, emb: np.ndarray, min_precision: float, alone_f1: float
+) -> dict:
     """The duplicate embedding scored as the engine scores it: portrait images also embed their two 90-degree
     turns (``core.embed.embed_files``) and a pair takes the higher of the plain and turned cosines
     (``core.index.turned_pairs``), for negatives as much as for positives. ``alone_f1``: the plain embedding's
@@ -63,12 +67,17 @@ def app_scoring(embedder: Embedder, val: ValSet, emb: np.ndarray, min_precision:
     portrait = np.nonzero(val.portrait)[0]
     turns = np.stack([np.rot90(val.images[i], k) for i in portrait for k in (1, 3)])
     turned_emb = embed(embedder, turns)[0]
-    sim = app_similarity(emb, {int(i): turned_emb[2 * n: 2 * n + 2] for n, i in enumerate(portrait)})
+    sim = app_similarity(emb, {int(i): turned_emb[2 * n : 2 * n + 2] for n, i in enumerate(portrait)})
     pos, kinds, neg = pair_scores_from_similarity(sim, val.labels, val.kinds)
     at = summarise(pos, kinds, neg, min_precision)
-    # The engine embeds turns only where they pay: a better F1 at precision >= min_precision than the model alone.
-    return {"portrait_images": len(portrait), "roc_auc": roc_auc(pos, neg), "calibrated": at,
-            "use": bool(at["f1"] > alone_f1)}
+    # The engine embeds turns only where they pay: a better F1 at precision >= min_precision than the model
+    # alone.
+    return {
+        "portrait_images": len(portrait),
+        "roc_auc": roc_auc(pos, neg),
+        "calibrated": at,
+        "use": bool(at["f1"] > alone_f1),
+    }
 
 
 def scene_pairs(files: list[str], size: int) -> np.ndarray:
@@ -78,7 +87,10 @@ def scene_pairs(files: list[str], size: int) -> np.ndarray:
         im = read_full(f)
         w, h = im.size
         cw = int(w * 0.55)
-        out += [resize_for_model(im.crop((0, 0, cw, h)), size), resize_for_model(im.crop((w - cw, 0, w, h)), size)]
+        out += [
+            resize_for_model(im.crop((0, 0, cw, h)), size),
+            resize_for_model(im.crop((w - cw, 0, w, h)), size),
+        ]
     return np.stack(out)
 
 
@@ -92,52 +104,96 @@ def scene_scores(vecs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pos, neg
 
 
-def evaluate(bundle_dir: Path, files: list[Path], out: Path, seed: int = 1234, min_precision: float = 0.99,
-             similar_precision: float = 0.95, workers: int = 2) -> dict:
+def evaluate(
+    bundle_dir: Path,
+    files: list[Path],
+    out: Path,
+    seed: int = 1234,
+    min_precision: float = 0.99,
+    similar_precision: float = 0.95,
+    workers: int = 2,
+) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     bundle = load_bundle(bundle_dir)
     embedder = Embedder(bundle, device="cpu", backend="onnx")
     t0 = time.monotonic()
     val = build_valset(files, bundle.resolution, seed, workers=workers)
-    log.info("validation set: %d images of %d photos (%.0fs)", len(val.images), len(files), time.monotonic() - t0)
+    log.info(
+        "validation set: %d images of %d photos (%.0fs)", len(val.images), len(files), time.monotonic() - t0
+    )
     t0 = time.monotonic()
     outputs = dict(zip(("embedding", "features"), embed(embedder, val.images), strict=True))
     log.info("embedded in %.0fs", time.monotonic() - t0)
 
-    report: dict = {"model": bundle.name, "sha256": bundle.sha256, "photos": len(files),
-                    "images": len(val.images), "edit_kinds": sorted(set(val.kinds) - {ORIGINAL}), "seed": seed,
-                    "training": bundle.manifest.get("training", {})}
+    report: dict = {
+        "model": bundle.name,
+        "sha256": bundle.sha256,
+        "photos": len(files),
+        "images": len(val.images),
+        "edit_kinds": sorted(set(val.kinds) - {ORIGINAL}),
+        "seed": seed,
+        "training": bundle.manifest.get("training", {}),
+    }
     scores = {}
     for key, vecs in outputs.items():
         pos, kinds, neg = pair_scores(vecs, val.labels, val.kinds)
         scores[key] = (pos, neg)
         at = summarise(pos, kinds, neg, min_precision)
         bf = best_f1(pos, neg)
-        report[key] = {"pairs": {"positive": len(pos), "negative": len(neg)}, "roc_auc": roc_auc(pos, neg),
-                       "calibrated": at, "best_f1": {"threshold": bf.threshold, "f1": bf.f1,
-                                                      "precision": bf.precision, "recall": bf.recall},
-                       **retrieval(vecs, val)}
-        log.info("%s: F1 %.4f P %.4f R %.4f at %.4f, worst %s %.3f", key, at["f1"], at["precision"],
-                 at["recall"], at["threshold"], at["worst_kind"], at["min_kind_recall"])
+        report[key] = {
+            "pairs": {"positive": len(pos), "negative": len(neg)},
+            "roc_auc": roc_auc(pos, neg),
+            "calibrated": at,
+            "best_f1": {
+                "threshold": bf.threshold,
+                "f1": bf.f1,
+                "precision": bf.precision,
+                "recall": bf.recall,
+            },
+            **retrieval(vecs, val),
+        }
+        log.info(
+            "%s: F1 %.4f P %.4f R %.4f at %.4f, worst %s %.3f",
+            key,
+            at["f1"],
+            at["precision"],
+            at["recall"],
+            at["threshold"],
+            at["worst_kind"],
+            at["min_kind_recall"],
+        )
 
-    report["app"] = app_scoring(embedder, val, outputs["embedding"], min_precision,
-                                report["embedding"]["calibrated"]["f1"])
-    log.info("with turned embeddings: F1 %.4f at %.4f, worst %s %.3f", report["app"]["calibrated"]["f1"],
-             report["app"]["calibrated"]["threshold"], report["app"]["calibrated"]["worst_kind"],
-             report["app"]["calibrated"]["min_kind_recall"])
+    report["app"] = app_scoring(
+        embedder, val, outputs["embedding"], min_precision, report["embedding"]["calibrated"]["f1"]
+    )
+    log.info(
+        "with turned embeddings: F1 %.4f at %.4f, worst %s %.3f",
+        report["app"]["calibrated"]["f1"],
+        report["app"]["calibrated"]["threshold"],
+        report["app"]["calibrated"]["worst_kind"],
+        report["app"]["calibrated"]["min_kind_recall"],
+    )
 
     # "Same scene" similarity: does the fine-tuned embedding still see two crops of a scene as related?
     scene = embed(embedder, scene_pairs(val.files, bundle.resolution))
     report["same_scene"] = {}
     for key, vecs in zip(("embedding", "features"), scene, strict=True):
         pos, neg = scene_scores(vecs)
-        report["same_scene"][key] = {"mean_pair": float(pos.mean()), "mean_other": float(neg.mean()),
-                                     "roc_auc": roc_auc(pos, neg)}
+        report["same_scene"][key] = {
+            "mean_pair": float(pos.mean()),
+            "mean_other": float(neg.mean()),
+            "roc_auc": roc_auc(pos, neg),
+        }
     sim_cal = calibrate(*scene_scores(scene[1]), similar_precision)
-    report["same_scene"]["similar_threshold"] = {"threshold": sim_cal.threshold, "precision": sim_cal.precision,
-                                                 "recall": sim_cal.recall, "source": "features",
-                                                 "min_precision": similar_precision}
-    # The app's duplicate threshold is calibrated on the scores the app computes: with turned embeddings if on.
+    report["same_scene"]["similar_threshold"] = {
+        "threshold": sim_cal.threshold,
+        "precision": sim_cal.precision,
+        "recall": sim_cal.recall,
+        "source": "features",
+        "min_precision": similar_precision,
+    }
+    # The app's duplicate threshold is calibrated on the scores the app computes: with turned embeddings if
+    # on.
     dup_t = report["app" if report["app"]["use"] else "embedding"]["calibrated"]["threshold"]
     report["thresholds"] = {"duplicate": round(dup_t, 4), "similar": round(sim_cal.threshold, 4)}
 
@@ -153,18 +209,35 @@ def _plots(report: dict, val: ValSet, outputs: dict, scores: dict, out: Path) ->
     plots.pr_curves(named, thr, out / "pr_curve.png")
     plots.roc_curves(named, out / "roc_curve.png")
     for key in scores:
-        marks = {"duplicate (P≥0.99)": report[key]["calibrated"]["threshold"],
-                 "best F1": report[key]["best_f1"]["threshold"]}
+        marks = {
+            "duplicate (P≥0.99)": report[key]["calibrated"]["threshold"],
+            "best F1": report[key]["best_f1"]["threshold"],
+        }
         plots.histograms(*scores[key], marks, f"{NAMES[key]}: pair similarities", out / f"hist_{key}.png")
     sub = val.labels < 20
-    plots.tsne(outputs["embedding"][sub], val.labels[sub], val.kinds[sub], "fine-tuned embedding, 20 photos",
-               out / "tsne_embedding.png")
-    plots.tsne(outputs["features"][sub], val.labels[sub], val.kinds[sub], "ImageNet features, 20 photos",
-               out / "tsne_features.png")
+    plots.tsne(
+        outputs["embedding"][sub],
+        val.labels[sub],
+        val.kinds[sub],
+        "fine-tuned embedding, 20 photos",
+        out / "tsne_embedding.png",
+    )
+    plots.tsne(
+        outputs["features"][sub],
+        val.labels[sub],
+        val.kinds[sub],
+        "ImageNet features, 20 photos",
+        out / "tsne_features.png",
+    )
     emb = outputs["embedding"]
     hard = ["rotate_90", "screenshot", "letterbox", "crop_50", "combo", "text"]
-    queries = [int(np.nonzero((val.kinds == k) & (val.labels == (3 + 7 * i) % len(val.files)))[0][0]) for i, k in enumerate(hard)]
-    plots.retrieval_grid(val.images, emb @ emb.T, queries, val.labels, list(val.kinds), out / "retrieval_grid.png")
+    queries = [
+        int(np.nonzero((val.kinds == k) & (val.labels == (3 + 7 * i) % len(val.files)))[0][0])
+        for i, k in enumerate(hard)
+    ]
+    plots.retrieval_grid(
+        val.images, emb @ emb.T, queries, val.labels, list(val.kinds), out / "retrieval_grid.png"
+    )
 
 
 def _pct(x: float) -> str:
@@ -176,8 +249,10 @@ def _selection_note(r: dict) -> str:
     val_data = r.get("training", {}).get("config", {}).get("val_data")
     if not val_data:
         return ""
-    return (f" (Training picked its best epoch on a subset of these photos, shrunk as in `{val_data}` by "
-            "`training/prepare_data.py`.)")
+    return (
+        f" (Training picked its best epoch on a subset of these photos, shrunk as in `{val_data}` by "
+        "`training/prepare_data.py`.)"
+    )
 
 
 def markdown(r: dict) -> str:
@@ -185,12 +260,14 @@ def markdown(r: dict) -> str:
     lines = [
         f"# Evaluation of `{r['model']}`",
         "",
-        f"Held-out validation: {r['photos']} photos never used in training, each with one fixed seeded copy per "
+        f"Held-out validation: {r['photos']} photos never used in training, each with one fixed seeded "
+        f"copy per "
         f"edit kind ({len(r['edit_kinds'])} kinds, seed {r['seed']}): {r['images']} images. Positives: every "
         f"copy against its original ({e['pairs']['positive']:,} pairs); negatives: every pair of images of "
-        f"different photos ({e['pairs']['negative']:,} pairs). The model ran through ONNX Runtime on the CPU, as in "
-        "the app. Thresholds are calibrated on this set: *duplicate* = the lowest cosine with precision ≥ 0.99."
-        + _selection_note(r),
+        f"different photos ({e['pairs']['negative']:,} pairs). The model ran through ONNX Runtime on the "
+        f"CPU, as in "
+        "the app. Thresholds are calibrated on this set: *duplicate* = the lowest cosine with precision ≥ "
+        "0.99." + _selection_note(r),
         "",
         "| metric | fine-tuned embedding | ImageNet features |",
         "|---|---|---|",
@@ -198,7 +275,9 @@ def markdown(r: dict) -> str:
         f"{_pct(f['calibrated']['threshold'])} |",
     ]
     for label, key in [("precision", "precision"), ("recall", "recall"), ("F1", "f1")]:
-        lines.append(f"| {label} at that threshold | {_pct(e['calibrated'][key])} | {_pct(f['calibrated'][key])} |")
+        lines.append(
+            f"| {label} at that threshold | {_pct(e['calibrated'][key])} | {_pct(f['calibrated'][key])} |"
+        )
     lines += [
         f"| best F1 (any threshold) | {_pct(e['best_f1']['f1'])} @ {e['best_f1']['threshold']:.3f} | "
         f"{_pct(f['best_f1']['f1'])} @ {f['best_f1']['threshold']:.3f} |",
@@ -206,8 +285,13 @@ def markdown(r: dict) -> str:
     ]
     for k in ("recall@1", "recall@5", "recall@10", "mAP@10"):
         lines.append(f"| {k} | {_pct(e[k])} | {_pct(f[k])} |")
-    lines += ["", "## Recall per edit kind, each at its own duplicate threshold", "",
-              "| edit | fine-tuned | ImageNet |", "|---|---|---|"]
+    lines += [
+        "",
+        "## Recall per edit kind, each at its own duplicate threshold",
+        "",
+        "| edit | fine-tuned | ImageNet |",
+        "|---|---|---|",
+    ]
     for k in r["edit_kinds"]:
         a, b = e["calibrated"]["per_kind_recall"][k], f["calibrated"]["per_kind_recall"][k]
         lines.append(f"| {k} | {'**' if a < 0.9 else ''}{a:.3f}{'**' if a < 0.9 else ''} | {b:.3f} |")
@@ -217,10 +301,14 @@ def markdown(r: dict) -> str:
             "",
             "## With turned embeddings for portrait images",
             "",
-            f"The engine can also embed the two 90° turns of every portrait image ({r['app']['portrait_images']} of "
-            "these images) and score a pair by the higher of the plain and turned cosines, negatives included. "
-            "Calibrated the same way (precision ≥ 0.99). The manifest's `turned_embeddings` switches this on only "
-            f"when it raises F1: **{'on' if r['app']['use'] else 'off'}** for this model, so the app's duplicate "
+            f"The engine can also embed the two 90° turns of every portrait image "
+            f"({r['app']['portrait_images']} of "
+            "these images) and score a pair by the higher of the plain and turned cosines, negatives "
+            "included. "
+            "Calibrated the same way (precision ≥ 0.99). The manifest's `turned_embeddings` switches this "
+            "on only "
+            f"when it raises F1: **{'on' if r['app']['use'] else 'off'}** for this model, so the app's "
+            f"duplicate "
             f"threshold is **{r['thresholds']['duplicate']}**, calibrated on "
             f"{'these scores' if r['app']['use'] else 'the model alone'}.",
             "",
@@ -238,9 +326,10 @@ def markdown(r: dict) -> str:
     s = r["same_scene"]
     lines += [
         "",
-        "## Same-scene similarity (why \"Find similar\" uses the ImageNet features)",
+        '## Same-scene similarity (why "Find similar" uses the ImageNet features)',
         "",
-        "Two different crops of each validation photo (left and right 55 %) stand in for two shots of one scene.",
+        "Two different crops of each validation photo (left and right 55 %) stand in for two shots of one "
+        "scene.",
         "",
         "| output | mean cosine, same scene | mean cosine, different photos | ROC AUC |",
         "|---|---|---|---|",
@@ -249,9 +338,11 @@ def markdown(r: dict) -> str:
         f"| ImageNet features | {s['features']['mean_pair']:.3f} | {s['features']['mean_other']:.3f} | "
         f"{s['features']['roc_auc']:.4f} |",
         "",
-        f"*Similar* threshold on the features (precision ≥ {s['similar_threshold']['min_precision']} on these "
+        f"*Similar* threshold on the features (precision ≥ {s['similar_threshold']['min_precision']} on "
+        f"these "
         f"same-scene pairs): **{s['similar_threshold']['threshold']:.4f}** "
-        f"(recall {s['similar_threshold']['recall']:.3f}). The features come from the frozen ImageNet branch, so "
+        f"(recall {s['similar_threshold']['recall']:.3f}). The features come from the frozen ImageNet "
+        f"branch, so "
         "fine-tuning cannot change them.",
         "",
         *_training_lines(r.get("training") or {}),
@@ -263,7 +354,8 @@ def markdown(r: dict) -> str:
         "",
         "![t-SNE, fine-tuned](tsne_embedding.png) ![t-SNE, ImageNet](tsne_features.png)",
         "",
-        "Retrieval grid (fine-tuned embedding; query, then its top 5 among all validation images; green = a copy "
+        "Retrieval grid (fine-tuned embedding; query, then its top 5 among all validation images; green = "
+        "a copy "
         "of the same photo):",
         "",
         "![retrieval](retrieval_grid.png)",
@@ -276,9 +368,25 @@ def _training_lines(t: dict) -> list[str]:
     c = t.get("config")
     if not c:
         return []
-    keys = ("backbone", "resolution", "fork", "embed_dim", "pooling", "loss", "temperature", "margin",
-            "batch_identities", "views", "lr", "lr_tail", "epochs_head", "epochs_tail", "cache_views",
-            "cache_rounds", "seed")
+    keys = (
+        "backbone",
+        "resolution",
+        "fork",
+        "embed_dim",
+        "pooling",
+        "loss",
+        "temperature",
+        "margin",
+        "batch_identities",
+        "views",
+        "lr",
+        "lr_tail",
+        "epochs_head",
+        "epochs_tail",
+        "cache_views",
+        "cache_rounds",
+        "seed",
+    )
     return [
         "## How this model was trained",
         "",
@@ -297,10 +405,12 @@ def write_manifest(bundle_dir: Path, report: dict) -> None:
     path = bundle_dir / "manifest.json"
     manifest = json.loads(path.read_text(encoding="utf-8"))
     e, f = report["embedding"], report["features"]
-    manifest["thresholds"] = {**manifest.get("thresholds", {}), **report["thresholds"]}  # keep the verifier's
+    # keep the verifier's
+    manifest["thresholds"] = {**manifest.get("thresholds", {}), **report["thresholds"]}
     manifest["evaluation"] = {
-        "data": f"{report['photos']} held-out photos x {len(report['edit_kinds'])} edits (training/valset.py, "
-                f"seed {report['seed']}); report: training/reports/evaluation.md",
+        "data": f"{report['photos']} held-out photos x {len(report['edit_kinds'])} edits "
+        "(training/valset.py, "
+        f"seed {report['seed']}); report: training/reports/evaluation.md",
         "embedding": {k: e[k] for k in ("roc_auc", "recall@1", "recall@5", "recall@10", "mAP@10")}
         | {k: e["calibrated"][k] for k in ("precision", "recall", "f1", "min_kind_recall", "worst_kind")},
         "imagenet_features": {k: f[k] for k in ("roc_auc", "recall@1")}
@@ -310,7 +420,8 @@ def write_manifest(bundle_dir: Path, report: dict) -> None:
     if "app" in report:
         manifest["evaluation"]["with_turned_embeddings"] = {
             k: report["app"]["calibrated"][k]
-            for k in ("threshold", "precision", "recall", "f1", "min_kind_recall", "worst_kind")}
+            for k in ("threshold", "precision", "recall", "f1", "min_kind_recall", "worst_kind")
+        }
         manifest["turned_embeddings"] = report["app"]["use"]
     path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
@@ -318,8 +429,12 @@ def write_manifest(bundle_dir: Path, report: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, default=Path("resources/model"))
-    p.add_argument("--datasets", type=Path, default=Path("../shared/datasets"),
-                   help="the shared datasets; their validation split (training/prepare_data.py) is used")
+    p.add_argument(
+        "--datasets",
+        type=Path,
+        default=Path("../shared/datasets"),
+        help="the shared datasets; their validation split (training/prepare_data.py) is used",
+    )
     p.add_argument("--val-dir", type=Path, help="a folder of validation photos instead of --datasets")
     p.add_argument("--limit", type=int, default=0, help="evaluate the first N photos only")
     p.add_argument("--seed", type=int, default=1234)
@@ -338,9 +453,15 @@ def main(argv: list[str] | None = None) -> None:
     report = evaluate(a.model, files, a.out, a.seed)
     if a.write_manifest:
         write_manifest(a.model, report)
-    print(json.dumps({"thresholds": report["thresholds"],
-                      "embedding_f1": report["embedding"]["calibrated"]["f1"],
-                      "features_f1": report["features"]["calibrated"]["f1"]}))
+    print(
+        json.dumps(
+            {
+                "thresholds": report["thresholds"],
+                "embedding_f1": report["embedding"]["calibrated"]["f1"],
+                "features_f1": report["features"]["calibrated"]["f1"],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

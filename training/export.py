@@ -37,7 +37,8 @@ def imagenet_net(config: ModelConfig) -> LookalikeNet:
 
 
 def export_fixed_size(module: torch.nn.Module, net: LookalikeNet, path: Path, outputs: list[str]) -> None:
-    """Export ``module`` (uint8 NHWC ``image`` in, ``net`` inside) for ``net``'s fixed input size, with constant
+    """Export ``module`` (uint8 NHWC ``image`` in, ``net`` inside) for ``net``'s fixed input size, with
+    constant
     "same" padding (2x faster in ONNX Runtime) and a dynamic batch."""
     r = net.config.resolution
     x = torch.zeros(2, r, r, 3, dtype=torch.uint8)
@@ -77,10 +78,15 @@ def store_weights_fp16(path: Path, min_elements: int = 1024) -> None:
     casts, keep = [], []
     for init in graph.initializer:
         if init.data_type == onnx.TensorProto.FLOAT and int(np.prod(init.dims)) >= min_elements:
-            half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name + "_fp16")
+            half = numpy_helper.from_array(
+                numpy_helper.to_array(init).astype(np.float16), init.name + "_fp16"
+            )
             keep.append(half)
-            casts.append(helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT,
-                                          name=init.name + "_cast"))
+            casts.append(
+                helper.make_node(
+                    "Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT, name=init.name + "_cast"
+                )
+            )
         else:
             keep.append(init)
     del graph.initializer[:]
@@ -136,8 +142,11 @@ def export_bundle(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     net = net.eval().cpu()
-    state = {k: v.detach().to(torch.float16).contiguous() for k, v in net.export_state().items()
-             if "num_batches_tracked" not in k}
+    state = {
+        k: v.detach().to(torch.float16).contiguous()
+        for k, v in net.export_state().items()
+        if "num_batches_tracked" not in k
+    }
     # Round the live model to the stored fp16 weights so torch and ONNX share exactly the same numbers.
     net.load_export_state({k: v.float() for k, v in state.items()})
     weights = out_dir / "model.safetensors"
@@ -147,15 +156,23 @@ def export_bundle(
     manifest = {
         "name": name,
         "architecture": net.config.to_dict(),
-        "input": {"layout": "NHWC", "dtype": "uint8", "resize": "squash to resolution, bilinear",
-                  "normalisation": "inside the graph: (x - mean) / std",
-                  "mean": list(map(float, UInt8Wrapper(net).mean.flatten())),
-                  "std": list(map(float, UInt8Wrapper(net).std.flatten()))},
+        "input": {
+            "layout": "NHWC",
+            "dtype": "uint8",
+            "resize": "squash to resolution, bilinear",
+            "normalisation": "inside the graph: (x - mean) / std",
+            "mean": list(map(float, UInt8Wrapper(net).mean.flatten())),
+            "std": list(map(float, UInt8Wrapper(net).std.flatten())),
+        },
         "embedding_dim": net.embed_dim,
         "feature_dim": net.feature_dim,
         "weights": {"file": weights.name, "sha256": sha256_file(weights), "dtype": "float16"},
-        "onnx": {"file": onnx_path.name, "sha256": sha256_file(onnx_path), "opset": 17,
-                 "min_cosine_vs_torch": round(cos, 6)},
+        "onnx": {
+            "file": onnx_path.name,
+            "sha256": sha256_file(onnx_path),
+            "opset": 17,
+            "min_cosine_vs_torch": round(cos, 6),
+        },
         "thresholds": thresholds,
         "similar_source": similar_source,
         **(extra or {}),
@@ -178,14 +195,20 @@ def reexport_onnx(folder: Path) -> dict:
     onnx_path = bundle.file("onnx")
     cos = write_checked_onnx(net, onnx_path)
     manifest = dict(bundle.manifest)
-    manifest["onnx"] = {**manifest["onnx"], "sha256": sha256_file(onnx_path), "min_cosine_vs_torch": round(cos, 6)}
+    manifest["onnx"] = {
+        **manifest["onnx"],
+        "sha256": sha256_file(onnx_path),
+        "min_cosine_vs_torch": round(cos, 6),
+    }
     (Path(folder) / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description="Export the plain ImageNet model (no fine-tuning) to a folder, or "
-                                            "--reexport a model folder's ONNX file from its weights.")
+    p = argparse.ArgumentParser(
+        description="Export the plain ImageNet model (no fine-tuning) to a folder, or "
+        "--reexport a model folder's ONNX file from its weights."
+    )
     p.add_argument("--reexport", type=Path, metavar="FOLDER", help="re-export FOLDER's ONNX file only")
     p.add_argument("--backbone", default="efficientnet_lite0")
     p.add_argument("--out", type=Path, default=Path("resources/model"))
@@ -198,11 +221,20 @@ def main(argv: list[str] | None = None) -> None:
         return
     from core.backbones import backbone_spec
 
-    cfg = ModelConfig(backbone=a.backbone, resolution=backbone_spec(a.backbone).resolution, embed_dim=0,
-                      pooling="avg", fork=None)
-    m = export_bundle(imagenet_net(cfg), a.out, name=f"{a.backbone}-imagenet",
-                      thresholds={"duplicate": a.duplicate_threshold, "similar": a.similar_threshold},
-                      extra={"training": {"note": "ImageNet weights only, not fine-tuned"}})
+    cfg = ModelConfig(
+        backbone=a.backbone,
+        resolution=backbone_spec(a.backbone).resolution,
+        embed_dim=0,
+        pooling="avg",
+        fork=None,
+    )
+    m = export_bundle(
+        imagenet_net(cfg),
+        a.out,
+        name=f"{a.backbone}-imagenet",
+        thresholds={"duplicate": a.duplicate_threshold, "similar": a.similar_threshold},
+        extra={"training": {"note": "ImageNet weights only, not fine-tuned"}},
+    )
     print(json.dumps(m, indent=2))
 
 

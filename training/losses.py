@@ -23,8 +23,13 @@ def batch_hard_triplet(emb: torch.Tensor, labels: torch.Tensor, margin: float) -
     return F.relu(hardest_neg - hardest_pos + margin).mean()
 
 
-def info_nce(emb: torch.Tensor, labels: torch.Tensor, temperature: float, memory: torch.Tensor | None = None,
-             memory_labels: torch.Tensor | None = None) -> torch.Tensor:
+def info_nce(
+    emb: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float,
+    memory: torch.Tensor | None = None,
+    memory_labels: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Multi-positive InfoNCE (SupCon form): each anchor pulls all its positives against every other image.
 
     ``memory`` (M, D) adds embeddings kept from earlier steps (a cross-batch memory, Wang et al. 2020) as more
@@ -73,8 +78,15 @@ def koleo(emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return -torch.log(dist).mean()
 
 
-def metric_loss(emb: torch.Tensor, labels: torch.Tensor, kind: str, margin: float, temperature: float,
-                koleo_weight: float = 0.0, memory: CrossBatchMemory | None = None) -> torch.Tensor:
+def metric_loss(
+    emb: torch.Tensor,
+    labels: torch.Tensor,
+    kind: str,
+    margin: float,
+    temperature: float,
+    koleo_weight: float = 0.0,
+    memory: CrossBatchMemory | None = None,
+) -> torch.Tensor:
     if kind == "triplet":
         loss = batch_hard_triplet(emb, labels, margin)
     elif kind == "infonce":

@@ -44,15 +44,17 @@ def sweep(pos: np.ndarray, neg: np.ndarray, thresholds: np.ndarray | None = None
     fp = _count_at_or_above(ns, t).astype(np.float64)
     precision = np.divide(tp, tp + fp, out=np.ones_like(tp), where=(tp + fp) > 0)
     recall = tp / max(len(ps), 1)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp),
-                   where=(precision + recall) > 0)
+    f1 = np.divide(
+        2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=(precision + recall) > 0
+    )
     return {"threshold": t, "precision": precision, "recall": recall, "f1": f1, "fpr": fp / max(len(ns), 1)}
 
 
 def calibrate(pos: np.ndarray, neg: np.ndarray, min_precision: float) -> PairStats:
     """The lowest threshold (most recall) whose precision is at least ``min_precision``.
 
-    If even the highest positive score misses the precision, the threshold goes just above the highest negative.
+    If even the highest positive score misses the precision, the threshold goes just above the highest
+    negative.
     """
     s = sweep(pos, neg)
     ok = np.nonzero(s["precision"] >= min_precision)[0]

@@ -27,7 +27,9 @@ def _save(fig, path: Path, palette: bool = False) -> None:
         small.save(path, optimize=True)
 
 
-def pr_curves(models: dict[str, tuple[np.ndarray, np.ndarray]], thresholds: dict[str, float], path: Path) -> None:
+def pr_curves(
+    models: dict[str, tuple[np.ndarray, np.ndarray]], thresholds: dict[str, float], path: Path
+) -> None:
     fig, ax = plt.subplots(figsize=(5, 4))
     grid = np.linspace(-1, 1, 4001)
     for name, (pos, neg) in models.items():
@@ -36,8 +38,13 @@ def pr_curves(models: dict[str, tuple[np.ndarray, np.ndarray]], thresholds: dict
         if name in thresholds:
             i = np.searchsorted(grid, thresholds[name])
             ax.plot(s["recall"][i], s["precision"][i], "o", color=ax.lines[-1].get_color())
-    ax.set(xlabel="recall", ylabel="precision", title="Edited copy vs different photo",
-           xlim=(0, 1.01), ylim=(0.5, 1.005))
+    ax.set(
+        xlabel="recall",
+        ylabel="precision",
+        title="Edited copy vs different photo",
+        xlim=(0, 1.01),
+        ylim=(0.5, 1.005),
+    )
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left")
     _save(fig, path)
@@ -48,8 +55,14 @@ def roc_curves(models: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> 
     for name, (pos, neg) in models.items():
         fpr, tpr = roc_curve(pos, neg)
         ax.plot(np.maximum(fpr, 1e-8), tpr, label=name)
-    ax.set(xscale="log", xlabel="false-positive rate (log)", ylabel="true-positive rate", title="ROC",
-           xlim=(1e-7, 1), ylim=(0, 1.01))
+    ax.set(
+        xscale="log",
+        xlabel="false-positive rate (log)",
+        ylabel="true-positive rate",
+        title="ROC",
+        xlim=(1e-7, 1),
+        ylim=(0, 1.01),
+    )
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     _save(fig, path)
@@ -58,7 +71,9 @@ def roc_curves(models: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> 
 def histograms(pos: np.ndarray, neg: np.ndarray, marks: dict[str, float], title: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     bins = np.linspace(-0.3, 1.0, 131)
-    ax.hist(neg, bins=bins, density=True, alpha=0.6, label=f"different photos ({len(neg):,})", color="tab:red")
+    ax.hist(
+        neg, bins=bins, density=True, alpha=0.6, label=f"different photos ({len(neg):,})", color="tab:red"
+    )
     ax.hist(pos, bins=bins, density=True, alpha=0.6, label=f"edited copies ({len(pos):,})", color="tab:green")
     for (name, t), style in zip(marks.items(), ["-", "--", ":"], strict=False):
         ax.axvline(t, color="k", linestyle=style, label=f"{name} {t:.3f}")
@@ -67,7 +82,9 @@ def histograms(pos: np.ndarray, neg: np.ndarray, marks: dict[str, float], title:
     _save(fig, path)
 
 
-def tsne(emb: np.ndarray, labels: np.ndarray, kinds: np.ndarray, title: str, path: Path, seed: int = 0) -> None:
+def tsne(
+    emb: np.ndarray, labels: np.ndarray, kinds: np.ndarray, title: str, path: Path, seed: int = 0
+) -> None:
     from sklearn.manifold import TSNE
 
     xy = TSNE(n_components=2, init="pca", perplexity=20, random_state=seed).fit_transform(emb)
@@ -82,8 +99,15 @@ def tsne(emb: np.ndarray, labels: np.ndarray, kinds: np.ndarray, title: str, pat
     _save(fig, path)
 
 
-def retrieval_grid(images: np.ndarray, sim: np.ndarray, queries: list[int], labels: np.ndarray,
-                   captions: list[str], path: Path, k: int = 5) -> None:
+def retrieval_grid(
+    images: np.ndarray,
+    sim: np.ndarray,
+    queries: list[int],
+    labels: np.ndarray,
+    captions: list[str],
+    path: Path,
+    k: int = 5,
+) -> None:
     """Each row: a query, then its top-k (the query itself excluded); matches framed green, others red."""
     fig, axes = plt.subplots(len(queries), k + 1, figsize=(1.3 * (k + 1), 1.4 * len(queries)))
     for r, q in enumerate(queries):

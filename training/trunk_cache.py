@@ -31,7 +31,8 @@ TrunkFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX); elsewhere torch emulates it slowly."""
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX); elsewhere torch emulates it
+    slowly."""
     try:
         flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
     except OSError:
@@ -47,7 +48,8 @@ class _TrunkU8(UInt8Wrapper):
 
 
 class OnnxTrunk:
-    """The frozen trunk exported to ONNX Runtime (fixed input size, constant "same" padding), checked against torch."""
+    """The frozen trunk exported to ONNX Runtime (fixed input size, constant "same" padding), checked against
+    torch."""
 
     def __init__(self, net: LookalikeNet, batch: int = 16, tolerance: float = 1e-3) -> None:
         import onnxruntime as ort
@@ -73,12 +75,15 @@ class OnnxTrunk:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         x = np.ascontiguousarray(torch.as_tensor(images).numpy())
-        out = [self.session.run(None, {"image": x[s:s + self.batch]})[0] for s in range(0, len(x), self.batch)]
+        out = [
+            self.session.run(None, {"image": x[s : s + self.batch]})[0] for s in range(0, len(x), self.batch)
+        ]
         return torch.from_numpy(np.concatenate(out)).to(torch.bfloat16)
 
 
-def torch_trunk(net: LookalikeNet, norm: torch.nn.Module, device: torch.device, amp: bool,
-                batch: int = 64) -> TrunkFn:
+def torch_trunk(
+    net: LookalikeNet, norm: torch.nn.Module, device: torch.device, amp: bool, batch: int = 64
+) -> TrunkFn:
     """The trunk in torch on ``device`` (the GPU route), optionally under bfloat16 autocast."""
 
     @torch.no_grad()
@@ -87,7 +92,7 @@ def torch_trunk(net: LookalikeNet, norm: torch.nn.Module, device: torch.device, 
         images = torch.as_tensor(images)
         out = []
         for s in range(0, len(images), batch):
-            x = norm(images[s:s + batch].to(device))
+            x = norm(images[s : s + batch].to(device))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 out.append(net.trunk(x).to(torch.bfloat16).cpu())
         return torch.cat(out)
@@ -128,8 +133,9 @@ def build_trunk_cache(trunk: TrunkFn, dataset: ViewsDataset, workers: int = 1) -
     return torch.cat(chunks)
 
 
-def sample_batch(cache: torch.Tensor, ids: np.ndarray, views: int, rng: np.random.Generator
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_batch(
+    cache: torch.Tensor, ids: np.ndarray, views: int, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``views`` distinct cached views of each identity in ``ids`` → (features, labels)."""
     v_total = cache.shape[1]
     pick = np.stack([rng.choice(v_total, views, replace=False) for _ in ids])
@@ -138,9 +144,11 @@ def sample_batch(cache: torch.Tensor, ids: np.ndarray, views: int, rng: np.rando
     return feats.flatten(0, 1), labels
 
 
-def neighbour_batches(n: int, batch: int, rng: np.random.Generator, emb: np.ndarray | None = None,
-                      group: int = 1) -> list[np.ndarray]:
-    """One epoch of batches of ``batch`` of the ``n`` identities: shuffled, or made of ``group`` near neighbours.
+def neighbour_batches(
+    n: int, batch: int, rng: np.random.Generator, emb: np.ndarray | None = None, group: int = 1
+) -> list[np.ndarray]:
+    """One epoch of batches of ``batch`` of the ``n`` identities: shuffled, or made of ``group`` near
+    neighbours.
 
     ``emb`` holds one L2-normalised embedding per identity. A random seed identity takes its ``group - 1``
     most similar identities not yet placed, until every identity has a group; the groups are shuffled and
@@ -160,8 +168,8 @@ def neighbour_batches(n: int, batch: int, rng: np.random.Generator, emb: np.ndar
                 continue
             free[seed] = False
             cand = np.flatnonzero(free)
-            near = cand[np.argsort(-sims[seed, cand], kind="stable")[:group - 1]]
+            near = cand[np.argsort(-sims[seed, cand], kind="stable")[: group - 1]]
             free[near] = False
             groups.append(np.concatenate([[seed], near]))
         order = np.concatenate([groups[i] for i in rng.permutation(len(groups))])
-    return [order[i:i + batch] for i in range(0, n - batch + 1, batch)]
+    return [order[i : i + batch] for i in range(0, n - batch + 1, batch)]

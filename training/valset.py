@@ -31,7 +31,9 @@ class ValSet:
     labels: np.ndarray  # photo index of each image
     kinds: np.ndarray  # "original" or the edit's name
     files: list[str]  # the photo of each label
-    portrait: np.ndarray | None = None  # whether each image is portrait before squashing (the app embeds its turns)
+    portrait: np.ndarray | None = (
+        None  # whether each image is portrait before squashing (the app embeds its turns)
+    )
 
 
 def _one_photo(args: tuple[str, int, int, int, tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray]:
@@ -41,12 +43,19 @@ def _one_photo(args: tuple[str, int, int, int, tuple[str, ...]]) -> tuple[np.nda
     for k, name in enumerate(kinds):
         rng = np.random.default_rng([seed, i, k])
         ims.append(EDITS[name](im, rng).convert("RGB"))
-    return (np.stack([resize_for_model(x, size) for x in ims]),
-            np.array([is_portrait(x.width, x.height) for x in ims]))
+    return (
+        np.stack([resize_for_model(x, size) for x in ims]),
+        np.array([is_portrait(x.width, x.height) for x in ims]),
+    )
 
 
-def build_valset(files: list[Path], size: int, seed: int = 1234, kinds: tuple[str, ...] | None = None,
-                 workers: int | None = None) -> ValSet:
+def build_valset(
+    files: list[Path],
+    size: int,
+    seed: int = 1234,
+    kinds: tuple[str, ...] | None = None,
+    workers: int | None = None,
+) -> ValSet:
     kinds = tuple(EDITS) if kinds is None else kinds
     jobs = [(str(f), i, size, seed, kinds) for i, f in enumerate(files)]
     workers = workers or min(len(jobs), os.cpu_count() or 1)
@@ -67,7 +76,8 @@ def build_valset(files: list[Path], size: int, seed: int = 1234, kinds: tuple[st
 
 def app_similarity(emb: np.ndarray, turned: dict[int, np.ndarray]) -> np.ndarray:
     """Every pair's score as the app scores it: the plain cosine, or a turned embedding against the other
-    image's plain one when higher (``core.index.turned_pairs``). ``turned``: image -> its (2, D) turned rows."""
+    image's plain one when higher (``core.index.turned_pairs``). ``turned``: image -> its (2, D) turned
+    rows."""
     emb = np.asarray(emb, dtype=np.float32)
     sim = emb @ emb.T
     for i, t in turned.items():
@@ -78,8 +88,9 @@ def app_similarity(emb: np.ndarray, turned: dict[int, np.ndarray]) -> np.ndarray
     return sim
 
 
-def pair_scores_from_similarity(sim: np.ndarray, labels: np.ndarray, kinds: np.ndarray, block: int = 1024
-                                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pair_scores_from_similarity(
+    sim: np.ndarray, labels: np.ndarray, kinds: np.ndarray, block: int = 1024
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``pair_scores`` for a full similarity matrix instead of embeddings."""
     copies, ref = _copies_and_originals(labels, kinds)
     return sim[copies, ref], kinds[copies], _negatives(lambda s, e: sim[s:e], len(sim), labels, block)
@@ -104,8 +115,9 @@ def _negatives(rows, n: int, labels: np.ndarray, block: int) -> np.ndarray:
     return np.concatenate(neg)
 
 
-def pair_scores(emb: np.ndarray, labels: np.ndarray, kinds: np.ndarray, block: int = 1024
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pair_scores(
+    emb: np.ndarray, labels: np.ndarray, kinds: np.ndarray, block: int = 1024
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(positive scores, their edit kinds, negative scores).
 
     Positives: each edited copy against its original. Negatives: every pair of images of different photos
@@ -117,11 +129,23 @@ def pair_scores(emb: np.ndarray, labels: np.ndarray, kinds: np.ndarray, block: i
     return pos, kinds[copies], _negatives(lambda s, e: emb[s:e] @ emb.T, len(emb), labels, block)
 
 
-def summarise(pos: np.ndarray, pos_kinds: np.ndarray, neg: np.ndarray, min_precision: float = 0.99,
-              threshold: float | None = None) -> dict:
+def summarise(
+    pos: np.ndarray,
+    pos_kinds: np.ndarray,
+    neg: np.ndarray,
+    min_precision: float = 0.99,
+    threshold: float | None = None,
+) -> dict:
     """Precision/recall/F1 at the calibrated (or given) threshold, and recall per edit kind."""
     stats = calibrate(pos, neg, min_precision) if threshold is None else pair_stats(pos, neg, threshold)
     per_kind = {str(k): float((pos[pos_kinds == k] >= stats.threshold).mean()) for k in np.unique(pos_kinds)}
-    return {"threshold": stats.threshold, "precision": stats.precision, "recall": stats.recall, "f1": stats.f1,
-            "false_positives": stats.fp, "min_kind_recall": min(per_kind.values()),
-            "worst_kind": min(per_kind, key=per_kind.get), "per_kind_recall": per_kind}
+    return {
+        "threshold": stats.threshold,
+        "precision": stats.precision,
+        "recall": stats.recall,
+        "f1": stats.f1,
+        "false_positives": stats.fp,
+        "min_kind_recall": min(per_kind.values()),
+        "worst_kind": min(per_kind, key=per_kind.get),
+        "per_kind_recall": per_kind,
+    }

@@ -1,7 +1,8 @@
 """Measure the copy verifier (``core.verify``): ``python -m training.verify_eval [--photos 150]``.
 
 Builds, per split (see ``training.pairset``): every photo of a subset edited by every kind (``EDITS`` and the
-colour filters), all other-shot pairs of shots/, and similar-scene negatives (the split's highest-cosine pairs of
+colour filters), all other-shot pairs of shots/, and similar-scene negatives (the split's highest-cosine pairs
+of
 different photos by embedding and by features). Embeds everything as the app does, extracts verification
 features, verifies every pair, and writes one record per pair to ``--cache`` so that ``--rule`` sweeps can be
 re-run without recomputing. Prints and writes the metrics table (per kind, tune and held-out).
@@ -32,11 +33,38 @@ CAND_THRESHOLDS = (0.70, 0.75, 0.80, 0.85, 0.8858)
 
 
 def _measures_source() -> str:
-    """The code that computes ``Verdict.measures`` (not the thresholds): records are reused while it is unchanged."""
-    fns = (V.extract, V._detect, V._spread, V._align, V._fit, V._match, V._plausible, V._coverage, V.photometric,
-           V._linear_fit, V._blurs, V._motion, V.verify)
-    consts = (V.VERSION, V.DETECT_SIDE, V.THUMB_SIDE, V.N_FEATURES, V.RATIO, V.RANSAC_PX, V.MIN_INLIERS,
-              V.MAX_STRETCH, V._SIGMAS, V._TEXTURE, V._MAX_UPSCALE, V._CELL, V._PHOTOMETRIC_FROM)
+    """The code that computes ``Verdict.measures`` (not the thresholds): records are reused while it is
+    unchanged."""
+    fns = (
+        V.extract,
+        V._detect,
+        V._spread,
+        V._align,
+        V._fit,
+        V._match,
+        V._plausible,
+        V._coverage,
+        V.photometric,
+        V._linear_fit,
+        V._blurs,
+        V._motion,
+        V.verify,
+    )
+    consts = (
+        V.VERSION,
+        V.DETECT_SIDE,
+        V.THUMB_SIDE,
+        V.N_FEATURES,
+        V.RATIO,
+        V.RANSAC_PX,
+        V.MIN_INLIERS,
+        V.MAX_STRETCH,
+        V._SIGMAS,
+        V._TEXTURE,
+        V._MAX_UPSCALE,
+        V._CELL,
+        V._PHOTOMETRIC_FROM,
+    )
     return repr(consts) + "".join(inspect.getsource(f) for f in fns)
 
 
@@ -120,7 +148,9 @@ def negatives(store: Store, files: list[str], top: int) -> list[Pair]:
     return [Pair("negative", kind, files[i], files[j]) for (i, j), kind in out.items()]
 
 
-def run_split(store: Store, split: str, n_photos: int, n_neg_photos: int, top: int) -> tuple[list[dict], dict]:
+def run_split(
+    store: Store, split: str, n_photos: int, n_neg_photos: int, top: int
+) -> tuple[list[dict], dict]:
     all_files = [str(p) for p in photos(split)]
     sub = [str(p) for p in subset([Path(p) for p in all_files], n_photos)]
     neg_files = [str(p) for p in subset([Path(p) for p in all_files], n_neg_photos)]
@@ -137,8 +167,18 @@ def run_split(store: Store, split: str, n_photos: int, n_neg_photos: int, top: i
         v = V.verify(fa, fb)
         verify_ms.append((time.perf_counter() - t) * 1000)
         ea, eb = store.emb[p.a], store.emb[p.b]
-        records.append({"family": p.family, "kind": p.kind, "a": p.a, "b": p.b, "emb": emb_cosine(ea, eb),
-                        "feat": float(ea[1] @ eb[1]), "ms": verify_ms[-1], **v.measures})
+        records.append(
+            {
+                "family": p.family,
+                "kind": p.kind,
+                "a": p.a,
+                "b": p.b,
+                "emb": emb_cosine(ea, eb),
+                "feat": float(ea[1] @ eb[1]),
+                "ms": verify_ms[-1],
+                **v.measures,
+            }
+        )
     # what a "similar" rule lets in from unrelated photos: share of all pairs of the split's photos above it
     e = np.stack([store.emb[f][0] for f in neg_files]).astype(np.float32)
     f = np.stack([store.emb[f][1] for f in neg_files]).astype(np.float32)
@@ -161,23 +201,37 @@ def metrics(records: list[dict], background: dict, rule: dict) -> dict:
         return not d and (r["feat"] >= sim["feat"] or r["emb"] >= sim["emb"])
 
     for fam in ("copy", "shot", "negative"):
-        kinds = sorted({r["kind"] for r in records if r["family"] == fam}, key=lambda k: list(KINDS).index(k)
-                       if k in KINDS else 0)
+        kinds = sorted(
+            {r["kind"] for r in records if r["family"] == fam},
+            key=lambda k: list(KINDS).index(k) if k in KINDS else 0,
+        )
         for k in kinds + ["all"]:
-            rs = [(r, d) for r, d in zip(records, dup, strict=True) if r["family"] == fam and k in ("all", r["kind"])]
+            rs = [
+                (r, d)
+                for r, d in zip(records, dup, strict=True)
+                if r["family"] == fam and k in ("all", r["kind"])
+            ]
             n = len(rs)
-            row = {"n": n, "verified": sum(same(r, rule) for r, _ in rs) / n, "dup_tier": sum(d for _, d in rs) / n,
-                   "similar_tier": sum(similar_tier(r, d) for r, d in rs) / n}
+            row = {
+                "n": n,
+                "verified": sum(same(r, rule) for r, _ in rs) / n,
+                "dup_tier": sum(d for _, d in rs) / n,
+                "similar_tier": sum(similar_tier(r, d) for r, d in rs) / n,
+            }
             if fam == "copy":
                 row["candidate"] = {t: sum(r["emb"] >= t for r, _ in rs) / n for t in CAND_THRESHOLDS}
             out[{"copy": "copies", "shot": "shots", "negative": "negatives"}[fam]][k] = row
     tp = sum(d for r, d in zip(records, dup, strict=True) if r["family"] == "copy")
     fp = sum(d for r, d in zip(records, dup, strict=True) if r["family"] != "copy")
     out["precision"] = tp / max(1, tp + fp)
-    out["false_positives"] = [(r["family"], r["kind"], r["a"], r["b"]) for r, d in zip(records, dup, strict=True)
-                              if d and r["family"] != "copy"]
-    out["background_similar"] = float(np.mean((background["feat"] >= sim["feat"]) |
-                                              (background["emb"] >= sim["emb"])))
+    out["false_positives"] = [
+        (r["family"], r["kind"], r["a"], r["b"])
+        for r, d in zip(records, dup, strict=True)
+        if d and r["family"] != "copy"
+    ]
+    out["background_similar"] = float(
+        np.mean((background["feat"] >= sim["feat"]) | (background["emb"] >= sim["emb"]))
+    )
     out["background_photos"] = background["n_photos"]
     # the candidate threshold and the verifier together: what each threshold gives
     ver = np.array([same(r, rule) for r in records])
@@ -189,26 +243,49 @@ def metrics(records: list[dict], background: dict, rule: dict) -> dict:
         d = ver & (emb >= t)
         worst = min((d[(fam == "copy") & (kinds == k)].mean(), k) for k in set(kinds[fam == "copy"]))
         fp = int(d[fam != "copy"].sum())
-        out["by_candidate"].append({"candidate": t, "worst_copy_kind": worst, "copies": float(d[fam == "copy"].mean()),
-                                    "shots": float(d[fam == "shot"].mean()), "false_positives": fp,
-                                    "precision": float(d[fam == "copy"].sum() / max(1, d.sum()))})
+        out["by_candidate"].append(
+            {
+                "candidate": t,
+                "worst_copy_kind": worst,
+                "copies": float(d[fam == "copy"].mean()),
+                "shots": float(d[fam == "shot"].mean()),
+                "false_positives": fp,
+                "precision": float(d[fam == "copy"].sum() / max(1, d.sum())),
+            }
+        )
     # which "similar shots" rule reaches how many other-shot pairs, and what it lets in from unrelated photos
     shots = [(r, d) for r, d in zip(records, dup, strict=True) if r["family"] == "shot"]
     out["similar_rules"] = []
     for src, ts in (("feat", (0.5, 0.55, 0.6, 0.65, 0.714)), ("emb", (0.6, 0.65, 0.7, 0.75, 0.8))):
         for t in ts:
-            out["similar_rules"].append({
-                "rule": f"{src} >= {t:g}", "shots": float(np.mean([not d and r[src] >= t for r, d in shots])),
-                "unrelated_pairs": float(np.mean(background[src] >= t)),
-                "unrelated_per_photo": float((background[src] >= t).sum() * 2 / background["n_photos"])})
+            out["similar_rules"].append(
+                {
+                    "rule": f"{src} >= {t:g}",
+                    "shots": float(np.mean([not d and r[src] >= t for r, d in shots])),
+                    "unrelated_pairs": float(np.mean(background[src] >= t)),
+                    "unrelated_per_photo": float((background[src] >= t).sum() * 2 / background["n_photos"]),
+                }
+            )
     ms = np.array([r["ms"] for r in records])
-    out["verify_ms"] = {"mean": float(ms.mean()), "p50": float(np.median(ms)), "p95": float(np.percentile(ms, 95))}
+    out["verify_ms"] = {
+        "mean": float(ms.mean()),
+        "p50": float(np.median(ms)),
+        "p95": float(np.percentile(ms, 95)),
+    }
     return out
 
 
-GRID = {"inliers": [8, 12], "cover": [0.8], "mutual_loss": [0.0, 0.02, 1.0],
-        "r2_1": [0.0, 0.6, 0.7, 0.75, 0.8, 0.85], "r2_2": [0.6, 0.8, 0.85, 0.9], "bad_1": [0.2, 0.3, 0.4, 1.0],
-        "bad_2": [0.1, 0.2, 1.0], "moved": [0.05, 0.1, 0.2], "uneven": [0.0, 0.02, 0.05, 1.0]}
+GRID = {
+    "inliers": [8, 12],
+    "cover": [0.8],
+    "mutual_loss": [0.0, 0.02, 1.0],
+    "r2_1": [0.0, 0.6, 0.7, 0.75, 0.8, 0.85],
+    "r2_2": [0.6, 0.8, 0.85, 0.9],
+    "bad_1": [0.2, 0.3, 0.4, 1.0],
+    "bad_2": [0.1, 0.2, 1.0],
+    "moved": [0.05, 0.1, 0.2],
+    "uneven": [0.0, 0.02, 0.05, 1.0],
+}
 
 
 def tune_rule(records: list[dict], target: float = 0.985) -> tuple[dict, float, float]:
@@ -221,7 +298,9 @@ def tune_rule(records: list[dict], target: float = 0.985) -> tuple[dict, float, 
         return np.array([float(r.get(k, default)) for r in records])
 
     cols = {k: col(k, 0.0) for k in ("inliers", "cover", "r2_1", "r2_2")}
-    cols |= {k: col(k, 1.0) for k in ("mutual_loss", "bad_1", "bad_2", "fine_ok", "moved", "uneven_1", "uneven_2")}
+    cols |= {
+        k: col(k, 1.0) for k in ("mutual_loss", "bad_1", "bad_2", "fine_ok", "moved", "uneven_1", "uneven_2")
+    }
     cols["uneven"] = np.maximum(cols["uneven_1"], cols["uneven_2"])
     fine = cols["fine_ok"] > 0
     fam = np.array([r["family"] for r in records])
@@ -231,11 +310,16 @@ def tune_rule(records: list[dict], target: float = 0.985) -> tuple[dict, float, 
     results = []
     for values in itertools.product(*GRID.values()):
         rule = dict(zip(GRID, values, strict=True))
-        ok = ((cols["inliers"] >= rule["inliers"]) & (cols["cover"] >= rule["cover"])
-              & (cols["mutual_loss"] <= rule["mutual_loss"]) & (cols["r2_2"] >= rule["r2_2"])
-              & (cols["bad_2"] <= rule["bad_2"]) & (cols["moved"] <= rule["moved"])
-              & (cols["uneven"] <= rule["uneven"]) & (~fine | (
-                  (cols["r2_1"] >= rule["r2_1"]) & (cols["bad_1"] <= rule["bad_1"]))))
+        ok = (
+            (cols["inliers"] >= rule["inliers"])
+            & (cols["cover"] >= rule["cover"])
+            & (cols["mutual_loss"] <= rule["mutual_loss"])
+            & (cols["r2_2"] >= rule["r2_2"])
+            & (cols["bad_2"] <= rule["bad_2"])
+            & (cols["moved"] <= rule["moved"])
+            & (cols["uneven"] <= rule["uneven"])
+            & (~fine | ((cols["r2_1"] >= rule["r2_1"]) & (cols["bad_1"] <= rule["bad_1"])))
+        )
         rates = np.array([ok[m].mean() for m in copy_kinds])
         results.append((rates, ok[shots].mean() + ok[negs].mean(), ok[shots].mean(), rule))
     # a kind that keypoints alone cannot reach (tiny screenshots) must not force every other test to go lax:
@@ -248,35 +332,68 @@ def tune_rule(records: list[dict], target: float = 0.985) -> tuple[dict, float, 
 
 
 def table(name: str, m: dict) -> str:
-    lines = [f"### {name}", "", "| copies: kind | n | verified | candidate@" + " | @".join(f"{t:g}" for t in
-             CAND_THRESHOLDS) + " | duplicate tier |", "|---|---|---|" + "---|" * len(CAND_THRESHOLDS) + "---|"]
+    lines = [
+        f"### {name}",
+        "",
+        "| copies: kind | n | verified | candidate@"
+        + " | @".join(f"{t:g}" for t in CAND_THRESHOLDS)
+        + " | duplicate tier |",
+        "|---|---|---|" + "---|" * len(CAND_THRESHOLDS) + "---|",
+    ]
     for k, r in m["copies"].items():
-        lines.append(f"| {k} | {r['n']} | {r['verified']:.3f} | " + " | ".join(f"{r['candidate'][t]:.3f}" for t in
-                     CAND_THRESHOLDS) + f" | {r['dup_tier']:.3f} |")
-    lines += ["", "| other shots / negatives: kind | n | verified | duplicate tier | similar tier |", "|---|---|---|---|---|"]
+        lines.append(
+            f"| {k} | {r['n']} | {r['verified']:.3f} | "
+            + " | ".join(f"{r['candidate'][t]:.3f}" for t in CAND_THRESHOLDS)
+            + f" | {r['dup_tier']:.3f} |"
+        )
+    lines += [
+        "",
+        "| other shots / negatives: kind | n | verified | duplicate tier | similar tier |",
+        "|---|---|---|---|---|",
+    ]
     for fam in ("shots", "negatives"):
         for k, r in m[fam].items():
-            lines.append(f"| {fam}: {k} | {r['n']} | {r['verified']:.3f} | {r['dup_tier']:.3f} | "
-                         f"{r['similar_tier']:.3f} |")
-    lines += ["", f"precision of the duplicate tier: {m['precision']:.4f}; false positives: "
-              f"{len(m['false_positives'])}", f"unrelated photo pairs in the similar tier: "
-              f"{m['background_similar']:.4%} (of all pairs of {m['background_photos']} photos)",
-              f"verify ms per pair: {m['verify_ms']}", ""]
-    lines += ["| candidate threshold | copies in duplicate tier | worst kind | other shots in duplicate tier | "
-              "false positives | precision |", "|---|---|---|---|---|---|"]
-    lines += [f"| {c['candidate']:g} | {c['copies']:.4f} | {c['worst_copy_kind'][1]} {c['worst_copy_kind'][0]:.3f} | "
-              f"{c['shots']:.3f} | {c['false_positives']} | {c['precision']:.4f} |" for c in m["by_candidate"]]
-    lines += ["", "| similar-tier rule | other-shot pairs reached (not verified) | unrelated pairs above | per photo |",
-              "|---|---|---|---|"]
-    lines += [f"| {r['rule']} | {r['shots']:.3f} | {r['unrelated_pairs']:.4%} | {r['unrelated_per_photo']:.2f} |"
-              for r in m["similar_rules"]]
+            lines.append(
+                f"| {fam}: {k} | {r['n']} | {r['verified']:.3f} | {r['dup_tier']:.3f} | "
+                f"{r['similar_tier']:.3f} |"
+            )
+    lines += [
+        "",
+        f"precision of the duplicate tier: {m['precision']:.4f}; false positives: "
+        f"{len(m['false_positives'])}",
+        f"unrelated photo pairs in the similar tier: "
+        f"{m['background_similar']:.4%} (of all pairs of {m['background_photos']} photos)",
+        f"verify ms per pair: {m['verify_ms']}",
+        "",
+    ]
+    lines += [
+        "| candidate threshold | copies in duplicate tier | worst kind | other shots in duplicate tier | "
+        "false positives | precision |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {c['candidate']:g} | {c['copies']:.4f} | {c['worst_copy_kind'][1]} "
+        f"{c['worst_copy_kind'][0]:.3f} | "
+        f"{c['shots']:.3f} | {c['false_positives']} | {c['precision']:.4f} |"
+        for c in m["by_candidate"]
+    ]
+    lines += [
+        "",
+        "| similar-tier rule | other-shot pairs reached (not verified) | unrelated pairs above | per photo |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['rule']} | {r['shots']:.3f} | {r['unrelated_pairs']:.4%} | {r['unrelated_per_photo']:.2f} |"
+        for r in m["similar_rules"]
+    ]
     lines += ["", *[f"- FP: {fp}" for fp in m["false_positives"]]]
     return "\n".join(lines)
 
 
 def bench(files: list[str], n_pairs: int = 300) -> dict:
     """Single-thread cost: decode + extract per file (as ``extract(path)`` does), serialised size, and verify
-    per pair (consecutive files: mostly different pictures, the common case of a candidate pair that fails)."""
+    per pair (consecutive files: mostly different pictures, the common case of a candidate pair that
+    fails)."""
     cv2.setNumThreads(1)
     feats, ms_path, ms_extract, sizes = [], [], [], []
     for f in files:
@@ -300,37 +417,54 @@ def bench(files: list[str], n_pairs: int = 300) -> dict:
     def stats(x):
         return {"mean": float(np.mean(x)), "p50": float(np.median(x)), "p95": float(np.percentile(x, 95))}
 
-    return {"files": len(files), "decode_and_extract_ms": stats(ms_path), "extract_only_ms": stats(ms_extract),
-            "bytes": stats(sizes), "verify_other_ms": stats(pair_ms), "verify_same_ms": stats(copy_ms)}
+    return {
+        "files": len(files),
+        "decode_and_extract_ms": stats(ms_path),
+        "extract_only_ms": stats(ms_extract),
+        "bytes": stats(sizes),
+        "verify_other_ms": stats(pair_ms),
+        "verify_same_ms": stats(copy_ms),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--photos", type=int, default=150, help="photos per split to make edited copies of")
     p.add_argument("--neg-photos", type=int, default=0, help="photos per split mined for negatives (0: all)")
-    p.add_argument("--top", type=int, default=200, help="highest-cosine pairs by each of embedding and features")
+    p.add_argument(
+        "--top", type=int, default=200, help="highest-cosine pairs by each of embedding and features"
+    )
     p.add_argument("--cache", type=Path, default=Path(".data/verify"))
     p.add_argument("--out", type=Path, default=Path("training/reports/verification_metrics.json"))
     p.add_argument("--splits", nargs="+", default=list(SPLITS))
     p.add_argument("--candidate", type=float, default=0.80)
     p.add_argument("--similar-feat", type=float, default=0.60)
     p.add_argument("--similar-emb", type=float, default=0.70)
-    p.add_argument("--rule", type=json.loads, default={}, help='verifier thresholds over core.verify.RULE (JSON)')
+    p.add_argument(
+        "--rule", type=json.loads, default={}, help="verifier thresholds over core.verify.RULE (JSON)"
+    )
     p.add_argument("--tune", action="store_true", help="search the verifier thresholds on the tuning split")
-    p.add_argument("--bench", type=int, default=0, help="only time extraction and verification on this many files")
+    p.add_argument(
+        "--bench", type=int, default=0, help="only time extraction and verification on this many files"
+    )
     p.add_argument("--target", type=float, default=0.985, help="--tune: share of every copy kind to keep")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if a.bench:
         groups = sorted((DATASETS / "shots" / "images").glob("*/*.jpg"))
-        files = [str(f) for f in subset(groups, a.bench // 2) + subset(photos("heldout"), a.bench - a.bench // 2)]
+        files = [
+            str(f) for f in subset(groups, a.bench // 2) + subset(photos("heldout"), a.bench - a.bench // 2)
+        ]
         result = bench(files)
         print(json.dumps(result, indent=1))
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.with_name("verification_bench.json").write_text(json.dumps(result, indent=1))
         return
-    rule = {"candidate": a.candidate, "similar": {"feat": a.similar_feat, "emb": a.similar_emb},
-            "verify": {**V.RULE, **a.rule}}
+    rule = {
+        "candidate": a.candidate,
+        "similar": {"feat": a.similar_feat, "emb": a.similar_emb},
+        "verify": {**V.RULE, **a.rule},
+    }
     store = Store(a.cache, Embedder(threads=2))
     report = {"rule": rule, "splits": {}}
     for split in a.splits:
@@ -342,12 +476,18 @@ def main(argv: list[str] | None = None) -> None:
             rec_file.write_bytes(pickle.dumps((records, background)))
         if a.tune and split == "tune":
             found, worst, shot_rate = tune_rule(records, a.target)
-            log.info("tuned rule %s: worst copy kind %.3f verified, other shots %.3f", found, worst, shot_rate)
+            log.info(
+                "tuned rule %s: worst copy kind %.3f verified, other shots %.3f", found, worst, shot_rate
+            )
             rule["verify"] = found
         m = metrics(records, background, rule)
         if store.extract_ms:
             x = np.array(store.extract_ms)
-            m["extract_ms"] = {"mean": float(x.mean()), "p50": float(np.median(x)), "p95": float(np.percentile(x, 95))}
+            m["extract_ms"] = {
+                "mean": float(x.mean()),
+                "p50": float(np.median(x)),
+                "p95": float(np.percentile(x, 95)),
+            }
         report["splits"][split] = m
         print(table(split, m))
     a.out.parent.mkdir(parents=True, exist_ok=True)

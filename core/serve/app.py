@@ -3,7 +3,8 @@
 Read-only by design: no route writes, moves or deletes a user's file; uploads live in a temporary file for the
 length of their request. Errors are JSON ``{"detail": reason}`` (plus ``"field"`` for an upload): 401 without
 the token, 404 for a path outside the served folders, 409 for a second rescan, 413 for an upload over the size
-limit or the decompression-bomb pixel limit, 422 for an upload that is not a readable image (the reason the CLI
+limit or the decompression-bomb pixel limit, 422 for an upload that is not a readable image (the reason the
+CLI
 gives).
 """
 
@@ -48,7 +49,9 @@ class Refused(Exception):
         self.status, self.reason, self.field, self.extra = status, reason, field, extra
 
 
-def _refusal(status: int, reason: str, field: str | None = None, headers: dict | None = None, **extra) -> _JSON:
+def _refusal(
+    status: int, reason: str, field: str | None = None, headers: dict | None = None, **extra
+) -> _JSON:
     body = {"detail": reason, **({"field": field} if field else {}), **extra}
     return _JSON(body, status_code=status, headers=headers)
 
@@ -77,8 +80,11 @@ class Guard:
         if self.expected and path not in _OPEN and not (self.cors and method == "OPTIONS"):
             given = dict(scope["headers"]).get(b"authorization", b"")
             if not hmac.compare_digest(given, self.expected):
-                await _refusal(401, "a token is required: send 'Authorization: Bearer <token>'",
-                               headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+                await _refusal(
+                    401,
+                    "a token is required: send 'Authorization: Bearer <token>'",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )(scope, receive, send)
                 return
         limit = self._limit(path)
         length = dict(scope["headers"]).get(b"content-length")
@@ -178,8 +184,13 @@ def create_app(
             names, so that a web page cannot reach it by rebinding a DNS name to 127.0.0.1.
         max_upload: bytes per uploaded image.
     """
-    app = FastAPI(title="Lookalike", version="1", default_response_class=_JSON, redoc_url=None,
-                  description="Duplicate and similar photos in the served folders. Read-only.")
+    app = FastAPI(
+        title="Lookalike",
+        version="1",
+        default_response_class=_JSON,
+        redoc_url=None,
+        description="Duplicate and similar photos in the served folders. Read-only.",
+    )
     page = resources.files("core.serve").joinpath("page.html").read_text("utf-8")
 
     @app.exception_handler(Refused)
@@ -191,8 +202,10 @@ def create_app(
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
     @app.post("/v1/similar", response_model=SimilarOut)
-    def similar(image: Annotated[UploadFile, File(description="the image to look for")],
-                k: Annotated[int, Query(ge=1, le=1000, description="how many results")] = 10) -> dict:
+    def similar(
+        image: Annotated[UploadFile, File(description="the image to look for")],
+        k: Annotated[int, Query(ge=1, le=1000, description="how many results")] = 10,
+    ) -> dict:
         """The served photos most like the upload, best first: same capture (``duplicate``), another shot
         (``similar_shot``), then the rest (``similar``)."""
         with _saved(image, "image", max_upload) as path:
@@ -212,9 +225,10 @@ def create_app(
                 raise _bad(e) from None
 
     @app.get("/v1/groups")
-    def groups(tier: Literal["duplicates", "similar"] = "duplicates",
-               threshold: Annotated[float | None, Query(description="cosine (default: the model's)")] = None
-               ) -> dict:
+    def groups(
+        tier: Literal["duplicates", "similar"] = "duplicates",
+        threshold: Annotated[float | None, Query(description="cosine (default: the model's)")] = None,
+    ) -> dict:
         """The current groups in the ``scan --json`` shape, paths relative to the served folders."""
         try:
             return service.groups(tier, threshold)
@@ -254,8 +268,9 @@ def create_app(
     cors = list(cors_origins)
     app.add_middleware(Guard, token=token, max_upload=max_upload, cors=bool(cors))
     if cors:
-        app.add_middleware(CORSMiddleware, allow_origins=cors, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization"])
+        app.add_middleware(
+            CORSMiddleware, allow_origins=cors, allow_methods=["GET", "POST"], allow_headers=["Authorization"]
+        )
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     return app

@@ -37,16 +37,28 @@ RSS_GROWTH_MB = 64  # allowed growth of the server's RSS from after the warm-up 
 
 def _png_header(width: int, height: int) -> bytes:
     """A PNG that claims ``width`` x ``height`` pixels and holds none: a decompression bomb's header."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _form(field: str, name: str, data: bytes) -> bytes:
-    return (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{BOUNDARY}--\r\n".encode()
+    return (
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )
 
 
 Payload = tuple[str, bytes | None, int]  # kind, multipart body (None: the oversized one), expected status
@@ -93,8 +105,12 @@ def _request(port: int, body: bytes | None) -> tuple[int, float]:
             conn.putheader("Content-Length", str(OVERSIZE))
             conn.endheaders()
         else:
-            conn.request("POST", "/v1/similar?k=10", body,
-                         {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
+            conn.request(
+                "POST",
+                "/v1/similar?k=10",
+                body,
+                {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+            )
         r = conn.getresponse()
         r.read()
         return r.status, time.perf_counter() - t0
@@ -113,8 +129,22 @@ def run(requests: int = 500, concurrency: int = 8, bad_share: float = 0.3, seed:
     shutil.copytree(resource_path("demo"), demo, ignore=shutil.ignore_patterns("*.md", "*.json"))
     port = _free_port()
     log = open(work / "server.log", "wb")  # noqa: SIM115 - closed at the end
-    server = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", str(demo), "--port", str(port),
-                               "--cache-dir", str(work / "cache"), "-q"], stdout=subprocess.DEVNULL, stderr=log)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "core.cli",
+            "serve",
+            str(demo),
+            "--port",
+            str(port),
+            "--cache-dir",
+            str(work / "cache"),
+            "-q",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
     try:
         t0 = time.monotonic()
         while True:
@@ -132,8 +162,10 @@ def run(requests: int = 500, concurrency: int = 8, bad_share: float = 0.3, seed:
             if time.monotonic() - t0 > 300:
                 print("the server did not start in 5 minutes", file=sys.stderr)
                 return 1
-        print(f"server up in {time.monotonic() - t0:.1f} s: {health['library']['files']} photos, "
-              f"model {health['model']['name']}, {os.cpu_count()} CPUs")
+        print(
+            f"server up in {time.monotonic() - t0:.1f} s: {health['library']['files']} photos, "
+            f"model {health['model']['name']}, {os.cpu_count()} CPUs"
+        )
         valid, bad = payloads(demo)
         rng = random.Random(seed)
         plan = [rng.choice(bad) if rng.random() < bad_share else rng.choice(valid) for _ in range(requests)]
@@ -168,14 +200,20 @@ def run(requests: int = 500, concurrency: int = 8, bad_share: float = 0.3, seed:
     lat = [r[3] for r in results]
     ok = [r[3] for r in results if r[0] == "photo"]
     refused = [r[3] for r in results if r[0] != "photo"]
-    print(f"{len(results)} requests ({len(ok)} photos, {len(refused)} bad), {concurrency} at a time: "
-          f"{len(results) / elapsed:.1f} req/s over {elapsed:.1f} s")
-    print(f"latency all    p50 {_pct(lat, .5) * 1000:7.1f} ms   p95 {_pct(lat, .95) * 1000:7.1f} ms")
-    print(f"latency photos p50 {_pct(ok, .5) * 1000:7.1f} ms   p95 {_pct(ok, .95) * 1000:7.1f} ms")
-    print(f"latency bad    p50 {_pct(refused, .5) * 1000:7.1f} ms   p95 {_pct(refused, .95) * 1000:7.1f} ms")
+    print(
+        f"{len(results)} requests ({len(ok)} photos, {len(refused)} bad), {concurrency} at a time: "
+        f"{len(results) / elapsed:.1f} req/s over {elapsed:.1f} s"
+    )
+    print(f"latency all    p50 {_pct(lat, 0.5) * 1000:7.1f} ms   p95 {_pct(lat, 0.95) * 1000:7.1f} ms")
+    print(f"latency photos p50 {_pct(ok, 0.5) * 1000:7.1f} ms   p95 {_pct(ok, 0.95) * 1000:7.1f} ms")
+    print(
+        f"latency bad    p50 {_pct(refused, 0.5) * 1000:7.1f} ms   p95 {_pct(refused, 0.95) * 1000:7.1f} ms"
+    )
     quarters = " -> ".join(f"{rss[min(len(rss) - 1, q * (len(rss) - 1) // 4)]:.0f}" for q in range(5))
-    print(f"server RSS: {rss[0]:.0f} MB after warm-up, {rss[-1]:.0f} MB at the end, {max(rss):.0f} MB peak "
-          f"(by quarter of the run: {quarters} MB)")
+    print(
+        f"server RSS: {rss[0]:.0f} MB after warm-up, {rss[-1]:.0f} MB at the end, {max(rss):.0f} MB peak "
+        f"(by quarter of the run: {quarters} MB)"
+    )
     failures = []
     five = [r for r in results if r[2] >= 500]
     if five:

@@ -37,13 +37,16 @@ def read_token(path: str | os.PathLike) -> str:
             token = fh.read().strip()
         mode = os.stat(path).st_mode
     except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"cannot read the token file {os.fspath(path)}: {getattr(e, 'strerror', None) or e}") \
-            from None
+        raise ValueError(
+            f"cannot read the token file {os.fspath(path)}: {getattr(e, 'strerror', None) or e}"
+        ) from None
     if not token or any(c.isspace() for c in token):
         raise ValueError(f"the token file {os.fspath(path)} must hold one token (no spaces)")
     if len(token) < 16:
-        raise ValueError(f"the token in {os.fspath(path)} is too short: use at least 16 characters "
-                         "(e.g. python -c 'import secrets; print(secrets.token_urlsafe())')")
+        raise ValueError(
+            f"the token in {os.fspath(path)} is too short: use at least 16 characters "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe())')"
+        )
     if mode & (stat.S_IRGRP | stat.S_IROTH):
         log.warning("the token file %s can be read by other users (chmod 600 it)", os.fspath(path))
     return token
@@ -54,24 +57,28 @@ def run(a, progress: ProgressFn = no_progress, done=lambda: None) -> int:
     token = read_token(a.token_file) if a.token_file else None
     loopback = is_loopback(a.host)
     if not loopback and token is None:
-        raise ValueError(f"refusing to listen on {a.host} without a token: anyone who can reach it could query "
-                         "your photos. Pass --token-file FILE (clients send 'Authorization: Bearer <token>'), "
-                         "or keep the default --host 127.0.0.1")
+        raise ValueError(
+            f"refusing to listen on {a.host} without a token: anyone who can reach it could query "
+            "your photos. Pass --token-file FILE (clients send 'Authorization: Bearer <token>'), "
+            "or keep the default --host 127.0.0.1"
+        )
     try:
         import uvicorn
 
         from core.serve.app import create_app
     except ImportError as e:
-        raise LookalikeError(f"lookalike serve needs its extra ({e.name} is missing): "
-                             "pip install 'lookalike[serve]'") from None
+        raise LookalikeError(
+            f"lookalike serve needs its extra ({e.name} is missing): pip install 'lookalike[serve]'"
+        ) from None
     from core.scan import ScanOptions
     from core.serve.roots import Roots
     from core.serve.service import ServeEngine, Service
 
     roots = Roots(a.paths)
     engine = ServeEngine(model_dir=a.model, device=a.device, cache_dir=a.cache_dir, use_cache=not a.no_cache)
-    options = ScanOptions(include=tuple(a.include), exclude=tuple(a.exclude), min_size=a.min_size,
-                          include_hidden=a.hidden)
+    options = ScanOptions(
+        include=tuple(a.include), exclude=tuple(a.exclude), min_size=a.min_size, include_hidden=a.hidden
+    )
     service = Service(engine, roots, options)
     try:
         lib = service.load(progress)
@@ -80,11 +87,22 @@ def run(a, progress: ProgressFn = no_progress, done=lambda: None) -> int:
     hosts = None if token or not loopback else [*LOOPBACK_HOSTS, a.host]
     app = create_app(service, token=token, cors_origins=a.cors_origin, allowed_hosts=hosts)
     shown = f"[{a.host}]" if ":" in a.host and not a.host.startswith("[") else a.host
-    print(f"lookalike: serving {len(lib.files)} photos ({len(lib.problems)} problems) from "
-          f"{', '.join(roots.paths)} at http://{shown}:{a.port}/ (API docs at /docs"
-          f"{'; token required' if token else ''}). Ctrl+C stops.", file=sys.stderr, flush=True)
-    config = uvicorn.Config(app, host=a.host, port=a.port, log_level="warning", access_log=False,
-                            server_header=False, lifespan="off")
+    print(
+        f"lookalike: serving {len(lib.files)} photos ({len(lib.problems)} problems) from "
+        f"{', '.join(roots.paths)} at http://{shown}:{a.port}/ (API docs at /docs"
+        f"{'; token required' if token else ''}). Ctrl+C stops.",
+        file=sys.stderr,
+        flush=True,
+    )
+    config = uvicorn.Config(
+        app,
+        host=a.host,
+        port=a.port,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        lifespan="off",
+    )
     server = uvicorn.Server(config)
     try:
         server.run()

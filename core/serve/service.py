@@ -105,9 +105,17 @@ class Job:
         self.done, self.total, self.message = done, total, message
 
     def as_dict(self) -> dict:
-        return {"id": self.id, "state": self.state, "done": self.done, "total": self.total,
-                "message": self.message, "started": self.started, "finished": self.finished,
-                "error": self.error, "files": self.files}
+        return {
+            "id": self.id,
+            "state": self.state,
+            "done": self.done,
+            "total": self.total,
+            "message": self.message,
+            "started": self.started,
+            "finished": self.finished,
+            "error": self.error,
+            "files": self.files,
+        }
 
 
 @dataclass
@@ -157,8 +165,14 @@ class Service:
         e = self.engine
         threshold = e.default_threshold()
         floor = min(threshold, e.bundle.similar_shot_threshold)
-        return e.scan(self.roots.paths, self.options, floor=floor, verify_from=threshold,
-                      progress=progress, cancel=cancel)
+        return e.scan(
+            self.roots.paths,
+            self.options,
+            floor=floor,
+            verify_from=threshold,
+            progress=progress,
+            cancel=cancel,
+        )
 
     def _install(self, lib: Library) -> None:
         by_features = self.engine.bundle.similar_source == "features"
@@ -187,12 +201,22 @@ class Service:
         return {
             "status": "ok",
             "model": {"name": self.engine.bundle.name, "sha256": self.engine.bundle.sha256},
-            "library": {"files": len(lib.files), "problems": len(lib.problems), "blank": len(lib.blank),
-                        "roots": list(self.roots.names)},
-            "cache": {"enabled": bool(self.engine.use_cache), "from_cache": st.get("cached", 0),
-                      "embedded": st.get("embedded", 0), "warnings": list(st.get("warnings", []))},
-            "thresholds": {"candidate": self.engine.bundle.candidate_threshold,
-                           "similar_shot": self.engine.bundle.similar_shot_threshold},
+            "library": {
+                "files": len(lib.files),
+                "problems": len(lib.problems),
+                "blank": len(lib.blank),
+                "roots": list(self.roots.names),
+            },
+            "cache": {
+                "enabled": bool(self.engine.use_cache),
+                "from_cache": st.get("cached", 0),
+                "embedded": st.get("embedded", 0),
+                "warnings": list(st.get("warnings", [])),
+            },
+            "thresholds": {
+                "candidate": self.engine.bundle.candidate_threshold,
+                "similar_shot": self.engine.bundle.similar_shot_threshold,
+            },
             "rescan": running.id if running else None,
         }
 
@@ -209,8 +233,9 @@ class Service:
             while len(self._jobs) > 50:
                 self._jobs.popitem(last=False)
             self._running = job
-            self._thread = threading.Thread(target=self._rescan, args=(job,), name=f"rescan-{job.id}",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._rescan, args=(job,), name=f"rescan-{job.id}", daemon=True
+            )
             self._thread.start()
         return job, True
 
@@ -287,11 +312,15 @@ class Service:
         if same:
             return "duplicate"
         b = self.engine.bundle
-        return "similar_shot" if dup >= b.similar_shot_threshold and features >= b.similar_shot_features \
+        return (
+            "similar_shot"
+            if dup >= b.similar_shot_threshold and features >= b.similar_shot_features
             else "similar"
+        )
 
     def similar(self, image: str, k: int = 10) -> list[Hit]:
-        """The ``k`` library photos most like the image file ``image``, best first: verified copies of the same
+        """The ``k`` library photos most like the image file ``image``, best first: verified copies of the
+        same
         capture, then other shots, then the rest, each by similarity. Raises ``BadImage`` for a bad image."""
         if k < 1:
             raise ValueError("k must be at least 1")
@@ -341,8 +370,13 @@ class Service:
         dup = _cosine(vecs["a"][0] @ vecs["b"][0])
         features = _cosine(vecs["a"][1] @ vecs["b"][1])
         same = dup >= self.engine.bundle.candidate_threshold and verdict.same
-        return {"duplicate_similarity": dup, "similarity": features, "same": bool(verdict.same),
-                "reason": verdict.reason, "tier": self._tier(dup, features, same)}
+        return {
+            "duplicate_similarity": dup,
+            "similarity": features,
+            "same": bool(verdict.same),
+            "reason": verdict.reason,
+            "tier": self._tier(dup, features, same),
+        }
 
     def groups(self, tier: str, threshold: float | None = None) -> dict:
         """The current groups of one tier in the ``scan --json`` shape, paths named as clients see them."""
@@ -364,7 +398,12 @@ class Service:
             for g in groups:
                 for f in g["files"]:
                     f["path"] = self.roots.relative(f["path"])
-            state.groups[key] = {"tier": tier, "threshold": threshold, "model": data["model"], "groups": groups}
+            state.groups[key] = {
+                "tier": tier,
+                "threshold": threshold,
+                "model": data["model"],
+                "groups": groups,
+            }
         return state.groups[key]
 
     def thumbnail(self, name: str, side: int = 256) -> bytes | None:
@@ -392,7 +431,6 @@ class Service:
             while len(self._thumbs) > 512:
                 self._thumbs.popitem(last=False)
         return data
-
 
 
 def _cosine(x) -> float:

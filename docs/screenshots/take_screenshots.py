@@ -33,11 +33,14 @@ from desktop.viewer import ViewerDialog  # noqa: E402
 
 def shoot(name: str) -> None:
     png = OUT / f"{name}.png"
-    subprocess.run(["import", "-window", "root", "-depth", "8", "-define", "png:compression-level=9", str(png)],
-                   check=True)
+    subprocess.run(
+        ["import", "-window", "root", "-depth", "8", "-define", "png:compression-level=9", str(png)],
+        check=True,
+    )
     if png.stat().st_size > 280_000:  # photos fill the screen: a 256-colour palette keeps it small enough
-        subprocess.run(["convert", str(png), "-dither", "FloydSteinberg", "-colors", "256", f"png8:{png}"],
-                       check=True)
+        subprocess.run(
+            ["convert", str(png), "-dither", "FloydSteinberg", "-colors", "256", f"png8:{png}"], check=True
+        )
     print(f"{png.name}: {png.stat().st_size // 1024} KB")
 
 

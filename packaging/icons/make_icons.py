@@ -35,7 +35,9 @@ def svg() -> str:
     def rect(box, r, fill, opacity=1.0):
         x0, y0, x1, y1 = box
         op = f' fill-opacity="{opacity}"' if opacity < 1 else ""
-        return f'  <rect x="{x0}" y="{y0}" width="{x1 - x0}" height="{y1 - y0}" rx="{r}" fill="{fill}"{op}/>\n'
+        return (
+            f'  <rect x="{x0}" y="{y0}" width="{x1 - x0}" height="{y1 - y0}" rx="{r}" fill="{fill}"{op}/>\n'
+        )
 
     body = rect(*TILE)
     body += rect(*BACK_CARD)

@@ -98,7 +98,8 @@ def test_trash_and_undo_a_name_that_is_not_utf8(tmp_path):
     assert back.done == (victim.path,) and os.path.exists(victim.path)
 
 
-# -- "Never lose a photo": a stale result, a file moved into its own folder -----------------------------------
+# -- "Never lose a photo": a stale result, a file moved into its own folder
+# -----------------------------------
 @pytest.fixture
 def four(tmp_path):
     files = _copies(tmp_path / "lib", "c", 4)
@@ -134,14 +135,21 @@ def test_a_changed_or_linked_keeper_does_not_count(four):
 
 def test_moving_a_file_into_its_own_folder_is_refused(three):
     files, groups, journal = three
-    res = remove_files([files[0]], groups=groups, files=files, mode="move", dest=os.path.dirname(files[0].path),
-                       journal=journal)
+    res = remove_files(
+        [files[0]],
+        groups=groups,
+        files=files,
+        mode="move",
+        dest=os.path.dirname(files[0].path),
+        journal=journal,
+    )
     assert res.done == () and res.bytes == 0
     assert "already in the destination folder" in res.problems[0].reason
     assert sorted(os.listdir(os.path.dirname(files[0].path))) == ["p0.jpg", "p1.jpg", "p2.jpg"]
 
 
-# -- undo puts back only the file it moved, and never over anything --------------------------------------------
+# -- undo puts back only the file it moved, and never over anything
+# --------------------------------------------
 def _trash_dir() -> str:
     return os.path.join(os.environ["XDG_DATA_HOME"], "Trash")
 
@@ -217,7 +225,8 @@ def test_undo_does_not_replace_a_dangling_symlink(tmp_path):
     assert os.path.islink(files[1].path)
 
 
-# -- write-ahead journal: a crash mid-action leaves it undoable --------------------------------------------------
+# -- write-ahead journal: a crash mid-action leaves it undoable
+# --------------------------------------------------
 class _Crash(BaseException):
     """Stands for the process dying (kill -9): nothing after it runs."""
 
@@ -242,6 +251,7 @@ def test_a_crash_mid_action_leaves_the_interrupted_action_undoable(tmp_path, mon
             if moves["n"] == 4:
                 raise _Crash
             return real(*a, **kw)
+
         return move
 
     monkeypatch.setattr(os, "rename", crash_on_the_fourth(os.rename))
@@ -274,7 +284,9 @@ def test_an_old_journal_is_read_and_undone(tmp_path):
     shutil.copy(DATA / "ok.jpg", held)
     info = os.path.join(trash, "info", "old.jpg.trashinfo")
     with open(info, "w") as fh:
-        fh.write(f"[Trash Info]\nPath={urllib.parse.quote(str(original))}\nDeletionDate=2024-01-01T00:00:00\n")
+        fh.write(
+            f"[Trash Info]\nPath={urllib.parse.quote(str(original))}\nDeletionDate=2024-01-01T00:00:00\n"
+        )
     conn = sqlite3.connect(tmp_path / "old.sqlite3")
     conn.executescript(
         """
@@ -286,8 +298,10 @@ def test_an_old_journal_is_read_and_undone(tmp_path):
     )
     with conn:
         conn.execute("INSERT INTO actions (time, kind, target) VALUES (0, 'trash', NULL)")
-        conn.execute("INSERT INTO entries VALUES (1, ?, ?, ?, ?)",
-                     (os.fsencode(original), os.fsencode(held), os.fsencode(info), os.path.getsize(held)))
+        conn.execute(
+            "INSERT INTO entries VALUES (1, ?, ?, ?, ?)",
+            (os.fsencode(original), os.fsencode(held), os.fsencode(info), os.path.getsize(held)),
+        )
     conn.close()
     journal = Journal(tmp_path / "old.sqlite3")
     assert journal.actions()[0]["files"] == 1
@@ -296,7 +310,8 @@ def test_an_old_journal_is_read_and_undone(tmp_path):
     assert not os.path.exists(info)
 
 
-# -- the cost of trashing does not grow with the trash ------------------------------------------------------------
+# -- the cost of trashing does not grow with the trash
+# ------------------------------------------------------------
 def test_trashing_never_reads_the_other_entries_of_the_trash(tmp_path, monkeypatch):
     import builtins
     import io
@@ -323,6 +338,7 @@ def test_trashing_never_reads_the_other_entries_of_the_trash(tmp_path, monkeypat
             if p.startswith(trash) and (kind == "list" or os.path.basename(p).startswith("u")):
                 touched.append((kind, p))
             return real(path, *a, **kw)
+
         return call
 
     monkeypatch.setattr(os, "scandir", spy(os.scandir, "list"))
@@ -338,7 +354,8 @@ def test_trashing_never_reads_the_other_entries_of_the_trash(tmp_path, monkeypat
     assert len(back.done) == 20 and len(os.listdir(os.path.join(trash, "files"))) == 2000
 
 
-# -- the trash as the spec writes it ----------------------------------------------------------------------------
+# -- the trash as the spec writes it
+# ----------------------------------------------------------------------------
 def test_trash_entries_follow_the_spec_and_same_names_do_not_mix(tmp_path):
     import re
     import urllib.parse
@@ -374,7 +391,9 @@ def test_a_file_on_another_volume_goes_to_that_volumes_trash(tmp_path, monkeypat
         (tmp_path / "elsewhere").mkdir(mode=0o1777)
         os.symlink(tmp_path / "elsewhere", volume / ".Trash")
     real_device = actions._device
-    monkeypatch.setattr(actions, "_device", lambda p: -1 if str(p).startswith(_trash_dir()) else real_device(p))
+    monkeypatch.setattr(
+        actions, "_device", lambda p: -1 if str(p).startswith(_trash_dir()) else real_device(p)
+    )
     monkeypatch.setattr(actions, "_mount_point", lambda p: volume)
     journal = Journal(tmp_path / "j.sqlite3")
     remove_files([files[1]], groups=groups, files=files, journal=journal)
@@ -429,7 +448,8 @@ def test_cancel_stops_between_batches_and_keeps_what_was_done_undoable(tmp_path)
 
 
 def test_undo_finds_the_file_trashed_again_under_another_name(tmp_path):
-    """Restored by hand, its trash name taken by another file, trashed again by a file manager: still found."""
+    """Restored by hand, its trash name taken by another file, trashed again by a file manager: still
+    found."""
     from send2trash import send2trash
 
     _empty_trash()
@@ -468,7 +488,8 @@ def test_an_untrusted_volume_trash_is_never_searched_or_cleaned(tmp_path, monkey
             os.chmod(volume / ".Trash", 0o777)
         monkeypatch.setattr(trash, "_mount_point", lambda p: volume)
         assert trash._trash_dirs(str(volume / "lib" / "v.jpg")) == [
-            d for d in [Path(_trash_dir())] if (d / "info").is_dir()], kind
+            d for d in [Path(_trash_dir())] if (d / "info").is_dir()
+        ], kind
 
 
 def test_a_copy_across_devices_that_fails_leaves_no_half_file(tmp_path, monkeypatch):

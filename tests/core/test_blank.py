@@ -22,7 +22,11 @@ def make_blank_set(folder) -> list[str]:
     Image.fromarray(np.full((64, 64), np.nan, np.float32), "F").save(folder / "nan.tiff")
     near = np.clip(128 + rng.normal(0, 1.5, (400, 600, 3)), 0, 255).astype(np.uint8)
     Image.fromarray(near).save(folder / "near_grey.png")
-    for name, shape in (("noise_wide.png", (40, 900)), ("noise_tall.png", (700, 50)), ("noise_sq.png", (256, 256))):
+    for name, shape in (
+        ("noise_wide.png", (40, 900)),
+        ("noise_tall.png", (700, 50)),
+        ("noise_sq.png", (256, 256)),
+    ):
         Image.fromarray(rng.integers(0, 256, (*shape, 3), dtype=np.uint8)).save(folder / name)
     return sorted(os.listdir(folder))
 

@@ -1,4 +1,5 @@
-"""A broken cache degrades to no cache, never to a failed scan; saved indexes are verified before use; the cache
+"""A broken cache degrades to no cache, never to a failed scan; saved indexes are verified before use; the
+cache
 is keyed by everything that determines an embedding. Each case was a bug found by a fault probe."""
 
 from __future__ import annotations
@@ -16,8 +17,13 @@ from helpers import copy_demo
 from core.cache import CachedEntry, EmbeddingCache
 
 EXE = Path(sys.executable).with_name("lookalike")
-FILES = ["Camera/kite_sky.jpg", "Downloads/kite_sky_small.jpg", "Camera/forest_path.jpg",
-         "Backup/forest_path.jpg", "Camera/storm_clouds.jpg"]
+FILES = [
+    "Camera/kite_sky.jpg",
+    "Downloads/kite_sky_small.jpg",
+    "Camera/forest_path.jpg",
+    "Backup/forest_path.jpg",
+    "Camera/storm_clouds.jpg",
+]
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +79,9 @@ def test_cache_deleted_while_another_scan_runs(lib, tmp_path, engine_factory):
     cache_dir = tmp_path / "c"
     engine = engine_factory(cache_dir)
     engine.scan([lib])
-    other = subprocess.Popen([sys.executable, "-c", HOLDER, str(cache_dir / "cache.sqlite3")],
-                             stdout=subprocess.PIPE, text=True)
+    other = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(cache_dir / "cache.sqlite3")], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert other.stdout.readline().strip() == "ready"
         (cache_dir / "cache.sqlite3").unlink()  # a person cleans the cache by hand
@@ -98,8 +105,23 @@ def test_corrupt_copies_are_pruned(tmp_path):
 
 
 def _similar(lib: Path, cache: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(EXE), "similar", str(lib / FILES[0]), "--in", str(lib), "--json", "-",
-                           "--cache-dir", str(cache), "-q"], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            str(EXE),
+            "similar",
+            str(lib / FILES[0]),
+            "--in",
+            str(lib),
+            "--json",
+            "-",
+            "--cache-dir",
+            str(cache),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
@@ -156,7 +178,8 @@ def test_the_cache_key_includes_the_onnx_graph(lib, tmp_path, engine_factory):
 
 
 def test_no_scan_fails_for_cache_trouble_on_open(tmp_path):
-    """A read-only or unopenable database is a warning, not an exception (the engine gets an unusable cache)."""
+    """A read-only or unopenable database is a warning, not an exception (the engine gets an unusable
+    cache)."""
     folder = tmp_path / "c"
     folder.mkdir()
     (folder / "cache.sqlite3").mkdir()  # a folder where the database file should be: SQLite cannot open it

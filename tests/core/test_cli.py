@@ -22,10 +22,17 @@ def run(*args, cwd=None):
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory):
-    root = copy_demo(tmp_path_factory.mktemp("lib"), [
-        "Camera/kite_sky.jpg", "Downloads/kite_sky_small.jpg", "Edited/kite_sky_rotated.jpg",
-        "Camera/forest_path.jpg", "Backup/forest_path.jpg", "Camera/storm_clouds.jpg",
-    ])
+    root = copy_demo(
+        tmp_path_factory.mktemp("lib"),
+        [
+            "Camera/kite_sky.jpg",
+            "Downloads/kite_sky_small.jpg",
+            "Edited/kite_sky_rotated.jpg",
+            "Camera/forest_path.jpg",
+            "Backup/forest_path.jpg",
+            "Camera/storm_clouds.jpg",
+        ],
+    )
     shutil.copy(DATA / "truncated.jpg", root / "broken.jpg")
     return root
 
@@ -53,15 +60,18 @@ def test_scan_json_contract(library, tmp_path):
             assert f["bytes"] == os.path.getsize(f["path"])
             assert isinstance(f["similarity"], float) and d["threshold"] <= f["similarity"] <= 1.0
     names = sorted(sorted(os.path.basename(f["path"]) for f in g["files"]) for g in d["groups"])
-    assert names == [["forest_path.jpg", "forest_path.jpg"],
-                     ["kite_sky.jpg", "kite_sky_rotated.jpg", "kite_sky_small.jpg"]]
+    assert names == [
+        ["forest_path.jpg", "forest_path.jpg"],
+        ["kite_sky.jpg", "kite_sky_rotated.jpg", "kite_sky_small.jpg"],
+    ]
     # Every pair at or above the threshold, absolute paths.
     assert len(d["pairs"]) == 4
     for pr in d["pairs"]:
         assert set(pr) == {"a", "b", "similarity"} and pr["similarity"] >= d["threshold"]
         assert os.path.isabs(pr["a"]) and os.path.isabs(pr["b"])
-    assert d["problems"] == [{"path": str(library / "broken.jpg"),
-                              "reason": "file is truncated (incomplete download or copy?)"}]
+    assert d["problems"] == [
+        {"path": str(library / "broken.jpg"), "reason": "file is truncated (incomplete download or copy?)"}
+    ]
     rows = list(csv.DictReader(open(tmp_path / "r.csv")))
     assert len(rows) == 5 and {r["group"] for r in rows} == {"1", "2"}
 
@@ -94,7 +104,9 @@ def test_similar_threshold_sets_the_similar_shots_tier(library, tmp_path):
     duplicate_pairs = {frozenset((q["a"], q["b"])) for q in d["pairs"]}
     for g in d["similar_groups"]:  # a similar-shot pair is never also a duplicate pair
         paths = [f["path"] for f in g["files"]]
-        assert not any(frozenset((x, y)) in duplicate_pairs for k, x in enumerate(paths) for y in paths[k + 1 :])
+        assert not any(
+            frozenset((x, y)) in duplicate_pairs for k, x in enumerate(paths) for y in paths[k + 1 :]
+        )
 
 
 def test_similar_json(library, tmp_path):
@@ -105,19 +117,24 @@ def test_similar_json(library, tmp_path):
     d = json.loads(out.read_text())
     assert [q["query"] for q in d["queries"]] == [str(q1), str(q2)]
     first = d["queries"][0]["results"]
-    assert len(first) == 2 and {os.path.basename(r["path"]) for r in first} == {"kite_sky_small.jpg",
-                                                                                "kite_sky_rotated.jpg"}
+    assert len(first) == 2 and {os.path.basename(r["path"]) for r in first} == {
+        "kite_sky_small.jpg",
+        "kite_sky_rotated.jpg",
+    }
     assert first[0]["similarity"] >= first[1]["similarity"]
 
 
-@pytest.mark.parametrize("args", [
-    ["scan"],
-    ["scan", "/no/such/folder"],
-    ["scan", ".", "--threshold", "1.5"],
-    ["scan", ".", "--device", "tpu"],
-    ["frobnicate"],
-    ["similar", "x.jpg"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["scan"],
+        ["scan", "/no/such/folder"],
+        ["scan", ".", "--threshold", "1.5"],
+        ["scan", ".", "--device", "tpu"],
+        ["frobnicate"],
+        ["similar", "x.jpg"],
+    ],
+)
 def test_bad_usage_exits_2_with_one_line(args):
     p = run(*args)
     assert p.returncode == 2, (p.returncode, p.stderr)

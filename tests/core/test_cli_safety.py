@@ -19,8 +19,9 @@ EXE = Path(sys.executable).with_name("lookalike")
 
 
 def run(*args, cwd=None, env=None):
-    return subprocess.run([str(EXE), *map(os.fsdecode, args)], capture_output=True, cwd=cwd, timeout=300,
-                          env=env)
+    return subprocess.run(
+        [str(EXE), *map(os.fsdecode, args)], capture_output=True, cwd=cwd, timeout=300, env=env
+    )
 
 
 def digest(p: Path) -> str:
@@ -142,12 +143,15 @@ def test_names_that_are_not_utf8_print_in_a_utf8_locale(tmp_path):
     assert b"caf\xe9.jpg" in p.stdout
 
 
-@pytest.mark.parametrize("args", [
-    ["--min-size", "infk"],
-    ["--min-size", "-5"],
-    ["--threshold", "1e-300"],
-    ["--threshold", "nan"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--min-size", "infk"],
+        ["--min-size", "-5"],
+        ["--threshold", "1e-300"],
+        ["--threshold", "nan"],
+    ],
+)
 def test_absurd_numbers_are_usage_errors(lib, args):
     p = run("scan", lib, *args, "--no-cache")
     assert p.returncode == 2

@@ -116,7 +116,9 @@ def test_letterboxed_copy_embeds_like_its_original():
     photo = Image.open(DATA / "ok.jpg").convert("RGB")
     boxed = Image.new("RGB", (320, 569), (0, 0, 0))
     boxed.paste(photo, (0, 184))
-    diff = np.abs(resize_for_model(boxed, SIZE).astype(int) - resize_for_model(photo, SIZE).astype(int)).mean()
+    diff = np.abs(
+        resize_for_model(boxed, SIZE).astype(int) - resize_for_model(photo, SIZE).astype(int)
+    ).mean()
     assert diff < 6, diff
 
 
@@ -166,7 +168,8 @@ def test_screenshot_embeds_like_its_original():
 
 
 def _decode_in_thread(path, timeout: float):
-    """decode_for_model(path) in a thread: (finished, exception). A regression that blocks fails, not hangs."""
+    """decode_for_model(path) in a thread: (finished, exception). A regression that blocks fails, not
+    hangs."""
     import threading
 
     box: dict = {}
@@ -213,6 +216,7 @@ def test_directory_and_link_loop_are_reasons(tmp_path):
 # Memory: a 440 KB PNG can decode to 450 MB of 16-bit pixels (15000x15000 grey); before it was bounded, one
 # such file peaked at 2.6 GB RSS. The decode runs in a child process that reports its own peak RSS.
 
+
 @pytest.fixture(scope="module")
 def giant16(tmp_path_factory):
     from faults.hostile import giant16_png
@@ -233,10 +237,13 @@ def peak_rss_mb(code: str, timeout: float = 120) -> tuple[float, str]:
 
     if not Path("/proc/self/status").exists():
         pytest.skip("peak RSS is read from /proc (Linux)")
-    tail = ("\nfor line in open('/proc/self/status'):\n"
-            "    if line.startswith('VmHWM:'):\n        print('PEAK', line.split()[1])\n")
-    r = subprocess.run([sys.executable, "-c", code + tail], cwd=REPO, capture_output=True, text=True,
-                       timeout=timeout)
+    tail = (
+        "\nfor line in open('/proc/self/status'):\n"
+        "    if line.startswith('VmHWM:'):\n        print('PEAK', line.split()[1])\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code + tail], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     return int(r.stdout.split("PEAK")[-1]) / 1024, r.stdout
 
@@ -246,7 +253,8 @@ def test_16bit_giant_decodes_in_bounded_memory(giant16):
         "from core.decode import decode_for_model, read_full\n"
         f"d = decode_for_model({str(giant16)!r}, 224)\n"
         "print('SHAPE', d.pixels.shape, d.width, d.height)\n"
-        f"print('THUMB', read_full({str(giant16)!r}, max_side=256).size)\n")
+        f"print('THUMB', read_full({str(giant16)!r}, max_side=256).size)\n"
+    )
     assert "SHAPE (224, 224, 3) 15000 15000" in out and "THUMB (256, 256)" in out, out
     assert peak < 1200, f"peak RSS {peak:.0f} MB"
 
@@ -309,7 +317,8 @@ def test_flat_and_nan_float_images_decode_quietly(tmp_path):
 
 
 def test_alpha_giants_are_reduced_in_strips_with_the_same_pixels(monkeypatch):
-    """reduce() premultiplies alpha in a full-size copy; the strip-wise reduction must give its exact pixels."""
+    """reduce() premultiplies alpha in a full-size copy; the strip-wise reduction must give its exact
+    pixels."""
     from PIL import Image
 
     import core.decode

@@ -28,7 +28,9 @@ def _caption(im):
     d = ImageDraw.Draw(im)
     h = im.height // 10
     d.rectangle((0, im.height - h, im.width, im.height), fill=(0, 0, 0))
-    d.text((h // 2, im.height - h * 0.8), "Summer 2024 - do not share", fill=(255, 255, 255), font_size=h * 0.6)
+    d.text(
+        (h // 2, im.height - h * 0.8), "Summer 2024 - do not share", fill=(255, 255, 255), font_size=h * 0.6
+    )
     return im
 
 
@@ -61,7 +63,9 @@ def test_distinct_photos_are_never_grouped(scanned):
     _, result = scanned
     assert result.groups
     for g in result.groups:
-        assert len({_photo(result, m.index) for m in g.members}) == 1, [result.files[m.index].path for m in g.members]
+        assert len({_photo(result, m.index) for m in g.members}) == 1, [
+            result.files[m.index].path for m in g.members
+        ]
 
 
 # 90-degree turns: plain ImageNet features find ~0.15 of them, the fine-tuned model ~0.96 by itself

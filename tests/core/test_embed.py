@@ -68,7 +68,16 @@ def test_onnx_and_torch_agree():
 
 def test_manifest_is_complete():
     m = json.loads((load_bundle().folder / "manifest.json").read_text())
-    for key in ("name", "architecture", "input", "embedding_dim", "feature_dim", "weights", "onnx", "thresholds"):
+    for key in (
+        "name",
+        "architecture",
+        "input",
+        "embedding_dim",
+        "feature_dim",
+        "weights",
+        "onnx",
+        "thresholds",
+    ):
         assert key in m
 
 
@@ -109,9 +118,12 @@ def test_auto_never_imports_torch_where_no_gpu_can_exist():
 
     if _accelerator_may_exist():
         pytest.skip("this machine may have a GPU")
-    code = "import sys; from core.embed import pick_device; print(pick_device('auto'), 'torch' in sys.modules)"
+    code = (
+        "import sys; from core.embed import pick_device; print(pick_device('auto'), 'torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["cpu", "False"], out.stderr
+
 
 def test_memory_budget_bounds_what_decodes_hold_at_once():
     import threading
@@ -147,14 +159,18 @@ def test_memory_budget_bounds_what_decodes_hold_at_once():
 
 def test_parallel_giant_decodes_share_one_memory_budget(tmp_path):
     """Four 16-bit 15000x15000 PNGs over two decode threads peaked at 5.2 GB RSS. With cheaper decodes and the
-    default budget they take ~1.0 GB; a budget below two of them (0.5 GB each) makes them decode one at a time."""
+    default budget they take ~1.0 GB; a budget below two of them (0.5 GB each) makes them decode one at a
+    time."""
     from faults.hostile import giant16_png
     from test_decode import peak_rss_mb
 
     paths = [str(giant16_png(tmp_path / f"g{k}.png")) for k in range(3)]
     peak, out = peak_rss_mb(
         "from core.embed import Embedder, embed_files\n"
-        f"for batch in embed_files(Embedder(device='cpu'), {paths!r}, workers=2, memory_budget=600_000_000):\n"
-        "    print('ERRORS', [e.error for e in batch])\n", timeout=180)
+        f"for batch in embed_files(Embedder(device='cpu'), {paths!r}, workers=2, "
+        f"memory_budget=600_000_000):\n"
+        "    print('ERRORS', [e.error for e in batch])\n",
+        timeout=180,
+    )
     assert "ERRORS [None, None, None]" in out, out
     assert peak < 900, f"peak RSS {peak:.0f} MB"  # one giant (~0.45 GB of pixels), the model and Python

@@ -59,7 +59,10 @@ def test_exact_copies_are_marked(demo_scan):
     engine, root, lib = demo_scan
     result = lib.result(engine.bundle.duplicate_threshold)
     identical = {
-        os.path.relpath(result.files[m.index].path, root) for g in result.groups for m in g.members if m.identical
+        os.path.relpath(result.files[m.index].path, root)
+        for g in result.groups
+        for m in g.members
+        if m.identical
     }
     assert "Backup/forest_path.jpg" in identical and "Backup/IMG_0412.jpg" in identical
     # A group made only of byte-identical files is an exact group.
@@ -121,7 +124,15 @@ def test_strictness_regroups_without_embedding(demo_scan):
 
 
 def test_problems_never_stop_a_scan(tmp_path, engine_factory):
-    for name in ("ok.jpg", "truncated.jpg", "zero.jpg", "bomb.png", "garbage.png", "not_an_image.jpg", "cmyk.jpg"):
+    for name in (
+        "ok.jpg",
+        "truncated.jpg",
+        "zero.jpg",
+        "bomb.png",
+        "garbage.png",
+        "not_an_image.jpg",
+        "cmyk.jpg",
+    ):
         shutil.copy(DATA / name, tmp_path / name)
     lib = engine_factory(None).scan([tmp_path])
     reasons = {os.path.basename(p.path): p.reason for p in lib.problems}
@@ -193,7 +204,9 @@ def test_odd_names_through_cache_and_json(tmp_path, engine_factory):
 def test_regrouping_reads_no_files(tmp_path, engine_factory):
     """The scan hashes same-size partners in its own thread; ``result`` must not touch the disk (the GUI
     regroups on its own thread while the slider moves)."""
-    root = copy_demo(tmp_path / "lib", ["Camera/forest_path.jpg", "Backup/forest_path.jpg", "Edited/forest_path_crop.jpg"])
+    root = copy_demo(
+        tmp_path / "lib", ["Camera/forest_path.jpg", "Backup/forest_path.jpg", "Edited/forest_path_crop.jpg"]
+    )
     lib = engine_factory(None).scan([root])
     shutil.rmtree(root)  # every file gone: any read would now fail
     g = lib.result(0.9).groups
@@ -202,7 +215,8 @@ def test_regrouping_reads_no_files(tmp_path, engine_factory):
 
 
 def _model_with_turns(tmp_path: Path, turned: bool) -> Path:
-    """The bundled model with its manifest's ``turned_embeddings`` set (the weights, and their hash, unchanged)."""
+    """The bundled model with its manifest's ``turned_embeddings`` set (the weights, and their hash,
+    unchanged)."""
     import json
 
     from core.resources import resource_path
@@ -249,7 +263,8 @@ def test_rescan_of_exact_copies_reads_no_file_contents(tmp_path, engine_factory,
 
 
 def test_a_plain_string_or_bytes_path_is_one_path(tmp_path, engine_factory):
-    """`Engine.scan("/dir")` scanned each character as a path (starting at "/"); `[b"/dir"]` raised TypeError."""
+    """`Engine.scan("/dir")` scanned each character as a path (starting at "/"); `[b"/dir"]` raised
+    TypeError."""
     root = copy_demo(tmp_path / "lib", ["Camera/forest_path.jpg", "Backup/forest_path.jpg"])
     engine = engine_factory()
     for paths in (str(root), os.fsencode(root), [os.fsencode(root)], root):
@@ -279,7 +294,9 @@ def test_a_model_folder_with_missing_manifest_keys_or_a_wrong_onnx_is_a_model_er
     x = helper.make_tensor_value_info("x", TensorProto.UINT8, [None, 224, 224, 3])
     y = helper.make_tensor_value_info("y", TensorProto.UINT8, [None, 224, 224, 3])
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "one", [x], [y])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model / "model.onnx"))
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model / "model.onnx")
+    )
     manifest["onnx"]["sha256"] = sha256_file(model / "model.onnx")
     (model / "manifest.json").write_text(json.dumps(manifest))
     embedder = Embedder(load_bundle(model), "cpu")

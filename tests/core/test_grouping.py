@@ -45,8 +45,14 @@ def test_hand_computed_groups_and_order():
 
 def test_ignored_pairs_are_dropped():
     files = _files(2)
-    g = group_pairs(files, np.array([0]), np.array([1]), np.array([0.99], np.float32), 0.9,
-                    ignored={(files[0].path, files[1].path)})
+    g = group_pairs(
+        files,
+        np.array([0]),
+        np.array([1]),
+        np.array([0.99], np.float32),
+        0.9,
+        ignored={(files[0].path, files[1].path)},
+    )
     assert g == []
 
 
@@ -165,7 +171,8 @@ def test_fast_complete_linkage_equals_the_plain_rule(seed):
 
 
 def test_a_degenerate_folder_costs_bounded_pairs_and_groups_never_chain():
-    """2,000 near-identical images (smooth gradients) gave 1.8M pairs, a group of 955 and 183 s in result()."""
+    """2,000 near-identical images (smooth gradients) gave 1.8M pairs, a group of 955 and 183 s in
+    result()."""
     from core.index import MAX_PARTNERS
 
     rng = np.random.default_rng(0)

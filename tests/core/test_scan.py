@@ -47,7 +47,9 @@ def test_hidden_included_on_request(tmp_path):
 
 def test_exclude_include_and_min_size(tmp_path):
     root = _tree(tmp_path)
-    assert {os.path.basename(f.path) for f in find_images([root], ScanOptions(exclude=("b",))).files} == {"one.jpg"}
+    assert {os.path.basename(f.path) for f in find_images([root], ScanOptions(exclude=("b",))).files} == {
+        "one.jpg"
+    }
     assert {os.path.basename(f.path) for f in find_images([root], ScanOptions(include=("*.jpg",))).files} == {
         "one.jpg"
     }
@@ -69,7 +71,9 @@ def test_symlinks_not_followed_by_default_and_loops_end(tmp_path):
     os.symlink(tmp_path / "real.jpg", tmp_path / "link.jpg")
     w = find_images([tmp_path])
     assert [os.path.basename(f.path) for f in w.files] == ["real.jpg"]
-    w2 = find_images([tmp_path], ScanOptions(follow_symlinks=True))  # must terminate; the link is the same file
+    w2 = find_images(
+        [tmp_path], ScanOptions(follow_symlinks=True)
+    )  # must terminate; the link is the same file
     assert len(w2.files) == 1
 
 
@@ -111,7 +115,8 @@ def test_a_pipe_named_like_a_photo_is_a_problem_not_a_silent_skip(tmp_path):
     walk = find_images([tmp_path])
     assert walk.files == []
     assert [(os.path.basename(p.path), p.reason) for p in walk.problems] == [
-        ("IMG_0001.jpg", "not a regular file (pipe, device or socket)")]
+        ("IMG_0001.jpg", "not a regular file (pipe, device or socket)")
+    ]
 
 
 def test_exact_copy_hashing_never_blocks_on_a_pipe(tmp_path):

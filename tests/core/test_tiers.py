@@ -15,8 +15,12 @@ from PIL import Image
 from training.augment import EDITS
 
 VERIFY = DATA / "verify"
-SHOTS = [("leuven_a.jpg", "leuven_b.jpg"), ("toronto_a.jpg", "toronto_b.jpg"), ("facade_a.jpg", "facade_b.jpg"),
-         ("uttower_a.jpg", "uttower_b.jpg")]
+SHOTS = [
+    ("leuven_a.jpg", "leuven_b.jpg"),
+    ("toronto_a.jpg", "toronto_b.jpg"),
+    ("facade_a.jpg", "facade_b.jpg"),
+    ("uttower_a.jpg", "uttower_b.jpg"),
+]
 COPIES = ["flip", "rotate_90", "crop_75", "jpeg", "downscale", "grayscale", "text", "screenshot", "colour"]
 
 
@@ -29,7 +33,9 @@ def library(tmp_path_factory):
     photo = Image.open(VERIFY / "photo.jpg").convert("RGB")
     photo.save(root / "photo.jpg", quality=95)
     for k, kind in enumerate(COPIES):
-        EDITS[kind](photo, np.random.default_rng([7, k])).convert("RGB").save(root / f"photo_{kind}.jpg", quality=90)
+        EDITS[kind](photo, np.random.default_rng([7, k])).convert("RGB").save(
+            root / f"photo_{kind}.jpg", quality=90
+        )
     return root
 
 
@@ -72,8 +78,12 @@ def test_other_shots_that_are_close_are_similar_shots(scanned):
     i, j, s = lib.pairs
     names = [os.path.basename(f.path) for f in lib.files]
     close = lib.feature_similarity() >= lib.similar_features  # close on both the embedding and the features
-    candidates = {frozenset((names[a], names[b])) for a, b in zip(i[close].tolist(), j[close].tolist(), strict=True)}
-    assert {frozenset(p) for p in SHOTS if frozenset(p) in candidates} == {frozenset(p) for p in shots_in_similar}
+    candidates = {
+        frozenset((names[a], names[b])) for a, b in zip(i[close].tolist(), j[close].tolist(), strict=True)
+    }
+    assert {frozenset(p) for p in SHOTS if frozenset(p) in candidates} == {
+        frozenset(p) for p in shots_in_similar
+    }
     assert shots_in_similar, "at least one real other-shot pair is a candidate and lands in similar shots"
 
 
@@ -120,10 +130,18 @@ def test_the_cameras_record_tells_bracket_and_burst_frames_from_copies(tmp_path,
     photo = Image.open(VERIFY / "photo.jpg").convert("RGB")
     t = "2024:07:14 18:02:31"
     _with_exif(photo, root / "IMG_0001.jpg", time=t, subsec="120", exposure=1 / 250, f=8.0, iso=100)
-    _with_exif(ImageEnhance.Brightness(photo).enhance(1.6), root / "IMG_0002.jpg", time=t, subsec="120",
-               exposure=1 / 100, f=8.0, iso=100)  # the bracket's brighter frame
-    _with_exif(photo.rotate(0.4), root / "IMG_0003.jpg", time=t, subsec="245", exposure=1 / 250, f=8.0,
-               iso=100)  # the next frame of a burst
+    _with_exif(
+        ImageEnhance.Brightness(photo).enhance(1.6),
+        root / "IMG_0002.jpg",
+        time=t,
+        subsec="120",
+        exposure=1 / 100,
+        f=8.0,
+        iso=100,
+    )  # the bracket's brighter frame
+    _with_exif(
+        photo.rotate(0.4), root / "IMG_0003.jpg", time=t, subsec="245", exposure=1 / 250, f=8.0, iso=100
+    )  # the next frame of a burst
     small = photo.resize((photo.width // 2, photo.height // 2))
     _with_exif(small, root / "IMG_0001_small.jpg", time=t, exposure=1 / 250)  # an export that dropped fields
     engine = engine_factory()
@@ -133,8 +151,10 @@ def test_the_cameras_record_tells_bracket_and_burst_frames_from_copies(tmp_path,
     assert dup == {frozenset(("IMG_0001.jpg", "IMG_0001_small.jpg"))}
     others = [frozenset(("IMG_0001.jpg", "IMG_0002.jpg")), frozenset(("IMG_0001.jpg", "IMG_0003.jpg"))]
     names = [os.path.basename(f.path) for f in lib.files]
-    reasons = {frozenset((names[a], names[b])): why
-               for a, b, why in zip(lib.pairs[0].tolist(), lib.pairs[1].tolist(), lib.reasons, strict=True)}
+    reasons = {
+        frozenset((names[a], names[b])): why
+        for a, b, why in zip(lib.pairs[0].tolist(), lib.pairs[1].tolist(), lib.reasons, strict=True)
+    }
     for pair in others:
         assert pair not in dup
         if pair in reasons:  # a candidate: the camera's record decided, whatever the pixels say

@@ -1,6 +1,7 @@
 """The copy verifier on real images: edited copies are the same capture, other shots of one subject are not.
 
-Copies are made at test time with the evaluation's own edit functions from a redistributable photo; the other-shot
+Copies are made at test time with the evaluation's own edit functions from a redistributable photo; the
+other-shot
 pairs are real (see tests/data/verify/README.md for sources and licences).
 """
 
@@ -23,9 +24,29 @@ OTHER_SHOTS = {  # kind of pair: (a, b)
     "viewpoint (street)": ("toronto_a.jpg", "toronto_b.jpg"),
     "panorama (camera turned)": ("uttower_a.jpg", "uttower_b.jpg"),
 }
-COPY_KINDS = ["crop_50", "flip", "rotate_90", "rotate_small", "grayscale", "blur", "noise", "jpeg", "downscale",
-              "text", "letterbox", "screenshot", "stretch", "combo", "sepia", "duotone", "vintage", "warm", "cool",
-              "channel_swap", "channel_mix"]
+COPY_KINDS = [
+    "crop_50",
+    "flip",
+    "rotate_90",
+    "rotate_small",
+    "grayscale",
+    "blur",
+    "noise",
+    "jpeg",
+    "downscale",
+    "text",
+    "letterbox",
+    "screenshot",
+    "stretch",
+    "combo",
+    "sepia",
+    "duotone",
+    "vintage",
+    "warm",
+    "cool",
+    "channel_swap",
+    "channel_mix",
+]
 
 
 @pytest.fixture(scope="module")

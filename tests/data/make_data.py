@@ -47,9 +47,11 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "la.png": ("ok", "greyscale + alpha (LA) PNG"),
     "rgba.png": ("ok", "RGBA PNG with an alpha gradient"),
     "animated.gif": ("ok", "3-frame animated GIF; use the first frame"),
-    "exif_rotated.jpg": ("ok", "pixels stored rotated, EXIF Orientation=6; upright after "
-                               "exif_transpose equals ok.jpg; DateTimeOriginal "
-                               + DATE_TAKEN),
+    "exif_rotated.jpg": (
+        "ok",
+        "pixels stored rotated, EXIF Orientation=6; upright after "
+        "exif_transpose equals ok.jpg; DateTimeOriginal " + DATE_TAKEN,
+    ),
     "photo.heic": ("ok", "HEIF/HEVC, needs pillow-heif"),
     "photo.avif": ("ok", "AVIF (may be absent if no encoder was available)"),
     "photo.webp": ("ok", "lossy WebP"),
@@ -66,6 +68,7 @@ EXPECTED: dict[str, tuple[str, str]] = {
 # committed files
 # ---------------------------------------------------------------------------
 
+
 def base_image():
     """The natural-looking 320 px base photo (RGB)."""
     from PIL import Image
@@ -76,8 +79,9 @@ def base_image():
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return (struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    return (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 def bomb_png_bytes(width: int = 60000, height: int = 60000) -> bytes:
@@ -86,8 +90,12 @@ def bomb_png_bytes(width: int = 60000, height: int = 60000) -> bytes:
     # One (short) scanline's worth of zeros: the image data is far too short
     # for the header, so a decoder that ignores the size check fails later.
     idat = zlib.compress(b"\x00" * 1024, 9)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
-            + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def generate(out: Path = HERE) -> list[Path]:
@@ -134,11 +142,16 @@ def generate(out: Path = HERE) -> list[Path]:
     rgba.putalpha(alpha)
     put("rgba.png", encode(rgba, "PNG", optimize=True))
 
-    frames = [base, base.point(lambda v: min(255, int(v * 1.2))), base.transpose(
-        Image.Transpose.FLIP_LEFT_RIGHT)]
+    frames = [
+        base,
+        base.point(lambda v: min(255, int(v * 1.2))),
+        base.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+    ]
     frames = [f.quantize(colors=128, dither=Image.Dither.NONE) for f in frames]
-    put("animated.gif", encode(frames[0], "GIF", save_all=True, append_images=frames[1:],
-                               duration=300, loop=0))
+    put(
+        "animated.gif",
+        encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=300, loop=0),
+    )
 
     # Orientation 6 = "rotate 90 CW to display"; exif_transpose applies ROTATE_270,
     # so store the pixels rotated 90 CCW (ROTATE_90).
@@ -161,12 +174,13 @@ def generate(out: Path = HERE) -> list[Path]:
         print(f"skipping photo.avif: {exc}", file=sys.stderr)
 
     put("photo.webp", encode(base, "WEBP", quality=80, method=6))
-    put("photo.bmp", encode(base.quantize(colors=256, dither=Image.Dither.FLOYDSTEINBERG),
-                            "BMP"))
+    put("photo.bmp", encode(base.quantize(colors=256, dither=Image.Dither.FLOYDSTEINBERG), "BMP"))
     put("photo.tiff", encode(base, "TIFF", compression="jpeg", quality=85))
 
-    put("not_an_image.jpg", b"This is a plain text file, not a JPEG.\n"
-                            b"The engine must report it instead of crashing.\n")
+    put(
+        "not_an_image.jpg",
+        b"This is a plain text file, not a JPEG.\nThe engine must report it instead of crashing.\n",
+    )
     put("png_named.dat", encode(base, "PNG", optimize=True))
     put("bomb.png", bomb_png_bytes())
     rng = np.random.default_rng(1234)
@@ -177,6 +191,7 @@ def generate(out: Path = HERE) -> list[Path]:
 # ---------------------------------------------------------------------------
 # runtime-only fixtures (call from tests with a tmp_path)
 # ---------------------------------------------------------------------------
+
 
 def make_odd_names(directory: os.PathLike | str) -> list[Path]:
     """Create copies of ok.jpg under awkward names; return the paths made.

@@ -32,8 +32,9 @@ def make_window(qtbot, tmp_path: Path, engine_factory):
     made = []
 
     def make(**engine_kw):
-        session = Session(lambda: engine_factory(tmp_path / "cache", **engine_kw),
-                          journal_path=tmp_path / "journal.sqlite3")
+        session = Session(
+            lambda: engine_factory(tmp_path / "cache", **engine_kw), journal_path=tmp_path / "journal.sqlite3"
+        )
         settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
         window = MainWindow(session, settings)
         qtbot.addWidget(window)
@@ -64,7 +65,8 @@ def scanned_window(qtbot, make_window):
 
 @pytest.fixture
 def difference_threads(monkeypatch) -> list:
-    """The threads ``core.verify.aligned_difference`` ran on (it runs for real): the GUI thread must not be one."""
+    """The threads ``core.verify.aligned_difference`` ran on (it runs for real): the GUI thread must not be
+    one."""
     import threading
 
     from core import verify

@@ -91,7 +91,9 @@ def test_a_crop_is_shown_as_the_part_the_copy_does_not_reach(tmp_path):
     shown = int(diff.text.split("The second shows ")[1].split("%")[0])
     assert 40 <= shown <= 58, diff.text
     img = diff.image
-    cut, kept = img.pixelColor(img.width() // 10, img.height() // 10), img.pixelColor(img.width() * 2 // 3,
-                                                                                       img.height() * 2 // 3)
+    cut, kept = (
+        img.pixelColor(img.width() // 10, img.height() // 10),
+        img.pixelColor(img.width() * 2 // 3, img.height() * 2 // 3),
+    )
     assert cut.blue() > cut.red() + 60  # blue: not in the crop
     assert abs(kept.blue() - kept.red()) < 40  # inside it: the greyed picture

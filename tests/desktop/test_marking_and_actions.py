@@ -53,8 +53,11 @@ def test_auto_select_never_marks_a_whole_group(scanned, rule):
         assert len(kept) >= 1
         assert len(kept) == 1 or rule == "reference" or any(p.startswith(camera + os.sep) for p in kept)
     assert not any(p.startswith(camera + os.sep) for p in marked)
-    assert sum(1 for row in range(window.groups_model.rowCount())
-               if window.groups_model.index(row).data(Qt.ItemDataRole.UserRole + 3)) == len(groups)
+    assert sum(
+        1
+        for row in range(window.groups_model.rowCount())
+        if window.groups_model.index(row).data(Qt.ItemDataRole.UserRole + 3)
+    ) == len(groups)
 
 
 def test_space_marks_a_card_but_never_the_last_copy(qtbot, scanned):
@@ -102,8 +105,9 @@ def test_move_to_a_folder_and_undo(qtbot, scanned, monkeypatch, tmp_path):
     dest = tmp_path / "set aside"
     asked = []
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(dest))
-    monkeypatch.setattr(QMessageBox, "question", lambda _p, _t, text, *a: asked.append(text)
-                        or QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(
+        QMessageBox, "question", lambda _p, _t, text, *a: asked.append(text) or QMessageBox.StandardButton.Yes
+    )
     first = window.compare.cards[-1].rec
     window.session.marks.mark(first.path)
     with qtbot.waitSignal(window.session.scan_finished, timeout=60_000):
@@ -127,7 +131,8 @@ def test_declining_the_confirmation_changes_nothing(qtbot, scanned, monkeypatch)
 
 
 def test_a_stale_result_cannot_trash_the_last_copy(qtbot, scanned, monkeypatch):
-    """Trash all but the best copies, the automatic rescan does not happen (cancelled), then mark the best copy
+    """Trash all but the best copies, the automatic rescan does not happen (cancelled), then mark the best
+    copy
     of the group still shown: the old app trashed it, and the whole group was gone."""
     window = scanned
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
@@ -139,8 +144,7 @@ def test_a_stale_result_cannot_trash_the_last_copy(qtbot, scanned, monkeypatch):
     best = groups[0][0]
     assert os.path.exists(best) and not any(os.path.exists(p) for p in groups[0][1:])
     assert window.session.marks.mark(best)  # the stale result still shows the trashed copies as unmarked
-    with qtbot.waitSignal(window.session.busy_changed, timeout=60_000,
-                          check_params_cb=lambda busy: not busy):
+    with qtbot.waitSignal(window.session.busy_changed, timeout=60_000, check_params_cb=lambda busy: not busy):
         window.act_trash.trigger()
     assert os.path.exists(best)
     assert best not in trashed_originals()

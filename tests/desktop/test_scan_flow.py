@@ -12,8 +12,9 @@ def shown_groups(window) -> list[list[str]]:
     return [[r.path for r in model.index(row).data(RecordsRole)] for row in range(model.rowCount())]
 
 
-def test_dropped_folder_is_scanned_and_groups_match_the_engine(qtbot, make_window, photos, engine_factory,
-                                                               tmp_path):
+def test_dropped_folder_is_scanned_and_groups_match_the_engine(
+    qtbot, make_window, photos, engine_factory, tmp_path
+):
     window = make_window()
     with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
         drop_paths(window, photos)

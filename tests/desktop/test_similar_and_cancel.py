@@ -33,7 +33,9 @@ def test_find_similar_from_the_context_menu(qtbot, make_window, photos, engine_f
     menu.close()
     assert window.similar_dock.isVisible()
     model = window.similar.model
-    got = [(model.index(r).data(PathRole), model.index(r).data(SimilarityRole)) for r in range(model.rowCount())]
+    got = [
+        (model.index(r).data(PathRole), model.index(r).data(SimilarityRole)) for r in range(model.rowCount())
+    ]
     engine = engine_factory(tmp_path / "cache")
     want = engine.find_similar(engine.scan([photos]), card.rec.path, top=20)
     assert [p for p, _ in got] == [p for p, _ in want]

@@ -26,9 +26,17 @@ SHOT_FILES = set().union(*SHOTS)
 
 @pytest.fixture
 def library(tmp_path: Path) -> Path:
-    root = copy_demo(tmp_path / "lib", ["Camera/water_drop.jpg", "Backup/IMG_0412.jpg",
-                                        "Edited/water_drop_bright.jpg", "Camera/dune_grass.jpg",
-                                        "Downloads/dune_grass_q40.jpg", "Edited/dune_grass_crop.jpg"])
+    root = copy_demo(
+        tmp_path / "lib",
+        [
+            "Camera/water_drop.jpg",
+            "Backup/IMG_0412.jpg",
+            "Edited/water_drop_bright.jpg",
+            "Camera/dune_grass.jpg",
+            "Downloads/dune_grass_q40.jpg",
+            "Edited/dune_grass_crop.jpg",
+        ],
+    )
     im = Image.open(DEMO / "Camera/misty_lake.jpg").convert("RGB")
     (root / "Lake").mkdir()
     im.save(root / "Lake/misty_lake.jpg", quality=92)
@@ -65,7 +73,11 @@ def test_similar_tab_lists_the_other_shots_and_not_the_copies(qtbot, window):
         assert any(pair <= group for group in shots), pair
     assert set().union(*shots) == SHOT_FILES
     assert not set().union(*dups) & SHOT_FILES  # the other shots are not duplicates
-    assert {"misty_lake.jpg", "misty_lake_grey.jpg", "misty_lake_mirrored.jpg"} in dups  # the edited copies are
+    assert {
+        "misty_lake.jpg",
+        "misty_lake_grey.jpg",
+        "misty_lake_mirrored.jpg",
+    } in dups  # the edited copies are
     assert window.tiers.tabText(0) == f"Duplicates ({len(dups)})"
     assert window.tiers.tabText(1) == f"Similar shots ({len(shots)})"
 
@@ -78,8 +90,9 @@ def test_similar_tab_lists_the_other_shots_and_not_the_copies(qtbot, window):
     assert not window.act_notdup.isEnabled()
     # Back on duplicates, the duplicate group is shown again, mark boxes and all.
     window.tiers.setCurrentIndex(0)
-    assert [c.rec.path for c in window.compare.cards] == [r.path for r in window.groups_model.records(
-        window.groups.currentIndex().row())]
+    assert [c.rec.path for c in window.compare.cards] == [
+        r.path for r in window.groups_model.records(window.groups.currentIndex().row())
+    ]
     assert all(not c.check.isHidden() for c in window.compare.cards)
 
 
@@ -117,15 +130,20 @@ def test_similar_slider_regroups_the_shots_only(qtbot, window):
     session = window.session
     dups_before = names(window.groups_model)
     lib = window.session.library
-    assert window.shots_strictness.minimum() == round(lib.floor * 100)  # similar shots reach the library floor
-    assert window.strictness.minimum() == round(lib.verify_from * 100)  # duplicates start where pairs were checked
+    assert window.shots_strictness.minimum() == round(
+        lib.floor * 100
+    )  # similar shots reach the library floor
+    assert window.strictness.minimum() == round(
+        lib.verify_from * 100
+    )  # duplicates start where pairs were checked
     assert window.shots_strictness.value() == window.shots_strictness.minimum()
     with qtbot.waitSignal(session.result_changed, timeout=5_000):
         window.shots_strictness.setValue(85)  # leuven's pair is closer (0.93) than the panorama's (0.80)
     assert session.similar_threshold == 0.85
     want = session.library.result(session.threshold, 0.85)
-    assert [[r.path for r in window.shots_model.records(row)] for row in range(window.shots_model.rowCount())] \
-        == [[want.files[m.index].path for m in g.members] for g in want.similar_groups]
+    assert [
+        [r.path for r in window.shots_model.records(row)] for row in range(window.shots_model.rowCount())
+    ] == [[want.files[m.index].path for m in g.members] for g in want.similar_groups]
     assert names(window.shots_model) == [SHOTS[0]]
     assert window.tiers.tabText(1) == "Similar shots (1)"
     assert window.shots_strictness_label.text() == "Strictness 85 %"
@@ -170,7 +188,8 @@ def test_two_shots_open_side_by_side_without_a_difference(qtbot, window):
 
 
 def test_a_shot_marked_as_a_copy_elsewhere_says_so(qtbot, make_window, tmp_path):
-    # A capture with a re-encoded copy (a duplicate group) and a look-alike of another subject (a similar group):
+    # A capture with a re-encoded copy (a duplicate group) and a look-alike of another subject (a similar
+    # group):
     # the copy, marked in Duplicates, is shown as marked in the similar group too, and the header says so.
     root = tmp_path / "lib"
     root.mkdir()
@@ -186,7 +205,9 @@ def test_a_shot_marked_as_a_copy_elsewhere_says_so(qtbot, make_window, tmp_path)
     window.tiers.setCurrentIndex(1)
     assert "nothing is selected for removal" in window.group_header.text()
     # Mark one copy shown here (the duplicate group keeps the other).
-    copy_here = next(c.rec.path for c in window.compare.cards if os.path.basename(c.rec.path) != "leuven_b.jpg")
+    copy_here = next(
+        c.rec.path for c in window.compare.cards if os.path.basename(c.rec.path) != "leuven_b.jpg"
+    )
     assert window.session.marks.mark(copy_here)
     (marked,) = window.session.marks.paths
     assert "marked only as a copy in Duplicates" in window.group_header.text()

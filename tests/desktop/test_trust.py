@@ -1,4 +1,5 @@
-"""What a careful desktop app owes a user's files (from the review-workflow report): drops never read as a Move,
+"""What a careful desktop app owes a user's files (from the review-workflow report): drops never read as a
+Move,
 Delete in the folder list removes the folder (not the marked photos), Undo of an earlier run's action asks
 first, and Ctrl+Q quits. Each failed on the old app."""
 
@@ -34,10 +35,13 @@ def test_a_drop_is_never_accepted_as_a_move(qtbot, make_window, photos):
     assert str(photos) in window.folders.folders()
 
 
-def test_delete_in_the_folder_list_removes_the_folder_not_the_marked_copies(qtbot, scanned_window, photos,
-                                                                             monkeypatch):
+def test_delete_in_the_folder_list_removes_the_folder_not_the_marked_copies(
+    qtbot, scanned_window, photos, monkeypatch
+):
     asked = []
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(
+        QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Yes
+    )
     window = scanned_window(photos)
     window.auto_actions["resolution"].trigger()
     marked = set(window.session.marks.paths)
@@ -95,9 +99,12 @@ def test_marks_survive_a_strictness_change(qtbot, scanned_window, photos):
     loose = lib.result(start / 100)
     strict = lib.result(0.99)
     in_strict = {loose.files[m.index].path for g in strict.groups for m in g.members}
-    group = next(g for g in loose.groups
-                 if any(loose.files[m.index].path not in in_strict for m in g.members))
-    copy = next(loose.files[m.index].path for m in group.members[1:] if loose.files[m.index].path not in in_strict)
+    group = next(
+        g for g in loose.groups if any(loose.files[m.index].path not in in_strict for m in g.members)
+    )
+    copy = next(
+        loose.files[m.index].path for m in group.members[1:] if loose.files[m.index].path not in in_strict
+    )
     assert window.session.marks.mark(copy)
     with qtbot.waitSignal(window.session.result_changed, timeout=5_000):
         window.strictness.setValue(99)
@@ -109,8 +116,9 @@ def test_marks_survive_a_strictness_change(qtbot, scanned_window, photos):
     assert window.act_trash.isEnabled()
 
 
-def test_export_writes_the_chosen_format_and_the_persons_own_keep_column(qtbot, scanned_window, photos, tmp_path,
-                                                                        monkeypatch):
+def test_export_writes_the_chosen_format_and_the_persons_own_keep_column(
+    qtbot, scanned_window, photos, tmp_path, monkeypatch
+):
     import csv
     import json
 
@@ -122,11 +130,15 @@ def test_export_writes_the_chosen_format_and_the_persons_own_keep_column(qtbot, 
     best = result.files[first.members[0].index].path
     other = result.files[first.members[1].index].path
     assert window.session.marks.mark(best)  # the person keeps another copy than the engine's best
-    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "report"), "JSON (*.json)"))
+    monkeypatch.setattr(
+        QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "report"), "JSON (*.json)")
+    )
     window.export()
     data = json.loads((tmp_path / "report.json").read_text())  # JSON, under a .json name
     assert len(data["groups"]) == len(result.groups)
-    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "rows"), "CSV (*.csv)"))
+    monkeypatch.setattr(
+        QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "rows"), "CSV (*.csv)")
+    )
     window.export()
     rows = {r["path"]: r["keep"] for r in csv.DictReader(open(tmp_path / "rows.csv"))}
     assert rows[best] == "False" and rows[other] == "True"
@@ -143,7 +155,9 @@ def test_removing_a_folder_takes_its_photos_out_of_the_groups(qtbot, scanned_win
     window.folders.list.setCurrentRow(row)
     with qtbot.waitSignal(window.session.scan_finished, timeout=60_000):
         window.folders.remove_selected()
-    paths = {window.session.result.files[m.index].path for g in window.session.result.groups for m in g.members}
+    paths = {
+        window.session.result.files[m.index].path for g in window.session.result.groups for m in g.members
+    }
     assert paths and not any(p.startswith(str(other)) for p in paths)
     window.auto_actions["resolution"].trigger()
     assert not any(p.startswith(str(other)) for p in window.session.marks.paths)
@@ -168,8 +182,9 @@ def test_a_move_target_inside_a_scanned_folder_is_refused(qtbot, scanned_window,
     assert not window.session.busy and all(os.path.exists(p) for p in marked) and not inside.exists()
 
 
-def test_not_a_duplicate_is_not_offered_for_identical_files_and_ticks_redraw_the_cards(qtbot, scanned_window,
-                                                                                       tmp_path):
+def test_not_a_duplicate_is_not_offered_for_identical_files_and_ticks_redraw_the_cards(
+    qtbot, scanned_window, tmp_path
+):
     from helpers import copy_demo
 
     root = copy_demo(tmp_path / "lib", ["Camera/forest_path.jpg", "Backup/forest_path.jpg"])
@@ -188,7 +203,7 @@ def test_not_a_duplicate_is_not_offered_for_identical_files_and_ticks_redraw_the
 
 
 def test_the_result_of_an_action_stays_in_a_banner_with_undo(qtbot, scanned_window, photos, monkeypatch):
-    """"trash: 21 files" was replaced at once by the automatic rescan's text."""
+    """ "trash: 21 files" was replaced at once by the automatic rescan's text."""
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     window = scanned_window(photos)
     window.auto_actions["resolution"].trigger()
@@ -196,8 +211,10 @@ def test_the_result_of_an_action_stays_in_a_banner_with_undo(qtbot, scanned_wind
     with qtbot.waitSignal(window.session.scan_finished, timeout=60_000):  # the action, then the rescan
         window.act_trash.trigger()
     assert window.banner.isVisible()
-    assert window.banner.text.text().startswith(f"Moved {len(marked)} copies (") and "to the trash" in \
-        window.banner.text.text()
+    assert (
+        window.banner.text.text().startswith(f"Moved {len(marked)} copies (")
+        and "to the trash" in window.banner.text.text()
+    )
     assert window.banner.undo_button.isVisible()
     assert window.center.currentIndex() == 0  # every group dealt with: not "try a lower strictness"
     assert "No duplicates left" in window.empty.text()
@@ -239,7 +256,13 @@ def test_a_menu_bar_with_quit_preferences_shortcuts_and_about(qtbot, make_window
     titles = [a.text().replace("&", "") for a in window.menuBar().actions()]
     assert titles == ["File", "Edit", "View", "Help"]
     everything = {a.text() for m in window.menuBar().actions() for a in m.menu().actions()}
-    assert {"Quit", "Preferences…", "Keyboard shortcuts", "About Lookalike", "Not-a-duplicate pairs…"} <= everything
+    assert {
+        "Quit",
+        "Preferences…",
+        "Keyboard shortcuts",
+        "About Lookalike",
+        "Not-a-duplicate pairs…",
+    } <= everything
     shown = []
     monkeypatch.setattr(QMessageBox, "information", lambda _p, title, text: shown.append(text))
     monkeypatch.setattr(QMessageBox, "about", lambda _p, title, text: shown.append(text))

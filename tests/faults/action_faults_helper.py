@@ -1,7 +1,8 @@
 """The other side of the action fault tests: a process that trashes (or moves) files and may be killed.
 
 Run as ``python action_faults_helper.py act|undo CONFIG.json`` with XDG_DATA_HOME pointing at the run's own
-home; prints one JSON line. For ``act`` the config can ask the process to kill itself with SIGKILL right before
+home; prints one JSON line. For ``act`` the config can ask the process to kill itself with SIGKILL right
+before
 or after its N-th file-system step (os.open, os.link, os.unlink, os.rename), so every step of the action is a
 possible crash point; the parent can also kill it from outside after a delay.
 """
@@ -37,6 +38,7 @@ def _arm(kill_at: int, when: str) -> None:
             if steps["n"] == kill_at and when == "after":
                 os.kill(os.getpid(), signal.SIGKILL)
             return out
+
         return step
 
     for name in ("open", "link", "unlink", "rename"):
@@ -61,8 +63,14 @@ def act(cfg: dict) -> dict:
         if cfg.get("kill_at"):
             _arm(cfg["kill_at"], cfg["when"])
         print(json.dumps({"earlier": earlier, "started": True}), flush=True)
-        res = remove_files(recs[1:], groups=[group], files=recs, journal=journal, mode=cfg.get("mode", "trash"),
-                           dest=cfg.get("dest"))
+        res = remove_files(
+            recs[1:],
+            groups=[group],
+            files=recs,
+            journal=journal,
+            mode=cfg.get("mode", "trash"),
+            dest=cfg.get("dest"),
+        )
     except ActionError as e:
         return {"refused": str(e), "last": journal.last_undoable() if journal else None}
     return {"action": res.action_id, "done": len(res.done), "problems": [p.reason for p in res.problems]}
@@ -78,8 +86,13 @@ def undo(cfg: dict) -> dict:
     if last is None:
         return {"nothing": True, "actions": actions}
     res = undo_action(journal=journal)
-    return {"last": last, "actions": actions, "done": len(res.done), "problems": [p.reason for p in res.problems],
-            "after": journal.last_undoable()}
+    return {
+        "last": last,
+        "actions": actions,
+        "done": len(res.done),
+        "problems": [p.reason for p in res.problems],
+        "after": journal.last_undoable(),
+    }
 
 
 if __name__ == "__main__":

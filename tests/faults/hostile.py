@@ -23,7 +23,9 @@ _CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 def _adler32_combine(adler1: int, adler2: int, len2: int) -> int:
@@ -58,9 +60,18 @@ def _deflate_repeated(row: bytes, count: int, *, finish: bool = True) -> bytes:
     return b"\x78\xda" + body * n + last + (struct.pack(">I", adler) if finish else b"")
 
 
-def write_png(path: os.PathLike | str, width: int, height: int, *, bits: int = 8, color: int = 2,
-              fill: int = 0, rows: int | None = None) -> Path:
-    """A valid PNG of ``width``x``height`` with every sample ``fill`` (a flat image compresses to almost nothing).
+def write_png(
+    path: os.PathLike | str,
+    width: int,
+    height: int,
+    *,
+    bits: int = 8,
+    color: int = 2,
+    fill: int = 0,
+    rows: int | None = None,
+) -> Path:
+    """A valid PNG of ``width``x``height`` with every sample ``fill`` (a flat image compresses to almost
+    nothing).
 
     ``color``: PNG colour type (0 grey, 2 RGB, 4 grey+alpha, 6 RGBA); ``bits``: 8 or 16. ``rows``: write only
     that many rows of image data (a truncated file whose header still claims ``height``).
@@ -120,8 +131,9 @@ def flat_float_tiff(path: os.PathLike | str, value: float) -> Path:
     return Path(path)
 
 
-def corpus(folder: os.PathLike | str, *, giants: bool = True, fifo: bool = True, unreadable: bool = True
-           ) -> dict[str, dict[Path, str]]:
+def corpus(
+    folder: os.PathLike | str, *, giants: bool = True, fifo: bool = True, unreadable: bool = True
+) -> dict[str, dict[Path, str]]:
     """Write the hostile set into ``folder``; returns ``{kind: {path: what it is}}``. Kinds:
 
     "problem": must become a ``Problem`` with a one-line reason. "heavy": giants that must decode within the
@@ -144,7 +156,9 @@ def corpus(folder: os.PathLike | str, *, giants: bool = True, fifo: bool = True,
     good_jpeg = jpeg_bytes(photo(seed=1))
     (folder / "truncated.jpg").write_bytes(good_jpeg[: len(good_jpeg) * 2 // 5])
     p[folder / "truncated.jpg"] = "JPEG cut at 40 %"
-    p[write_png(folder / "truncated.png", 400, 300, rows=100)] = "PNG whose image data stops at row 100 of 300"
+    p[write_png(folder / "truncated.png", 400, 300, rows=100)] = (
+        "PNG whose image data stops at row 100 of 300"
+    )
     (folder / "header_only.png").write_bytes(png_bytes(photo(seed=2))[:40])
     p[folder / "header_only.png"] = "PNG cut inside its first chunk"
     rng = np.random.default_rng(7)
@@ -184,5 +198,7 @@ def corpus(folder: os.PathLike | str, *, giants: bool = True, fifo: bool = True,
     return out
 
 
-if __name__ == "__main__":  # python tests/faults/hostile.py OUT.png [SIDE]: write a 16-bit giant for measuring
+if (
+    __name__ == "__main__"
+):  # python tests/faults/hostile.py OUT.png [SIDE]: write a 16-bit giant for measuring
     giant16_png(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 15000)

@@ -83,26 +83,36 @@ def _prepare(home: Path, pngs: Path) -> tuple[list[str], str, list[str]]:
         targets.append(str(lib / name))
     keeper = str(lib / "keep.png")
     shutil.copy(pngs / names[N_FILES], keeper)
-    for name in names[N_FILES + 1: N_FILES + 20]:
+    for name in names[N_FILES + 1 : N_FILES + 20]:
         shutil.copy(pngs / name, other / name)
     trash = home / "data" / "Trash"
     for name in names[:30:3]:  # other programs' trash entries, under the targets' names
         shutil.copy(pngs / names[-1], trash / "files" / name)
         (trash / "info" / f"{name}.trashinfo").write_text(
-            f"[Trash Info]\nPath={other}/{name}\nDeletionDate=2024-01-01T00:00:00\n")
+            f"[Trash Info]\nPath={other}/{name}\nDeletionDate=2024-01-01T00:00:00\n"
+        )
     shutil.copy(pngs / names[-2], earlier / "e0.png")
     shutil.copy(pngs / names[-3], earlier / "e1.png")
     return targets, keeper, [str(earlier / "e0.png"), str(earlier / "e1.png")]
 
 
 def _one_fault(home: Path, pngs: Path, mode: str, kill_at: int | None, when: str, kill_after: float | None):
-    """One killed action and its undo; returns (files moved when killed, files lost, unrelated files touched)."""
+    """One killed action and its undo; returns (files moved when killed, files lost, unrelated files
+    touched)."""
     targets, keeper, earlier = _prepare(home, pngs)
     before = {p: _digest(p) for p in targets}
     beside = _snapshot(home / "other")
     trash_before = _snapshot(home / "data" / "Trash")
-    cfg = {"journal": str(home / "journal.sqlite3"), "targets": targets, "keep": keeper, "earlier": earlier,
-           "mode": mode, "dest": str(home / "moved"), "kill_at": kill_at, "when": when}
+    cfg = {
+        "journal": str(home / "journal.sqlite3"),
+        "targets": targets,
+        "keep": keeper,
+        "earlier": earlier,
+        "mode": mode,
+        "dest": str(home / "moved"),
+        "kill_at": kill_at,
+        "when": when,
+    }
     answer, rc = _run("act", cfg, home, kill_after=kill_after)
     moved = [p for p in targets if not os.path.exists(p)]
     assert rc == -signal.SIGKILL or answer is not None
@@ -145,12 +155,15 @@ def test_kill_9_at_random_points_loses_nothing(pngs, tmp_path):
         n_moved, n_lost, n_touched = _one_fault(home, pngs, mode, kill_at, when, after)
         moved_at_kill.append(n_moved)
         tried, lost, touched = tried + 1, lost + n_lost, touched + n_touched
-    print(f"faults tried: {tried}, files lost: {lost}, unrelated files touched: {touched}, "
-          f"files moved when killed: {moved_at_kill} of {N_FILES}")
+    print(
+        f"faults tried: {tried}, files lost: {lost}, unrelated files touched: {touched}, "
+        f"files moved when killed: {moved_at_kill} of {N_FILES}"
+    )
     assert tried == len(plans) and lost == 0 and touched == 0
 
 
-# -- a journal that cannot be written: refuse before moving anything -------------------------------------------------
+# -- a journal that cannot be written: refuse before moving anything
+# -------------------------------------------------
 @pytest.fixture
 def user_home(pngs):
     prefix = as_other_user()

@@ -77,8 +77,10 @@ def test_every_hostile_file_decodes_or_gives_a_one_line_reason(tmp_path):
         counts[verdict] += 1
         if verdict != "reason":
             wrong.append((path.name, verdict, detail))
-    print(f"hostile decode: {sum(counts.values())} files tried, {counts['crash']} crashes, "
-          f"{counts['hang']} hangs, {counts['reason']} reasons")
+    print(
+        f"hostile decode: {sum(counts.values())} files tried, {counts['crash']} crashes, "
+        f"{counts['hang']} hangs, {counts['reason']} reasons"
+    )
     assert not wrong, wrong
     assert counts["crash"] == counts["hang"] == 0
 
@@ -86,14 +88,20 @@ def test_every_hostile_file_decodes_or_gives_a_one_line_reason(tmp_path):
 def test_unreadable_file_is_a_reason(shared_tmp):
     prefix = as_other_user()
     if prefix is None:
-        pytest.skip("running as root and cannot drop privileges (no setpriv/runuser): mode 000 does not stop root")
+        pytest.skip(
+            "running as root and cannot drop privileges (no setpriv/runuser): mode 000 does not stop root"
+        )
     path = shared_tmp / "unreadable.jpg"
     path.write_bytes(jpeg_bytes(photo()))
     path.chmod(0)
-    code = ("from core.decode import DecodeError, decode_for_model\n"
-            f"try:\n    decode_for_model({str(path)!r}, 224)\n    print('DECODED')\n"
-            "except DecodeError as e:\n    print('REASON', e)\n")
-    r = subprocess.run(prefix + [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    code = (
+        "from core.decode import DecodeError, decode_for_model\n"
+        f"try:\n    decode_for_model({str(path)!r}, 224)\n    print('DECODED')\n"
+        "except DecodeError as e:\n    print('REASON', e)\n"
+    )
+    r = subprocess.run(
+        prefix + [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0, r.stderr
     assert "REASON permission denied" in r.stdout, r.stdout
 
@@ -113,8 +121,9 @@ def test_file_vanishing_or_turning_into_a_fifo_mid_scan(tmp_path, engine_factory
             os.mkfifo(piped)
 
     box: dict = {}
-    t = threading.Thread(target=lambda: box.update(lib=engine_factory().scan([folder], progress=progress)),
-                         daemon=True)
+    t = threading.Thread(
+        target=lambda: box.update(lib=engine_factory().scan([folder], progress=progress)), daemon=True
+    )
     t.start()
     t.join(60)
     if t.is_alive():
@@ -136,18 +145,37 @@ def test_cli_scans_the_hostile_folder(tmp_path):
     out = tmp_path / "out.json"
     # A small parent runs the CLI so that its ru_maxrss is the CLI's own (a child forked from pytest starts
     # its high-water mark at pytest's RSS).
-    measure = ("import resource, subprocess, sys\n"
-               "rc = subprocess.run(sys.argv[1:]).returncode\n"
-               "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
-               "sys.exit(rc)\n")
-    # --device cpu: "auto" imports torch to look for a GPU, +760 MB of RSS that has nothing to do with decoding.
-    # The FIFO is also named on the command line (the walk lists regular files only); links are followed so the
+    measure = (
+        "import resource, subprocess, sys\n"
+        "rc = subprocess.run(sys.argv[1:]).returncode\n"
+        "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+        "sys.exit(rc)\n"
+    )
+    # --device cpu: "auto" imports torch to look for a GPU, +760 MB of RSS that has nothing to do with
+    # decoding.
+    # The FIFO is also named on the command line (the walk lists regular files only); links are followed so
+    # the
     # loop is met.
-    cli = [sys.executable, "-m", "core.cli", "scan", str(folder), str(folder / "pipe.jpg"), "--follow-symlinks",
-           "--json", str(out), "--cache-dir", str(tmp_path / "cache"), "-q", "--device", "cpu"]
+    cli = [
+        sys.executable,
+        "-m",
+        "core.cli",
+        "scan",
+        str(folder),
+        str(folder / "pipe.jpg"),
+        "--follow-symlinks",
+        "--json",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "-q",
+        "--device",
+        "cpu",
+    ]
     try:
-        r = subprocess.run([sys.executable, "-c", measure] + cli, cwd=REPO, capture_output=True, text=True,
-                           timeout=180)
+        r = subprocess.run(
+            [sys.executable, "-c", measure] + cli, cwd=REPO, capture_output=True, text=True, timeout=180
+        )
         hung = False
     except subprocess.TimeoutExpired as e:
         r, hung = e, True
@@ -175,5 +203,6 @@ def test_cli_scans_the_hostile_folder(tmp_path):
     for name in ("loop_a.jpg", "loop_b.jpg"):
         assert "symbolic links" in problems.get(str(folder / name), ""), problems
     assert not any(p in scanned for p in map(str, made["skip"]))
-    # measured: ~0.8 GB (the model ~0.2 GB, the two giants at once ~0.55 GB); 3.3 GB before decodes were bounded
+    # measured: ~0.8 GB (the model ~0.2 GB, the two giants at once ~0.55 GB); 3.3 GB before decodes were
+    # bounded
     assert peak_mb < 1200, f"peak RSS {peak_mb:.0f} MB"

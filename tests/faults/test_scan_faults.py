@@ -23,14 +23,30 @@ PYTHON = sys.executable
 
 def _env(home: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
-    env.update(HOME=str(home), XDG_CACHE_HOME=str(home / "xdg-cache"), XDG_DATA_HOME=str(home / "xdg-data"),
-               XDG_CONFIG_HOME=str(home / "xdg-config"), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    env.update(
+        HOME=str(home),
+        XDG_CACHE_HOME=str(home / "xdg-cache"),
+        XDG_DATA_HOME=str(home / "xdg-data"),
+        XDG_CONFIG_HOME=str(home / "xdg-config"),
+        PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+    )
     return env
 
 
 def scan(root: Path, cache: Path, out: Path, home: Path, prefix: list[str] | None = None, **popen):
-    cmd = [*(prefix or []), PYTHON, "-m", "core.cli", "scan", str(root), "--cache-dir", str(cache), "--json",
-           str(out), "-q"]
+    cmd = [
+        *(prefix or []),
+        PYTHON,
+        "-m",
+        "core.cli",
+        "scan",
+        str(root),
+        "--cache-dir",
+        str(cache),
+        "--json",
+        str(out),
+        "-q",
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(home), **popen)
 
 
@@ -46,7 +62,8 @@ def groups_of(out: Path, root: Path) -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory):
-    """The demo photos (10 groups of copies) plus a truncated file, and the groups of a clean, cache-less run."""
+    """The demo photos (10 groups of copies) plus a truncated file, and the groups of a clean, cache-less
+    run."""
     base = Path(tempfile.mkdtemp(prefix="lookalike-faults-"))  # readable by the unprivileged user too
     root = copy_demo(base / "lib")
     shutil.copy(DATA / "truncated.jpg", root / "broken.jpg")
@@ -85,11 +102,15 @@ def test_kill_9_at_random_points_of_a_scan(library, tmp_path):
         crashes += rc != 0 or "Traceback" in err
         mismatches += rc == 0 and groups_of(tmp_path / f"after{k}.json", root) != clean
         # A killed run never leaves a partial report or a stray temporary file in the output folder.
-        assert not (tmp_path / f"killed{k}.json").exists() or json.loads((tmp_path / f"killed{k}.json").read_text())
+        assert not (tmp_path / f"killed{k}.json").exists() or json.loads(
+            (tmp_path / f"killed{k}.json").read_text()
+        )
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assert not leftovers
-    print(f"\nscan faults tried: {tried} kills, crashes after: {crashes}, wrong groups after: {mismatches}, "
-          f"temporary files left: {len(leftovers)}")
+    print(
+        f"\nscan faults tried: {tried} kills, crashes after: {crashes}, wrong groups after: {mismatches}, "
+        f"temporary files left: {len(leftovers)}"
+    )
     assert tried >= 3 and crashes == 0 and mismatches == 0
 
 
@@ -97,8 +118,12 @@ def _mount_tmpfs(where: Path, size: str) -> bool:
     if os.geteuid() != 0 or not shutil.which("mount"):
         return False
     where.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 def test_a_cache_on_a_full_disk(library, tmp_path):
@@ -114,9 +139,15 @@ def test_a_cache_on_a_full_disk(library, tmp_path):
             rc, err = finish(scan(root, disk / "cache", tmp_path / "out.json", home))
             assert rc == 0 and "Traceback" not in err, (attempt, err)
             assert groups_of(tmp_path / "out.json", root) == clean, attempt
-        assert "warning:" in subprocess.run(
-            [PYTHON, "-m", "core.cli", "scan", str(root), "--cache-dir", str(disk / "cache")],
-            capture_output=True, text=True, env=_env(home)).stdout
+        assert (
+            "warning:"
+            in subprocess.run(
+                [PYTHON, "-m", "core.cli", "scan", str(root), "--cache-dir", str(disk / "cache")],
+                capture_output=True,
+                text=True,
+                env=_env(home),
+            ).stdout
+        )
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
 
@@ -138,7 +169,9 @@ def nobody(tmp_path):
     shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.mark.parametrize("fault", ["read-only cache file", "read-only empty cache folder", "unreadable photo"])
+@pytest.mark.parametrize(
+    "fault", ["read-only cache file", "read-only empty cache folder", "unreadable photo"]
+)
 def test_permission_faults_as_an_unprivileged_user(library, nobody, fault):
     """A read-only cache file or folder ended the scan (`attempt to write a readonly database`,
     `FileNotFoundError` from os.replace); an unreadable photo must be a problem, not a failure."""
@@ -158,8 +191,15 @@ def test_permission_faults_as_an_unprivileged_user(library, nobody, fault):
         os.chown(cache, 65534, 65534) if os.geteuid() == 0 else None
         cache.chmod(0o555)
     else:
-        lib = copy_demo(base / "lib", ["Camera/forest_path.jpg", "Backup/forest_path.jpg", "Camera/kite_sky.jpg",
-                                       "Downloads/kite_sky_small.jpg"])
+        lib = copy_demo(
+            base / "lib",
+            [
+                "Camera/forest_path.jpg",
+                "Backup/forest_path.jpg",
+                "Camera/kite_sky.jpg",
+                "Downloads/kite_sky_small.jpg",
+            ],
+        )
         for p in [base / "lib", *(base / "lib").rglob("*")]:
             p.chmod(0o755 if p.is_dir() else 0o644)
         (lib / "Camera/kite_sky.jpg").chmod(0o000)
@@ -170,6 +210,9 @@ def test_permission_faults_as_an_unprivileged_user(library, nobody, fault):
     data = json.loads(out.read_text())
     if fault == "unreadable photo":
         assert [(os.path.relpath(p["path"], lib), p["reason"]) for p in data["problems"]] == [
-            ("Camera/kite_sky.jpg", "permission denied")]
-    print(f"\n{fault}: scan exit {rc}, {len(data['groups'])} groups, warnings: "
-          f"{[line for line in err.splitlines() if 'warning' in line][:1]}")
+            ("Camera/kite_sky.jpg", "permission denied")
+        ]
+    print(
+        f"\n{fault}: scan exit {rc}, {len(data['groups'])} groups, warnings: "
+        f"{[line for line in err.splitlines() if 'warning' in line][:1]}"
+    )

@@ -1,6 +1,7 @@
 """The installer, end to end: build the PyInstaller bundle, run it, package it, install it on a clean Debian.
 
-Slow (a few minutes) and needs root, network to a Debian mirror and debootstrap/Xvfb for the last test, so it runs
+Slow (a few minutes) and needs root, network to a Debian mirror and debootstrap/Xvfb for the last test, so it
+runs
 only with ``LOOKALIKE_PACKAGE_TESTS=1``. Each stage's figures are printed (``-s``) and written to
 ``build/package-test/`` with the screenshot of the installed app.
 """
@@ -25,12 +26,23 @@ VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["versi
 
 pytestmark = [
     pytest.mark.package,
-    pytest.mark.skipif(os.environ.get("LOOKALIKE_PACKAGE_TESTS") != "1",
-                       reason="builds and installs the bundle; set LOOKALIKE_PACKAGE_TESTS=1"),
+    pytest.mark.skipif(
+        os.environ.get("LOOKALIKE_PACKAGE_TESTS") != "1",
+        reason="builds and installs the bundle; set LOOKALIKE_PACKAGE_TESTS=1",
+    ),
 ]
 
 # What the installed app must not carry: the run-time CPU path is ONNX Runtime.
-FORBIDDEN = ("torch", "torchvision", "onnx", "onnxscript", "matplotlib", "sklearn", "training", "PySide6/Qt/qml")
+FORBIDDEN = (
+    "torch",
+    "torchvision",
+    "onnx",
+    "onnxscript",
+    "matplotlib",
+    "sklearn",
+    "training",
+    "PySide6/Qt/qml",
+)
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -61,9 +73,21 @@ def dist(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pkg")
     t0 = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
-         "--distpath", str(out / "dist"), "--workpath", str(out / "build"), str(REPO / "build.spec")],
-        cwd=REPO, check=True,
+        [
+            sys.executable,
+            "-m",
+            "PyInstaller",
+            "--noconfirm",
+            "--log-level",
+            "WARN",
+            "--distpath",
+            str(out / "dist"),
+            "--workpath",
+            str(out / "build"),
+            str(REPO / "build.spec"),
+        ],
+        cwd=REPO,
+        check=True,
     )
     _figure("build_seconds", round(time.perf_counter() - t0, 1))
     app = out / "dist" / "Lookalike"
@@ -74,8 +98,13 @@ def dist(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def self_test(dist: Path) -> dict:
     t0 = time.perf_counter()
-    proc = subprocess.run([str(dist / "Lookalike" / "Lookalike"), "--self-test"], env=_clean_env(),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(dist / "Lookalike" / "Lookalike"), "--self-test"],
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     _figure("self_test_seconds_cold", round(time.perf_counter() - t0, 2))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(proc.stdout)
@@ -87,8 +116,10 @@ def _source_groups() -> list[frozenset[str]]:
 
     engine = Engine(use_cache=False, device="cpu")
     result = engine.scan([str(DEMO)]).result(engine.bundle.duplicate_threshold)
-    return sorted((frozenset(os.path.relpath(result.files[i].path, DEMO) for i in g.indices)
-                   for g in result.groups), key=sorted)
+    return sorted(
+        (frozenset(os.path.relpath(result.files[i].path, DEMO) for i in g.indices) for g in result.groups),
+        key=sorted,
+    )
 
 
 def test_bundle_leaves_out_torch_and_training(dist: Path) -> None:
@@ -110,7 +141,8 @@ def test_self_test_scans_demo_without_torch_or_qt(self_test: dict) -> None:
     assert self_test["ok"] is True
     assert self_test["frozen"] is True
     assert self_test["torch_loaded"] is False
-    # PyInstaller's PySide6 run-time hook imports QtCore at start-up (it registers qt.conf, ~50 ms); the self-test
+    # PyInstaller's PySide6 run-time hook imports QtCore at start-up (it registers qt.conf, ~50 ms); the
+    # self-test
     # itself must not reach the GUI stack, which needs a display and the X libraries.
     assert not [m for m in self_test["qt_modules"] if m.startswith(("PySide6.QtGui", "PySide6.QtWidgets"))]
     assert (self_test["device"], self_test["backend"]) == ("cpu", "onnx")
@@ -126,8 +158,13 @@ def test_cli_through_a_lookalike_symlink(dist: Path, tmp_path: Path, self_test: 
     """Invoked as ``lookalike`` the app is the command-line tool (argv[0] dispatch, case-exact)."""
     link = tmp_path / "lookalike"
     link.symlink_to(dist / "Lookalike" / "Lookalike")
-    proc = subprocess.run([str(link), "scan", "-q", "--no-cache", "--json", "-", str(DEMO)],
-                          env=_clean_env(), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(link), "scan", "-q", "--no-cache", "--json", "-", str(DEMO)],
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert len(data["groups"]) == self_test["groups"]
@@ -136,10 +173,15 @@ def test_cli_through_a_lookalike_symlink(dist: Path, tmp_path: Path, self_test: 
 
 
 def test_window_opens_from_the_bundle(dist: Path) -> None:
-    """The frozen Qt app starts (offscreen platform, no X needed) and is still running, without a traceback."""
-    proc = subprocess.Popen([str(dist / "Lookalike" / "Lookalike"), str(DEMO)],
-                            env=_clean_env(QT_QPA_PLATFORM="offscreen"),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    """The frozen Qt app starts (offscreen platform, no X needed) and is still running, without a
+    traceback."""
+    proc = subprocess.Popen(
+        [str(dist / "Lookalike" / "Lookalike"), str(DEMO)],
+        env=_clean_env(QT_QPA_PLATFORM="offscreen"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         time.sleep(8)
         alive = proc.poll() is None
@@ -164,9 +206,14 @@ def test_deb_and_tarball(dist: Path) -> None:
     for lib in ("libgl1", "libegl1", "libfontconfig1", "libxcb-cursor0", "libxkbcommon-x11-0", "libdbus-1-3"):
         assert lib in info
     files = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True).stdout
-    for path in ("./opt/lookalike/Lookalike", "./usr/bin/lookalike", "./usr/bin/lookalike-gui",
-                 "./usr/share/applications/lookalike.desktop", "./usr/share/icons/hicolor/256x256/apps/lookalike.png",
-                 "./usr/share/icons/hicolor/scalable/apps/lookalike.svg"):
+    for path in (
+        "./opt/lookalike/Lookalike",
+        "./usr/bin/lookalike",
+        "./usr/bin/lookalike-gui",
+        "./usr/share/applications/lookalike.desktop",
+        "./usr/share/icons/hicolor/256x256/apps/lookalike.png",
+        "./usr/share/icons/hicolor/scalable/apps/lookalike.svg",
+    ):
         assert path in files, path
     listing = subprocess.run(["tar", "-tzf", str(tgz)], capture_output=True, text=True, check=True).stdout
     assert f"lookalike-{VERSION}/Lookalike" in listing.splitlines()
@@ -175,8 +222,11 @@ def test_deb_and_tarball(dist: Path) -> None:
 def test_desktop_entry_validates() -> None:
     if not shutil.which("desktop-file-validate"):
         pytest.skip("desktop-file-validate not installed (apt-get install desktop-file-utils)")
-    proc = subprocess.run(["desktop-file-validate", str(REPO / "packaging" / "lookalike.desktop")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["desktop-file-validate", str(REPO / "packaging" / "lookalike.desktop")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout
     text = (REPO / "packaging" / "lookalike.desktop").read_text()
     assert "MimeType=inode/directory;" in text and "%F" in text
@@ -186,20 +236,33 @@ def test_installs_and_runs_on_clean_debian(dist: Path) -> None:
     """apt-get install the .deb into a debootstrap minbase root; self-test, CLI and the real window there."""
     missing = [t for t in ("debootstrap", "chroot", "Xvfb", "xdotool", "import") if not shutil.which(t)]
     if os.geteuid() != 0 or missing:
-        pytest.skip(f"needs root and {missing or 'nothing else'} (apt-get install debootstrap xvfb xdotool imagemagick)")
+        pytest.skip(
+            f"needs root and {missing or 'nothing else'} (apt-get install debootstrap xvfb xdotool "
+            f"imagemagick)"
+        )
     deb = dist / f"lookalike_{VERSION}_amd64.deb"
     if not deb.exists():
-        subprocess.run(["bash", str(REPO / "packaging" / "build_deb.sh")], cwd=REPO,
-                       env=dict(os.environ, DIST=str(dist)), check=True)
+        subprocess.run(
+            ["bash", str(REPO / "packaging" / "build_deb.sh")],
+            cwd=REPO,
+            env=dict(os.environ, DIST=str(dist)),
+            check=True,
+        )
     out = ARTIFACTS / "debootstrap"
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    proc = subprocess.run(["bash", str(REPO / "packaging" / "test_in_debootstrap.sh"), str(deb), str(out)],
-                          capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run(
+        ["bash", str(REPO / "packaging" / "test_in_debootstrap.sh"), str(deb), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     _figure("debootstrap_test_seconds", round(time.perf_counter() - t0, 1))
     if proc.returncode == 75:
         pytest.skip(f"Debian mirror unreachable: {proc.stderr.strip()[-300:]}")
-    assert proc.returncode == 0, proc.stdout + proc.stderr + (out / "apt.log").read_text(errors="replace")[-3000:]
+    assert proc.returncode == 0, (
+        proc.stdout + proc.stderr + (out / "apt.log").read_text(errors="replace")[-3000:]
+    )
     result = json.loads((out / "result.json").read_text())
     for key in ("root_seconds", "install_seconds", "self_test_seconds", "window_seconds"):
         _figure(f"clean_debian_{key}", result[key])

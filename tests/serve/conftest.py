@@ -1,4 +1,5 @@
-"""Served folders for the serve tests: two roots of real photos, a folder outside them, and links out of a root.
+"""Served folders for the serve tests: two roots of real photos, a folder outside them, and links out of a
+root.
 
 One engine, one cache and one loaded ``Service`` for the session; the real-server tests reuse the cache, so
 their scan is a lookup. Skips the folder when the ``serve`` extra is not installed.
@@ -23,9 +24,16 @@ pytest.importorskip("httpx", reason="fastapi.testclient needs httpx")
 from helpers import DATA, REPO, copy_demo  # noqa: E402
 
 # A copy group, a pair, and photos with no copy; the other root holds one shot of three scenes.
-PHOTOS = ["Camera/ladybird.jpg", "Edited/ladybird_flipped.jpg", "Downloads/ladybird.png",
-          "Camera/water_drop.jpg", "Backup/IMG_0412.jpg",
-          "Camera/orange_flower.jpg", "Camera/storm_clouds.jpg", "Camera/rain_drops.jpg"]
+PHOTOS = [
+    "Camera/ladybird.jpg",
+    "Edited/ladybird_flipped.jpg",
+    "Downloads/ladybird.png",
+    "Camera/water_drop.jpg",
+    "Backup/IMG_0412.jpg",
+    "Camera/orange_flower.jpg",
+    "Camera/storm_clouds.jpg",
+    "Camera/rain_drops.jpg",
+]
 SHOTS = ["leuven_a.jpg", "toronto_a.jpg", "uttower_a.jpg"]
 VERIFY = DATA / "verify"
 
@@ -88,9 +96,13 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", *args, "--port", str(self.port),
-                                      "-q"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                                     stderr=open(log, "wb"))  # closed with the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "core.cli", "serve", *args, "--port", str(self.port), "-q"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(log, "wb"),
+        )  # closed with the process
 
     def wait(self, headers: dict | None = None, timeout: float = 60) -> None:
         import httpx
@@ -119,8 +131,10 @@ class Server:
 @pytest.fixture(scope="session")
 def server(served, service, tmp_path_factory):
     """A real server over the session's folders and cache (``service`` filled the cache), no token."""
-    s = Server([str(served.photos), str(served.shots), "--cache-dir", str(served.cache)],
-               tmp_path_factory.mktemp("server") / "log")
+    s = Server(
+        [str(served.photos), str(served.shots), "--cache-dir", str(served.cache)],
+        tmp_path_factory.mktemp("server") / "log",
+    )
     try:
         s.wait()
         yield s

@@ -48,8 +48,11 @@ def test_a_copy_is_a_duplicate_first(client):
     assert len(hits) == 10  # the library has 11
     assert hits[0]["path"] == "photos/Camera/ladybird.jpg" and hits[0]["tier"] == "duplicate"
     dups = {h["path"] for h in hits if h["tier"] == "duplicate"}
-    assert dups == {"photos/Camera/ladybird.jpg", "photos/Edited/ladybird_flipped.jpg",
-                    "photos/Downloads/ladybird.png"}
+    assert dups == {
+        "photos/Camera/ladybird.jpg",
+        "photos/Edited/ladybird_flipped.jpg",
+        "photos/Downloads/ladybird.png",
+    }
     tiers = [h["tier"] for h in hits]
     assert tiers == sorted(tiers, key=["duplicate", "similar_shot", "similar"].index)  # best tier first
     for tier in set(tiers):
@@ -92,7 +95,9 @@ def test_a_bomb_is_413(client):
 
 
 def test_an_upload_over_50_mb_is_413_before_it_is_read(client):
-    r = client.post("/v1/similar", files={"image": ("big.jpg", b"\xff" * (50 * 1024 * 1024 + 1), "image/jpeg")})
+    r = client.post(
+        "/v1/similar", files={"image": ("big.jpg", b"\xff" * (50 * 1024 * 1024 + 1), "image/jpeg")}
+    )
     assert r.status_code == 413
     assert "at most 50 MB" in r.json()["detail"]
 
@@ -101,8 +106,10 @@ def test_a_body_without_length_is_cut_at_the_limit(service):
     """Chunked: no Content-Length to refuse on, so the bound is counted as the body arrives."""
     client = TestClient(create_app(service, max_upload=1 << 20))
     boundary = "b0undary"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"x.jpg\"\r\n"
-            "Content-Type: image/jpeg\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="x.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
 
     def body():
         yield head
@@ -110,7 +117,9 @@ def test_a_body_without_length_is_cut_at_the_limit(service):
             yield b"\0" * (1 << 20)
         yield f"\r\n--{boundary}--\r\n".encode()
 
-    r = client.post("/v1/similar", content=body(), headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    r = client.post(
+        "/v1/similar", content=body(), headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
     assert r.status_code == 413 and "at most 1 MB" in r.json()["detail"] and "field" not in r.json()
     r = client.post("/v1/rescan", content=b"x" * (2 << 20))
     assert r.status_code == 413
@@ -123,7 +132,9 @@ def test_a_missing_upload_is_422(client):
 
 def test_compare(client):
     def compare(a, b):
-        return client.post("/v1/compare", files={"a": (a.name, a.read_bytes()), "b": (b.name, b.read_bytes())})
+        return client.post(
+            "/v1/compare", files={"a": (a.name, a.read_bytes()), "b": (b.name, b.read_bytes())}
+        )
 
     same = compare(DEMO / "Camera/ladybird.jpg", DEMO / "Edited/ladybird_flipped.jpg").json()
     assert same["same"] is True and same["tier"] == "duplicate" and same["reason"].startswith("same picture")
@@ -139,10 +150,20 @@ def test_groups(client, service):
     dups = client.get("/v1/groups", params={"tier": "duplicates"}).json()
     assert dups["tier"] == "duplicates" and dups["threshold"] == service.engine.default_threshold()
     paths = [{f["path"] for f in g["files"]} for g in dups["groups"]]
-    assert {"photos/Camera/ladybird.jpg", "photos/Edited/ladybird_flipped.jpg", "photos/Downloads/ladybird.png"} in paths
+    assert {
+        "photos/Camera/ladybird.jpg",
+        "photos/Edited/ladybird_flipped.jpg",
+        "photos/Downloads/ladybird.png",
+    } in paths
     assert {"photos/Camera/water_drop.jpg", "photos/Backup/IMG_0412.jpg"} in paths
     f = dups["groups"][0]["files"][0]
-    assert set(dups["groups"][0]) == {"exact", "files"} and set(f) == {"path", "width", "height", "bytes", "similarity"}
+    assert set(dups["groups"][0]) == {"exact", "files"} and set(f) == {
+        "path",
+        "width",
+        "height",
+        "bytes",
+        "similarity",
+    }
     similar = client.get("/v1/groups", params={"tier": "similar"}).json()
     assert similar["tier"] == "similar" and isinstance(similar["groups"], list)
     strict = client.get("/v1/groups", params={"threshold": 0.999}).json()
@@ -157,11 +178,24 @@ def test_thumbnails_come_from_inside_the_roots_only(client, served):
     r = client.get("/v1/thumb", params={"path": "photos/Camera/ladybird.jpg", "size": 64})
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg" and r.content[:2] == b"\xff\xd8"
     assert client.get("/v1/thumb", params={"path": "shots/leuven_a.jpg"}).status_code == 200
-    for bad in ["photos/link.jpg", "photos/linkdir/secret.jpg",  # symlinks out of a root
-                "../outside/secret.jpg", "photos/../outside/secret.jpg", "photos/../../served0/outside/secret.jpg",
-                "photos/Camera/../../outside/secret.jpg", str(served.outside / "secret.jpg"), "/etc/passwd",
-                "photos", "photos/", "photos/Camera", "photos/nope.jpg", "nope/Camera/ladybird.jpg",
-                "photos/Camera/ladybird.jpg\0", "photos\\Camera\\ladybird.jpg", "Camera/ladybird.jpg"]:
+    for bad in [
+        "photos/link.jpg",
+        "photos/linkdir/secret.jpg",  # symlinks out of a root
+        "../outside/secret.jpg",
+        "photos/../outside/secret.jpg",
+        "photos/../../served0/outside/secret.jpg",
+        "photos/Camera/../../outside/secret.jpg",
+        str(served.outside / "secret.jpg"),
+        "/etc/passwd",
+        "photos",
+        "photos/",
+        "photos/Camera",
+        "photos/nope.jpg",
+        "nope/Camera/ladybird.jpg",
+        "photos/Camera/ladybird.jpg\0",
+        "photos\\Camera\\ladybird.jpg",
+        "Camera/ladybird.jpg",
+    ]:
         r = client.get("/v1/thumb", params={"path": bad})
         assert r.status_code == 404, bad
     r = client.get("/v1/thumb", params={"path": "photos/notes.txt"})  # inside, but not an image
@@ -220,10 +254,18 @@ def test_rescan_runs_in_the_background_one_at_a_time(served, service, tmp_path):
 def test_a_token_guards_every_route_but_the_page(service):
     client = TestClient(create_app(service, token=TOKEN))
     assert client.get("/").status_code == 200
-    for method, path in [("get", "/v1/health"), ("get", "/v1/groups"), ("post", "/v1/similar"),
-                         ("post", "/v1/compare"), ("post", "/v1/rescan"), ("get", "/v1/jobs/1"),
-                         ("get", "/v1/thumb?path=photos/Camera/ladybird.jpg"), ("get", "/docs"),
-                         ("get", "/openapi.json"), ("get", "/nope")]:
+    for method, path in [
+        ("get", "/v1/health"),
+        ("get", "/v1/groups"),
+        ("post", "/v1/similar"),
+        ("post", "/v1/compare"),
+        ("post", "/v1/rescan"),
+        ("get", "/v1/jobs/1"),
+        ("get", "/v1/thumb?path=photos/Camera/ladybird.jpg"),
+        ("get", "/docs"),
+        ("get", "/openapi.json"),
+        ("get", "/nope"),
+    ]:
         r = getattr(client, method)(path)
         assert r.status_code == 401, path
         assert r.headers["www-authenticate"] == "Bearer"
@@ -239,17 +281,27 @@ def test_cors_is_off_unless_asked(service, client):
     origin = {"Origin": "http://example.com"}
     assert "access-control-allow-origin" not in client.get("/v1/health", headers=origin).headers
     allowed = TestClient(create_app(service, token=TOKEN, cors_origins=["http://example.com"]))
-    pre = allowed.options("/v1/similar", headers={**origin, "Access-Control-Request-Method": "POST",
-                                                    "Access-Control-Request-Headers": "authorization"})
+    pre = allowed.options(
+        "/v1/similar",
+        headers={
+            **origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
     assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "http://example.com"
     r = allowed.get("/v1/health", headers={**origin, "Authorization": f"Bearer {TOKEN}"})
     assert r.headers["access-control-allow-origin"] == "http://example.com"
-    other = allowed.get("/v1/health", headers={"Origin": "http://evil.example", "Authorization": f"Bearer {TOKEN}"})
+    other = allowed.get(
+        "/v1/health", headers={"Origin": "http://evil.example", "Authorization": f"Bearer {TOKEN}"}
+    )
     assert "access-control-allow-origin" not in other.headers
 
 
 def test_loopback_names_only(service):
-    client = TestClient(create_app(service, allowed_hosts=["127.0.0.1", "localhost"]), base_url="http://127.0.0.1")
+    client = TestClient(
+        create_app(service, allowed_hosts=["127.0.0.1", "localhost"]), base_url="http://127.0.0.1"
+    )
     assert client.get("/v1/health").status_code == 200
     assert client.get("/v1/health", headers={"Host": "rebound.example.com"}).status_code == 400
 
@@ -281,8 +333,12 @@ def test_model_runs_one_batch_at_a_time(service, client):
     inner.embed_arrays = counting
     try:
         codes = []
-        threads = [threading.Thread(target=lambda: codes.append(upload(client, VERIFY / "toronto_b.jpg", k=2).status_code))
-                   for _ in range(8)]
+        threads = [
+            threading.Thread(
+                target=lambda: codes.append(upload(client, VERIFY / "toronto_b.jpg", k=2).status_code)
+            )
+            for _ in range(8)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -315,5 +371,7 @@ def test_names_that_are_not_utf8_never_crash(service, tmp_path):
     svc.load()
     client = TestClient(create_app(svc))
     r = upload(client, DEMO / "Camera/ladybird.jpg")
-    assert r.status_code == 200 and r.json()["results"][0]["path"] == "caf\udce9.jpg"  # as scan --json writes it
+    assert (
+        r.status_code == 200 and r.json()["results"][0]["path"] == "caf\udce9.jpg"
+    )  # as scan --json writes it
     assert client.get("/v1/groups").status_code == 200

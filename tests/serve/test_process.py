@@ -16,7 +16,9 @@ TOKEN = "another-s3cret-token-0123456789"
 
 def similar(url, path, headers=None, k=5):
     with open(path, "rb") as fh:
-        return httpx.post(f"{url}/v1/similar?k={k}", files={"image": (path.name, fh)}, headers=headers, timeout=60)
+        return httpx.post(
+            f"{url}/v1/similar?k={k}", files={"image": (path.name, fh)}, headers=headers, timeout=60
+        )
 
 
 def test_real_server_answers_with_tiers(server, served, tmp_path):
@@ -30,7 +32,9 @@ def test_real_server_answers_with_tiers(server, served, tmp_path):
     hits = similar(server.url, DEMO / "Camera/colorful_cups.jpg").json()["results"]
     assert {h["tier"] for h in hits} == {"similar"}
     bad = similar(server.url, DATA / "truncated.jpg")
-    assert bad.status_code == 422 and bad.json()["detail"] == "file is truncated (incomplete download or copy?)"
+    assert (
+        bad.status_code == 422 and bad.json()["detail"] == "file is truncated (incomplete download or copy?)"
+    )
     assert similar(server.url, DATA / "bomb.png").status_code == 413
     h = httpx.get(f"{server.url}/v1/health").json()
     assert h["library"]["files"] == 11 and h["cache"]["embedded"] == 0  # all from the session's cache
@@ -43,27 +47,67 @@ def test_real_server_answers_with_tiers(server, served, tmp_path):
 def test_no_token_no_other_address(served):
     """Listening beyond loopback without a token is refused at once, before any scan."""
     t0 = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "core.cli", "serve", str(served.photos), "--host", "0.0.0.0",
-                        "--cache-dir", str(served.cache)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core.cli",
+            "serve",
+            str(served.photos),
+            "--host",
+            "0.0.0.0",
+            "--cache-dir",
+            str(served.cache),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "refusing to listen on 0.0.0.0 without a token" in r.stderr
     assert time.monotonic() - t0 < 20
-    r = subprocess.run([sys.executable, "-m", "core.cli", "serve", str(served.photos), "--follow-symlinks"],
-                       cwd=REPO, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "core.cli", "serve", str(served.photos), "--follow-symlinks"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "never follows symbolic links" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "core.cli", "serve", str(served.photos / "Camera" / "ladybird.jpg")],
-                       cwd=REPO, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "core.cli", "serve", str(served.photos / "Camera" / "ladybird.jpg")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "not a folder to serve" in r.stderr
 
 
 def test_with_a_token_every_route_needs_it(served, service, tmp_path):
     (tmp_path / "short").write_text("abc\n")
-    r = subprocess.run([sys.executable, "-m", "core.cli", "serve", str(served.photos), "--token-file",
-                        str(tmp_path / "short")], cwd=REPO, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core.cli",
+            "serve",
+            str(served.photos),
+            "--token-file",
+            str(tmp_path / "short"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "too short" in r.stderr
     token = tmp_path / "token"
     token.write_text(TOKEN + "\n")
     token.chmod(0o600)
-    s = Server([str(served.photos), "--token-file", str(token), "--cache-dir", str(served.cache)], tmp_path / "log")
+    s = Server(
+        [str(served.photos), "--token-file", str(token), "--cache-dir", str(served.cache)], tmp_path / "log"
+    )
     auth = {"Authorization": f"Bearer {TOKEN}"}
     try:
         s.wait(headers=auth)

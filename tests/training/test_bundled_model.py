@@ -48,7 +48,9 @@ def test_onnx_and_torch_agree_on_real_photos(bundle, demo):
 
 def test_demo_copies_are_duplicates_and_distinct_photos_are_not(bundle, demo):
     files = [f for g in demo["groups"] for f in g] + demo["distinct"]
-    label = [i for i, g in enumerate(demo["groups"]) for _ in g] + [-1 - i for i in range(len(demo["distinct"]))]
+    label = [i for i, g in enumerate(demo["groups"]) for _ in g] + [
+        -1 - i for i in range(len(demo["distinct"]))
+    ]
     emb, _ = _embed(bundle, files, device="cpu", backend="onnx")
     sim = emb @ emb.T
     label = np.array(label)
@@ -59,7 +61,8 @@ def test_demo_copies_are_duplicates_and_distinct_photos_are_not(bundle, demo):
 
 
 def test_features_branch_is_the_plain_imagenet_network(bundle):
-    """"Find similar" relies on this: fine-tuning left the backbone (and so the features output) untouched."""
+    """ "Find similar" relies on this: fine-tuning left the backbone (and so the features output)
+    untouched."""
     import torch
     from safetensors.torch import load_file
 
@@ -75,7 +78,8 @@ def test_features_branch_is_the_plain_imagenet_network(bundle):
 
 
 def test_onnx_stores_its_weights_in_fp16(bundle):
-    """The committed graph keeps large weights as fp16 behind Casts (half the size); it still computes in fp32."""
+    """The committed graph keeps large weights as fp16 behind Casts (half the size); it still computes in
+    fp32."""
     import onnx
 
     model = onnx.load(str(bundle.file("onnx")))

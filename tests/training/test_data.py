@@ -28,8 +28,11 @@ def test_product_layout(tmp_path: Path):
     for name in ("a12_0.jpg", "a12_1.jpg", "b_7_front.jpg", "b_7_back.png", "c9_1.jpg"):
         make_photo(tmp_path / name, len(name))
     groups = read_layout(tmp_path, "product")
-    assert [[p.name for p in g] for g in groups] == [["a12_0.jpg", "a12_1.jpg"], ["b_7_back.png", "b_7_front.jpg"],
-                                                      ["c9_1.jpg"]]
+    assert [[p.name for p in g] for g in groups] == [
+        ["a12_0.jpg", "a12_1.jpg"],
+        ["b_7_back.png", "b_7_front.jpg"],
+        ["c9_1.jpg"],
+    ]
     make_photo(tmp_path / "noproductid.jpg", 1)
     with pytest.raises(ValueError, match="product_id"):
         read_layout(tmp_path, "product")

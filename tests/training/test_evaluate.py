@@ -24,8 +24,15 @@ def test_evaluate_writes_report_plots_and_manifest(tmp_path):
     assert app["portrait_images"] >= 2 * 4
     assert set(app["calibrated"]["per_kind_recall"]) == set(report["edit_kinds"])
     names = {p.name for p in (tmp_path / "report").iterdir()}
-    assert {"evaluation.md", "metrics.json", "pr_curve.png", "roc_curve.png", "hist_embedding.png",
-            "tsne_embedding.png", "retrieval_grid.png"} <= names
+    assert {
+        "evaluation.md",
+        "metrics.json",
+        "pr_curve.png",
+        "roc_curve.png",
+        "hist_embedding.png",
+        "tsne_embedding.png",
+        "retrieval_grid.png",
+    } <= names
     model = tmp_path / "model"
     shutil.copytree(ROOT / "resources" / "model", model)
     write_manifest(model, report)

@@ -16,9 +16,14 @@ def test_batch_hard_triplet_by_hand():
     emb = _unit(0, 60, 90, 100)  # labels 0 0 1 1
     labels = torch.tensor([0, 0, 1, 1])
     c = lambda d: math.cos(math.radians(d))  # noqa: E731
-    # anchor 0: pos 60°, hardest neg 90°; anchor 1: pos 60°, neg 30°; anchor 2: pos 10°, neg 30°; anchor 3: pos 10°, neg 40°
-    expected = [max(0.0, c(90) - c(60) + 0.2), max(0.0, c(30) - c(60) + 0.2),
-                max(0.0, c(30) - c(10) + 0.2), max(0.0, c(40) - c(10) + 0.2)]
+    # anchor 0: pos 60°, hardest neg 90°; anchor 1: pos 60°, neg 30°; anchor 2: pos 10°, neg 30°; anchor 3:
+    # pos 10°, neg 40°
+    expected = [
+        max(0.0, c(90) - c(60) + 0.2),
+        max(0.0, c(30) - c(60) + 0.2),
+        max(0.0, c(30) - c(10) + 0.2),
+        max(0.0, c(40) - c(10) + 0.2),
+    ]
     assert float(batch_hard_triplet(emb, labels, 0.2)) == pytest.approx(sum(expected) / 4, abs=1e-6)
 
 

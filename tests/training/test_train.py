@@ -14,10 +14,20 @@ from training.train import export_best, load_checkpoint, train
 
 
 def _cfg(tmp_path: Path, photo_folder: Path, **over):
-    sets = {"data": str(photo_folder), "val_data": str(photo_folder), "resolution": 64, "batch_identities": 8,
-            "views": 2, "workers": 0, "out": str(tmp_path / "run"), "cache_dir": str(tmp_path / "cache"),
-            "fork": 6, "init_weights": "resources/model", "val_every": 100,
-            "export": str(tmp_path / "export")} | over  # never the config's runs/bundled/model: a real run's
+    sets = {
+        "data": str(photo_folder),
+        "val_data": str(photo_folder),
+        "resolution": 64,
+        "batch_identities": 8,
+        "views": 2,
+        "workers": 0,
+        "out": str(tmp_path / "run"),
+        "cache_dir": str(tmp_path / "cache"),
+        "fork": 6,
+        "init_weights": "resources/model",
+        "val_every": 100,
+        "export": str(tmp_path / "export"),
+    } | over  # never the config's runs/bundled/model: a real run's
     return load_config("training/configs/bundled.yaml", [f"{k}={v}" for k, v in sets.items()])
 
 
@@ -30,15 +40,26 @@ def test_cached_training_loss_goes_down_and_writes_its_files(tmp_path, photo_fol
     # Every step sees the same 8 photos x 2 cached views, so the loss must fall as the
     # tail learns them. Neighbour batches (groups of 4) embed every photo's cached view at each epoch start.
     torch.set_num_threads(2)
-    cfg = _cfg(tmp_path, photo_folder, cache_views=2, epochs_head=2, epochs_tail=4, lr=3e-3, lr_tail=1e-3,
-               margin=0.5, steps_per_epoch=2, neighbours=4)
+    cfg = _cfg(
+        tmp_path,
+        photo_folder,
+        cache_views=2,
+        epochs_head=2,
+        epochs_tail=4,
+        lr=3e-3,
+        lr_tail=1e-3,
+        margin=0.5,
+        steps_per_epoch=2,
+        neighbours=4,
+    )
     info = train(cfg)
     run = Path(cfg.out)
     losses = _losses(run)
     assert len(losses) == 6
     assert losses[-1] < 0.7 * losses[0], losses
     assert {"config.yaml", "summary.csv", "best.pt", "last.pt", "best_model_info.json"} <= {
-        p.name for p in run.iterdir()}
+        p.name for p in run.iterdir()
+    }
     best = json.loads((run / "best_model_info.json").read_text())
     assert best["best_epoch"] == info["best_epoch"] and best["hyper_parameters"]["margin"] == 0.5
     net, ck = load_checkpoint(run / "best.pt")
@@ -47,8 +68,16 @@ def test_cached_training_loss_goes_down_and_writes_its_files(tmp_path, photo_fol
 
 
 def test_live_training_and_export_load_in_core(tmp_path, photo_folder):
-    cfg = _cfg(tmp_path, photo_folder, cache_views=0, neighbours=0, epochs_head=1, epochs_tail=1,
-               steps_per_epoch=1, val_every=1)
+    cfg = _cfg(
+        tmp_path,
+        photo_folder,
+        cache_views=0,
+        neighbours=0,
+        epochs_head=1,
+        epochs_tail=1,
+        steps_per_epoch=1,
+        val_every=1,
+    )
     info = train(cfg)
     out = tmp_path / "model"
     manifest = export_best(Path(cfg.out) / "best.pt", out, info)
@@ -98,14 +127,15 @@ def test_neighbour_batches_put_close_photos_in_one_batch():
             emb[ids[cluster * 4 + j], cluster] = 1.0
             emb[ids[cluster * 4 + j], 4 + j] = 0.1
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    cluster_of = {int(i): c for c in range(4) for i in ids[c * 4:c * 4 + 4]}
+    cluster_of = {int(i): c for c in range(4) for i in ids[c * 4 : c * 4 + 4]}
     batches = neighbour_batches(16, batch=8, rng=np.random.default_rng(0), emb=emb, group=4)
     assert len(batches) == 2 and sorted(np.concatenate(batches).tolist()) == list(range(16))
     for b in batches:  # two whole clusters per batch, never a cluster split across batches
         assert sorted(np.bincount([cluster_of[int(i)] for i in b], minlength=4).tolist()) == [0, 0, 4, 4]
     # group 1 is the plain shuffled order, and an incomplete last batch is dropped either way
     assert [b.tolist() for b in neighbour_batches(16, 5, np.random.default_rng(3), emb, 1)] == [
-        b.tolist() for b in np.split(np.random.default_rng(3).permutation(16)[:15], 3)]
+        b.tolist() for b in np.split(np.random.default_rng(3).permutation(16)[:15], 3)
+    ]
     assert sum(len(b) for b in neighbour_batches(16, 6, np.random.default_rng(1), emb, 4)) == 12
 
 
@@ -121,8 +151,9 @@ def test_cache_rounds_fill_one_pool_and_are_reused(tmp_path, photo_folder):
 
     cfg = _cfg(tmp_path, photo_folder, cache_views=2, cache_rounds=2)
     groups = read_layout(cfg.data, cfg.layout)
-    val = build_valset([g[0] for g in groups[:2]], cfg.resolution, cfg.val_seed, kinds=("flip", "crop_50"),
-                       workers=1)
+    val = build_valset(
+        [g[0] for g in groups[:2]], cfg.resolution, cfg.val_seed, kinds=("flip", "crop_50"), workers=1
+    )
     net, norm, cpu = build_net(cfg), Normalise(cfg.backbone), torch.device("cpu")
     first = CachedBatches(cfg, groups, val, net, norm, cpu)
     assert first.train_feats.shape[:2] == (len(groups), 4)  # 2 rounds x 2 views in one tensor
@@ -142,7 +173,8 @@ def test_cache_rounds_fill_one_pool_and_are_reused(tmp_path, photo_folder):
 
 
 def test_resnet_with_weights_you_bring_trains_and_a_wrong_file_is_refused(tmp_path, photo_folder):
-    # No ImageNet ResNet weights can be had here, so the "brought" file is a seeded torchvision-layout state dict,
+    # No ImageNet ResNet weights can be had here, so the "brought" file is a seeded torchvision-layout state
+    # dict,
     # saved the way torchvision users save one (under "state_dict", DataParallel's "module." prefix).
     from core.backbones import ResNet
     from training.train import build_net, main
@@ -152,12 +184,44 @@ def test_resnet_with_weights_you_bring_trains_and_a_wrong_file_is_refused(tmp_pa
     weights = tmp_path / "resnet50.pth"
     torch.save({"state_dict": {f"module.{k}": v for k, v in ref.state_dict().items()}}, weights)
     out = tmp_path / "run"
-    main(["--config", "training/configs/bundled.yaml", "--backbone", "resnet50", "--weights", str(weights),
-          "--set", "fork=3", "--set", "resolution=64", "--set", f"data={photo_folder}",
-          "--set", f"val_data={photo_folder}", "--set", "batch_identities=4", "--set", "views=2",
-          "--set", "workers=0", "--set", "cache_views=0", "--set", "neighbours=0", "--set", "epochs_head=1",
-          "--set", "epochs_tail=1",
-          "--set", "steps_per_epoch=1", "--set", f"out={out}", "--set", "export=null"])
+    main(
+        [
+            "--config",
+            "training/configs/bundled.yaml",
+            "--backbone",
+            "resnet50",
+            "--weights",
+            str(weights),
+            "--set",
+            "fork=3",
+            "--set",
+            "resolution=64",
+            "--set",
+            f"data={photo_folder}",
+            "--set",
+            f"val_data={photo_folder}",
+            "--set",
+            "batch_identities=4",
+            "--set",
+            "views=2",
+            "--set",
+            "workers=0",
+            "--set",
+            "cache_views=0",
+            "--set",
+            "neighbours=0",
+            "--set",
+            "epochs_head=1",
+            "--set",
+            "epochs_tail=1",
+            "--set",
+            "steps_per_epoch=1",
+            "--set",
+            f"out={out}",
+            "--set",
+            "export=null",
+        ]
+    )
     net, ck = load_checkpoint(out / "best.pt")
     assert ck["architecture"]["backbone"] == "resnet50" and ck["config"]["init_weights"] == str(weights)
     # The frozen ImageNet branch is the brought weights, tensor for tensor.
