@@ -31,7 +31,7 @@ from core.index import (
     turned_pairs,
 )
 from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
-from core.results import Group, ImageRecord, Match, ModelInfo, Problem, ScanResult
+from core.results import Group, ImageRecord, ModelInfo, Pairs, Problem, ScanResult
 from core.scan import ScanOptions, find_images
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class Library:
     problems: tuple[Problem, ...]
     model: ModelInfo
     floor: float
-    pairs: tuple[np.ndarray, np.ndarray, np.ndarray]  # i, j, cosine; every pair ≥ floor
+    pairs: Pairs  # every pair ≥ floor, by position in ``files``
     ignored: set[tuple[str, str]] = field(default_factory=set)
     index_dir: Path | None = None
     cache_key: str = ""  # everything that determined the vectors (see Engine.cache_key)
@@ -109,32 +109,25 @@ class Library:
                 f"threshold {min(threshold, similar_threshold)} is below the scanned floor "
                 f"{self.floor}; scan again"
             )
-        i, j, s = self.pairs
+        pairs = self.pairs
         shots: tuple[Group, ...] = ()
         if self.same is not None:  # duplicates are verified pairs only; the others are at most similar shots
             other = ~self.same & (self.feature_similarity() >= self.similar_features)
             shots = tuple(
                 group_pairs(
                     self.files,
-                    i[other],
-                    j[other],
-                    s[other],
+                    pairs.select(other),
                     similar_threshold,
                     ignored=self.ignored,
                     share=SIMILAR_SHARE,
                 )
             )
-            i, j, s = i[self.same], j[self.same], s[self.same]
-        keep = s >= threshold
-        groups = group_pairs(self.files, i, j, s, threshold, identical=self.identical, ignored=self.ignored)
-        pairs = tuple(
-            Match(int(a), int(b), round(float(x), 6))
-            for a, b, x in zip(i[keep], j[keep], s[keep], strict=True)
-        )
+            pairs = pairs.select(self.same)
+        groups = group_pairs(self.files, pairs, threshold, identical=self.identical, ignored=self.ignored)
         return ScanResult(
             self.files,
             tuple(groups),
-            pairs,
+            pairs.select(pairs.similarity >= threshold).matches(self.files),
             self.problems,
             threshold,
             self.model,
@@ -146,7 +139,7 @@ class Library:
     def feature_similarity(self) -> np.ndarray:
         """The ImageNet-features cosine of every pair (computed once)."""
         if self._feature_sims is None:
-            i, j, _ = self.pairs
+            i, j = self.pairs.a, self.pairs.b
             self._feature_sims = (
                 np.einsum("ij,ij->i", self.features[i], self.features[j])
                 if len(i)
@@ -195,7 +188,7 @@ class Library:
         (the scan runs this in its worker thread; the GUI regroups without I/O). ``known``: hashes already
         at hand (from the cache)."""
         self._digests.update(known or {})
-        i, j, _ = self.pairs
+        i, j = self.pairs.a, self.pairs.b
         sizes = np.fromiter((f.size for f in self.files), np.int64, len(self.files))
         same = sizes[i] == sizes[j]
         for k in np.union1d(i[same], j[same]).tolist():
@@ -514,21 +507,19 @@ class _ScanRun:
 
     def verify(self, lib: Library, verify_from: float) -> None:
         """Check every pair at or above ``verify_from`` as the same capture (core.confirm)."""
-        i, j, s = lib.pairs
-        close = np.nonzero(s >= verify_from)[0]
+        close = np.nonzero(lib.pairs.similarity >= verify_from)[0]
         confirmed = confirm_pairs(
             lib.files,
-            i[close],
-            j[close],
+            lib.pairs.select(close),
             identical=lib.identical,
             cache=self.cache,
             workers=self.engine.workers,
             progress=self.progress,
             cancel=self.cancel,
         )
-        same = np.zeros(len(i), bool)
+        same = np.zeros(len(lib.pairs), bool)
         same[close] = confirmed.same
-        reasons = ["not close enough to be a copy"] * len(i)
+        reasons = ["not close enough to be a copy"] * len(lib.pairs)
         for k, why in zip(close.tolist(), confirmed.reasons, strict=True):
             reasons[k] = why
         lib.same, lib.reasons, lib.verify_from = same, tuple(reasons), verify_from

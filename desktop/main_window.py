@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from core.errors import LookalikeError
 from core.results import Problem
-from desktop.autoselect import RULES, in_folders
+from core.selection import RULES, in_folders
 from desktop.banner import ResultBanner, describe
 from desktop.compare_pane import ComparePane
 from desktop.error_dialog import ErrorDialog

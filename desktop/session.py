@@ -21,7 +21,7 @@ from core.errors import ActionError
 from core.report import scan_json, write_csv, write_json
 from core.results import ScanResult
 from core.scan import ScanOptions
-from desktop.autoselect import choose
+from core.selection import choose
 from desktop.marks import Marks
 from desktop.workers import Task, TaskRunner
 
@@ -233,19 +233,18 @@ class Session(QObject):
         try:
             from core.actions import check_plan
 
-            check_plan(res.groups, res.files, marked, on_disk=False)  # the worker re-checks against the disk
+            check_plan(res.groups, marked, on_disk=False)  # the worker re-checks against the disk
         except ActionError as e:
             self.message.emit(str(e))
             return False
-        task = Task(self._act_work, targets, res.groups, res.files, mode, dest, name=mode)
+        task = Task(self._act_work, targets, res.groups, mode, dest, name=mode)
         return self._start_action(task)
 
-    def _act_work(self, targets, groups, files, mode, dest, *, progress, cancel) -> ActionResult:
+    def _act_work(self, targets, groups, mode, dest, *, progress, cancel) -> ActionResult:
         progress(0, len(targets), "Moving to the trash" if mode == "trash" else f"Moving to {dest}")
         return remove_files(
             targets,
             groups=groups,
-            files=files,
             mode=mode,
             dest=dest,
             journal=self.journal,

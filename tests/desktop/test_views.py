@@ -82,7 +82,7 @@ def test_export_csv_and_json_match_the_groups(qtbot, make_window, photos, tmp_pa
         else:
             data = json.loads(out.read_text())
             assert [[f["path"] for f in g["files"]] for g in data["groups"]] == [
-                [result.files[m.index].path for m in g.members] for g in result.groups
+                [m.file.path for m in g.members] for g in result.groups
             ]
 
 
