@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from core.blank import is_blank
 from core.cache import CachedEntry, EmbeddingCache, default_cache_dir
 from core.confirm import confirm_pairs
 from core.decode import PREPROCESS_VERSION, DecodeError, decode_for_model, open_regular
-from core.embed import Embedder, ModelBundle, embed_files, load_bundle
+from core.embed import Embedded, Embedder, ModelBundle, embed_files, load_bundle
 from core.grouping import group_pairs
 from core.index import (
     EXACT_LIMIT,
@@ -32,7 +33,7 @@ from core.index import (
 )
 from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
 from core.results import Group, ImageRecord, ModelInfo, Pairs, Problem, ScanResult
-from core.scan import ScanOptions, find_images
+from core.scan import FoundFile, ScanOptions, Walk, find_images
 
 log = logging.getLogger(__name__)
 
@@ -318,7 +319,16 @@ class Engine:
             if cache:
                 cache.close()
 
-    def _scan(self, paths, options, floor, verify_from, cache, progress, cancel) -> Library:
+    def _scan(
+        self,
+        paths: list[str],
+        options: ScanOptions,
+        floor: float,
+        verify_from: float,
+        cache: EmbeddingCache | None,
+        progress: ProgressFn,
+        cancel: CancelToken,
+    ) -> Library:
         run = _ScanRun(self, cache, progress, cancel)
         walk = run.walk(paths, options)
         entries, todo = run.lookup(walk.files)
@@ -393,6 +403,17 @@ def _f16(v: np.ndarray) -> np.ndarray:
     return np.asarray(v, dtype=np.float16).astype(np.float32)
 
 
+class _Assembled(NamedTuple):
+    """The usable images of a scan, as rows of the vector matrices, and what was set apart."""
+
+    files: list[ImageRecord]
+    embeddings: np.ndarray  # (N, D)
+    features: np.ndarray  # (N, F)
+    turned: tuple[np.ndarray, np.ndarray] | None  # turned embeddings (R, D) and the row each belongs to (R,)
+    blank: list[ImageRecord]
+    problems: list[Problem]
+
+
 class _ScanRun:
     """One scan's stages, in order: walk → lookup → embed → assemble → pair → digest → verify. Each stage
     reads and writes the cache it was given (or none) and honours the scan's progress and cancel."""
@@ -403,7 +424,7 @@ class _ScanRun:
         self.engine, self.cache, self.progress, self.cancel = engine, cache, progress, cancel
         self.key = engine.cache_key
 
-    def walk(self, paths: list[str], options: ScanOptions):
+    def walk(self, paths: list[str], options: ScanOptions) -> Walk:
         """The image files under ``paths``; content verdicts for odd extensions come from the cache."""
         cache = self.cache
         known = cache.sniffed() if cache else {}
@@ -419,7 +440,7 @@ class _ScanRun:
             cache.store_sniffed({p: (st.st_size, st.st_mtime_ns, walk.sniffed[p]) for p, st in stats.items()})
         return walk
 
-    def lookup(self, found) -> tuple[dict[str, CachedEntry], list]:
+    def lookup(self, found: list[FoundFile]) -> tuple[dict[str, CachedEntry], list[FoundFile]]:
         """Cached entries still valid for the files found, and the files to read."""
         entries = (
             self.cache.lookup(self.key, ((f.path, f.size, f.mtime_ns) for f in found)) if self.cache else {}
@@ -428,7 +449,7 @@ class _ScanRun:
         log.info("%d images found, %d from the cache, %d to read", len(found), len(entries), len(todo))
         return entries, todo
 
-    def embed(self, todo: list, entries: dict[str, CachedEntry]) -> None:
+    def embed(self, todo: list[FoundFile], entries: dict[str, CachedEntry]) -> None:
         """Decode and embed ``todo`` into ``entries``, storing each batch in the cache as it comes."""
         total = len(todo)
         self.progress(0, total, f"Reading {total} photos")
@@ -453,7 +474,7 @@ class _ScanRun:
             done += len(batch)
             self.progress(done, total, f"Reading {os.path.basename(fresh[-1].path)}")
 
-    def assemble(self, walk, entries: dict[str, CachedEntry]):
+    def assemble(self, walk: Walk, entries: dict[str, CachedEntry]) -> _Assembled:
         """Records and vector matrices of the usable images; problems and blank images set apart."""
         files, embs, feats, turned, owner, blank = [], [], [], [], [], []
         problems = list(walk.problems)
@@ -462,7 +483,7 @@ class _ScanRun:
             if c.error:
                 problems.append(Problem(f.path, c.error))
                 continue
-            rec = ImageRecord(f.path, f.size, f.mtime_ns, c.width, c.height, c.format, c.taken, c.capture)
+            rec = c.record  # valid for this path, size and mtime (EmbeddingCache.lookup)
             if c.blank:
                 blank.append(rec)
                 continue
@@ -478,9 +499,9 @@ class _ScanRun:
         emb = np.stack(embs).astype(np.float32) if embs else np.zeros((0, bundle.embed_dim), np.float32)
         feat = np.stack(feats).astype(np.float32) if feats else np.zeros((0, bundle.feature_dim), np.float32)
         rows = (np.concatenate(turned).astype(np.float32), np.asarray(owner, np.int64)) if turned else None
-        return files, emb, feat, rows, blank, problems
+        return _Assembled(files, emb, feat, rows, blank, problems)
 
-    def pair(self, emb: np.ndarray, turned, floor: float):
+    def pair(self, emb: np.ndarray, turned: tuple[np.ndarray, np.ndarray] | None, floor: float) -> Pairs:
         """Pairs at or above ``floor``, including a photo and its copy turned by 90 degrees."""
         self.progress(0, len(emb), "Comparing photos")
         index = VectorIndex(emb) if len(emb) > EXACT_LIMIT else None
@@ -526,24 +547,15 @@ class _ScanRun:
         lib.stats["verification"] = confirmed.stats
 
 
-def _entry(f, e) -> CachedEntry:
+def _entry(f: FoundFile, e: Embedded) -> CachedEntry:
     """The cache row of one decoded and embedded file (or of its decode error)."""
     if e.error:
-        return CachedEntry(f.path, f.size, f.mtime_ns, 0, 0, "", None, None, None, e.error)
+        return CachedEntry(ImageRecord(f.path, f.size, f.mtime_ns, 0, 0, ""), error=e.error)
     d = e.decoded
-    turned = None if e.turned is None else _f16(e.turned)
     return CachedEntry(
-        f.path,
-        f.size,
-        f.mtime_ns,
-        d.width,
-        d.height,
-        d.format,
-        d.taken,
+        ImageRecord(f.path, f.size, f.mtime_ns, d.width, d.height, d.format, d.taken, d.capture),
         _f16(e.embedding),
         _f16(e.features),
-        None,
-        turned,
+        turned=None if e.turned is None else _f16(e.turned),
         blank=is_blank(d.pixels),
-        capture=d.capture,
     )

@@ -20,7 +20,7 @@ def synthetic_result(n_groups: int, folder) -> ScanResult:
         members = []
         for k in range(3):
             files.append(ImageRecord(str(folder / f"g{g}_{k}.jpg"), 1000 + k, 0, 640, 480, "JPEG"))
-            members.append(Member(len(files) - 1, 1.0 - k / 100))
+            members.append(Member(files[-1], 1.0 - k / 100))
         groups.append(Group(tuple(members), exact=False, reclaimable=2001))
     return ScanResult(tuple(files), tuple(groups), (), (), 0.9, ModelInfo("test", "0"))
 
