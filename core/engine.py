@@ -92,16 +92,26 @@ class Library:
         return self._digests[k]
 
     def identical(self, a: int, b: int) -> bool:
-        """Byte-identical (size first, then a hash of the content)."""
+        """Whether files ``a`` and ``b`` (positions in ``files``) are byte-identical: size first, then a hash
+        of the content (read once per file; an unreadable file is identical to nothing)."""
         if self.files[a].size != self.files[b].size:
             return False
         return self._digest(a) is not None and self._digest(a) == self._digest(b)
 
     def result(self, threshold: float, similar_threshold: float | None = None) -> ScanResult:
-        """Duplicate groups at ``threshold`` and similar-shot groups at ``similar_threshold`` (default: the
-        floor), both ≥ the floor this library was scanned with.
+        """Group this library at a threshold, without embedding or reading any file again.
 
         Duplicates are pairs verified as the same capture; similar shots are the close pairs that were not.
+
+        Args:
+            threshold: the duplicates' cosine threshold, ≥ the floor this library was scanned with.
+            similar_threshold: the similar shots' threshold (default: the floor).
+
+        Returns:
+            A ``ScanResult``: duplicate groups, similar-shot groups, the confirmed pairs at ``threshold``.
+
+        Raises:
+            ValueError: a threshold below the scanned floor (scan again with a lower ``floor``).
         """
         check_threshold(threshold)
         similar_threshold = self.floor if similar_threshold is None else check_threshold(similar_threshold)
@@ -174,6 +184,7 @@ class Library:
         return self._similar_index
 
     def index_of(self, path: str) -> int | None:
+        """The position of ``path`` in ``files`` (None: not scanned, or set apart as blank or a problem)."""
         if self._positions is None:
             self._positions = {f.path: k for k, f in enumerate(self.files)}
         return self._positions.get(os.path.abspath(path))
@@ -198,7 +209,17 @@ class Library:
 
 
 class Engine:
-    """The model, the cache and the settings one scan or query needs."""
+    """The model, the cache and the settings one scan or query needs.
+
+    Args:
+        model_dir: the model folder (default: the bundled one, see ``core.resources``).
+        device: "auto" (CUDA, then Apple MPS, then the CPU), or one of those by name.
+        cache_dir: where embeddings and decisions are cached (default: the user's cache folder).
+        use_cache: off: nothing is read from or written to a cache.
+        batch_size: images embedded at once (default: 16 on the CPU, 64 on a GPU).
+        workers: decoding and verification threads (default: the CPU count).
+        verify: check candidate pairs as the same capture (``core.confirm``); off: the embedding alone.
+    """
 
     def __init__(
         self,
@@ -224,10 +245,12 @@ class Engine:
 
     @property
     def model_info(self) -> ModelInfo:
+        """The model's name and weights hash, as results report them."""
         return ModelInfo(self.bundle.name, self.bundle.sha256)
 
     @property
     def embedder(self) -> Embedder:
+        """The model on its device, made on first use."""
         if self._embedder is None:
             self._embedder = Embedder(self.bundle, self.device)
         return self._embedder
@@ -256,15 +279,23 @@ class Engine:
         return self.bundle.candidate_threshold if self.verify else self.bundle.duplicate_threshold
 
     def open_cache(self) -> EmbeddingCache | None:
+        """The cache this engine reads and writes (None when caching is off); the caller closes it."""
         return EmbeddingCache(self.cache_dir) if self.use_cache else None
 
     def mark_not_duplicate(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Remember path pairs a person said are not duplicates (kept in the cache, honoured by every
-        scan)."""
+        """Remember path pairs a person said are not duplicates (kept in the cache, honoured by every scan).
+
+        Args:
+            pairs: ``(path, path)`` pairs, in either order. Without a cache this does nothing.
+        """
         self._not_duplicate(pairs, forget=False)
 
     def forget_not_duplicate(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Take pairs off the "not a duplicate" list again."""
+        """Take pairs off the "not a duplicate" list again.
+
+        Args:
+            pairs: ``(path, path)`` pairs as they were marked, in either order.
+        """
         self._not_duplicate(pairs, forget=True)
 
     def not_duplicate_pairs(self) -> set[tuple[str, str]]:
@@ -366,7 +397,15 @@ class Engine:
     def embed_paths(
         self, paths: Sequence[str]
     ) -> tuple[list[tuple[np.ndarray, np.ndarray] | None], list[Problem]]:
-        """Embed images outside any scan (for "find similar to this image")."""
+        """Embed images outside any scan (for "find similar to this image").
+
+        Args:
+            paths: image files.
+
+        Returns:
+            Per path, its ``(embedding, features)`` vectors or None when it cannot be decoded; and a
+            ``Problem`` for each file that could not.
+        """
         out, problems = [], []
         for p in paths:
             try:
@@ -380,7 +419,19 @@ class Engine:
         return out, problems
 
     def find_similar(self, library: Library, query: str, top: int = 10) -> list[tuple[str, float]]:
-        """Top ``top`` images of ``library`` most like ``query`` (inside the library or not)."""
+        """The images of ``library`` most like ``query``.
+
+        Args:
+            library: a scan's library.
+            query: an image file, inside the library or not.
+            top: how many to return at most.
+
+        Returns:
+            ``(path, similarity)`` pairs, most similar first (``query`` itself left out).
+
+        Raises:
+            DecodeError: ``query`` is outside the library and cannot be decoded.
+        """
         idx = library.index_of(query)
         use_features = self.bundle.similar_source == "features"
         if idx is not None:
