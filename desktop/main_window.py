@@ -748,12 +748,12 @@ class MainWindow(QMainWindow):
         self.settings.set_blob("geometry", self.saveGeometry())
         self.settings.set_blob("state", self.saveState())
         self.settings.set_blob("splitter", self.splitter.saveState())
-        self.settings.q.sync()
+        self.settings.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_layout()
         self.session.cancel()
-        self.thumbs.pool.clear()
+        self.thumbs.stop()
         super().closeEvent(event)
 
     def select_group(self, row: int) -> None:
