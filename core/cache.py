@@ -395,14 +395,18 @@ class EmbeddingCache:
 
     @_writing
     def mark_not_duplicate(self, paths: Iterable[str]) -> None:
-        ps = sorted(set(paths))
-        pairs = [(os.fsencode(a), os.fsencode(b)) for i, a in enumerate(ps) for b in ps[i + 1 :]]
+        """Remember every two of ``paths`` as not duplicates of each other."""
         with self._conn:
-            self._conn.executemany("INSERT OR IGNORE INTO not_duplicate VALUES (?, ?)", pairs)
+            self._conn.executemany("INSERT OR IGNORE INTO not_duplicate VALUES (?, ?)", _every_two(paths))
 
     @_writing
     def forget_not_duplicate(self, paths: Iterable[str]) -> None:
-        ps = sorted(set(paths))
-        pairs = [(os.fsencode(a), os.fsencode(b)) for i, a in enumerate(ps) for b in ps[i + 1 :]]
+        """Forget that every two of ``paths`` are not duplicates."""
         with self._conn:
-            self._conn.executemany("DELETE FROM not_duplicate WHERE a = ? AND b = ?", pairs)
+            self._conn.executemany("DELETE FROM not_duplicate WHERE a = ? AND b = ?", _every_two(paths))
+
+
+def _every_two(paths: Iterable[str]) -> list[tuple[bytes, bytes]]:
+    """Every two distinct paths as a sorted pair of file-system bytes (the "not a duplicate" rows' key)."""
+    ps = sorted(set(paths))
+    return [(os.fsencode(a), os.fsencode(b)) for i, a in enumerate(ps) for b in ps[i + 1 :]]
