@@ -163,10 +163,11 @@ class Library:
         if self._similar_index is None:
             if not len(self.files):
                 raise ValueError("no images were scanned")
-            key = hashlib.sha1(self.cache_key.encode())
+            # The index file is named for what it indexes: the model and every file as scanned.
+            fingerprint = hashlib.sha1(self.cache_key.encode())
             for f in self.files:
-                key.update(f"{f.path}\0{f.size}\0{f.mtime_ns}\n".encode("utf-8", "surrogateescape"))
-            path = self.index_dir / f"similar-{key.hexdigest()[:20]}.ann" if self.index_dir else None
+                fingerprint.update(f"{f.path}\0{f.size}\0{f.mtime_ns}\n".encode("utf-8", "surrogateescape"))
+            path = self.index_dir / f"similar-{fingerprint.hexdigest()[:20]}.ann" if self.index_dir else None
             if path and path.exists():
                 try:
                     self._similar_index = VectorIndex.load(path, self.features)
@@ -376,7 +377,7 @@ class Engine:
             pairs,
             cache.not_duplicate_pairs() if cache else set(),
             index_dir=self.cache_dir / "index" if cache and cache.usable else None,
-            cache_key=run.key,
+            cache_key=run.cache_key,
             blank=tuple(blank),
             similar_features=self.bundle.similar_shot_features,
             stats={
@@ -473,7 +474,7 @@ class _ScanRun:
         self, engine: Engine, cache: EmbeddingCache | None, progress: ProgressFn, cancel: CancelToken
     ) -> None:
         self.engine, self.cache, self.progress, self.cancel = engine, cache, progress, cancel
-        self.key = engine.cache_key
+        self.cache_key = engine.cache_key
 
     def walk(self, paths: list[str], options: ScanOptions) -> Walk:
         """The image files under ``paths``; content verdicts for odd extensions come from the cache."""
@@ -494,7 +495,9 @@ class _ScanRun:
     def lookup(self, found: list[FoundFile]) -> tuple[dict[str, CachedEntry], list[FoundFile]]:
         """Cached entries still valid for the files found, and the files to read."""
         entries = (
-            self.cache.lookup(self.key, ((f.path, f.size, f.mtime_ns) for f in found)) if self.cache else {}
+            self.cache.lookup(self.cache_key, ((f.path, f.size, f.mtime_ns) for f in found))
+            if self.cache
+            else {}
         )
         todo = [f for f in found if f.path not in entries]
         log.info("%d images found, %d from the cache, %d to read", len(found), len(entries), len(todo))
@@ -520,7 +523,9 @@ class _ScanRun:
         ):
             fresh = [_entry(todo[e.index], e) for e in batch]
             if self.cache:
-                self.cache.store(self.key, fresh)  # committed per batch: a cancelled scan keeps its work
+                self.cache.store(
+                    self.cache_key, fresh
+                )  # committed per batch: a cancelled scan keeps its work
             entries.update((c.path, c) for c in fresh)
             done += len(batch)
             self.progress(done, total, f"Reading {os.path.basename(fresh[-1].path)}")
@@ -569,7 +574,7 @@ class _ScanRun:
         if self.cache:  # a rescan must not read the files again to tell exact copies
             files = lib.files
             self.cache.store_digests(
-                self.key,
+                self.cache_key,
                 {
                     files[k].path: (files[k].size, files[k].mtime_ns, d)
                     for k, d in lib.digests().items()
