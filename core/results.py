@@ -52,7 +52,8 @@ class Match:
 
 @dataclass(frozen=True, eq=False)
 class Pairs:
-    """A table of image pairs by position in a scan's files: ``a[k] < b[k]`` and their ``similarity[k]``.
+    """A table of image pairs by position in a scan's files (``a[k] < b[k]`` as the engine makes them) and
+    their cosine ``similarity[k]``.
 
     Columns are numpy arrays so that millions of pairs cost a few arrays, not millions of objects; rows are
     selected with a boolean mask or positions (``pairs.select(mask)``); ``matches(files)`` turns them into
@@ -109,10 +110,6 @@ class Member:
     similarity: float  # to the group's best copy (1.0 for the best copy itself)
     identical: bool = False  # byte-identical to another member of the group (an exact copy)
 
-    @property
-    def path(self) -> str:
-        return self.file.path
-
 
 @dataclass(frozen=True)
 class Group:
@@ -129,6 +126,7 @@ class Group:
 
     @property
     def paths(self) -> list[str]:
+        """The members' paths, best copy first."""
         return [m.file.path for m in self.members]
 
 
@@ -140,6 +138,8 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class ScanResult:
+    """What a scan found, grouped at one threshold (``Library.result``)."""
+
     files: tuple[ImageRecord, ...]
     groups: tuple[Group, ...]
     pairs: tuple[Match, ...]  # confirmed pairs at or above ``threshold``
