@@ -166,10 +166,10 @@ def bench_queries(engine, lib, outside: Path) -> tuple[float, float]:
 def annoy_recall(vectors: np.ndarray, threshold: float) -> tuple[float, int]:
     from core.index import VectorIndex, annoy_pairs, exact_pairs
 
-    ei, ej, _ = exact_pairs(vectors, threshold)
-    truth = set(zip(ei.tolist(), ej.tolist(), strict=True))
-    ai, aj, _ = annoy_pairs(VectorIndex(vectors), threshold)
-    found = set(zip(ai.tolist(), aj.tolist(), strict=True))
+    exact = exact_pairs(vectors, threshold)
+    truth = set(zip(exact.a.tolist(), exact.b.tolist(), strict=True))
+    approx = annoy_pairs(VectorIndex(vectors), threshold)
+    found = set(zip(approx.a.tolist(), approx.b.tolist(), strict=True))
     assert found <= truth
     return (len(found) / len(truth) if truth else 1.0), len(truth)
 
@@ -190,7 +190,7 @@ def bench_million(n: int = 1_000_000, d: int = 256, seed: int = 0) -> dict:
     """Group ``n`` synthetic embeddings: exact-cosine confirmation of ~10 candidate edges per node, then
     complete-linkage grouping. Planted groups of 2-8 near-duplicates (cosine ~0.96)."""
     from core.grouping import group_pairs
-    from core.results import ImageRecord
+    from core.results import ImageRecord, Pairs
 
     rng = np.random.default_rng(seed)
     sizes = rng.integers(2, 9, n // 5)
@@ -231,9 +231,10 @@ def bench_million(n: int = 1_000_000, d: int = 256, seed: int = 0) -> dict:
         sl = slice(c, c + (1 << 16))
         s[sl] = np.einsum("ij,ij->i", v16[i[sl]].astype(np.float32), v16[j[sl]].astype(np.float32))
     t_confirm = time.perf_counter() - t
-    groups = group_pairs(files, i, j, s, 0.85)
+    groups = group_pairs(files, Pairs(i, j, s), 0.85)
     total = time.perf_counter() - t
-    got = {tuple(sorted(g.indices)) for g in groups}
+    where = {f.path: k for k, f in enumerate(files)}
+    got = {tuple(sorted(where[f.path] for f in g.files)) for g in groups}
     want = {tuple(range(a, a + z)) for a, z in zip(starts.tolist(), sizes.tolist(), strict=True)}
     return {
         "n": n,
@@ -258,10 +259,14 @@ def bench_annoy_million(n: int = 1_000_000, d: int = 256, queries: int = 20_000)
     sub = VectorIndex.__new__(VectorIndex)  # the same index, queried for the first ``queries`` items only
     sub.__dict__.update(index.__dict__, n=queries)
     t = time.perf_counter()
-    i, j, _ = annoy_pairs(sub, 0.85, k=10)
+    pairs = annoy_pairs(sub, 0.85, k=10)
     per_query = (time.perf_counter() - t) / queries
     found = len(
-        {(a, b) for a, b in zip(i.tolist(), j.tolist(), strict=True) if b < queries and a // 3 == b // 3}
+        {
+            (a, b)
+            for a, b in zip(pairs.a.tolist(), pairs.b.tolist(), strict=True)
+            if b < queries and a // 3 == b // 3
+        }
     )
     return {
         "build_s": build,

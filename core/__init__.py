@@ -6,7 +6,7 @@ from core.embed import Embedder, load_bundle, pick_device
 from core.engine import Engine, Library
 from core.errors import ActionError, Cancelled, DeviceError, LookalikeError, ModelError
 from core.progress import CancelToken
-from core.results import Group, ImageRecord, Match, Member, ModelInfo, Problem, ScanResult
+from core.results import Group, ImageRecord, Match, Member, ModelInfo, Pairs, Problem, ScanResult
 from core.scan import ScanOptions, find_images
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "Member",
     "ModelError",
     "ModelInfo",
+    "Pairs",
     "Problem",
     "ScanOptions",
     "ScanResult",

@@ -72,9 +72,7 @@ class _Entry:
 
 # -- what may be removed
 # ------------------------------------------------------------------------------------------
-def check_plan(
-    groups: Sequence[Group], files: Sequence[ImageRecord], marked: Iterable[str], *, on_disk: bool = True
-) -> None:
+def check_plan(groups: Sequence[Group], marked: Iterable[str], *, on_disk: bool = True) -> None:
     """Raise ``ActionError`` unless every group with a marked member keeps another copy.
 
     With ``on_disk`` (the default) a kept copy counts only if it is on disk now, as scanned (same size and
@@ -82,7 +80,7 @@ def check_plan(
     """
     marked = set(marked)
     for g in groups:
-        recs = [files[m.index] for m in g.members]
+        recs = g.files
         targets = [r for r in recs if r.path in marked]
         if not targets:
             continue
@@ -377,7 +375,6 @@ def remove_files(
     targets: Sequence[ImageRecord],
     *,
     groups: Sequence[Group] = (),
-    files: Sequence[ImageRecord] = (),
     mode: str = TRASH,
     dest: str | os.PathLike | None = None,
     journal: Journal | None = None,
@@ -393,13 +390,13 @@ def remove_files(
         raise ValueError(f"unknown mode {mode!r}: use 'trash' or 'move'")
     if mode == MOVE and not dest:
         raise ValueError("moving needs a destination folder")
-    check_plan(groups, files, (t.path for t in targets))
+    check_plan(groups, (t.path for t in targets))
     journal = journal or Journal()
     dest_dir = Path(dest) if mode == MOVE else None
     if dest_dir is not None:
         dest_dir.mkdir(parents=True, exist_ok=True)
     aid, rows = journal.begin(mode, str(dest) if dest else None, targets)
-    by_target = _groups_of(groups, files, targets)
+    by_target = _groups_of(groups, targets)
     done: list[str] = []
     problems: list[Problem] = []
     freed, taken, finished = 0, set(), []
@@ -462,12 +459,12 @@ def remove_files(
     return ActionResult(aid if done else None, mode, tuple(done), tuple(problems), freed)
 
 
-def _groups_of(groups: Sequence[Group], files: Sequence[ImageRecord], targets: Sequence[ImageRecord]) -> dict:
+def _groups_of(groups: Sequence[Group], targets: Sequence[ImageRecord]) -> dict:
     """For each target path: the (keepers, targets) of every group it belongs to."""
     marked = {t.path for t in targets}
     out: dict[str, list] = {}
     for g in groups:
-        recs = [files[m.index] for m in g.members]
+        recs = g.files
         mine = [r for r in recs if r.path in marked]
         keepers = [r for r in recs if r.path not in marked]
         for r in mine:

@@ -1,8 +1,10 @@
 """SQLite cache of every file's embedding and metadata, so a rescan of an unchanged library reads only
 ``stat``.
 
-Rows are keyed by path and valid while size, mtime and the model's hash all match. Writes are committed in
-batches so a cancelled or killed scan keeps what it did. A corrupt database is moved aside and rebuilt.
+Rows are keyed by path and the engine's cache key (the model's hashes and preprocessing, see
+``Engine.cache_key``; the ``model`` column holds it) and valid while size and mtime match. Writes are
+committed in batches so a cancelled or killed scan keeps what it did. A corrupt database is moved aside and
+rebuilt.
 
 The cache only ever saves time: any error from it (a full disk, a read-only file or folder, a database deleted
 under a running scan) becomes a warning and the scan carries on without it — reading still works after a
@@ -22,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import platformdirs
+
+from core.results import ImageRecord
 
 log = logging.getLogger(__name__)
 
@@ -63,20 +67,19 @@ def default_cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class CachedEntry:
-    path: str
-    size: int
-    mtime_ns: int
-    width: int
-    height: int
-    format: str
-    taken: str | None
-    embedding: np.ndarray | None
-    features: np.ndarray | None
-    error: str | None
+    """What the cache keeps of one file: its record and vectors, or why it could not be read."""
+
+    record: ImageRecord  # a file that could not be read has its path, size and mtime only
+    embedding: np.ndarray | None = None
+    features: np.ndarray | None = None
+    error: str | None = None
     turned: np.ndarray | None = None  # (2, D) for portrait images, see core.embed.PORTRAIT_RATIO
     digest: str | None = None  # content hash, once an exact-copy check needed it
     blank: bool = False  # one flat colour or structureless (core.blank): listed apart, never paired
-    capture: str | None = None  # the camera's record of the capture (core.decode.capture_signature)
+
+    @property
+    def path(self) -> str:
+        return self.record.path
 
 
 def _vec(blob: bytes | None) -> np.ndarray | None:
@@ -241,8 +244,8 @@ class EmbeddingCache:
     _KEYED_RATIO = 4
 
     @_reading(dict)
-    def lookup(self, model: str, files: Iterable[tuple[str, int, int]]) -> dict[str, CachedEntry]:
-        """Entries still valid for ``(path, size, mtime_ns)`` under ``model``."""
+    def lookup(self, cache_key: str, files: Iterable[tuple[str, int, int]]) -> dict[str, CachedEntry]:
+        """Entries still valid for ``(path, size, mtime_ns)`` under ``cache_key`` (``Engine.cache_key``)."""
         wanted = {p: (s, m) for p, s, m in files}
         out: dict[str, CachedEntry] = {}
         if not wanted:
@@ -252,7 +255,7 @@ class EmbeddingCache:
             "f.error, f.turned, f.digest, f.blank, f.capture"
         )
         # The (path, model) key index is the smallest covering one, so this counts without reading any blob.
-        rows = self._conn.execute("SELECT COUNT(*) FROM files WHERE model = ?", (model,)).fetchone()[0]
+        rows = self._conn.execute("SELECT COUNT(*) FROM files WHERE model = ?", (cache_key,)).fetchone()[0]
         if rows > self._KEYED_RATIO * len(wanted):
             with self._conn:
                 self._conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (path BLOB PRIMARY KEY)")
@@ -264,10 +267,10 @@ class EmbeddingCache:
             # ``files``).
             cur = self._conn.execute(
                 f"SELECT {cols} FROM temp.wanted w CROSS JOIN files f ON f.path = w.path AND f.model = ?",
-                (model,),
+                (cache_key,),
             )
         else:
-            cur = self._conn.execute(f"SELECT {cols} FROM files f WHERE f.model = ?", (model,))
+            cur = self._conn.execute(f"SELECT {cols} FROM files f WHERE f.model = ?", (cache_key,))
         for key, size, mtime, w, h, fmt, taken, emb, feat, err, turned, digest, blank, capture in cur:
             path = os.fsdecode(key)
             if wanted.get(path) != (size, mtime):
@@ -275,44 +278,39 @@ class EmbeddingCache:
             e = _vec(emb)
             t = _vec(turned)
             out[path] = CachedEntry(
-                path,
-                size,
-                mtime,
-                w or 0,
-                h or 0,
-                fmt or "",
-                taken,
+                ImageRecord(path, size, mtime, w or 0, h or 0, fmt or "", taken, capture),
                 e,
                 _vec(feat),
                 err,
                 None if t is None or e is None else t.reshape(-1, len(e)),
                 digest,
                 bool(blank),
-                capture,
             )
         return out
 
     @_writing
-    def store(self, model: str, entries: Iterable[CachedEntry]) -> None:
+    def store(self, cache_key: str, entries: Iterable[CachedEntry]) -> None:
+        """Keep ``entries`` under ``cache_key``, replacing older rows of the same paths."""
         rows = [
             (
-                os.fsencode(e.path),
-                model,
-                e.size,
-                e.mtime_ns,
-                e.width,
-                e.height,
-                e.format,
-                e.taken,
+                os.fsencode(r.path),
+                cache_key,
+                r.size,
+                r.mtime_ns,
+                r.width,
+                r.height,
+                r.format,
+                r.taken,
                 _blob(e.embedding),
                 _blob(e.features),
                 e.error,
                 _blob(e.turned),
                 e.digest,
                 int(e.blank),
-                e.capture,
+                r.capture,
             )
             for e in entries
+            for r in (e.record,)
         ]
         with self._conn:
             self._conn.executemany(
@@ -320,13 +318,13 @@ class EmbeddingCache:
             )
 
     @_writing
-    def store_digests(self, model: str, digests: dict[str, tuple[int, int, str]]) -> None:
+    def store_digests(self, cache_key: str, digests: dict[str, tuple[int, int, str]]) -> None:
         """Remember content hashes ``{path: (size, mtime_ns, digest)}`` of rows still valid for those
         stats."""
         with self._conn:
             self._conn.executemany(
                 "UPDATE files SET digest = ? WHERE path = ? AND model = ? AND size = ? AND mtime_ns = ?",
-                [(d, os.fsencode(p), model, s, m) for p, (s, m, d) in digests.items()],
+                [(d, os.fsencode(p), cache_key, s, m) for p, (s, m, d) in digests.items()],
             )
 
     # -- same-capture verification: per-image features and per-pair verdicts (core.confirm) ------------------
@@ -397,14 +395,18 @@ class EmbeddingCache:
 
     @_writing
     def mark_not_duplicate(self, paths: Iterable[str]) -> None:
-        ps = sorted(set(paths))
-        pairs = [(os.fsencode(a), os.fsencode(b)) for i, a in enumerate(ps) for b in ps[i + 1 :]]
+        """Remember every two of ``paths`` as not duplicates of each other."""
         with self._conn:
-            self._conn.executemany("INSERT OR IGNORE INTO not_duplicate VALUES (?, ?)", pairs)
+            self._conn.executemany("INSERT OR IGNORE INTO not_duplicate VALUES (?, ?)", _every_two(paths))
 
     @_writing
     def forget_not_duplicate(self, paths: Iterable[str]) -> None:
-        ps = sorted(set(paths))
-        pairs = [(os.fsencode(a), os.fsencode(b)) for i, a in enumerate(ps) for b in ps[i + 1 :]]
+        """Forget that every two of ``paths`` are not duplicates."""
         with self._conn:
-            self._conn.executemany("DELETE FROM not_duplicate WHERE a = ? AND b = ?", pairs)
+            self._conn.executemany("DELETE FROM not_duplicate WHERE a = ? AND b = ?", _every_two(paths))
+
+
+def _every_two(paths: Iterable[str]) -> list[tuple[bytes, bytes]]:
+    """Every two distinct paths as a sorted pair of file-system bytes (the "not a duplicate" rows' key)."""
+    ps = sorted(set(paths))
+    return [(os.fsencode(a), os.fsencode(b)) for i, a in enumerate(ps) for b in ps[i + 1 :]]

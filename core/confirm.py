@@ -21,7 +21,7 @@ from core.cache import EmbeddingCache
 from core.decode import same_capture
 from core.errors import DecodeError
 from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
-from core.results import ImageRecord
+from core.results import ImageRecord, Pairs
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ DIFFERENT_CAPTURES = "another capture: the camera recorded a different time or e
 
 @dataclass(frozen=True)
 class Confirmed:
-    """Per candidate pair (aligned with the pair arrays): whether it is one capture, and why."""
+    """Per candidate pair (aligned with the pairs table's rows): whether it is one capture, and why."""
 
     same: np.ndarray  # bool (P,)
     reasons: tuple[str, ...]
@@ -44,8 +44,7 @@ def _stats_key(a: ImageRecord, b: ImageRecord) -> str:
 
 def confirm_pairs(
     files: Sequence[ImageRecord],
-    i: np.ndarray,
-    j: np.ndarray,
+    pairs: Pairs,
     *,
     identical: Callable[[int, int], bool],
     cache: EmbeddingCache | None = None,
@@ -53,7 +52,7 @@ def confirm_pairs(
     progress: ProgressFn = no_progress,
     cancel: CancelToken = NEVER_CANCELLED,
 ) -> Confirmed:
-    """Verify the pairs ``(i[k], j[k])`` of ``files``.
+    """Verify the ``pairs`` of ``files`` (positions into ``files``) as the same capture.
 
     Args:
         identical: whether two files are byte-identical (those are accepted as they are).
@@ -63,7 +62,8 @@ def confirm_pairs(
     Returns:
         ``Confirmed``: ``same[k]`` and ``reasons[k]`` for every pair, and counts for the scan's stats.
     """
-    n = len(i)
+    i, j = pairs.a, pairs.b
+    n = len(pairs)
     same = np.zeros(n, bool)
     reasons = [""] * n
     todo: list[int] = []

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from core.blank import is_blank
 from core.cache import CachedEntry, EmbeddingCache, default_cache_dir
 from core.confirm import confirm_pairs
 from core.decode import PREPROCESS_VERSION, DecodeError, decode_for_model, open_regular
-from core.embed import Embedder, ModelBundle, embed_files, load_bundle
+from core.embed import Embedded, Embedder, ModelBundle, embed_files, load_bundle
 from core.grouping import group_pairs
 from core.index import (
     EXACT_LIMIT,
@@ -31,8 +32,8 @@ from core.index import (
     turned_pairs,
 )
 from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
-from core.results import Group, ImageRecord, Match, ModelInfo, Problem, ScanResult
-from core.scan import ScanOptions, find_images
+from core.results import Group, ImageRecord, ModelInfo, Pairs, Problem, ScanResult
+from core.scan import FoundFile, ScanOptions, Walk, find_images
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class Library:
     problems: tuple[Problem, ...]
     model: ModelInfo
     floor: float
-    pairs: tuple[np.ndarray, np.ndarray, np.ndarray]  # i, j, cosine; every pair ≥ floor
+    pairs: Pairs  # every pair ≥ floor, by position in ``files``
     ignored: set[tuple[str, str]] = field(default_factory=set)
     index_dir: Path | None = None
     cache_key: str = ""  # everything that determined the vectors (see Engine.cache_key)
@@ -91,16 +92,26 @@ class Library:
         return self._digests[k]
 
     def identical(self, a: int, b: int) -> bool:
-        """Byte-identical (size first, then a hash of the content)."""
+        """Whether files ``a`` and ``b`` (positions in ``files``) are byte-identical: size first, then a hash
+        of the content (read once per file; an unreadable file is identical to nothing)."""
         if self.files[a].size != self.files[b].size:
             return False
         return self._digest(a) is not None and self._digest(a) == self._digest(b)
 
     def result(self, threshold: float, similar_threshold: float | None = None) -> ScanResult:
-        """Duplicate groups at ``threshold`` and similar-shot groups at ``similar_threshold`` (default: the
-        floor), both ≥ the floor this library was scanned with.
+        """Group this library at a threshold, without embedding or reading any file again.
 
         Duplicates are pairs verified as the same capture; similar shots are the close pairs that were not.
+
+        Args:
+            threshold: the duplicates' cosine threshold, ≥ the floor this library was scanned with.
+            similar_threshold: the similar shots' threshold (default: the floor).
+
+        Returns:
+            A ``ScanResult``: duplicate groups, similar-shot groups, the confirmed pairs at ``threshold``.
+
+        Raises:
+            ValueError: a threshold below the scanned floor (scan again with a lower ``floor``).
         """
         check_threshold(threshold)
         similar_threshold = self.floor if similar_threshold is None else check_threshold(similar_threshold)
@@ -109,32 +120,25 @@ class Library:
                 f"threshold {min(threshold, similar_threshold)} is below the scanned floor "
                 f"{self.floor}; scan again"
             )
-        i, j, s = self.pairs
+        pairs = self.pairs
         shots: tuple[Group, ...] = ()
         if self.same is not None:  # duplicates are verified pairs only; the others are at most similar shots
             other = ~self.same & (self.feature_similarity() >= self.similar_features)
             shots = tuple(
                 group_pairs(
                     self.files,
-                    i[other],
-                    j[other],
-                    s[other],
+                    pairs.select(other),
                     similar_threshold,
                     ignored=self.ignored,
                     share=SIMILAR_SHARE,
                 )
             )
-            i, j, s = i[self.same], j[self.same], s[self.same]
-        keep = s >= threshold
-        groups = group_pairs(self.files, i, j, s, threshold, identical=self.identical, ignored=self.ignored)
-        pairs = tuple(
-            Match(int(a), int(b), round(float(x), 6))
-            for a, b, x in zip(i[keep], j[keep], s[keep], strict=True)
-        )
+            pairs = pairs.select(self.same)
+        groups = group_pairs(self.files, pairs, threshold, identical=self.identical, ignored=self.ignored)
         return ScanResult(
             self.files,
             tuple(groups),
-            pairs,
+            pairs.select(pairs.similarity >= threshold).matches(self.files),
             self.problems,
             threshold,
             self.model,
@@ -146,7 +150,7 @@ class Library:
     def feature_similarity(self) -> np.ndarray:
         """The ImageNet-features cosine of every pair (computed once)."""
         if self._feature_sims is None:
-            i, j, _ = self.pairs
+            i, j = self.pairs.a, self.pairs.b
             self._feature_sims = (
                 np.einsum("ij,ij->i", self.features[i], self.features[j])
                 if len(i)
@@ -159,10 +163,11 @@ class Library:
         if self._similar_index is None:
             if not len(self.files):
                 raise ValueError("no images were scanned")
-            key = hashlib.sha1(self.cache_key.encode())
+            # The index file is named for what it indexes: the model and every file as scanned.
+            fingerprint = hashlib.sha1(self.cache_key.encode())
             for f in self.files:
-                key.update(f"{f.path}\0{f.size}\0{f.mtime_ns}\n".encode("utf-8", "surrogateescape"))
-            path = self.index_dir / f"similar-{key.hexdigest()[:20]}.ann" if self.index_dir else None
+                fingerprint.update(f"{f.path}\0{f.size}\0{f.mtime_ns}\n".encode("utf-8", "surrogateescape"))
+            path = self.index_dir / f"similar-{fingerprint.hexdigest()[:20]}.ann" if self.index_dir else None
             if path and path.exists():
                 try:
                     self._similar_index = VectorIndex.load(path, self.features)
@@ -180,6 +185,7 @@ class Library:
         return self._similar_index
 
     def index_of(self, path: str) -> int | None:
+        """The position of ``path`` in ``files`` (None: not scanned, or set apart as blank or a problem)."""
         if self._positions is None:
             self._positions = {f.path: k for k, f in enumerate(self.files)}
         return self._positions.get(os.path.abspath(path))
@@ -195,7 +201,7 @@ class Library:
         (the scan runs this in its worker thread; the GUI regroups without I/O). ``known``: hashes already
         at hand (from the cache)."""
         self._digests.update(known or {})
-        i, j, _ = self.pairs
+        i, j = self.pairs.a, self.pairs.b
         sizes = np.fromiter((f.size for f in self.files), np.int64, len(self.files))
         same = sizes[i] == sizes[j]
         for k in np.union1d(i[same], j[same]).tolist():
@@ -204,7 +210,17 @@ class Library:
 
 
 class Engine:
-    """The model, the cache and the settings one scan or query needs."""
+    """The model, the cache and the settings one scan or query needs.
+
+    Args:
+        model_dir: the model folder (default: the bundled one, see ``core.resources``).
+        device: "auto" (CUDA, then Apple MPS, then the CPU), or one of those by name.
+        cache_dir: where embeddings and decisions are cached (default: the user's cache folder).
+        use_cache: off: nothing is read from or written to a cache.
+        batch_size: images embedded at once (default: 16 on the CPU, 64 on a GPU).
+        workers: decoding and verification threads (default: the CPU count).
+        verify: check candidate pairs as the same capture (``core.confirm``); off: the embedding alone.
+    """
 
     def __init__(
         self,
@@ -230,10 +246,12 @@ class Engine:
 
     @property
     def model_info(self) -> ModelInfo:
+        """The model's name and weights hash, as results report them."""
         return ModelInfo(self.bundle.name, self.bundle.sha256)
 
     @property
     def embedder(self) -> Embedder:
+        """The model on its device, made on first use."""
         if self._embedder is None:
             self._embedder = Embedder(self.bundle, self.device)
         return self._embedder
@@ -262,15 +280,23 @@ class Engine:
         return self.bundle.candidate_threshold if self.verify else self.bundle.duplicate_threshold
 
     def open_cache(self) -> EmbeddingCache | None:
+        """The cache this engine reads and writes (None when caching is off); the caller closes it."""
         return EmbeddingCache(self.cache_dir) if self.use_cache else None
 
     def mark_not_duplicate(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Remember path pairs a person said are not duplicates (kept in the cache, honoured by every
-        scan)."""
+        """Remember path pairs a person said are not duplicates (kept in the cache, honoured by every scan).
+
+        Args:
+            pairs: ``(path, path)`` pairs, in either order. Without a cache this does nothing.
+        """
         self._not_duplicate(pairs, forget=False)
 
     def forget_not_duplicate(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Take pairs off the "not a duplicate" list again."""
+        """Take pairs off the "not a duplicate" list again.
+
+        Args:
+            pairs: ``(path, path)`` pairs as they were marked, in either order.
+        """
         self._not_duplicate(pairs, forget=True)
 
     def not_duplicate_pairs(self) -> set[tuple[str, str]]:
@@ -325,7 +351,16 @@ class Engine:
             if cache:
                 cache.close()
 
-    def _scan(self, paths, options, floor, verify_from, cache, progress, cancel) -> Library:
+    def _scan(
+        self,
+        paths: list[str],
+        options: ScanOptions,
+        floor: float,
+        verify_from: float,
+        cache: EmbeddingCache | None,
+        progress: ProgressFn,
+        cancel: CancelToken,
+    ) -> Library:
         run = _ScanRun(self, cache, progress, cancel)
         walk = run.walk(paths, options)
         entries, todo = run.lookup(walk.files)
@@ -342,7 +377,7 @@ class Engine:
             pairs,
             cache.not_duplicate_pairs() if cache else set(),
             index_dir=self.cache_dir / "index" if cache and cache.usable else None,
-            cache_key=run.key,
+            cache_key=run.cache_key,
             blank=tuple(blank),
             similar_features=self.bundle.similar_shot_features,
             stats={
@@ -363,7 +398,15 @@ class Engine:
     def embed_paths(
         self, paths: Sequence[str]
     ) -> tuple[list[tuple[np.ndarray, np.ndarray] | None], list[Problem]]:
-        """Embed images outside any scan (for "find similar to this image")."""
+        """Embed images outside any scan (for "find similar to this image").
+
+        Args:
+            paths: image files.
+
+        Returns:
+            Per path, its ``(embedding, features)`` vectors or None when it cannot be decoded; and a
+            ``Problem`` for each file that could not.
+        """
         out, problems = [], []
         for p in paths:
             try:
@@ -377,7 +420,19 @@ class Engine:
         return out, problems
 
     def find_similar(self, library: Library, query: str, top: int = 10) -> list[tuple[str, float]]:
-        """Top ``top`` images of ``library`` most like ``query`` (inside the library or not)."""
+        """The images of ``library`` most like ``query``.
+
+        Args:
+            library: a scan's library.
+            query: an image file, inside the library or not.
+            top: how many to return at most.
+
+        Returns:
+            ``(path, similarity)`` pairs, most similar first (``query`` itself left out).
+
+        Raises:
+            DecodeError: ``query`` is outside the library and cannot be decoded.
+        """
         idx = library.index_of(query)
         use_features = self.bundle.similar_source == "features"
         if idx is not None:
@@ -400,6 +455,17 @@ def _f16(v: np.ndarray) -> np.ndarray:
     return np.asarray(v, dtype=np.float16).astype(np.float32)
 
 
+class _Assembled(NamedTuple):
+    """The usable images of a scan, as rows of the vector matrices, and what was set apart."""
+
+    files: list[ImageRecord]
+    embeddings: np.ndarray  # (N, D)
+    features: np.ndarray  # (N, F)
+    turned: tuple[np.ndarray, np.ndarray] | None  # turned embeddings (R, D) and the row each belongs to (R,)
+    blank: list[ImageRecord]
+    problems: list[Problem]
+
+
 class _ScanRun:
     """One scan's stages, in order: walk → lookup → embed → assemble → pair → digest → verify. Each stage
     reads and writes the cache it was given (or none) and honours the scan's progress and cancel."""
@@ -408,9 +474,9 @@ class _ScanRun:
         self, engine: Engine, cache: EmbeddingCache | None, progress: ProgressFn, cancel: CancelToken
     ) -> None:
         self.engine, self.cache, self.progress, self.cancel = engine, cache, progress, cancel
-        self.key = engine.cache_key
+        self.cache_key = engine.cache_key
 
-    def walk(self, paths: list[str], options: ScanOptions):
+    def walk(self, paths: list[str], options: ScanOptions) -> Walk:
         """The image files under ``paths``; content verdicts for odd extensions come from the cache."""
         cache = self.cache
         known = cache.sniffed() if cache else {}
@@ -426,16 +492,18 @@ class _ScanRun:
             cache.store_sniffed({p: (st.st_size, st.st_mtime_ns, walk.sniffed[p]) for p, st in stats.items()})
         return walk
 
-    def lookup(self, found) -> tuple[dict[str, CachedEntry], list]:
+    def lookup(self, found: list[FoundFile]) -> tuple[dict[str, CachedEntry], list[FoundFile]]:
         """Cached entries still valid for the files found, and the files to read."""
         entries = (
-            self.cache.lookup(self.key, ((f.path, f.size, f.mtime_ns) for f in found)) if self.cache else {}
+            self.cache.lookup(self.cache_key, ((f.path, f.size, f.mtime_ns) for f in found))
+            if self.cache
+            else {}
         )
         todo = [f for f in found if f.path not in entries]
         log.info("%d images found, %d from the cache, %d to read", len(found), len(entries), len(todo))
         return entries, todo
 
-    def embed(self, todo: list, entries: dict[str, CachedEntry]) -> None:
+    def embed(self, todo: list[FoundFile], entries: dict[str, CachedEntry]) -> None:
         """Decode and embed ``todo`` into ``entries``, storing each batch in the cache as it comes."""
         total = len(todo)
         self.progress(0, total, f"Reading {total} photos")
@@ -455,12 +523,14 @@ class _ScanRun:
         ):
             fresh = [_entry(todo[e.index], e) for e in batch]
             if self.cache:
-                self.cache.store(self.key, fresh)  # committed per batch: a cancelled scan keeps its work
+                self.cache.store(
+                    self.cache_key, fresh
+                )  # committed per batch: a cancelled scan keeps its work
             entries.update((c.path, c) for c in fresh)
             done += len(batch)
             self.progress(done, total, f"Reading {os.path.basename(fresh[-1].path)}")
 
-    def assemble(self, walk, entries: dict[str, CachedEntry]):
+    def assemble(self, walk: Walk, entries: dict[str, CachedEntry]) -> _Assembled:
         """Records and vector matrices of the usable images; problems and blank images set apart."""
         files, embs, feats, turned, owner, blank = [], [], [], [], [], []
         problems = list(walk.problems)
@@ -469,7 +539,7 @@ class _ScanRun:
             if c.error:
                 problems.append(Problem(f.path, c.error))
                 continue
-            rec = ImageRecord(f.path, f.size, f.mtime_ns, c.width, c.height, c.format, c.taken, c.capture)
+            rec = c.record  # valid for this path, size and mtime (EmbeddingCache.lookup)
             if c.blank:
                 blank.append(rec)
                 continue
@@ -485,9 +555,9 @@ class _ScanRun:
         emb = np.stack(embs).astype(np.float32) if embs else np.zeros((0, bundle.embed_dim), np.float32)
         feat = np.stack(feats).astype(np.float32) if feats else np.zeros((0, bundle.feature_dim), np.float32)
         rows = (np.concatenate(turned).astype(np.float32), np.asarray(owner, np.int64)) if turned else None
-        return files, emb, feat, rows, blank, problems
+        return _Assembled(files, emb, feat, rows, blank, problems)
 
-    def pair(self, emb: np.ndarray, turned, floor: float):
+    def pair(self, emb: np.ndarray, turned: tuple[np.ndarray, np.ndarray] | None, floor: float) -> Pairs:
         """Pairs at or above ``floor``, including a photo and its copy turned by 90 degrees."""
         self.progress(0, len(emb), "Comparing photos")
         index = VectorIndex(emb) if len(emb) > EXACT_LIMIT else None
@@ -504,7 +574,7 @@ class _ScanRun:
         if self.cache:  # a rescan must not read the files again to tell exact copies
             files = lib.files
             self.cache.store_digests(
-                self.key,
+                self.cache_key,
                 {
                     files[k].path: (files[k].size, files[k].mtime_ns, d)
                     for k, d in lib.digests().items()
@@ -514,45 +584,34 @@ class _ScanRun:
 
     def verify(self, lib: Library, verify_from: float) -> None:
         """Check every pair at or above ``verify_from`` as the same capture (core.confirm)."""
-        i, j, s = lib.pairs
-        close = np.nonzero(s >= verify_from)[0]
+        close = np.nonzero(lib.pairs.similarity >= verify_from)[0]
         confirmed = confirm_pairs(
             lib.files,
-            i[close],
-            j[close],
+            lib.pairs.select(close),
             identical=lib.identical,
             cache=self.cache,
             workers=self.engine.workers,
             progress=self.progress,
             cancel=self.cancel,
         )
-        same = np.zeros(len(i), bool)
+        same = np.zeros(len(lib.pairs), bool)
         same[close] = confirmed.same
-        reasons = ["not close enough to be a copy"] * len(i)
+        reasons = ["not close enough to be a copy"] * len(lib.pairs)
         for k, why in zip(close.tolist(), confirmed.reasons, strict=True):
             reasons[k] = why
         lib.same, lib.reasons, lib.verify_from = same, tuple(reasons), verify_from
         lib.stats["verification"] = confirmed.stats
 
 
-def _entry(f, e) -> CachedEntry:
+def _entry(f: FoundFile, e: Embedded) -> CachedEntry:
     """The cache row of one decoded and embedded file (or of its decode error)."""
     if e.error:
-        return CachedEntry(f.path, f.size, f.mtime_ns, 0, 0, "", None, None, None, e.error)
+        return CachedEntry(ImageRecord(f.path, f.size, f.mtime_ns, 0, 0, ""), error=e.error)
     d = e.decoded
-    turned = None if e.turned is None else _f16(e.turned)
     return CachedEntry(
-        f.path,
-        f.size,
-        f.mtime_ns,
-        d.width,
-        d.height,
-        d.format,
-        d.taken,
+        ImageRecord(f.path, f.size, f.mtime_ns, d.width, d.height, d.format, d.taken, d.capture),
         _f16(e.embedding),
         _f16(e.features),
-        None,
-        turned,
+        turned=None if e.turned is None else _f16(e.turned),
         blank=is_blank(d.pixels),
-        capture=d.capture,
     )

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from core.results import Group, ImageRecord, Member
+from core.results import Group, ImageRecord, Member, Pairs
 
 # Files written within this long after the group's oldest one count as equally old (a copy that kept its date,
 # a burst of saves); a derivative (an export, a download, an upscale) is made later than that.
@@ -114,31 +114,32 @@ def _clusters(
 
 def group_pairs(
     files: Sequence[ImageRecord],
-    i: np.ndarray,
-    j: np.ndarray,
-    s: np.ndarray,
+    pairs: Pairs,
     threshold: float,
     *,
     identical: Callable[[int, int], bool] | None = None,
     ignored: set[tuple[str, str]] | None = None,
     share: float = 1.0,
 ) -> list[Group]:
-    """Groups from pairs ``(i[k], j[k], s[k])`` at or above ``threshold``, largest reclaimable space first.
+    """Groups of ``files`` from the ``pairs`` at or above ``threshold``, largest reclaimable space first.
 
     ``identical(a, b)`` says whether two files are byte-identical (for exact-copy badges); ``ignored`` holds
     path pairs a person marked "not a duplicate". ``share``: the part of the cross pairs two clusters need to
     merge (1.0: complete linkage, every two members a pair; less lets loosely knit sets such as a burst or a
     panorama sequence stay together without chaining everything).
     """
-    keep = s >= threshold
-    i, j, s = i[keep], j[keep], s[keep]
-    if ignored and len(i):
+    pairs = pairs.select(pairs.similarity >= threshold)
+    if ignored and len(pairs):
         drop = np.fromiter(
-            (tuple(sorted((files[a].path, files[b].path))) in ignored for a, b in zip(i, j, strict=True)),
+            (
+                tuple(sorted((files[a].path, files[b].path))) in ignored
+                for a, b in zip(pairs.a.tolist(), pairs.b.tolist(), strict=True)
+            ),
             dtype=bool,
-            count=len(i),
+            count=len(pairs),
         )
-        i, j, s = i[~drop], j[~drop], s[~drop]
+        pairs = pairs.select(~drop)
+    i, j, s = pairs.a, pairs.b, pairs.similarity
     n = len(files)
     if not len(i):
         return []
@@ -161,11 +162,17 @@ def group_pairs(
         sim = dict(zip(zip(ca.tolist(), cb.tolist(), strict=True), cs.tolist(), strict=True))
         for cluster in _clusters(comp_nodes, ca, cb, cs, share):
             groups.append(_make_group(files, cluster, sim, identical))
-    groups.sort(key=lambda g: (-g.reclaimable, -len(g.members), files[g.members[0].index].path))
+    groups.sort(key=lambda g: (-g.reclaimable, -len(g.members), g.members[0].file.path))
     return groups
 
 
-def _make_group(files, cluster, sim, identical) -> Group:
+def _make_group(
+    files: Sequence[ImageRecord],
+    cluster: list[int],
+    sim: dict[tuple[int, int], float],
+    identical: Callable[[int, int], bool] | None,
+) -> Group:
+    """One group of the files at positions ``cluster``: the copy to keep first, then by similarity to it."""
     ordered = [cluster[k] for k in rank_copies([files[x] for x in cluster])]
     best = ordered[0]
 
@@ -177,12 +184,12 @@ def _make_group(files, cluster, sim, identical) -> Group:
         for b in ordered[k + 1 :]:
             if same(a, b):
                 twins.update((a, b))
-    members = [Member(best, 1.0, best in twins)]
+    members = [Member(files[best], 1.0, best in twins)]
     for x in ordered[1:]:
         similarity = sim.get((min(best, x), max(best, x)), 0.0)
-        members.append(Member(x, round(float(similarity), 6), x in twins))
+        members.append(Member(files[x], round(float(similarity), 6), x in twins))
     # Others sorted by similarity to the best copy, most similar first; ties by path.
-    members[1:] = sorted(members[1:], key=lambda m: (-m.similarity, files[m.index].path))
-    exact = all(same(best, m.index) for m in members[1:])
-    reclaimable = sum(files[m.index].size for m in members[1:])
+    members[1:] = sorted(members[1:], key=lambda m: (-m.similarity, m.file.path))
+    exact = all(same(best, x) for x in ordered[1:])
+    reclaimable = sum(m.file.size for m in members[1:])
     return Group(tuple(members), exact, reclaimable)

@@ -19,6 +19,7 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
+from core.results import Pairs
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def prune_indexes(folder: str | os.PathLike, keep: int = 2) -> None:
 
 def exact_pairs(
     vectors: np.ndarray, threshold: float, *, block: int = 2048, cancel: CancelToken = NEVER_CANCELLED
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> Pairs:
     """Every pair ``i < j`` with cosine ≥ threshold, by blocked matrix products; a row with more than
     ``MAX_PARTNERS`` such partners keeps its most similar ones."""
     v = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -179,7 +180,7 @@ def annoy_pairs(
     progress: ProgressFn = no_progress,
     cancel: CancelToken = NEVER_CANCELLED,
     workers: int | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> Pairs:
     """Pairs above ``threshold`` among each item's Annoy neighbours, confirmed with the exact cosine.
 
     When an item's k-th neighbour is still above the threshold, its query is repeated with 4k, so large
@@ -189,7 +190,7 @@ def annoy_pairs(
     n = index.n
     chunk = 2048
 
-    def run(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def run(start: int) -> Pairs:
         ii, jj, ss = [], [], []
         for i in range(start, min(start + chunk, n)):
             kk = min(k, n)
@@ -215,8 +216,7 @@ def annoy_pairs(
                 cancel.raise_if_cancelled()
             results.append(f.result())
             progress(min(done * chunk, n), n, "Comparing images")
-    i, j, s = _concat(*zip(*results, strict=True)) if results else _concat([], [], [])
-    return merge_pairs((i, j, s))  # a pair found from both ends appears twice: keep one
+    return merge_pairs(*results)  # a pair found from both ends appears twice: keep one
 
 
 def candidate_pairs(
@@ -227,20 +227,20 @@ def candidate_pairs(
     index: VectorIndex | None = None,
     progress: ProgressFn = no_progress,
     cancel: CancelToken = NEVER_CANCELLED,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs ``(i, j, cosine)`` with ``i < j`` and cosine ≥ threshold, sorted by ``(i, j)``."""
+) -> Pairs:
+    """Pairs ``a < b`` with cosine ≥ threshold, sorted by ``(a, b)``."""
     if method not in ("auto", "exact", "annoy"):
         raise ValueError(f"unknown method {method!r}")
     if len(vectors) < 2:
-        return _concat([], [], [])
+        return Pairs.empty()
     if method == "exact" or (method == "auto" and len(vectors) <= EXACT_LIMIT):
-        i, j, s = exact_pairs(vectors, threshold, cancel=cancel)
+        found = exact_pairs(vectors, threshold, cancel=cancel)
     else:
         index = index or VectorIndex(vectors)
-        i, j, s = annoy_pairs(index, threshold, progress=progress, cancel=cancel)
-    order = np.lexsort((j, i))
+        found = annoy_pairs(index, threshold, progress=progress, cancel=cancel)
+    found = found.select(np.lexsort((found.b, found.a)))
     # Vectors are stored as float16: a byte-identical pair can come out a hair above 1.
-    return i[order], j[order], np.minimum(s[order], 1.0)
+    return Pairs(found.a, found.b, np.minimum(found.similarity, 1.0))
 
 
 def turned_pairs(
@@ -252,11 +252,11 @@ def turned_pairs(
     index: VectorIndex | None = None,
     block: int = 1024,
     cancel: CancelToken = NEVER_CANCELLED,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> Pairs:
     """Pairs between images' turned embeddings (``turned[r]`` belongs to image ``owner[r]``) and every image's
     plain embedding, at or above ``threshold``; exact below ``EXACT_LIMIT`` images, else Annoy then exact."""
     if not len(turned) or len(vectors) < 2:
-        return _concat([], [], [])
+        return Pairs.empty()
     t = np.ascontiguousarray(turned, dtype=np.float32)
     ii, jj, ss = [], [], []
     if index is None and len(vectors) <= EXACT_LIMIT:
@@ -277,27 +277,27 @@ def turned_pairs(
             ii.append(np.full(len(hits), owner[r], np.int64))
             jj.append(np.array([k for k, _ in hits], np.int64))
             ss.append(np.array([x for _, x in hits], np.float32))
-    a, b, s = _concat(ii, jj, ss)
-    keep = a != b
-    a, b, s = a[keep], b[keep], s[keep]
-    return np.minimum(a, b), np.maximum(a, b), np.minimum(s, 1.0)
+    found = _concat(ii, jj, ss)
+    found = found.select(found.a != found.b)
+    a, b = found.a, found.b
+    return Pairs(np.minimum(a, b), np.maximum(a, b), np.minimum(found.similarity, 1.0))
 
 
 def merge_pairs(
-    *triples: tuple[np.ndarray, np.ndarray, np.ndarray],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    *tables: Pairs,
+) -> Pairs:
     """Union of pair lists, keeping the highest similarity of a pair found more than once; sorted by (i,
     j)."""
-    i, j, s = (np.concatenate(x) for x in zip(*triples, strict=True))
-    if not len(i):
-        return _concat([], [], [])
-    order = np.lexsort((-s, j, i))  # by pair, best similarity first
-    i, j, s = i[order], j[order], s[order]
+    both = _concat([p.a for p in tables], [p.b for p in tables], [p.similarity for p in tables])
+    if not len(both):
+        return both
+    order = np.lexsort((-both.similarity, both.b, both.a))  # by pair, best similarity first
+    i, j = both.a[order], both.b[order]
     first = np.ones(len(i), bool)
     first[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
-    return i[first], j[first], s[first]
+    return both.select(order[first])
 
 
-def _concat(i, j, s) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _concat(i, j, s) -> Pairs:
     cat = lambda xs, dt: np.concatenate(xs).astype(dt) if len(xs) else np.zeros(0, dt)  # noqa: E731
-    return cat(list(i), np.int64), cat(list(j), np.int64), cat(list(s), np.float32)
+    return Pairs(cat(list(i), np.int64), cat(list(j), np.int64), cat(list(s), np.float32))

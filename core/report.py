@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from core.errors import OutputError
+from core.results import Group, ScanResult
 from core.scan import IMAGE_EXTENSIONS, sniff
 
 CSV_HEADER = ["group", "exact", "keep", "path", "width", "height", "bytes", "similarity", "taken"]
@@ -35,15 +36,15 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TB"  # pragma: no cover - the loop returns at GB
 
 
-def _group_json(g, files) -> dict:
+def _group_json(g: Group) -> dict:
     return {
         "exact": g.exact,
         "files": [
             {
-                "path": files[m.index].path,
-                "width": files[m.index].width,
-                "height": files[m.index].height,
-                "bytes": files[m.index].size,
+                "path": m.file.path,
+                "width": m.file.width,
+                "height": m.file.height,
+                "bytes": m.file.size,
                 "similarity": m.similarity,
             }
             for m in g.members
@@ -51,18 +52,15 @@ def _group_json(g, files) -> dict:
     }
 
 
-def scan_json(result) -> dict:
+def scan_json(result: ScanResult) -> dict:
     """The ``scan --json`` contract (README, "Command line")."""
-    files = result.files
     return {
         "threshold": result.threshold,
         "model": {"name": result.model.name, "sha256": result.model.sha256},
-        "files": len(files),
-        "groups": [_group_json(g, files) for g in result.groups],
-        "similar_groups": [_group_json(g, files) for g in result.similar_groups],
-        "pairs": [
-            {"a": files[p.a].path, "b": files[p.b].path, "similarity": p.similarity} for p in result.pairs
-        ],
+        "files": len(result.files),
+        "groups": [_group_json(g) for g in result.groups],
+        "similar_groups": [_group_json(g) for g in result.similar_groups],
+        "pairs": [{"a": p.a.path, "b": p.b.path, "similarity": p.similarity} for p in result.pairs],
         "problems": [{"path": p.path, "reason": p.reason} for p in result.problems],
         "blank": [
             {"path": f.path, "width": f.width, "height": f.height, "bytes": f.size} for f in result.blank
@@ -75,14 +73,14 @@ def json_text(data: dict) -> str:
     return json.dumps(data, indent=2) + "\n"
 
 
-def csv_text(result, keep: set[str] | None = None) -> str:
+def csv_text(result: ScanResult, keep: set[str] | None = None) -> str:
     """One row per grouped file. ``keep``: the paths to mark as kept (default: each group's best copy)."""
     buf = io.StringIO(newline="")
     w = csv.writer(buf)
     w.writerow(CSV_HEADER)
     for n, g in enumerate(result.groups, 1):
         for k, m in enumerate(g.members):
-            f = result.files[m.index]
+            f = m.file
             kept = k == 0 if keep is None else f.path in keep
             w.writerow([n, g.exact, kept, f.path, f.width, f.height, f.size, m.similarity, f.taken or ""])
     return buf.getvalue()

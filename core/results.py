@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -40,16 +43,70 @@ class ImageRecord:
 
 @dataclass(frozen=True)
 class Match:
-    """Two images and their cosine similarity (a = lower index)."""
+    """Two images and their cosine similarity (``a`` is the one scanned first)."""
 
-    a: int
-    b: int
+    a: ImageRecord
+    b: ImageRecord
     similarity: float
+
+
+@dataclass(frozen=True, eq=False)
+class Pairs:
+    """A table of image pairs by position in a scan's files (``a[k] < b[k]`` as the engine makes them) and
+    their cosine ``similarity[k]``.
+
+    Columns are numpy arrays so that millions of pairs cost a few arrays, not millions of objects; rows are
+    selected with a boolean mask or positions (``pairs.select(mask)``); ``matches(files)`` turns them into
+    ``Match`` objects that hold their records.
+    """
+
+    a: np.ndarray  # int64 (P,)
+    b: np.ndarray  # int64 (P,)
+    similarity: np.ndarray  # float32 (P,)
+
+    def __post_init__(self) -> None:
+        a, b = np.asarray(self.a, np.int64), np.asarray(self.b, np.int64)
+        s = np.asarray(self.similarity, np.float32)
+        if not a.shape == b.shape == s.shape or a.ndim != 1:
+            raise ValueError(f"pair columns differ in shape: {a.shape}, {b.shape}, {s.shape}")
+        object.__setattr__(self, "a", a)
+        object.__setattr__(self, "b", b)
+        object.__setattr__(self, "similarity", s)
+
+    @classmethod
+    def empty(cls) -> Pairs:
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def select(self, rows: np.ndarray) -> Pairs:
+        """The pairs at ``rows`` (a boolean mask or positions), in that order."""
+        return Pairs(self.a[rows], self.b[rows], self.similarity[rows])
+
+    def matches(self, files: Sequence[ImageRecord]) -> tuple[Match, ...]:
+        """Every pair as a ``Match`` of the two records (similarity rounded to 6 places, as reported)."""
+        return tuple(
+            Match(files[a], files[b], round(s, 6))
+            for a, b, s in zip(self.a.tolist(), self.b.tolist(), self.similarity.tolist(), strict=True)
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Pairs):
+            return NotImplemented
+        return all(
+            np.array_equal(x, y)
+            for x, y in ((self.a, other.a), (self.b, other.b), (self.similarity, other.similarity))
+        )
+
+    __hash__ = None  # mutable arrays inside: not a dict key
 
 
 @dataclass(frozen=True)
 class Member:
-    index: int  # into ScanResult.files
+    """One file of a group, with its similarity to the group's best copy."""
+
+    file: ImageRecord
     similarity: float  # to the group's best copy (1.0 for the best copy itself)
     identical: bool = False  # byte-identical to another member of the group (an exact copy)
 
@@ -63,8 +120,14 @@ class Group:
     reclaimable: int  # bytes freed by removing all but the best copy
 
     @property
-    def indices(self) -> list[int]:
-        return [m.index for m in self.members]
+    def files(self) -> tuple[ImageRecord, ...]:
+        """The members' records, best copy first."""
+        return tuple(m.file for m in self.members)
+
+    @property
+    def paths(self) -> list[str]:
+        """The members' paths, best copy first."""
+        return [m.file.path for m in self.members]
 
 
 @dataclass(frozen=True)
@@ -75,6 +138,8 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class ScanResult:
+    """What a scan found, grouped at one threshold (``Library.result``)."""
+
     files: tuple[ImageRecord, ...]
     groups: tuple[Group, ...]
     pairs: tuple[Match, ...]  # confirmed pairs at or above ``threshold``

@@ -102,11 +102,10 @@ def find_images(
     image ("" for no), so that a rescan reads nothing but ``stat``; it returns None when it does not know.
     """
     options = options or ScanOptions()
-    out = Walk()
-    seen: set[tuple[int, int]] = set()  # (st_dev, st_ino) of files: a file reached twice counts once
-    dirs_seen: set[tuple[int, int]] = set()  # of folders: no symlink loops
+    finder = _Finder(options, sniffed)
+    out = finder.out
+    dirs_seen: set[tuple[int, int]] = set()  # (st_dev, st_ino) of folders: no symlink loops
     stack: list[str] = []
-    sniff_results = out.sniffed
     for root in roots:
         root = os.path.abspath(os.fspath(root))
         try:
@@ -122,9 +121,7 @@ def find_images(
         elif not stat.S_ISREG(st.st_mode):
             out.problems.append(Problem(root, "not a regular file (device, pipe or socket)"))
         else:
-            _consider(
-                root, os.path.basename(root), st, options, out, seen, sniffed, sniff_results, explicit=True
-            )
+            finder.consider(root, os.path.basename(root), st, explicit=True)
 
     while stack:
         cancel.raise_if_cancelled()
@@ -163,7 +160,7 @@ def find_images(
             if stat.S_ISDIR(st.st_mode):
                 subdirs.append(path)
             elif stat.S_ISREG(st.st_mode):
-                _consider(path, name, st, options, out, seen, sniffed, sniff_results)
+                finder.consider(path, name, st)
             elif os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:  # a pipe or device named like a photo
                 out.problems.append(Problem(path, "not a regular file (pipe, device or socket)"))
         stack.extend(reversed(subdirs))
@@ -171,33 +168,48 @@ def find_images(
     return out
 
 
-def _consider(path, name, st, options, out, seen, sniffed, sniff_results, explicit=False) -> None:
-    key = (st.st_dev, st.st_ino)
-    if key in seen:
-        return
-    ext = os.path.splitext(name)[1].lower()
-    if options.include and not any(fnmatch.fnmatch(name, p) for p in options.include):
-        return
-    if ext not in IMAGE_EXTENSIONS:
-        if ext in _SKIP_EXTENSIONS and not explicit:
+@dataclass
+class _Finder:
+    """One walk's findings, and the rules a regular file must pass to be one of them."""
+
+    options: ScanOptions
+    sniffed: Callable[[str, int, int], str | None] | None  # a cached content verdict, see ``find_images``
+    out: Walk = field(default_factory=Walk)
+    seen: set[tuple[int, int]] = field(
+        default_factory=set
+    )  # (st_dev, st_ino): a file reached twice counts once
+
+    def consider(self, path: str, name: str, st: os.stat_result, *, explicit: bool = False) -> None:
+        """Add the regular file ``path`` (named ``name``, stat ``st``) if it is an image the options want.
+
+        ``explicit``: the person named this file (not found in a folder): say why it is not used."""
+        options, out = self.options, self.out
+        key = (st.st_dev, st.st_ino)
+        if key in self.seen:
             return
-        kind = sniffed(path, st.st_size, st.st_mtime_ns) if sniffed else None
-        if kind is None:
-            try:
-                with open_regular(path) as fh:
-                    kind = sniff(fh.read(16)) or ""
-            except DecodeError as e:
-                out.problems.append(Problem(path, f"cannot read: {e}"))
+        ext = os.path.splitext(name)[1].lower()
+        if options.include and not any(fnmatch.fnmatch(name, p) for p in options.include):
+            return
+        if ext not in IMAGE_EXTENSIONS:
+            if ext in _SKIP_EXTENSIONS and not explicit:
                 return
-            sniff_results[path] = kind
-        if not kind:
-            if explicit:
-                out.problems.append(Problem(path, "not a recognised image format"))
+            kind = self.sniffed(path, st.st_size, st.st_mtime_ns) if self.sniffed else None
+            if kind is None:
+                try:
+                    with open_regular(path) as fh:
+                        kind = sniff(fh.read(16)) or ""
+                except DecodeError as e:
+                    out.problems.append(Problem(path, f"cannot read: {e}"))
+                    return
+                out.sniffed[path] = kind
+            if not kind:
+                if explicit:
+                    out.problems.append(Problem(path, "not a recognised image format"))
+                return
+        self.seen.add(key)
+        if st.st_size == 0:
+            out.problems.append(Problem(path, "empty file (0 bytes)"))
             return
-    seen.add(key)
-    if st.st_size == 0:
-        out.problems.append(Problem(path, "empty file (0 bytes)"))
-        return
-    if st.st_size < options.min_size:
-        return
-    out.files.append(FoundFile(path, st.st_size, st.st_mtime_ns))
+        if st.st_size < options.min_size:
+            return
+        out.files.append(FoundFile(path, st.st_size, st.st_mtime_ns))

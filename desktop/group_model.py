@@ -51,14 +51,13 @@ class GroupListModel(QAbstractListModel):
         return self._groups()[row]
 
     def records(self, row: int) -> list[ImageRecord]:
-        res = self._result
-        return [res.files[m.index] for m in self._groups()[row].members] if res else []
+        return list(self._groups()[row].files) if self._result else []
 
     def row_of(self, path: str) -> int | None:
         if self._result is None:
             return None
         for row, g in enumerate(self._groups()):
-            if any(self._result.files[m.index].path == path for m in g.members):
+            if path in g.paths:
                 return row
         return None
 
@@ -72,12 +71,12 @@ class GroupListModel(QAbstractListModel):
             return None
         g = self._groups()[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            name = os.path.basename(self._result.files[g.members[0].index].path)
+            name = os.path.basename(g.members[0].file.path)
             return f"{name} · {' · '.join(self._summary(g))}"
         if role == SummaryRole:
             return self._summary(g)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return "\n".join(self._result.files[m.index].path for m in g.members)
+            return "\n".join(g.paths)
         if role == GroupRole:
             return g
         if role == RecordsRole:

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from core.errors import LookalikeError
 from core.results import Problem
-from desktop.autoselect import RULES, in_folders
+from core.selection import RULES, in_folders
 from desktop.banner import ResultBanner, describe
 from desktop.compare_pane import ComparePane
 from desktop.error_dialog import ErrorDialog
@@ -748,12 +748,12 @@ class MainWindow(QMainWindow):
         self.settings.set_blob("geometry", self.saveGeometry())
         self.settings.set_blob("state", self.saveState())
         self.settings.set_blob("splitter", self.splitter.saveState())
-        self.settings.q.sync()
+        self.settings.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_layout()
         self.session.cancel()
-        self.thumbs.pool.clear()
+        self.thumbs.stop()
         super().closeEvent(event)
 
     def select_group(self, row: int) -> None:

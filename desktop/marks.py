@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from PySide6.QtCore import QObject, Signal
 
 from core.results import ScanResult
-from desktop.autoselect import in_folders
+from core.selection import in_folders
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class Marks(QObject):
         self._sizes.clear()
         if result is not None:
             for g in result.groups:
-                paths = [result.files[m.index].path for m in g.members]
+                paths = g.paths
                 for p in paths:
                     self._groups[p] = paths
             self._sizes = {f.path: f.size for f in result.files}

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
@@ -18,10 +19,11 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 from core.actions import ActionResult, Journal, remove_files, undo
 from core.engine import Engine, Library
 from core.errors import ActionError
+from core.progress import CancelToken, ProgressFn
 from core.report import scan_json, write_csv, write_json
-from core.results import ScanResult
+from core.results import Group, ImageRecord, ScanResult
 from core.scan import ScanOptions
-from desktop.autoselect import choose
+from core.selection import choose
 from desktop.marks import Marks
 from desktop.workers import Task, TaskRunner
 
@@ -65,6 +67,12 @@ class Session(QObject):
         self.options = ScanOptions()
         self._scan_task: Task | None = None
         self._action_task: Task | None = None
+        self._similar_paths: dict[object, str] = {}  # a find-similar task's signals -> its query path
+        # "Not a duplicate" decisions waiting to be written to the cache, in the order they were made:
+        # (forget, pairs). Written in workers, one at a time, so an Undo never lands before its mark.
+        self._ignored_writes: deque[tuple[bool, list[tuple[str, str]]]] = deque()
+        self._ignored_queue_lock = threading.Lock()
+        self._ignored_write_lock = threading.Lock()
 
     # -- the engine, made on first use (in a worker: loading the model is not the GUI thread's job) ----------
     def engine(self) -> Engine:
@@ -120,8 +128,12 @@ class Session(QObject):
         self.runner.start(task)
         return True
 
-    def _scan_work(self, folders, options, *, progress, cancel) -> Library:
+    def _scan_work(
+        self, folders: list[str], options: ScanOptions, *, progress: ProgressFn, cancel: CancelToken
+    ) -> Library:
         progress(0, 0, "Loading the model")
+        with self._ignored_write_lock:  # "not a duplicate" decisions made so far are in the cache it reads
+            self._apply_ignored_writes()
         return self.engine().scan(folders, options, progress=progress, cancel=cancel)
 
     def cancel(self) -> None:
@@ -196,7 +208,7 @@ class Session(QObject):
         pairs = sorted({tuple(sorted(p)) for p in pairs if p[0] != p[1]})
         if self.library is None or not pairs:
             return []
-        self.engine().mark_not_duplicate(pairs)
+        self._write_ignored(forget=False, pairs=pairs)
         self.library.ignored.update(pairs)
         self._regroup()
         self.message.emit(f"Remembered {len(pairs)} pair(s) as not duplicates.")
@@ -205,7 +217,7 @@ class Session(QObject):
     def forget_not_duplicate(self, pairs: list[tuple[str, str]]) -> None:
         """Take pairs off the "not a duplicate" list: they group again as the engine sees them."""
         pairs = [tuple(sorted(p)) for p in pairs]
-        self.engine().forget_not_duplicate(pairs)
+        self._write_ignored(forget=True, pairs=pairs)
         if self.library is not None:
             self.library.ignored.difference_update(pairs)
             self._regroup()
@@ -214,7 +226,30 @@ class Session(QObject):
     def ignored_pairs(self) -> list[tuple[str, str]]:
         """Every pair marked "not a duplicate", in the cache (all scans) and in this library."""
         pairs = set(self.library.ignored) if self.library is not None else set()
-        return sorted(pairs | self.engine().not_duplicate_pairs())
+        with self._ignored_write_lock:  # the decisions made so far are in the cache before it is read
+            self._apply_ignored_writes()
+            return sorted(pairs | self.engine().not_duplicate_pairs())
+
+    def _write_ignored(self, *, forget: bool, pairs: list[tuple[str, str]]) -> None:
+        """Queue a "not a duplicate" decision for the cache and write it in a worker (the GUI thread never
+        writes the cache)."""
+        with self._ignored_queue_lock:
+            self._ignored_writes.append((forget, list(pairs)))
+        self.runner.start(Task(self._ignored_work, name="not a duplicate"))
+
+    def _ignored_work(self, *, progress: ProgressFn, cancel: CancelToken) -> None:
+        with self._ignored_write_lock:
+            self._apply_ignored_writes()
+
+    def _apply_ignored_writes(self) -> None:
+        """Write every queued decision, oldest first (called with ``_ignored_write_lock`` held)."""
+        while True:
+            with self._ignored_queue_lock:
+                if not self._ignored_writes:
+                    return
+                forget, pairs = self._ignored_writes.popleft()
+            engine = self.engine()
+            (engine.forget_not_duplicate if forget else engine.mark_not_duplicate)(pairs)
 
     def auto_select(self, rule: str) -> None:
         """Mark by ``rule`` in the duplicate groups only: similar shots are other captures, never marked."""
@@ -233,19 +268,27 @@ class Session(QObject):
         try:
             from core.actions import check_plan
 
-            check_plan(res.groups, res.files, marked, on_disk=False)  # the worker re-checks against the disk
+            check_plan(res.groups, marked, on_disk=False)  # the worker re-checks against the disk
         except ActionError as e:
             self.message.emit(str(e))
             return False
-        task = Task(self._act_work, targets, res.groups, res.files, mode, dest, name=mode)
+        task = Task(self._act_work, targets, res.groups, mode, dest, name=mode)
         return self._start_action(task)
 
-    def _act_work(self, targets, groups, files, mode, dest, *, progress, cancel) -> ActionResult:
+    def _act_work(
+        self,
+        targets: list[ImageRecord],
+        groups: Sequence[Group],
+        mode: str,
+        dest: str | None,
+        *,
+        progress: ProgressFn,
+        cancel: CancelToken,
+    ) -> ActionResult:
         progress(0, len(targets), "Moving to the trash" if mode == "trash" else f"Moving to {dest}")
         return remove_files(
             targets,
             groups=groups,
-            files=files,
             mode=mode,
             dest=dest,
             journal=self.journal,
@@ -309,25 +352,26 @@ class Session(QObject):
             self.message.emit("Scan a folder first: similar photos are looked for among the scanned ones.")
             return False
         task = Task(self._similar_work, self.library, path, top, name="find similar")
+        self._similar_paths[task.signals] = path
         task.signals.finished.connect(self._similar_done, Qt.ConnectionType.QueuedConnection)
+        task.signals.failed.connect(self._similar_failed, Qt.ConnectionType.QueuedConnection)
         self.similar_started.emit(path)
         self.runner.start(task)
         return True
 
-    def _similar_work(self, library, path, top, *, progress, cancel):
-        try:
-            return path, self.engine().find_similar(library, path, top=top)
-        except Exception as e:  # noqa: BLE001 - an unreadable query file is said in the pane, not a crash
-            log.warning("find similar to %s failed: %s", path, e)
-            return path, str(e) or type(e).__name__
+    def _similar_work(
+        self, library: Library, path: str, top: int, *, progress: ProgressFn, cancel: CancelToken
+    ) -> list[tuple[str, float]]:
+        return self.engine().find_similar(library, path, top=top)
 
     @Slot(object)
-    def _similar_done(self, out) -> None:
-        path, matches = out
-        if isinstance(matches, str):
-            self.similar_failed.emit(path, matches)
-        else:
-            self.similar_ready.emit(path, matches)
+    def _similar_done(self, matches: list[tuple[str, float]]) -> None:
+        self.similar_ready.emit(self._similar_paths.pop(self.sender(), ""), matches)
+
+    @Slot(str, str)
+    def _similar_failed(self, message: str, details: str) -> None:
+        # An unreadable query file is said in the pane, not in a crash dialog.
+        self.similar_failed.emit(self._similar_paths.pop(self.sender(), ""), message)
 
     # -- export
     # -------------------------------------------------------------------------------------------------

@@ -37,10 +37,10 @@ class Settings:
     """Typed access to the app's QSettings."""
 
     def __init__(self, qsettings: QSettings | None = None) -> None:
-        self.q = qsettings or QSettings(ORG, APP)
+        self._q = qsettings or QSettings(ORG, APP)
 
     def load_scan(self) -> ScanSettings:
-        q = self.q
+        q = self._q
         return ScanSettings(
             folders=_list(q.value("scan/folders")),
             reference=_list(q.value("scan/reference")),
@@ -51,32 +51,36 @@ class Settings:
 
     def save_scan(self, s: ScanSettings) -> None:
         for key in ("folders", "reference", "include", "exclude"):
-            self.q.setValue(f"scan/{key}", list(getattr(s, key)))
-        self.q.setValue("scan/min_size_kb", int(s.min_size_kb))
-        self.q.sync()
+            self._q.setValue(f"scan/{key}", list(getattr(s, key)))
+        self._q.setValue("scan/min_size_kb", int(s.min_size_kb))
+        self._q.sync()
 
     def strictness(self, default: float) -> float:
-        return float(self.q.value("view/threshold", default))
+        return float(self._q.value("view/threshold", default))
 
     def set_strictness(self, value: float) -> None:
-        self.q.setValue("view/threshold", float(value))
+        self._q.setValue("view/threshold", float(value))
 
     def stored_strictness(self) -> float | None:
         """The duplicates' strictness chosen last time (None: never chosen)."""
-        v = self.q.value("view/threshold")
+        v = self._q.value("view/threshold")
         return None if v is None else float(v)
 
     def similar_strictness(self) -> float | None:
         """The similar shots' strictness chosen last time (None: never chosen, the library's floor)."""
-        v = self.q.value("view/similar_threshold")
+        v = self._q.value("view/similar_threshold")
         return None if v is None else float(v)
 
     def set_similar_strictness(self, value: float) -> None:
-        self.q.setValue("view/similar_threshold", float(value))
+        self._q.setValue("view/similar_threshold", float(value))
 
     def blob(self, key: str) -> QByteArray | None:
-        v = self.q.value(f"layout/{key}")
+        v = self._q.value(f"layout/{key}")
         return v if isinstance(v, QByteArray) else None
 
     def set_blob(self, key: str, value: QByteArray) -> None:
-        self.q.setValue(f"layout/{key}", value)
+        self._q.setValue(f"layout/{key}", value)
+
+    def sync(self) -> None:
+        """Write what changed to disk now (Qt otherwise writes it later, or at exit)."""
+        self._q.sync()

@@ -59,8 +59,8 @@ class ThumbnailCache(QObject):
         super().__init__(parent)
         self.side = side
         self.capacity = capacity
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(threads)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(threads)
         self._cache: OrderedDict[str, QPixmap] = OrderedDict()
         self._pending: set[str] = set()
         self._failed: set[str] = set()
@@ -77,7 +77,7 @@ class ThumbnailCache(QObject):
         if path not in self._pending and path not in self._failed:
             self._pending.add(path)
             # QThreadPool runs higher priorities first: the latest request (on screen now) wins.
-            self.pool.start(_Load(path, self.side, self._signals), next(self._order) % 2_000_000_000)
+            self._pool.start(_Load(path, self.side, self._signals), next(self._order) % 2_000_000_000)
         return None
 
     def failed(self, path: str) -> bool:
@@ -85,13 +85,17 @@ class ThumbnailCache(QObject):
 
     def forget(self) -> None:
         """Drop every cached thumbnail (files changed on disk)."""
-        self.pool.clear()
+        self._pool.clear()
         self._cache.clear()
         self._pending.clear()
         self._failed.clear()
 
+    def stop(self) -> None:
+        """Drop the loads not started yet (the window is closing)."""
+        self._pool.clear()
+
     def wait(self, msecs: int = 10_000) -> bool:
-        return self.pool.waitForDone(msecs)
+        return self._pool.waitForDone(msecs)
 
     @Slot(str, QImage)
     def _loaded(self, path: str, image: QImage) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 
-from core.errors import Cancelled
+from core.errors import Cancelled, LookalikeError
 from core.progress import CancelToken
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,9 @@ class Task(QRunnable):
         except Cancelled:
             log.info("%s cancelled", self.name)
             self.signals.cancelled.emit()
+        except LookalikeError as e:  # the engine's own refusal (an unreadable file, an unsafe action): no bug
+            log.warning("%s failed: %s", self.name, e)
+            self.signals.failed.emit(str(e) or type(e).__name__, traceback.format_exc())
         except Exception as e:  # noqa: BLE001 - reported to the GUI thread, which shows it
             log.exception("%s failed", self.name)
             self.signals.failed.emit(str(e) or type(e).__name__, traceback.format_exc())

@@ -15,17 +15,18 @@ import os
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 from core.engine import Engine
+from core.results import Group
 from training.pairset import DATASETS, shot_split
 
 
-def _pairs(result, groups) -> set[frozenset[str]]:
+def _pairs(groups: Sequence[Group]) -> set[frozenset[str]]:
     out = set()
     for g in groups:
-        paths = [result.files[m.index].path for m in g.members]
-        out |= {frozenset(p) for p in itertools.combinations(paths, 2)}
+        out |= {frozenset(p) for p in itertools.combinations(g.paths, 2)}
     return out
 
 
@@ -36,7 +37,7 @@ def evaluate(shots: Path, cache_dir: Path | None = None) -> dict:
     lib = engine.scan([shots / "images"])
     seconds = time.perf_counter() - t0
     result = lib.result(engine.default_threshold(), lib.floor)
-    dup, similar = _pairs(result, result.groups), _pairs(result, result.similar_groups)
+    dup, similar = _pairs(result.groups), _pairs(result.similar_groups)
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])  # pairs, in dup, in similar
     for name, g in groups.items():
         paths = [str(shots / "images" / name / f) for f in g["files"]]

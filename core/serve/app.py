@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.errors import DecodeError
 from core.serve.service import BadImage, Service
@@ -63,7 +64,7 @@ class Guard:
     as soon as the bound is passed: whatever the app would have answered then becomes the 413.
     """
 
-    def __init__(self, app, token: str | None, max_upload: int, cors: bool) -> None:
+    def __init__(self, app: ASGIApp, token: str | None, max_upload: int, cors: bool) -> None:
         self.app = app
         self.expected = f"Bearer {token}".encode() if token else None
         self.max_upload = max_upload
@@ -72,7 +73,7 @@ class Guard:
     def _limit(self, path: str) -> int:
         return _BODY_LIMITS.get(path, 0) * self.max_upload + _FORM_OVERHEAD
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -30,7 +30,7 @@ def _copies(folder, stem: str, n: int) -> list[ImageRecord]:
 @pytest.fixture
 def three(tmp_path):
     files = _copies(tmp_path / "photos", "p", 3)
-    group = Group((Member(0, 1.0), Member(1, 0.99), Member(2, 0.98)), True, 2)
+    group = Group((Member(files[0], 1.0), Member(files[1], 0.99), Member(files[2], 0.98)), True, 2)
     return files, [group], Journal(tmp_path / "journal.sqlite3")
 
 
@@ -38,7 +38,7 @@ def test_trash_and_undo(three):
     files, groups, journal = three
     original = files[1].path
     content = open(original, "rb").read()
-    res = remove_files([files[1], files[2]], groups=groups, files=files, journal=journal)
+    res = remove_files([files[1], files[2]], groups=groups, journal=journal)
     assert res.done == (files[1].path, files[2].path) and not res.problems
     assert not os.path.exists(original)
     trash = os.path.join(os.environ["XDG_DATA_HOME"], "Trash", "files")
@@ -53,7 +53,7 @@ def test_trash_and_undo(three):
 def test_move_and_undo(three, tmp_path):
     files, groups, journal = three
     dest = tmp_path / "moved"
-    res = remove_files([files[0]], groups=groups, files=files, mode="move", dest=dest, journal=journal)
+    res = remove_files([files[0]], groups=groups, mode="move", dest=dest, journal=journal)
     assert res.done == (files[0].path,) and (dest / "p0.jpg").exists()
     undo(res.action_id, journal=journal)
     assert os.path.exists(files[0].path) and not (dest / "p0.jpg").exists()
@@ -62,23 +62,23 @@ def test_move_and_undo(three, tmp_path):
 def test_never_every_copy(three):
     files, groups, journal = three
     with pytest.raises(ActionError):
-        remove_files(files, groups=groups, files=files, journal=journal)
+        remove_files(files, groups=groups, journal=journal)
     assert all(os.path.exists(f.path) for f in files)
-    check_plan(groups, files, [files[0].path, files[1].path])  # one left: fine
+    check_plan(groups, [files[0].path, files[1].path])  # one left: fine
 
 
 def test_changed_file_is_skipped(three):
     files, groups, journal = three
     with open(files[2].path, "ab") as fh:
         fh.write(b"changed")
-    res = remove_files([files[2]], groups=groups, files=files, journal=journal)
+    res = remove_files([files[2]], groups=groups, journal=journal)
     assert res.done == () and "changed since the scan" in res.problems[0].reason
     assert os.path.exists(files[2].path)
 
 
 def test_undo_does_not_overwrite(three):
     files, groups, journal = three
-    remove_files([files[1]], groups=groups, files=files, journal=journal)
+    remove_files([files[1]], groups=groups, journal=journal)
     shutil.copy(DATA / "cmyk.jpg", files[1].path)  # a new file took the place
     res = undo(journal=journal)
     assert res.done == () and "already exists" in res.problems[0].reason
@@ -89,10 +89,10 @@ def test_trash_and_undo_a_name_that_is_not_utf8(tmp_path):
 
     paths = make_odd_names(tmp_path / "odd")
     files = [_record(p) for p in paths]
-    group = Group((Member(0, 1.0), Member(1, 0.99)), False, files[1].size)
+    group = Group((Member(files[0], 1.0), Member(files[1], 0.99)), False, files[1].size)
     journal = Journal(tmp_path / "j.sqlite3")
     victim = files[-1]
-    res = remove_files([victim], groups=[group], files=files, journal=journal)
+    res = remove_files([victim], groups=[group], journal=journal)
     assert res.done == (victim.path,) and not os.path.exists(victim.path)
     back = undo(journal=journal)
     assert back.done == (victim.path,) and os.path.exists(victim.path)
@@ -103,18 +103,18 @@ def test_trash_and_undo_a_name_that_is_not_utf8(tmp_path):
 @pytest.fixture
 def four(tmp_path):
     files = _copies(tmp_path / "lib", "c", 4)
-    group = Group(tuple(Member(k, 1.0 - k / 100) for k in range(4)), True, 3 * files[0].size)
+    group = Group(tuple(Member(files[k], 1.0 - k / 100) for k in range(4)), True, 3 * files[0].size)
     return files, [group], Journal(tmp_path / "journal.sqlite3")
 
 
 def test_a_stale_result_cannot_remove_the_last_copies(four):
     files, groups, journal = four
-    first = remove_files(files[2:], groups=groups, files=files, journal=journal)
+    first = remove_files(files[2:], groups=groups, journal=journal)
     assert first.done == (files[2].path, files[3].path)
     with pytest.raises(ActionError, match="no other copy"):
-        check_plan(groups, files, [files[0].path, files[1].path])
+        check_plan(groups, [files[0].path, files[1].path])
     with pytest.raises(ActionError, match="no other copy"):
-        remove_files(files[:2], groups=groups, files=files, journal=journal)  # the same, now stale, result
+        remove_files(files[:2], groups=groups, journal=journal)  # the same, now stale, result
     assert os.path.exists(files[0].path) and os.path.exists(files[1].path)
     assert journal.last_undoable() == first.action_id
 
@@ -128,8 +128,11 @@ def test_a_changed_or_linked_keeper_does_not_count(four):
     os.remove(files[3].path)
     os.link(files[0].path, files[3].path)  # neither is a second name of the same file
     files = [*files[:2], _record(files[2].path), _record(files[3].path)]  # as a scan would see them now
+    groups = [
+        Group(tuple(Member(f, m.similarity) for f, m in zip(files, groups[0].members, strict=True)), True, 0)
+    ]
     with pytest.raises(ActionError, match="no other copy"):
-        remove_files([files[0]], groups=groups, files=files, journal=journal)
+        remove_files([files[0]], groups=groups, journal=journal)
     assert os.path.exists(files[0].path)
 
 
@@ -138,7 +141,6 @@ def test_moving_a_file_into_its_own_folder_is_refused(three):
     res = remove_files(
         [files[0]],
         groups=groups,
-        files=files,
         mode="move",
         dest=os.path.dirname(files[0].path),
         journal=journal,
@@ -171,14 +173,14 @@ def _pair(tmp_path, name="b.jpg", data=None):
         else:
             p.write_bytes(data)
     files = [_record(p) for p in paths]
-    return files, [Group((Member(0, 1.0), Member(1, 1.0)), True, files[1].size)]
+    return files, [Group((Member(files[0], 1.0), Member(files[1], 1.0)), True, files[1].size)]
 
 
 def test_undo_never_restores_an_unrelated_file_from_the_trash(tmp_path):
     _empty_trash()
     files, groups = _pair(tmp_path)
     journal = Journal(tmp_path / "j.sqlite3")
-    remove_files([files[1]], groups=groups, files=files, journal=journal)
+    remove_files([files[1]], groups=groups, journal=journal)
     _empty_trash()  # the user empties the trash ...
     other = tmp_path / "other" / "b.jpg"  # ... and a file manager trashes an unrelated b.jpg
     other.parent.mkdir()
@@ -197,7 +199,7 @@ def test_undo_never_restores_an_unrelated_file_from_the_trash(tmp_path):
 def test_undo_never_restores_a_file_that_changed_in_the_trash(tmp_path):
     files, groups = _pair(tmp_path, "same-size.jpg", b"A" * 1000)
     journal = Journal(tmp_path / "j.sqlite3")
-    remove_files([files[1]], groups=groups, files=files, journal=journal)
+    remove_files([files[1]], groups=groups, journal=journal)
     held = os.path.join(_trash_dir(), "files", "same-size.jpg")
     with open(held, "r+b") as fh:  # same size, other bytes
         fh.write(b"B")
@@ -209,7 +211,7 @@ def test_undo_never_restores_a_file_that_changed_in_the_trash(tmp_path):
 def test_undo_of_a_move_checks_the_moved_file(tmp_path):
     files, groups = _pair(tmp_path, "m.jpg", b"A" * 1000)
     journal = Journal(tmp_path / "j.sqlite3")
-    remove_files([files[1]], groups=groups, files=files, mode="move", dest=tmp_path / "out", journal=journal)
+    remove_files([files[1]], groups=groups, mode="move", dest=tmp_path / "out", journal=journal)
     (tmp_path / "out" / "m.jpg").write_bytes(b"B" * 1000)  # another file took its name there
     res = undo(journal=journal)
     assert res.done == () and res.problems and not os.path.lexists(files[1].path)
@@ -218,7 +220,7 @@ def test_undo_of_a_move_checks_the_moved_file(tmp_path):
 def test_undo_does_not_replace_a_dangling_symlink(tmp_path):
     files, groups = _pair(tmp_path, "d.jpg")
     journal = Journal(tmp_path / "j.sqlite3")
-    remove_files([files[1]], groups=groups, files=files, journal=journal)
+    remove_files([files[1]], groups=groups, journal=journal)
     os.symlink(tmp_path / "nowhere.jpg", files[1].path)
     res = undo(journal=journal)
     assert res.done == () and "already exists" in res.problems[0].reason
@@ -234,7 +236,7 @@ class _Crash(BaseException):
 def test_a_crash_mid_action_leaves_the_interrupted_action_undoable(tmp_path, monkeypatch):
     earlier_files, earlier_groups = _pair(tmp_path, "earlier.jpg")
     journal = Journal(tmp_path / "j.sqlite3")
-    earlier = remove_files([earlier_files[1]], groups=earlier_groups, files=earlier_files, journal=journal)
+    earlier = remove_files([earlier_files[1]], groups=earlier_groups, journal=journal)
     lib = tmp_path / "lib"
     keep = _record(tmp_path / "keep" / "earlier.jpg")
     targets = []
@@ -242,7 +244,7 @@ def test_a_crash_mid_action_leaves_the_interrupted_action_undoable(tmp_path, mon
         shutil.copy(DATA / "ok.jpg", lib / f"x{k}.jpg")
         targets.append(_record(lib / f"x{k}.jpg"))
     files = [keep, *targets]
-    groups = [Group(tuple(Member(k, 1.0) for k in range(6)), True, 0)]
+    groups = [Group(tuple(Member(files[k], 1.0) for k in range(6)), True, 0)]
     moves = {"n": 0}
 
     def crash_on_the_fourth(real):
@@ -257,7 +259,7 @@ def test_a_crash_mid_action_leaves_the_interrupted_action_undoable(tmp_path, mon
     monkeypatch.setattr(os, "rename", crash_on_the_fourth(os.rename))
     monkeypatch.setattr(os, "link", crash_on_the_fourth(os.link))
     with pytest.raises(_Crash):
-        remove_files(targets, groups=groups, files=files, journal=journal)
+        remove_files(targets, groups=groups, journal=journal)
     monkeypatch.undo()
     gone = [t.path for t in targets if not os.path.exists(t.path)]
     assert len(gone) == 3
@@ -329,7 +331,7 @@ def test_trashing_never_reads_the_other_entries_of_the_trash(tmp_path, monkeypat
         shutil.copy(DATA / "ok.jpg", tmp_path / "lib" / f"t{k}.jpg")
         targets.append(_record(tmp_path / "lib" / f"t{k}.jpg"))
     files = [files[0], *targets]
-    groups = [Group(tuple(Member(k, 1.0) for k in range(len(files))), True, 0)]
+    groups = [Group(tuple(Member(files[k], 1.0) for k in range(len(files))), True, 0)]
     touched = []
 
     def spy(real, kind):
@@ -346,7 +348,7 @@ def test_trashing_never_reads_the_other_entries_of_the_trash(tmp_path, monkeypat
     monkeypatch.setattr(builtins, "open", spy(builtins.open, "read"))
     monkeypatch.setattr(io, "open", spy(io.open, "read"))
     monkeypatch.setattr(os, "open", spy(os.open, "read"))
-    res = remove_files(targets, groups=groups, files=files, journal=Journal(tmp_path / "j.sqlite3"))
+    res = remove_files(targets, groups=groups, journal=Journal(tmp_path / "j.sqlite3"))
     assert len(res.done) == 20
     assert touched == []
     monkeypatch.undo()
@@ -364,8 +366,8 @@ def test_trash_entries_follow_the_spec_and_same_names_do_not_mix(tmp_path):
     a, groups_a = _pair(tmp_path / "a", "same name.jpg")
     b, groups_b = _pair(tmp_path / "b", "same name.jpg", b"other bytes")
     journal = Journal(tmp_path / "j.sqlite3")
-    first = remove_files([a[1]], groups=groups_a, files=a, journal=journal)
-    remove_files([b[1]], groups=groups_b, files=b, journal=journal)
+    first = remove_files([a[1]], groups=groups_a, journal=journal)
+    remove_files([b[1]], groups=groups_b, journal=journal)
     info = open(os.path.join(_trash_dir(), "info", "same name 1.jpg.trashinfo")).read()
     assert info.startswith("[Trash Info]\n")
     assert f"Path={urllib.parse.quote(b[1].path)}\n" in info and "%20" in info
@@ -396,7 +398,7 @@ def test_a_file_on_another_volume_goes_to_that_volumes_trash(tmp_path, monkeypat
     )
     monkeypatch.setattr(actions, "_mount_point", lambda p: volume)
     journal = Journal(tmp_path / "j.sqlite3")
-    remove_files([files[1]], groups=groups, files=files, journal=journal)
+    remove_files([files[1]], groups=groups, journal=journal)
     trash = volume / ".Trash" / str(os.getuid()) if shared == "sticky" else volume / f".Trash-{os.getuid()}"
     assert os.listdir(trash / "files") == ["v.jpg"]
     assert "Path=lib/v.jpg\n" in (trash / "info" / "v.jpg.trashinfo").read_text()
@@ -412,7 +414,7 @@ def test_where_the_spec_cannot_be_followed_send2trash_does_it_and_undo_finds_it(
     files, groups = _pair(tmp_path, "fallback.jpg")
     monkeypatch.setattr(actions, "_trash_for", lambda path: None)
     journal = Journal(tmp_path / "j.sqlite3")
-    res = remove_files([files[1]], groups=groups, files=files, journal=journal)
+    res = remove_files([files[1]], groups=groups, journal=journal)
     assert res.done == (files[1].path,)
     kind, entries = journal.entries(res.action_id)
     assert entries[0].dest and entries[0].dest.endswith("fallback.jpg")
@@ -433,7 +435,7 @@ def test_cancel_stops_between_batches_and_keeps_what_was_done_undoable(tmp_path)
         shutil.copy(DATA / "ok.jpg", lib / f"n{k}.jpg")
         targets.append(_record(lib / f"n{k}.jpg"))
     files = [_record(lib / "keep.jpg"), *targets]
-    groups = [Group(tuple(Member(k, 1.0) for k in range(len(files))), True, 0)]
+    groups = [Group(tuple(Member(files[k], 1.0) for k in range(len(files))), True, 0)]
     token = CancelToken()
     journal = Journal(tmp_path / "j.sqlite3")
 
@@ -441,7 +443,7 @@ def test_cancel_stops_between_batches_and_keeps_what_was_done_undoable(tmp_path)
         if done == 10:
             token.cancel()
 
-    res = remove_files(targets, groups=groups, files=files, journal=journal, progress=progress, cancel=token)
+    res = remove_files(targets, groups=groups, journal=journal, progress=progress, cancel=token)
     assert 10 <= len(res.done) < 70  # the batch under way finishes; the next one never starts
     assert sum(os.path.exists(t.path) for t in targets) == 70 - len(res.done)
     assert len(undo(journal=journal).done) == len(res.done)
@@ -455,7 +457,7 @@ def test_undo_finds_the_file_trashed_again_under_another_name(tmp_path):
     _empty_trash()
     files, groups = _pair(tmp_path, "again.jpg")
     journal = Journal(tmp_path / "j.sqlite3")
-    remove_files([files[1]], groups=groups, files=files, journal=journal)
+    remove_files([files[1]], groups=groups, journal=journal)
     trash = _trash_dir()
     os.rename(os.path.join(trash, "files", "again.jpg"), files[1].path)  # restored by hand
     os.remove(os.path.join(trash, "info", "again.jpg.trashinfo"))

@@ -23,7 +23,7 @@ def test_an_upscaled_png_never_beats_thecamera_jpeg(tmp_path, engine_factory):
     engine = engine_factory()
     result = engine.scan([root]).result(engine.bundle.duplicate_threshold)
     (group,) = result.groups
-    assert os.path.basename(result.files[group.members[0].index].path) == "IMG_2041.jpg"
+    assert os.path.basename(group.members[0].file.path) == "IMG_2041.jpg"
 
 
 def test_the_rule_in_order():

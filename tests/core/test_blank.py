@@ -45,6 +45,6 @@ def test_blank_images_are_listed_apart_and_never_grouped(tmp_path, engine_factor
     for attempt in ("first scan", "from the cache"):
         result = engine.scan([tmp_path / "lib"]).result(engine.bundle.duplicate_threshold)
         assert sorted(os.path.basename(f.path) for f in result.blank) == names, attempt
-        grouped = {os.path.basename(result.files[m.index].path) for g in result.groups for m in g.members}
+        grouped = {os.path.basename(m.file.path) for g in result.groups for m in g.members}
         assert grouped == {"forest_path.jpg"}, attempt
         assert not result.problems

@@ -15,6 +15,7 @@ import pytest
 from helpers import copy_demo
 
 from core.cache import CachedEntry, EmbeddingCache
+from core.results import ImageRecord
 
 EXE = Path(sys.executable).with_name("lookalike")
 FILES = [
@@ -35,7 +36,7 @@ def entry(path: str) -> CachedEntry:
     import numpy as np
 
     v = np.ones(8, np.float32) / 8**0.5
-    return CachedEntry(path, 10, 20, 4, 3, "JPEG", None, v, v, None)
+    return CachedEntry(ImageRecord(path, 10, 20, 4, 3, "JPEG"), v, v)
 
 
 def test_a_full_disk_stops_writing_but_keeps_reading(tmp_path):

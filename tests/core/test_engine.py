@@ -16,9 +16,7 @@ from core.progress import CancelToken
 
 
 def _groups_rel(result, root):
-    return sorted(
-        sorted(os.path.relpath(result.files[m.index].path, root) for m in g.members) for g in result.groups
-    )
+    return sorted(sorted(os.path.relpath(m.file.path, root) for m in g.members) for g in result.groups)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +33,7 @@ def test_demo_groups_match_the_manifest(demo_scan, demo_manifest):
     expected = sorted(sorted(g) for g in demo_manifest["groups"])
     assert _groups_rel(result, root) == expected
     assert result.problems == ()
-    grouped = {os.path.relpath(result.files[m.index].path, root) for g in result.groups for m in g.members}
+    grouped = {os.path.relpath(m.file.path, root) for g in result.groups for m in g.members}
     assert not grouped & set(demo_manifest["distinct"])
 
 
@@ -45,25 +43,19 @@ def test_groups_are_sorted_and_best_copy_first(demo_scan):
     rec = [g.reclaimable for g in result.groups]
     assert rec == sorted(rec, reverse=True)
     for g in result.groups:
-        best = result.files[g.members[0].index]
+        best = g.members[0].file
         assert g.members[0].similarity == 1.0
-        assert all(best.pixels >= result.files[m.index].pixels for m in g.members)
-        assert g.reclaimable == sum(result.files[m.index].size for m in g.members[1:])
+        assert all(best.pixels >= m.file.pixels for m in g.members)
+        assert g.reclaimable == sum(m.file.size for m in g.members[1:])
         # Complete linkage: every pair inside a group is a confirmed pair.
-        pairs = {(p.a, p.b) for p in result.pairs}
-        idx = sorted(g.indices)
-        assert all((a, b) in pairs for k, a in enumerate(idx) for b in idx[k + 1 :])
+        pairs = {frozenset((p.a.path, p.b.path)) for p in result.pairs}
+        assert all(frozenset((a, b)) in pairs for k, a in enumerate(g.paths) for b in g.paths[k + 1 :])
 
 
 def test_exact_copies_are_marked(demo_scan):
     engine, root, lib = demo_scan
     result = lib.result(engine.bundle.duplicate_threshold)
-    identical = {
-        os.path.relpath(result.files[m.index].path, root)
-        for g in result.groups
-        for m in g.members
-        if m.identical
-    }
+    identical = {os.path.relpath(m.file.path, root) for g in result.groups for m in g.members if m.identical}
     assert "Backup/forest_path.jpg" in identical and "Backup/IMG_0412.jpg" in identical
     # A group made only of byte-identical files is an exact group.
     src = root / "Camera" / "orange_flower.jpg"
@@ -302,3 +294,19 @@ def test_a_model_folder_with_missing_manifest_keys_or_a_wrong_onnx_is_a_model_er
     embedder = Embedder(load_bundle(model), "cpu")
     with pytest.raises(ModelError, match="2 outputs|outputs"):
         embedder.embed_arrays(np.zeros((1, 224, 224, 3), np.uint8))
+
+
+def test_results_hold_their_records(demo_scan):
+    """A group's members and a result's pairs carry the scan's own records: no caller looks a file up."""
+    engine, _, lib = demo_scan
+    result = lib.result(engine.bundle.duplicate_threshold)
+    scanned = {id(f) for f in result.files}
+    members = [m for g in (*result.groups, *result.similar_groups) for m in g.members]
+    assert members and all(id(m.file) in scanned for m in members)
+    assert result.pairs and all(id(p.a) in scanned and id(p.b) in scanned for p in result.pairs)
+    # The pairs reported are the library's table rows at the threshold, in its order.
+    table = lib.pairs.select(lib.same & (lib.pairs.similarity >= result.threshold))
+    assert [(p.a.path, p.b.path) for p in result.pairs] == [
+        (lib.files[a].path, lib.files[b].path)
+        for a, b in zip(table.a.tolist(), table.b.tolist(), strict=True)
+    ]

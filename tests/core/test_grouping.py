@@ -7,12 +7,18 @@ import pytest
 
 from core.grouping import group_pairs
 from core.index import VectorIndex, annoy_pairs, candidate_pairs, exact_pairs
-from core.results import ImageRecord
+from core.results import ImageRecord, Pairs
 
 
 def _files(n, sizes=None):
     sizes = sizes or [1000 + k for k in range(n)]
     return [ImageRecord(f"/p/{k:03d}.jpg", sizes[k], k, 100, 100, "JPEG") for k in range(n)]
+
+
+def _at(files, group):
+    """The positions in ``files`` of a group's members, in the group's order."""
+    where = {f.path: k for k, f in enumerate(files)}
+    return [where[r.path] for r in group.files]
 
 
 def _unit(v):
@@ -24,11 +30,11 @@ def test_chain_is_not_merged():
     # A~B (0.95), B~C (0.95), A~C (0.80) at threshold 0.9: {A,B} or {B,C}, never {A,B,C}.
     files = _files(3)
     i, j, s = np.array([0, 1, 0]), np.array([1, 2, 2]), np.array([0.95, 0.96, 0.80], np.float32)
-    groups = group_pairs(files, i, j, s, 0.9)
-    assert len(groups) == 1 and sorted(groups[0].indices) == [1, 2]  # the stronger link wins
+    groups = group_pairs(files, Pairs(i, j, s), 0.9)
+    assert len(groups) == 1 and sorted(_at(files, groups[0])) == [1, 2]  # the stronger link wins
     # With A~C above the threshold too, they form one group.
     s2 = np.array([0.95, 0.96, 0.91], np.float32)
-    assert sorted(group_pairs(files, i, j, s2, 0.9)[0].indices) == [0, 1, 2]
+    assert sorted(_at(files, group_pairs(files, Pairs(i, j, s2), 0.9)[0])) == [0, 1, 2]
 
 
 def test_hand_computed_groups_and_order():
@@ -37,8 +43,8 @@ def test_hand_computed_groups_and_order():
     i = np.array([0, 2, 2, 3])
     j = np.array([1, 3, 4, 4])
     s = np.array([0.99, 0.97, 0.95, 0.96], np.float32)
-    groups = group_pairs(files, i, j, s, 0.9)
-    assert [g.indices for g in groups] == [[2, 3, 4], [0, 1]]
+    groups = group_pairs(files, Pairs(i, j, s), 0.9)
+    assert [_at(files, g) for g in groups] == [[2, 3, 4], [0, 1]]
     assert groups[0].reclaimable == 7000 and groups[1].reclaimable == 90
     assert groups[0].members[1].similarity == pytest.approx(0.97)
 
@@ -47,9 +53,7 @@ def test_ignored_pairs_are_dropped():
     files = _files(2)
     g = group_pairs(
         files,
-        np.array([0]),
-        np.array([1]),
-        np.array([0.99], np.float32),
+        Pairs(np.array([0]), np.array([1]), np.array([0.99], np.float32)),
         0.9,
         ignored={(files[0].path, files[1].path)},
     )
@@ -68,7 +72,8 @@ def _planted(n=3000, d=64, groups=200, seed=0):
 
 def test_exact_pairs_match_brute_force():
     v = _planted(500, 32, 40)
-    i, j, s = exact_pairs(v, 0.9, block=64)
+    p = exact_pairs(v, 0.9, block=64)
+    i, j, s = p.a, p.b, p.similarity
     sims = v @ v.T
     bi, bj = np.nonzero(np.triu(sims >= 0.9, 1))
     assert set(zip(i.tolist(), j.tolist(), strict=True)) == set(zip(bi.tolist(), bj.tolist(), strict=True))
@@ -77,19 +82,20 @@ def test_exact_pairs_match_brute_force():
 
 def test_annoy_recall_and_no_invented_pairs():
     v = _planted()
-    truth = set(zip(*exact_pairs(v, 0.9)[:2], strict=True))
-    i, j, s = annoy_pairs(VectorIndex(v), 0.9)
-    found = set(zip(i.tolist(), j.tolist(), strict=True))
+    exact = exact_pairs(v, 0.9)
+    truth = set(zip(exact.a.tolist(), exact.b.tolist(), strict=True))
+    p = annoy_pairs(VectorIndex(v), 0.9)
+    found = set(zip(p.a.tolist(), p.b.tolist(), strict=True))
     assert found <= truth  # confirmed by exact cosine: never invented
     assert len(found) / len(truth) >= 0.99
-    assert (s >= 0.9).all()
+    assert (p.similarity >= 0.9).all()
 
 
 def test_candidate_pairs_are_deterministic():
     v = _planted(800, 32, 50)
     a = candidate_pairs(v, 0.9, method="annoy")
     b = candidate_pairs(v, 0.9, method="annoy")
-    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert len(a) and a == b
 
 
 def test_big_group_is_not_cut_at_k():
@@ -97,8 +103,7 @@ def test_big_group_is_not_cut_at_k():
     src = _unit(rng.normal(size=64))
     burst = _unit(src + rng.normal(scale=0.05, size=(100, 64)) / 8)  # 100 near-identical shots
     v = np.vstack([burst, _unit(rng.normal(size=(400, 64)))])
-    i, j, _ = annoy_pairs(VectorIndex(v), 0.9, k=16)
-    assert len(i) == 100 * 99 // 2
+    assert len(annoy_pairs(VectorIndex(v), 0.9, k=16)) == 100 * 99 // 2
 
 
 def test_index_save_load_query(tmp_path):
@@ -118,17 +123,20 @@ def test_turned_pairs_and_merge():
     v = _unit(rng.normal(size=(6, 16)))
     turned = np.stack([_unit(v[4] + 0.01 * rng.normal(size=16)), _unit(rng.normal(size=16))])
     owner = np.array([1, 1])  # image 1's turned embeddings: the first looks like image 4
-    i, j, s = turned_pairs(v, turned, owner, 0.9)
-    assert list(zip(i.tolist(), j.tolist(), strict=True)) == [(1, 4)] and s[0] > 0.99
+    p = turned_pairs(v, turned, owner, 0.9)
+    assert list(zip(p.a.tolist(), p.b.tolist(), strict=True)) == [(1, 4)] and p.similarity[0] > 0.99
     # Never pairs an image with itself, even when its turn looks like itself.
-    i2, j2, _ = turned_pairs(v, v[[2]], np.array([2]), 0.9)
-    assert len(i2) == 0
+    assert len(turned_pairs(v, v[[2]], np.array([2]), 0.9)) == 0
     # Merge keeps one row per pair, the highest similarity, sorted.
-    m = merge_pairs((np.array([1, 0]), np.array([4, 3]), np.array([0.91, 0.95], np.float32)), (i, j, s))
-    assert m[0].tolist() == [0, 1] and m[1].tolist() == [3, 4] and m[2][1] == pytest.approx(s[0])
+    m = merge_pairs(Pairs(np.array([1, 0]), np.array([4, 3]), np.array([0.91, 0.95], np.float32)), p)
+    assert (
+        m.a.tolist() == [0, 1]
+        and m.b.tolist() == [3, 4]
+        and m.similarity[1] == pytest.approx(p.similarity[0])
+    )
     # The Annoy path agrees with the exact one.
     a = turned_pairs(v, turned, owner, 0.9, index=VectorIndex(v))
-    assert a[0].tolist() == i.tolist() and a[1].tolist() == j.tolist()
+    assert a.a.tolist() == p.a.tolist() and a.b.tolist() == p.b.tolist()
 
 
 def _reference_clusters(nodes, edges):
@@ -178,14 +186,15 @@ def test_a_degenerate_folder_costs_bounded_pairs_and_groups_never_chain():
     rng = np.random.default_rng(0)
     n = 2000
     v = _unit(rng.normal(size=256) + rng.normal(size=(n, 256)) * 0.02)
-    i, j, s = candidate_pairs(v, 0.786)
-    assert len(i) <= MAX_PARTNERS * n
+    p = candidate_pairs(v, 0.786)
+    i, j, s = p.a, p.b, p.similarity
+    assert len(p) <= MAX_PARTNERS * n
     assert np.bincount(i, minlength=n).max() <= MAX_PARTNERS
     files = _files(n)
-    groups = group_pairs(files, i, j, s, 0.8858)
+    groups = group_pairs(files, p, 0.8858)
     pairs = set(zip(i[s >= 0.8858].tolist(), j[s >= 0.8858].tolist(), strict=True))
     for g in groups:  # complete linkage: every two members are a confirmed pair
-        idx = sorted(g.indices)
+        idx = sorted(_at(files, g))
         assert all((x, y) in pairs for k, x in enumerate(idx) for y in idx[k + 1 :])
 
 

@@ -49,7 +49,7 @@ def scanned(library, tmp_path_factory, engine_factory):
 def _pairs(result, groups) -> set[frozenset[str]]:
     out = set()
     for g in groups:
-        names = [os.path.basename(result.files[m.index].path) for m in g.members]
+        names = [os.path.basename(m.file.path) for m in g.members]
         out |= {frozenset(p) for p in itertools.combinations(names, 2)}
     return out
 
@@ -65,7 +65,7 @@ def test_other_shots_are_never_duplicates(scanned):
     _, _, result = scanned
     dup = _pairs(result, result.groups)
     assert not [p for p in SHOTS if frozenset(p) in dup]
-    names = {os.path.basename(result.files[m.index].path) for g in result.groups for m in g.members}
+    names = {os.path.basename(m.file.path) for g in result.groups for m in g.members}
     assert not names & {n for p in SHOTS for n in p}
 
 
@@ -75,7 +75,7 @@ def test_other_shots_that_are_close_are_similar_shots(scanned):
     similar = _pairs(result, result.similar_groups)
     shots_in_similar = [p for p in SHOTS if frozenset(p) in similar]
     # Each shot pair that the embedding put close enough to be a candidate must be a similar shot.
-    i, j, s = lib.pairs
+    i, j = lib.pairs.a, lib.pairs.b
     names = [os.path.basename(f.path) for f in lib.files]
     close = lib.feature_similarity() >= lib.similar_features  # close on both the embedding and the features
     candidates = {
@@ -153,7 +153,7 @@ def test_the_cameras_record_tells_bracket_and_burst_frames_from_copies(tmp_path,
     names = [os.path.basename(f.path) for f in lib.files]
     reasons = {
         frozenset((names[a], names[b])): why
-        for a, b, why in zip(lib.pairs[0].tolist(), lib.pairs[1].tolist(), lib.reasons, strict=True)
+        for a, b, why in zip(lib.pairs.a.tolist(), lib.pairs.b.tolist(), lib.reasons, strict=True)
     }
     for pair in others:
         assert pair not in dup

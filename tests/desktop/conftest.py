@@ -46,7 +46,7 @@ def make_window(qtbot, tmp_path: Path, engine_factory):
     for w in made:
         w.session.cancel()
         w.session.runner.wait(60_000)
-        w.thumbs.pool.clear()
+        w.thumbs.stop()
         w.thumbs.wait(60_000)
 
 

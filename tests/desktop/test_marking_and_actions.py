@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from desktop.autoselect import RULES
+from core.selection import RULES
 
 
 def trashed_originals() -> list[str]:
@@ -34,7 +34,7 @@ def scanned(qtbot, make_window, photos):
 
 def group_paths(window) -> list[list[str]]:
     res = window.session.result
-    return [[res.files[m.index].path for m in g.members] for g in res.groups]
+    return [[m.file.path for m in g.members] for g in res.groups]
 
 
 @pytest.mark.parametrize("rule", list(RULES))

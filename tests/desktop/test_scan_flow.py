@@ -21,7 +21,7 @@ def test_dropped_folder_is_scanned_and_groups_match_the_engine(
     assert window.folders.folders() == [str(photos)]
     threshold = window.session.threshold
     expected = engine_factory(tmp_path / "cache").scan([photos]).result(threshold)  # from the cache
-    want = [[expected.files[m.index].path for m in g.members] for g in expected.groups]
+    want = [[m.file.path for m in g.members] for g in expected.groups]
     assert shown_groups(window) == want
     assert len(want) == 4  # the four demo groups that were copied
     # The comparison pane shows the selected group side by side.
@@ -47,7 +47,7 @@ def test_strictness_slider_regroups_live(qtbot, make_window, tmp_path, engine_fa
         window.strictness.setValue(window.strictness.maximum())
     after = shown_groups(window)
     want = lib.result(window.strictness.maximum() / 100)
-    assert after == [[want.files[m.index].path for m in g.members] for g in want.groups]
+    assert after == [[m.file.path for m in g.members] for g in want.groups]
     assert after != before
     assert sum(map(len, after)) < sum(map(len, before))
     assert window.strictness_label.text().endswith(f"{window.strictness.maximum()} %")

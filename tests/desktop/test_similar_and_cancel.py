@@ -104,3 +104,43 @@ def test_cancel_mid_scan_leaves_the_app_usable(qtbot, make_window, photos):
         window.act_scan.trigger()
     assert window.groups_model.rowCount() == 4
     assert 0 < session.library.stats["cached"] < len(session.library.files)  # the first try's work was kept
+
+
+def test_find_similar_to_an_unreadable_file_says_why_in_the_pane(qtbot, make_window, photos):
+    """The worker fails through its ``failed`` signal; the pane says why, and no crash dialog opens."""
+    from helpers import DATA
+
+    window = make_window()
+    scan(qtbot, window, photos)
+    crashes = []
+    window.session.failed.connect(lambda *a: crashes.append(a))
+    query = str(DATA / "truncated.jpg")
+    with qtbot.waitSignal(window.session.similar_failed, timeout=60_000) as blocker:
+        window.session.find_similar(query)
+    path, message = blocker.args
+    assert path == query and message
+    assert "Cannot search with" in window.similar.title.text() and window.similar.model.rowCount() == 0
+    assert crashes == []
+
+
+def test_not_a_duplicate_is_written_off_the_gui_thread(qtbot, make_window, photos, monkeypatch):
+    import threading
+
+    from core.engine import Engine
+
+    writers = []
+    real = Engine.mark_not_duplicate
+
+    def spy(self, pairs):
+        writers.append(threading.current_thread())
+        return real(self, pairs)
+
+    monkeypatch.setattr(Engine, "mark_not_duplicate", spy)
+    window = make_window()
+    scan(qtbot, window, photos)
+    paths = [c.rec.path for c in window.compare.cards]
+    window.act_notdup.trigger()
+    qtbot.waitUntil(lambda: bool(writers), timeout=10_000)
+    assert writers[0] is not threading.main_thread()
+    engine = window.session.engine()
+    qtbot.waitUntil(lambda: tuple(sorted(paths[:2])) in engine.not_duplicate_pairs(), timeout=10_000)

@@ -17,7 +17,7 @@ from PIL import Image, ImageOps
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication, QMenu
 
-from desktop.autoselect import RULES, choose
+from core.selection import RULES, choose
 from desktop.viewer import ViewerDialog
 
 SHOTS = ({"leuven_a.jpg", "leuven_b.jpg"}, {"uttower_a.jpg", "uttower_b.jpg"})
@@ -143,7 +143,7 @@ def test_similar_slider_regroups_the_shots_only(qtbot, window):
     want = session.library.result(session.threshold, 0.85)
     assert [
         [r.path for r in window.shots_model.records(row)] for row in range(window.shots_model.rowCount())
-    ] == [[want.files[m.index].path for m in g.members] for g in want.similar_groups]
+    ] == [[m.file.path for m in g.members] for g in want.similar_groups]
     assert names(window.shots_model) == [SHOTS[0]]
     assert window.tiers.tabText(1) == "Similar shots (1)"
     assert window.shots_strictness_label.text() == "Strictness 85 %"

@@ -98,13 +98,9 @@ def test_marks_survive_a_strictness_change(qtbot, scanned_window, photos):
     lib = window.session.library
     loose = lib.result(start / 100)
     strict = lib.result(0.99)
-    in_strict = {loose.files[m.index].path for g in strict.groups for m in g.members}
-    group = next(
-        g for g in loose.groups if any(loose.files[m.index].path not in in_strict for m in g.members)
-    )
-    copy = next(
-        loose.files[m.index].path for m in group.members[1:] if loose.files[m.index].path not in in_strict
-    )
+    in_strict = {m.file.path for g in strict.groups for m in g.members}
+    group = next(g for g in loose.groups if any(m.file.path not in in_strict for m in g.members))
+    copy = next(m.file.path for m in group.members[1:] if m.file.path not in in_strict)
     assert window.session.marks.mark(copy)
     with qtbot.waitSignal(window.session.result_changed, timeout=5_000):
         window.strictness.setValue(99)
@@ -127,8 +123,8 @@ def test_export_writes_the_chosen_format_and_the_persons_own_keep_column(
     window = scanned_window(photos)
     result = window.session.result
     first = result.groups[0]
-    best = result.files[first.members[0].index].path
-    other = result.files[first.members[1].index].path
+    best = first.members[0].file.path
+    other = first.members[1].file.path
     assert window.session.marks.mark(best)  # the person keeps another copy than the engine's best
     monkeypatch.setattr(
         QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "report"), "JSON (*.json)")
@@ -155,9 +151,7 @@ def test_removing_a_folder_takes_its_photos_out_of_the_groups(qtbot, scanned_win
     window.folders.list.setCurrentRow(row)
     with qtbot.waitSignal(window.session.scan_finished, timeout=60_000):
         window.folders.remove_selected()
-    paths = {
-        window.session.result.files[m.index].path for g in window.session.result.groups for m in g.members
-    }
+    paths = {m.file.path for g in window.session.result.groups for m in g.members}
     assert paths and not any(p.startswith(str(other)) for p in paths)
     window.auto_actions["resolution"].trigger()
     assert not any(p.startswith(str(other)) for p in window.session.marks.paths)

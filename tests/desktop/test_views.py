@@ -20,7 +20,7 @@ def synthetic_result(n_groups: int, folder) -> ScanResult:
         members = []
         for k in range(3):
             files.append(ImageRecord(str(folder / f"g{g}_{k}.jpg"), 1000 + k, 0, 640, 480, "JPEG"))
-            members.append(Member(len(files) - 1, 1.0 - k / 100))
+            members.append(Member(files[-1], 1.0 - k / 100))
         groups.append(Group(tuple(members), exact=False, reclaimable=2001))
     return ScanResult(tuple(files), tuple(groups), (), (), 0.9, ModelInfo("test", "0"))
 
@@ -82,7 +82,7 @@ def test_export_csv_and_json_match_the_groups(qtbot, make_window, photos, tmp_pa
         else:
             data = json.loads(out.read_text())
             assert [[f["path"] for f in g["files"]] for g in data["groups"]] == [
-                [result.files[m.index].path for m in g.members] for g in result.groups
+                [m.file.path for m in g.members] for g in result.groups
             ]
 
 

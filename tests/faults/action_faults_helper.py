@@ -56,17 +56,16 @@ def act(cfg: dict) -> dict:
         earlier = None
         if cfg.get("earlier"):  # an older action the crash must not make undo pick
             recs = _records(cfg["earlier"])
-            group = Group(tuple(Member(k, 1.0) for k in range(len(recs))), True, 0)
-            earlier = remove_files(recs[1:], groups=[group], files=recs, journal=journal).action_id
+            group = Group(tuple(Member(r, 1.0) for r in recs), True, 0)
+            earlier = remove_files(recs[1:], groups=[group], journal=journal).action_id
         recs = _records([cfg["keep"], *cfg["targets"]])
-        group = Group(tuple(Member(k, 1.0) for k in range(len(recs))), True, 0)
+        group = Group(tuple(Member(r, 1.0) for r in recs), True, 0)
         if cfg.get("kill_at"):
             _arm(cfg["kill_at"], cfg["when"])
         print(json.dumps({"earlier": earlier, "started": True}), flush=True)
         res = remove_files(
             recs[1:],
             groups=[group],
-            files=recs,
             journal=journal,
             mode=cfg.get("mode", "trash"),
             dest=cfg.get("dest"),

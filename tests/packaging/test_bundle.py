@@ -117,7 +117,7 @@ def _source_groups() -> list[frozenset[str]]:
     engine = Engine(use_cache=False, device="cpu")
     result = engine.scan([str(DEMO)]).result(engine.bundle.duplicate_threshold)
     return sorted(
-        (frozenset(os.path.relpath(result.files[i].path, DEMO) for i in g.indices) for g in result.groups),
+        (frozenset(os.path.relpath(p, DEMO) for p in g.paths) for g in result.groups),
         key=sorted,
     )
 

@@ -1,4 +1,4 @@
-"""Auto-select rules: which copies of each group to mark for removal. Plain Python, no Qt.
+"""Auto-select rules: which copies of each group to mark for removal (the app lists them, the engine decides).
 
 A rule picks the one copy to keep in every group; the others are marked, except files in a reference
 folder, which are never marked. A group is therefore never marked whole.
@@ -35,8 +35,9 @@ def _date_key(rec: ImageRecord) -> tuple:
     return (rec.taken or "9999", rec.mtime_ns)
 
 
-def _keeper(group: Group, files: tuple[ImageRecord, ...], rule: str, reference: list[str]) -> int:
-    members = [files[m.index] for m in group.members]
+def _keeper(group: Group, rule: str, reference: list[str]) -> int:
+    """The position in ``group`` of the copy ``rule`` keeps."""
+    members = group.files
     camera = any(r.taken for r in members)
     keys: dict[str, Callable[[ImageRecord], tuple]] = {
         # Among the camera's captures when there are any: an upscaled export has more pixels, not more photo.
@@ -65,9 +66,9 @@ def choose(result: ScanResult, rule: str, reference: Iterable[str] = ()) -> set[
     reference = list(reference)
     marked: set[str] = set()
     for group in result.groups:
-        keep = _keeper(group, result.files, rule, reference)
+        keep = _keeper(group, rule, reference)
         for k, m in enumerate(group.members):
-            path = result.files[m.index].path
+            path = m.file.path
             if k != keep and not in_folders(path, reference):
                 marked.add(path)
     return marked

@@ -6,7 +6,7 @@ import os
 
 from helpers import camera_jpeg
 
-from desktop.autoselect import choose
+from core.selection import choose
 
 
 def test_keep_the_highest_resolution_keeps_the_capture(tmp_path, engine_factory):
