@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from core.errors import DecodeError
+from core.raw import is_raw, open_raw
 
 log = logging.getLogger(__name__)
 
@@ -368,6 +369,11 @@ def open_image(path: str) -> Iterator[Image.Image]:
     after."""
     register_plugins()
     with open_regular(path) as fh:
+        if is_raw(path):
+            im = open_raw(path)  # LibRaw reads the file itself; open_regular has checked it is a file
+            with im:
+                yield im
+            return
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -499,7 +505,7 @@ def _orientation_and_date(im: Image.Image) -> tuple[int, str | None, str | None]
     except Exception:  # noqa: BLE001
         capture = None
     try:
-        return exif.get(0x0112, 1), _taken(exif), capture
+        return im.info.get("raw_orientation") or exif.get(0x0112, 1), _taken(exif), capture
     except Exception:  # noqa: BLE001
         return 1, None, capture
 
@@ -513,10 +519,10 @@ def decode_for_model(
     (``decode_cost``); a pool of decode threads uses it to share one memory budget.
     """
     with open_image(path) as im:
-        fmt = im.format or "unknown"
-        w, h = im.size  # before the draft
+        fmt = im.info.get("raw_format") or im.format or "unknown"
+        w, h = im.info.get("raw_size") or im.size  # before the draft; a RAW file's sensor, not its preview
         try:
-            if fmt == "JPEG":
+            if im.format == "JPEG":  # a RAW file's preview too
                 im.draft("RGB", (size, size))  # DCT scaling: decodes at 1/2, 1/4 or 1/8 when that is enough
             need = _check_cost(im, size)
             with reserve(need) if reserve else nullcontext():
@@ -560,7 +566,7 @@ def read_full(path: str, max_side: int | None = None) -> Image.Image:
         im.seek(0)
         im.load()
         try:
-            orientation = im.getexif().get(0x0112, 1)
+            orientation = im.info.get("raw_orientation") or im.getexif().get(0x0112, 1)
         except Exception:  # noqa: BLE001
             orientation = 1
         rgb = to_rgb(_shrink(im, max_side, keep_aspect=True) if max_side else im)
