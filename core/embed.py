@@ -212,8 +212,8 @@ def pick_device(requested: str = "auto") -> str:
 
 # Rows per ONNX Runtime call on the CPU. Its memory arena keeps the largest call's activations for good: RSS
 # after a call of 4 rows 221 MB, 8 rows 285, 16 rows 412, 48 (16 portraits with their two turns) 842. Small
-# calls cost no speed: 8.0-8.7 ms CPU per image at 4 rows vs 9.0-9.6 at 8 (2-core EPYC, AVX2). The arena itself
-# stays on: without it every call allocates afresh, 50 % slower.
+# calls cost no speed: 8.0-8.7 ms CPU per image at 4 rows vs 9.0-9.6 at 8 (2-core EPYC, AVX2). The arena
+# itself stays on: without it every call allocates afresh, 50 % slower.
 CPU_ROWS = 4
 
 
@@ -291,6 +291,10 @@ class Embedder:
         if self.backend_name == "onnx":
             return OnnxBackend(self.bundle, self.threads)
         return TorchBackend(self.bundle, self.device)
+
+    def load(self) -> None:
+        """Load the model now (it loads on first use otherwise): a step a progress bar can show."""
+        self._backend  # noqa: B018 - a cached property: reading it loads the model
 
     @property
     def size(self) -> int:

@@ -506,11 +506,14 @@ class _ScanRun:
     def embed(self, todo: list[FoundFile], entries: dict[str, CachedEntry]) -> None:
         """Decode and embed ``todo`` into ``entries``, storing each batch in the cache as it comes."""
         total = len(todo)
-        self.progress(0, total, f"Reading {total} photos")
         if not todo:
+            self.progress(0, 0, "Reading 0 photos")
             return
         engine = self.engine
         embedder = engine.embedder
+        self.progress(0, 0, "Loading the model")  # its own step: ~1-3 s at 0 % made the first ETA wrong
+        embedder.load()
+        self.progress(0, total, f"Reading {total} photos")
         batch_size = engine.batch_size or (16 if embedder.device == "cpu" else 64)
         done = 0
         for batch in embed_files(
