@@ -56,6 +56,15 @@ def file_digest(path: str) -> str:
     return h.hexdigest()
 
 
+def pair_cosines(vectors: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """``vectors[i] · vectors[j]`` row by row, ``chunk`` pairs at a time: 38,000 pairs of 1,280-d features
+    gathered at once held 400 MB, most of a scan's peak memory."""
+    out = np.empty(len(i), np.float32)
+    for s in range(0, len(i), chunk):
+        out[s : s + chunk] = np.einsum("ij,ij->i", vectors[i[s : s + chunk]], vectors[j[s : s + chunk]])
+    return out
+
+
 @dataclass
 class Library:
     """What one scan found: records, vectors, problems, and the pairs at or above ``floor``."""
@@ -151,11 +160,7 @@ class Library:
         """The ImageNet-features cosine of every pair (computed once)."""
         if self._feature_sims is None:
             i, j = self.pairs.a, self.pairs.b
-            self._feature_sims = (
-                np.einsum("ij,ij->i", self.features[i], self.features[j])
-                if len(i)
-                else np.zeros(0, np.float32)
-            )
+            self._feature_sims = pair_cosines(self.features, i, j)
         return self._feature_sims
 
     def similar_index(self) -> VectorIndex:
