@@ -87,7 +87,7 @@ def test_scan_finds_raw_files_and_pairs_them_with_their_jpeg(tmp_path):
     formats = {f.path.rsplit("/", 1)[1]: f.format for f in result.files}
     assert formats["IMG_0001.DNG"] == "DNG"
     assert len(result.groups) == 1
-    assert {result.files[m.index].path.rsplit("/", 1)[1] for m in result.groups[0].members} == {
+    assert {m.file.path.rsplit("/", 1)[1] for m in result.groups[0].members} == {
         "IMG_0001.DNG",
         "IMG_0001.JPG",
     }
