@@ -1,17 +1,15 @@
 """Lookalike against Czkawka in one run, on one mixed library: wall seconds, CPU seconds and peak memory of
-the
-whole process, first scan (empty cache) and rescan, alternately, and the ratios. Prints figures, asserts none.
+the whole process, first scan (empty cache) and rescan, alternately, and the ratios. Prints figures, asserts
+none.
 
-    python -m benchmarks.peers [--files 300] [--rounds 3] [--workdir DIR]     (make bench-peers)
+    python -m benchmarks.peers [--files 1000] [--rounds 3] [--workdir DIR]     (make bench-peers)
 
-The library is built once (kept in ``--workdir``): camera-size JPEGs (12-24 MP, every fifth rotated by its
-EXIF
-orientation), 1080p PNG screenshots, WebP photos, and edited copies (smaller, recompressed, cropped) of 10 %
-of them. Pixels come from ``../shared/datasets`` when present, else the demo photos, upscaled: speed depends
-on
-pixel counts and formats, not on what the photos show. Czkawka is the PyPI bindings (``pip install czkawka``),
-``ImageSimilarity().find_similar()`` with its defaults; each tool runs in its own process, measured by
-``os.wait4``.
+The library is built once (kept in ``--workdir``): camera-size JPEGs (12-24 MP with sensor-like grain, every
+fifth rotated by its EXIF orientation), 12 MP phone HEICs, 1080p PNG screenshots, WebP photos, and edited
+copies (smaller, recompressed, cropped) of 10 % of them. Pixels come from ``../shared/datasets`` when
+present, else the demo photos, upscaled: speed depends on pixel counts, bytes and formats, not on what the
+photos show. Czkawka is the PyPI bindings (``pip install czkawka``), ``ImageSimilarity().find_similar()``
+with its defaults; each tool runs in its own process, measured by ``os.wait4``.
 """
 
 from __future__ import annotations
@@ -47,17 +45,32 @@ def _sources(src: Path) -> list[Path]:
 
 def build(folder: Path, n: int, src: Path, seed: int = 0) -> None:
     """``n`` files of mixed formats and sizes, 10 % of them edited copies of others."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
     rng = np.random.default_rng(seed)
     sources = _sources(src)
     folder.mkdir(parents=True, exist_ok=True)
+    # Sensor grain, tiled: upscaled photos alone compress to ~1 MB at 20 MP, far below a camera's 6-12 MB,
+    # and entropy decoding (what a JPEG decode spends its time on) scales with the bytes.
+    grain = rng.normal(0, 5, (512, 512, 3)).astype(np.int16)
     originals = []
     for k in range(n - n // 10):
         im = Image.open(sources[k % len(sources)]).convert("RGB")
-        kind = rng.choice(["camera", "camera", "camera", "camera", "camera", "camera", "png", "webp"])
-        if kind == "camera":
-            mp = rng.uniform(12, 24) * 1e6
+        kind = rng.choice(["camera"] * 6 + ["png", "webp", "heic"])
+        if kind in ("camera", "heic"):
+            mp = rng.uniform(12, 24) * 1e6 if kind == "camera" else 12.2e6
             scale = (mp / (im.width * im.height)) ** 0.5
             big = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.BILINEAR)
+            px = np.asarray(big).astype(np.int16)
+            reps = (-(-px.shape[0] // 512), -(-px.shape[1] // 512), 1)
+            px += np.tile(grain, reps)[: px.shape[0], : px.shape[1]]
+            big = Image.fromarray(np.clip(px, 0, 255).astype(np.uint8))
+            del px
+        if kind == "heic":  # a phone's photo: 12 MP HEIC (x265's fastest preset, to build in minutes)
+            path = folder / f"IMG_{k:04d}.heic"
+            big.save(path, quality=80, enc_params={"preset": "ultrafast"})
+        elif kind == "camera":
             exif = Image.Exif()
             exif.get_ifd(0x8769)[0x9003] = f"2024:05:{1 + k % 28:02d} 10:{k % 60:02d}:00"
             if k % 5 == 0:
@@ -100,13 +113,13 @@ def measure(cmd: list[str], env: dict | None = None) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--files", type=int, default=300)
+    p.add_argument("--files", type=int, default=1000)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "lookalike-bench-peers")
     p.add_argument("--src", type=Path, default=Path("../shared/datasets"))
     p.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    library = a.workdir / f"library-{a.files}"
+    library = a.workdir / f"library-{a.files}-v2"  # v2: grain and phone HEICs
     if a.build_only:
         build(library, a.files, a.src)
         return

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from core.errors import DecodeError
+from core.raw import is_raw, open_raw
 
 log = logging.getLogger(__name__)
 
@@ -368,6 +369,11 @@ def open_image(path: str) -> Iterator[Image.Image]:
     after."""
     register_plugins()
     with open_regular(path) as fh:
+        if is_raw(path):
+            im = open_raw(path)  # LibRaw reads the file itself; open_regular has checked it is a file
+            with im:
+                yield im
+            return
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -499,7 +505,7 @@ def _orientation_and_date(im: Image.Image) -> tuple[int, str | None, str | None]
     except Exception:  # noqa: BLE001
         capture = None
     try:
-        return exif.get(0x0112, 1), _taken(exif), capture
+        return im.info.get("raw_orientation") or exif.get(0x0112, 1), _taken(exif), capture
     except Exception:  # noqa: BLE001
         return 1, None, capture
 
@@ -513,20 +519,22 @@ def decode_for_model(
     (``decode_cost``); a pool of decode threads uses it to share one memory budget.
     """
     with open_image(path) as im:
-        fmt = im.format or "unknown"
-        w, h = im.size  # before the draft
+        fmt = im.info.get("raw_format") or im.format or "unknown"
+        w, h = im.info.get("raw_size") or im.size  # before the draft; a RAW file's sensor, not its preview
         try:
-            if fmt == "JPEG":
+            if im.format == "JPEG":  # a RAW file's preview too
                 im.draft("RGB", (size, size))  # DCT scaling: decodes at 1/2, 1/4 or 1/8 when that is enough
             need = _check_cost(im, size)
             with reserve(need) if reserve else nullcontext():
                 im.seek(0)
-                im.load()
-                orientation, taken, capture = _orientation_and_date(
-                    im
-                )  # after load: PNG's getexif loads pixels
-                small = _shrink(im, size)
+                opaque_webp = _load_opaque_webp(im)
+                if opaque_webp is None:
+                    im.load()
+                # after load: PNG's getexif loads pixels
+                orientation, taken, capture = _orientation_and_date(im)
+                small = _shrink(opaque_webp or im, size)
                 rgb = to_rgb(small)
+                del opaque_webp
                 if rgb is not im:
                     im.close()  # the loaded pixels are the biggest buffer: free them before the next steps
                 del small
@@ -546,6 +554,25 @@ def decode_for_model(
         return Decoded(pixels, w, h, fmt, taken, capture)
 
 
+def _load_opaque_webp(im: Image.Image) -> Image.Image | None:
+    """A still WebP without alpha, decoded by OpenCV straight into one RGB buffer; None for any other image.
+
+    Pillow's WebP decoder goes through libwebp's animation API and holds ~16 bytes per pixel: a 6 MP photo
+    peaked at +110 MB and took 194 ms, against +2 MB and 75 ms this way (2-core EPYC, under load).
+    """
+    if im.format != "WEBP" or im.mode != "RGB" or getattr(im, "n_frames", 1) != 1 or im.fp is None:
+        return None
+    import cv2
+
+    im.fp.seek(0)
+    data = np.frombuffer(im.fp.read(), np.uint8)
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    del data
+    if bgr is None or bgr.shape[:2] != (im.height, im.width):
+        return None  # Pillow's decoder will say what is wrong with it
+    return Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr))
+
+
 def read_full(path: str, max_side: int | None = None) -> Image.Image:
     """Upright RGB image for viewing (optionally reduced so its longest side is about ``max_side``).
 
@@ -560,7 +587,7 @@ def read_full(path: str, max_side: int | None = None) -> Image.Image:
         im.seek(0)
         im.load()
         try:
-            orientation = im.getexif().get(0x0112, 1)
+            orientation = im.info.get("raw_orientation") or im.getexif().get(0x0112, 1)
         except Exception:  # noqa: BLE001
             orientation = 1
         rgb = to_rgb(_shrink(im, max_side, keep_aspect=True) if max_side else im)

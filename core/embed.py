@@ -210,6 +210,13 @@ def pick_device(requested: str = "auto") -> str:
     return requested
 
 
+# Rows per ONNX Runtime call on the CPU. Its memory arena keeps the largest call's activations for good: RSS
+# after a call of 4 rows 221 MB, 8 rows 285, 16 rows 412, 48 (16 portraits with their two turns) 842. Small
+# calls cost no speed: 8.0-8.7 ms CPU per image at 4 rows vs 9.0-9.6 at 8 (2-core EPYC, AVX2). The arena
+# itself stays on: without it every call allocates afresh, 50 % slower.
+CPU_ROWS = 4
+
+
 class OnnxBackend:
     def __init__(self, bundle: ModelBundle, threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -285,6 +292,10 @@ class Embedder:
             return OnnxBackend(self.bundle, self.threads)
         return TorchBackend(self.bundle, self.device)
 
+    def load(self) -> None:
+        """Load the model now (it loads on first use otherwise): a step a progress bar can show."""
+        self._backend  # noqa: B018 - a cached property: reading it loads the model
+
     @property
     def size(self) -> int:
         return self.bundle.resolution
@@ -295,7 +306,13 @@ class Embedder:
             raise ValueError(
                 f"expected uint8 (N, {self.size}, {self.size}, 3), got {batch.dtype} {batch.shape}"
             )
-        return self._backend(np.ascontiguousarray(batch))
+        if self.backend_name != "onnx" or len(batch) <= CPU_ROWS:
+            return self._backend(np.ascontiguousarray(batch))
+        parts = [
+            self._backend(np.ascontiguousarray(batch[s : s + CPU_ROWS]))
+            for s in range(0, len(batch), CPU_ROWS)
+        ]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,15 @@ def file_digest(path: str) -> str:
     return h.hexdigest()
 
 
+def pair_cosines(vectors: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """``vectors[i] · vectors[j]`` row by row, ``chunk`` pairs at a time: 38,000 pairs of 1,280-d features
+    gathered at once held 400 MB, most of a scan's peak memory."""
+    out = np.empty(len(i), np.float32)
+    for s in range(0, len(i), chunk):
+        out[s : s + chunk] = np.einsum("ij,ij->i", vectors[i[s : s + chunk]], vectors[j[s : s + chunk]])
+    return out
+
+
 @dataclass
 class Library:
     """What one scan found: records, vectors, problems, and the pairs at or above ``floor``."""
@@ -151,11 +160,7 @@ class Library:
         """The ImageNet-features cosine of every pair (computed once)."""
         if self._feature_sims is None:
             i, j = self.pairs.a, self.pairs.b
-            self._feature_sims = (
-                np.einsum("ij,ij->i", self.features[i], self.features[j])
-                if len(i)
-                else np.zeros(0, np.float32)
-            )
+            self._feature_sims = pair_cosines(self.features, i, j)
         return self._feature_sims
 
     def similar_index(self) -> VectorIndex:
@@ -506,11 +511,14 @@ class _ScanRun:
     def embed(self, todo: list[FoundFile], entries: dict[str, CachedEntry]) -> None:
         """Decode and embed ``todo`` into ``entries``, storing each batch in the cache as it comes."""
         total = len(todo)
-        self.progress(0, total, f"Reading {total} photos")
         if not todo:
+            self.progress(0, 0, "Reading 0 photos")
             return
         engine = self.engine
         embedder = engine.embedder
+        self.progress(0, 0, "Loading the model")  # its own step: ~1-3 s at 0 % made the first ETA wrong
+        embedder.load()
+        self.progress(0, total, f"Reading {total} photos")
         batch_size = engine.batch_size or (16 if embedder.device == "cpu" else 64)
         done = 0
         for batch in embed_files(

@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from core.decode import open_regular
 from core.errors import DecodeError
 from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
+from core.raw import RAW_EXTENSIONS
 from core.results import Problem
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = frozenset(
-    ".jpg .jpeg .jpe .jfif .png .webp .gif .bmp .dib .tif .tiff .heic .heif .hif .avif".split()
+IMAGE_EXTENSIONS = (
+    frozenset(".jpg .jpeg .jpe .jfif .png .webp .gif .bmp .dib .tif .tiff .heic .heif .hif .avif".split())
+    | RAW_EXTENSIONS
 )
 # Never worth sniffing: common non-image files in photo folders.
 _SKIP_EXTENSIONS = frozenset(

@@ -7,6 +7,7 @@ import time
 from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
+from core.progress import TimeLeft
 from desktop.formatting import human_duration
 
 
@@ -27,8 +28,7 @@ class ScanProgress(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         for w in (self.message, self.bar, self.count, self.eta, self.cancel):
             lay.addWidget(w)
-        self._phase_start = time.monotonic()
-        self._phase_total = -1
+        self._time_left = TimeLeft(time.monotonic)
         self.hide()
 
     def start(self) -> None:
@@ -37,15 +37,12 @@ class ScanProgress(QWidget):
         self.count.clear()
         self.eta.clear()
         self.cancel.setEnabled(True)
-        self._phase_total = -1
+        self._time_left = TimeLeft(time.monotonic)
         self.show()
 
     @Slot(int, int, str)
     def update_progress(self, done: int, total: int, message: str) -> None:
-        now = time.monotonic()
-        if total != self._phase_total:  # a new phase (finding, reading, comparing): restart the clock
-            self._phase_total = total
-            self._phase_start = now
+        left = self._time_left.update(done, total)  # phases (finding, reading, comparing) restart it
         self.message.setText(message)
         if total <= 0:
             self.bar.setRange(0, 0)
@@ -55,11 +52,7 @@ class ScanProgress(QWidget):
         self.bar.setRange(0, total)
         self.bar.setValue(done)
         self.count.setText(f"{done} / {total}")
-        elapsed = now - self._phase_start
-        if done > 0 and elapsed > 1.0:
-            self.eta.setText(f"about {human_duration(elapsed / done * (total - done))} left")
-        else:
-            self.eta.setText("")
+        self.eta.setText(f"about {human_duration(left)} left" if left is not None else "")
 
     def stopping(self) -> None:
         self.message.setText("Cancelling…")

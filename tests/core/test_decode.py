@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from helpers import DATA
 from make_data import DATE_TAKEN, EXPECTED
+from PIL import Image
 
-from core.decode import DecodeError, decode_for_model, read_full
+from core.decode import DecodeError, decode_for_model, read_full, resize_for_model
 
 SIZE = 224
 
@@ -332,3 +333,31 @@ def test_alpha_giants_are_reduced_in_strips_with_the_same_pixels(monkeypatch):
         k = core.decode._reduction(*size, 100)
         assert k != (1, 1)
         assert np.array_equal(np.asarray(core.decode._shrink(im, 100)), np.asarray(im.reduce(k)))
+
+
+def test_an_opaque_webp_decodes_in_one_buffer(tmp_path):
+    """Pillow's WebP decoder held ~16 bytes a pixel (+110 MB for a 6 MP photo): opaque still WebPs go
+    through OpenCV into one RGB buffer, with the same pixels; transparent ones keep Pillow (over white)."""
+    rng = np.random.default_rng(3)
+    small = rng.integers(0, 255, (200, 300, 3), dtype=np.uint8)
+    photo = Image.fromarray(small).resize((4000, 3000), Image.Resampling.BICUBIC)
+    photo.save(tmp_path / "big.webp", quality=85)
+    setup = (
+        "import cv2, numpy as np\n"
+        "from PIL import Image\n"
+        "import core.decode as cd\n"
+        f"path = {str(tmp_path / 'big.webp')!r}\n"
+    )
+    base, _ = peak_rss_mb(setup + "Image.open(path).size\n")
+    peak, out = peak_rss_mb(setup + "d = cd.decode_for_model(path, 224)\nprint('SUM', int(d.pixels.sum()))\n")
+    # 12 MP: OpenCV's BGR (3 bytes a pixel) and Pillow's RGB (4) are ~85 MB; Pillow's decoder took ~190
+    assert peak - base < 120, f"decode added {peak - base:.0f} MB"
+    fast = decode_for_model(str(tmp_path / "big.webp"), 224)
+    with Image.open(tmp_path / "big.webp") as im:
+        im.load()
+        pillow = np.asarray(resize_for_model(im.convert("RGB"), 224))
+    assert np.array_equal(fast.pixels, pillow)
+    assert f"SUM {int(fast.pixels.sum())}" in out
+    rgba = Image.new("RGBA", (64, 48), (255, 0, 0, 0))
+    rgba.save(tmp_path / "clear.webp", lossless=True)
+    assert decode_for_model(str(tmp_path / "clear.webp"), 224).pixels.min() == 255  # over white
