@@ -50,6 +50,7 @@ def rank_copies(records: list[ImageRecord]) -> list[int]:
     """Positions of ``records`` (copies of one photo), the copy to keep first.
 
     The rule, so that no upscaled or re-encoded derivative is kept over its original:
+    0. a camera RAW file before anything else: it is the capture itself;
     1. a file with the camera's capture date (EXIF DateTimeOriginal) before one without: editors and
        converters drop it, cameras write it;
     2. among those, the oldest file (within a minute of the oldest): derivatives are made later;
@@ -63,7 +64,15 @@ def rank_copies(records: list[ImageRecord]) -> list[int]:
     def key(k: int) -> tuple:
         r = records[k]
         late = r.mtime_ns > oldest + SAME_AGE_NS
-        return (not r.taken if with_exif else False, late, -r.pixels, -r.size, len(r.path), r.path)
+        return (
+            not r.is_raw,
+            not r.taken if with_exif else False,
+            late,
+            -r.pixels,
+            -r.size,
+            len(r.path),
+            r.path,
+        )
 
     return sorted(range(len(records)), key=key)
 

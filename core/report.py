@@ -49,6 +49,7 @@ def _group_json(g: Group) -> dict:
             }
             for m in g.members
         ],
+        "raw_jpeg_pairs": [[raw.path, jpeg.path] for raw, jpeg in g.raw_pairs],
     }
 
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from core.raw import RAW_FORMATS
+
+RAW_FORMAT_NAMES = frozenset(RAW_FORMATS.values())
+# What a camera writes beside its RAW file when set to RAW+JPEG (HEIF on some newer bodies).
+_CAMERA_TWIN_FORMATS = frozenset({"JPEG", "HEIF"})
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,11 @@ class ImageRecord:
     @property
     def folder(self) -> str:
         return str(Path(self.path).parent)
+
+    @property
+    def is_raw(self) -> bool:
+        """A camera RAW file (``core.raw``): the capture itself."""
+        return self.format in RAW_FORMAT_NAMES
 
 
 @dataclass(frozen=True)
@@ -128,6 +140,26 @@ class Group:
     def paths(self) -> list[str]:
         """The members' paths, best copy first."""
         return [m.file.path for m in self.members]
+
+    @property
+    def raw_pairs(self) -> tuple[tuple[ImageRecord, ImageRecord], ...]:
+        """The RAW+JPEG pairs in this group (see ``raw_jpeg_pairs``): never auto-selected by default."""
+        return raw_jpeg_pairs(self.files)
+
+
+def raw_jpeg_pairs(records: tuple[ImageRecord, ...]) -> tuple[tuple[ImageRecord, ImageRecord], ...]:
+    """(RAW, JPEG) pairs a camera wrote together: a RAW file and a JPEG or HEIF in the same folder with the
+    same name but the extension (``IMG_0412.CR2`` + ``IMG_0412.JPG``). Photographers keep both on purpose."""
+
+    def key(r: ImageRecord) -> tuple[str, str]:
+        folder, name = os.path.split(r.path)
+        return os.path.normcase(folder), os.path.splitext(name)[0].casefold()
+
+    twins: dict[tuple[str, str], list[ImageRecord]] = {}
+    for r in records:
+        if r.format in _CAMERA_TWIN_FORMATS:
+            twins.setdefault(key(r), []).append(r)
+    return tuple((r, t) for r in records if r.is_raw for t in twins.get(key(r), ()))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Auto-select rules: which copies of each group to mark for removal (the app lists them, the engine decides).
 
 A rule picks the one copy to keep in every group; the others are marked, except files in a reference
-folder, which are never marked. A group is therefore never marked whole.
+folder, which are never marked. A group is therefore never marked whole. A RAW file and the JPEG the camera
+wrote beside it (``Group.raw_pairs``) are kept together on purpose: only the rule that says so ("raw")
+marks such a JPEG.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ RULES: dict[str, str] = {
     "oldest": "Keep the oldest",
     "newest": "Keep the newest",
     "reference": "Keep the copy in a reference folder",
+    "raw": "Keep the RAW file (also marks the JPEG of RAW+JPEG pairs)",
 }
 
 
@@ -48,6 +51,8 @@ def _keeper(group: Group, rule: str, reference: list[str]) -> int:
     if rule == "newest":
         order = sorted(range(len(members)), key=lambda k: _date_key(members[k]), reverse=True)
         return order[0]
+    if rule == "raw":
+        return next((k for k, rec in enumerate(members) if rec.is_raw), 0)
     if rule == "reference":
         for k, rec in enumerate(members):
             if in_folders(rec.path, reference):
@@ -60,15 +65,16 @@ def _keeper(group: Group, rule: str, reference: list[str]) -> int:
 
 def choose(result: ScanResult, rule: str, reference: Iterable[str] = ()) -> set[str]:
     """Paths to mark under ``rule``: every copy but one per duplicate group, never a file in a reference
-    folder.
+    folder, and never either file of a RAW+JPEG pair unless ``rule`` is "raw".
 
     Similar shots (``result.similar_groups``) are other captures, not copies: a rule never marks them."""
     reference = list(reference)
     marked: set[str] = set()
     for group in result.groups:
         keep = _keeper(group, rule, reference)
+        paired = set() if rule == "raw" else {r.path for pair in group.raw_pairs for r in pair}
         for k, m in enumerate(group.members):
             path = m.file.path
-            if k != keep and not in_folders(path, reference):
+            if k != keep and path not in paired and not in_folders(path, reference):
                 marked.add(path)
     return marked

@@ -46,14 +46,15 @@ def test_scan_json_contract(library, tmp_path):
     assert set(d) == {"threshold", "model", "files", "groups", "similar_groups", "pairs", "problems", "blank"}
     assert d["blank"] == []
     for g in d["similar_groups"]:  # the same shape as duplicate groups
-        assert set(g) == {"exact", "files"} and len(g["files"]) >= 2
+        assert set(g) == {"exact", "files", "raw_jpeg_pairs"} and len(g["files"]) >= 2
         assert all(set(f) == {"path", "width", "height", "bytes", "similarity"} for f in g["files"])
     assert isinstance(d["threshold"], float) and 0 < d["threshold"] <= 1
     assert set(d["model"]) == {"name", "sha256"} and len(d["model"]["sha256"]) == 64
     assert d["files"] == 6
     assert len(d["groups"]) == 2
     for g in d["groups"]:
-        assert set(g) == {"exact", "files"} and isinstance(g["exact"], bool)
+        assert set(g) == {"exact", "files", "raw_jpeg_pairs"} and isinstance(g["exact"], bool)
+        assert g["raw_jpeg_pairs"] == []  # no RAW files here (tests/core/test_raw.py has them)
         for f in g["files"]:
             assert set(f) == {"path", "width", "height", "bytes", "similarity"}
             assert os.path.isabs(f["path"]) and f["width"] > 0 and f["height"] > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
@@ -91,3 +92,55 @@ def test_scan_finds_raw_files_and_pairs_them_with_their_jpeg(tmp_path):
         "IMG_0001.DNG",
         "IMG_0001.JPG",
     }
+
+
+def _shoot(tmp_path):
+    """A camera's RAW+JPEG pair, and a smaller export of the same photo in another folder."""
+    folder = tmp_path / "shoot"
+    folder.mkdir()
+    camera_dng(folder / "IMG_0001.DNG", preview=0.5)
+    shutil.copy(SRC, folder / "IMG_0001.JPG")
+    (tmp_path / "exports").mkdir()
+    Image.open(SRC).resize((640, 400)).save(tmp_path / "exports" / "IMG_0001.jpg", quality=80)
+    engine = Engine(device="cpu", cache_dir=tmp_path / "cache")
+    return engine.scan([tmp_path / "shoot", tmp_path / "exports"]).result(engine.default_threshold())
+
+
+def test_a_raw_and_its_camera_jpeg_are_a_labelled_pair_that_no_default_rule_selects(tmp_path):
+    from core.report import scan_json
+    from core.selection import RULES, choose
+
+    result = _shoot(tmp_path)
+    (group,) = result.groups
+    names = [os.path.relpath(p, tmp_path) for p in group.paths]
+    assert names[0] == "shoot/IMG_0001.DNG"  # the capture itself is the best copy
+    assert sorted(names) == ["exports/IMG_0001.jpg", "shoot/IMG_0001.DNG", "shoot/IMG_0001.JPG"]
+    assert [(a.path.rsplit("/", 2)[1:], b.path.rsplit("/", 2)[1:]) for a, b in group.raw_pairs] == [
+        (["shoot", "IMG_0001.DNG"], ["shoot", "IMG_0001.JPG"])
+    ]
+    export = str(tmp_path / "exports" / "IMG_0001.jpg")
+    for rule in set(RULES) - {"raw"}:
+        expected = set() if rule == "newest" else {export}  # "newest" keeps the export itself
+        assert choose(result, rule) == expected, rule  # the pair stays whole
+    assert choose(result, "raw") == {export, str(tmp_path / "shoot" / "IMG_0001.JPG")}
+    (report,) = scan_json(result)["groups"]
+    assert report["raw_jpeg_pairs"] == [
+        [str(folder / n) for n in ("IMG_0001.DNG", "IMG_0001.JPG")] for folder in [tmp_path / "shoot"]
+    ]
+
+
+def test_only_the_same_name_in_the_same_folder_makes_a_raw_pair(tmp_path):
+    from core.results import ImageRecord, raw_jpeg_pairs
+
+    def rec(path, fmt):
+        return ImageRecord(str(tmp_path / path), 1, 1, 10, 10, fmt)
+
+    raw = rec("a/IMG_1.NEF", "NEF")
+    records = (
+        raw,
+        rec("a/img_1.jpg", "JPEG"),  # the camera's twin, whatever the case
+        rec("b/IMG_1.JPG", "JPEG"),  # another folder: a copy, not the twin
+        rec("a/IMG_1_edit.jpg", "JPEG"),  # another name
+        rec("a/IMG_1.png", "PNG"),  # not what a camera writes beside its RAW
+    )
+    assert [(r.path, j.path) for r, j in raw_jpeg_pairs(records)] == [(raw.path, records[1].path)]

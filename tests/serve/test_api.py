@@ -157,7 +157,7 @@ def test_groups(client, service):
     } in paths
     assert {"photos/Camera/water_drop.jpg", "photos/Backup/IMG_0412.jpg"} in paths
     f = dups["groups"][0]["files"][0]
-    assert set(dups["groups"][0]) == {"exact", "files"} and set(f) == {
+    assert set(dups["groups"][0]) == {"exact", "files", "raw_jpeg_pairs"} and set(f) == {
         "path",
         "width",
         "height",
