@@ -1,7 +1,8 @@
 """Where training batches come from, and how a batch becomes embeddings.
 
 Two sources with one interface: ``set_epoch(epoch)``, ``next()`` → (inputs on the device, identity labels),
-``embed(net, inputs)`` → L2-normalised embeddings with gradients, and ``validate(net, val, amp)``.
+``embed(net, inputs)`` → L2-normalised embeddings with gradients, and ``validate(net, val, amp)``. Under
+distributed training (``Dist``) ``next()`` returns this rank's slice of the global batch.
 
 - ``LiveBatches``: fresh seeded edits every epoch, decoded by DataLoader workers, through the whole network
   (the GPU route).
@@ -27,6 +28,7 @@ from core.model import LookalikeNet, Normalise
 from training.augment import AUGMENT_VERSION
 from training.config import TrainConfig
 from training.data import EpochShuffle, ViewsDataset, collate_views, seed_worker
+from training.distributed import SINGLE, Dist
 from training.trunk_cache import (
     TrunkFn,
     build_trunk_cache,
@@ -87,13 +89,15 @@ class BatchSource:
 class LiveBatches(BatchSource):
     """Fresh seeded edits every epoch, decoded and edited by DataLoader workers (the GPU route)."""
 
-    def __init__(self, cfg: TrainConfig, groups: list, norm: Normalise, device: torch.device) -> None:
+    def __init__(
+        self, cfg: TrainConfig, groups: list, norm: Normalise, device: torch.device, ctx: Dist = SINGLE
+    ) -> None:
         self.cfg, self.norm, self.device = cfg, norm, device
         dataset = ViewsDataset(groups, cfg.resolution, cfg.views, cfg.strength, cfg.keep_original, cfg.seed)
-        self.sampler = EpochShuffle(dataset, cfg.seed)
+        self.sampler = EpochShuffle(dataset, cfg.seed, cfg.batch_identities, ctx.rank, ctx.world)
         self.loader = DataLoader(
             dataset,
-            batch_size=cfg.batch_identities,
+            batch_size=cfg.batch_identities // ctx.world,
             sampler=self.sampler,
             drop_last=True,
             num_workers=cfg.workers,
@@ -140,8 +144,9 @@ class CachedBatches(BatchSource):
         net: LookalikeNet,
         norm: Normalise,
         device: torch.device,
+        ctx: Dist = SINGLE,
     ) -> None:
-        self.cfg, self.device, self.net = cfg, device, net
+        self.cfg, self.device, self.net, self.ctx = cfg, device, net, ctx
         runtime = trunk_runtime(device, cfg.amp)
 
         @functools.cache
@@ -153,13 +158,19 @@ class CachedBatches(BatchSource):
             key = key | {"preprocess": PREPROCESS_VERSION, "trunk": runtime}
             digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
             path = Path(cfg.cache_dir) / f"{name}-{digest}.pt" if cfg.cache_dir else None
+            if path is not None and not ctx.is_main:  # rank 0 computes it; the others read its file
+                ctx.barrier()
+                return torch.load(path, weights_only=True)
             if path is not None and path.exists():
                 log.info("trunk cache: reusing %s", path)
-                return torch.load(path, weights_only=True)
-            value = compute() | {"key": key}
+                value = torch.load(path, weights_only=True)
+            else:
+                value = compute() | {"key": key}
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    torch.save(value, path)
             if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(value, path)
+                ctx.barrier()
             return value
 
         net_key = {k: getattr(cfg, k) for k in ("resolution", "fork", "backbone", "init_weights")}
@@ -218,8 +229,10 @@ class CachedBatches(BatchSource):
         if not self.order:
             self.set_epoch(int(self.rng.integers(1 << 30)))
         ids = self.order.pop(0)
+        # Every rank draws the whole global batch (the same random numbers as one process) and keeps its rows.
         feats, labels = sample_batch(self.train_feats, ids, self.cfg.views, self.rng)
-        return self.to_device(feats), labels
+        mine = self.ctx.shard(len(labels))
+        return self.to_device(feats[mine]), labels[mine]
 
     def to_device(self, stored: torch.Tensor) -> torch.Tensor:
         # stored in bfloat16; float32 in (autocast, where on, casts down again)

@@ -56,6 +56,7 @@ class TrainConfig:
     workers: int = 4
     out: str = "runs/bundled"
     export: str | None = None  # a model folder to export the best checkpoint to
+    resume: str | None = None  # a last.pt to continue from ("last": the one in ``out``)
 
     @property
     def epochs(self) -> int:

