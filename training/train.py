@@ -248,8 +248,8 @@ def _train(cfg: TrainConfig, val: ValSet | None, ctx: Dist, device: torch.device
     batches = make_batches(cfg, groups, val, net, device, ctx)
     steps = cfg.steps_per_epoch or batches.steps
     saver = CheckpointSaver(out, cfg)
-    first, resumed = _resume(cfg, net, saver, ctx) if cfg.resume else (0, None)
-    if ctx.is_main and not cfg.resume:  # a fresh run in an old folder starts its curves afresh
+    first, resumed = _resume(cfg, net, saver, ctx)
+    if ctx.is_main and not first:  # a fresh run in an old folder starts its curves afresh
         (out / "summary.csv").unlink(missing_ok=True)
         (out / "steps.csv").unlink(missing_ok=True)
     start = time.monotonic()
@@ -306,16 +306,24 @@ def _train(cfg: TrainConfig, val: ValSet | None, ctx: Dist, device: torch.device
     return info
 
 
-def _resume(cfg: TrainConfig, net: LookalikeNet, saver: CheckpointSaver, ctx: Dist) -> tuple[int, dict]:
-    """Load ``cfg.resume`` (a ``last.pt``; "last": this run folder's) into ``net`` and ``saver``; returns the
-    epoch to start from and the optimizer state. Rank 0 reads the file and sends it to the others."""
-    path = Path(cfg.out) / "last.pt" if cfg.resume == "last" else Path(cfg.resume)
+def _resume(
+    cfg: TrainConfig, net: LookalikeNet, saver: CheckpointSaver, ctx: Dist
+) -> tuple[int, dict | None]:
+    """Load ``cfg.resume`` (a ``last.pt``; "last" or "auto": this run folder's) into ``net`` and ``saver``;
+    returns the epoch to start from and the resume state (optimizer, phase, memory). Rank 0 reads the file
+    and sends it to the others, which need not see the run folder."""
+    if not cfg.resume:
+        return 0, None
+    path = Path(cfg.out) / "last.pt" if cfg.resume in ("last", "auto") else Path(cfg.resume)
     ck = None
     if ctx.is_main:
-        if not path.exists():
+        if path.exists():
+            ck = torch.load(path, map_location="cpu", weights_only=True)
+        elif cfg.resume != "auto":
             raise ValueError(f"nothing to resume: {path} does not exist")
-        ck = torch.load(path, map_location="cpu", weights_only=True)
     ck = broadcast_object(ctx, ck)
+    if ck is None:  # "auto" and no checkpoint yet: a fresh start
+        return 0, None
     if ck["architecture"] != model_config(cfg).to_dict():
         raise ValueError(f"{path} holds a {ck['architecture']} network, the config asks for another")
     net.load_export_state(ck["state"])
