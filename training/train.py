@@ -258,15 +258,7 @@ def _train(cfg: TrainConfig, val: ValSet | None, ctx: Dist, device: torch.device
     for epoch in range(first, cfg.epochs):
         if phase != phase_of(epoch, cfg.epochs_head, cfg.epochs):
             phase = phase_of(epoch, cfg.epochs_head, cfg.epochs)
-            _set_trainable(net, phase.tail)
-            opt = _optimizer(net, cfg, phase.tail)
-            model = _step_module(net, batches, ctx, device)
-            if memory is not None:  # embeddings from before the tail unfroze are from another network
-                memory.reset()
-            if resumed is not None and resumed["phase"] == phase.name:  # the run stopped inside this phase
-                opt.load_state_dict(resumed["optimizer"])
-                if memory is not None and resumed["memory"] is not None:
-                    memory.emb, memory.labels = (t.to(device) for t in resumed["memory"])
+            opt, model = _start_phase(net, batches, cfg, phase, memory, resumed, ctx, device)
             resumed = None
         step_rows = train_one_epoch(model, batches, opt, memory, cfg, phase, epoch, steps, amp, ctx)
         row = {"epoch": epoch + 1, "phase": phase.name, "lr": opt.param_groups[-1]["lr"]}
@@ -282,17 +274,7 @@ def _train(cfg: TrainConfig, val: ValSet | None, ctx: Dist, device: torch.device
         for r in step_rows:
             update_summary(out / "steps.csv", r, STEP_FIELDS)
         update_summary(out / "summary.csv", row)
-        log.info(
-            "epoch %d/%d %s loss %.4f f1 %s min-kind %s (%s) %.0fs",
-            epoch + 1,
-            cfg.epochs,
-            row["phase"],
-            row["loss"],
-            row.get("f1", "-"),
-            row.get("min_kind_recall", "-"),
-            row.get("worst_kind", "-"),
-            row["seconds"],
-        )
+        _log_epoch(row, cfg.epochs)
         kept = None if memory is None or memory.emb is None else [memory.emb.cpu(), memory.labels.cpu()]
         saver.save_last(
             net, epoch + 1, row, resume={"phase": phase.name, "optimizer": opt.state_dict(), "memory": kept}
@@ -304,6 +286,43 @@ def _train(cfg: TrainConfig, val: ValSet | None, ctx: Dist, device: torch.device
     if cfg.export:
         export_best(out / "best.pt", Path(cfg.export), info)
     return info
+
+
+def _start_phase(
+    net: LookalikeNet,
+    batches: BatchSource,
+    cfg: TrainConfig,
+    phase: Phase,
+    memory: CrossBatchMemory | None,
+    resumed: dict | None,
+    ctx: Dist,
+    device: torch.device,
+) -> tuple[torch.optim.Optimizer, torch.nn.Module]:
+    """Unfreeze what ``phase`` trains; a fresh optimizer (or the resumed one, when the run stopped inside this
+    phase) and the step module (DDP-wrapped under several processes)."""
+    _set_trainable(net, phase.tail)
+    opt = _optimizer(net, cfg, phase.tail)
+    if memory is not None:  # embeddings from before the tail unfroze are from another network
+        memory.reset()
+    if resumed is not None and resumed["phase"] == phase.name:
+        opt.load_state_dict(resumed["optimizer"])
+        if memory is not None and resumed["memory"] is not None:
+            memory.emb, memory.labels = (t.to(device) for t in resumed["memory"])
+    return opt, _step_module(net, batches, ctx, device)
+
+
+def _log_epoch(row: dict, epochs: int) -> None:
+    log.info(
+        "epoch %d/%d %s loss %.4f f1 %s min-kind %s (%s) %.0fs",
+        row["epoch"],
+        epochs,
+        row["phase"],
+        row["loss"],
+        row.get("f1", "-"),
+        row.get("min_kind_recall", "-"),
+        row.get("worst_kind", "-"),
+        row["seconds"],
+    )
 
 
 def _resume(
