@@ -93,11 +93,13 @@ def test_two_gloo_processes_take_the_steps_of_one_process(tmp_path, photo_folder
     # (a gradient scaled by the world size would show here; Adam's steps would hide it from the losses).
     assert b[0]["loss"] == pytest.approx(a[0]["loss"], rel=1e-5)
     assert b[0]["grad_norm"] == pytest.approx(a[0]["grad_norm"], rel=1e-4)
-    # Later steps drift only by rounding (sums in another order), which Adam's first steps amplify where a
-    # gradient entry is near zero: measured up to 1 % of the loss.
+    # Later steps drift by rounding (half batches, sums in another order: step 0's gradients differ by 3e-6),
+    # which Adam's sign-like first steps and batch-hard's argmax amplify. Measured at the 6th step: 0.1 %
+    # (cached, InfoNCE) and 3 % (live, triplet) of the loss. One process is bitwise repeatable, whatever
+    # its thread count, so the drift is the sharding's rounding, not run-to-run noise.
     for x, y in zip(a, b, strict=True):
-        assert y["loss"] == pytest.approx(x["loss"], rel=0.03, abs=0.01), (a, b)
-        assert y["grad_norm"] == pytest.approx(x["grad_norm"], rel=0.05, abs=0.05), (a, b)
+        assert y["loss"] == pytest.approx(x["loss"], rel=0.06, abs=0.02), (a, b)
+        assert y["grad_norm"] == pytest.approx(x["grad_norm"], rel=0.1, abs=0.05), (a, b)
 
     # The exported models embed real photos alike.
     images = torch.cat([_views(photo_folder, i) for i in range(4)]).numpy()
