@@ -66,8 +66,10 @@ def init_distributed(ctx: Dist, device: torch.device) -> torch.device:
         device = torch.device("cuda", ctx.local_rank)
         torch.cuda.set_device(device)
     backend = "nccl" if device.type == "cuda" else "gloo"
-    if not dist.is_initialized():
-        dist.init_process_group(backend, rank=ctx.rank, world_size=ctx.world)
+    if not dist.is_initialized():  # device_id binds NCCL's communicator (and barriers) to this rank's GPU
+        dist.init_process_group(
+            backend, rank=ctx.rank, world_size=ctx.world, device_id=device if device.type == "cuda" else None
+        )
     log.info("rank %d of %d on %s (%s)", ctx.rank, ctx.world, device, backend)
     return device
 
