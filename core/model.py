@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.backbones import EfficientNetLite, ResNet, backbone_spec, build_backbone
+from core.backbones import backbone_spec, build_backbone
 
-__all__ = ["ModelConfig", "GeM", "LookalikeNet", "UInt8Wrapper"]
+__all__ = ["ModelConfig", "GeM", "LookalikeNet", "Normalise", "UInt8Wrapper"]
 
 
 @dataclass(frozen=True)
@@ -54,21 +54,12 @@ class GeM(nn.Module):
         return x.clamp(min=self.eps).pow(self.p).mean((2, 3)).pow(1.0 / self.p)
 
 
-def _split(backbone: nn.Module) -> tuple[nn.Module, list[nn.Module], nn.Module]:
-    if isinstance(backbone, EfficientNetLite):
-        return backbone.stem, list(backbone.blocks), backbone.head
-    if isinstance(backbone, ResNet):
-        stem = nn.Sequential(backbone.conv1, backbone.bn1, backbone.relu, backbone.maxpool)
-        return stem, [backbone.layer1, backbone.layer2, backbone.layer3, backbone.layer4], nn.Identity()
-    raise TypeError(f"unsupported backbone {type(backbone).__name__}")
-
-
 class LookalikeNet(nn.Module):
     def __init__(self, config: ModelConfig, backbone: nn.Module | None = None) -> None:
         super().__init__()
         self.config = config
         self.backbone = backbone if backbone is not None else build_backbone(config.backbone)
-        stem, stages, head = _split(self.backbone)
+        stem, stages, head = self.backbone.parts()
         n = len(stages)
         fork = n if config.fork is None else config.fork
         if not 0 <= fork <= n:
@@ -99,9 +90,7 @@ class LookalikeNet(nn.Module):
         imagenet = self._imagenet_tail(shared)
         features = F.normalize(imagenet.mean((2, 3)), dim=1)
         tuned = self.tuned_tail(shared) if self.tuned_tail is not None else imagenet
-        pooled = self.pool(tuned) if self.pool is not None else tuned.mean((2, 3))
-        emb = self.proj(pooled) if self.proj is not None else pooled
-        return F.normalize(emb, dim=1), features
+        return self._embedding(tuned), features
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         """The stages both branches share (frozen in training, so their output can be cached)."""
@@ -112,9 +101,13 @@ class LookalikeNet(nn.Module):
         return self.embed_from_trunk(self.trunk(x))
 
     def embed_from_trunk(self, shared: torch.Tensor) -> torch.Tensor:
+        """The duplicate embedding of the trunk's output (training on cached trunk features)."""
         tail = self.tuned_tail if self.tuned_tail is not None else self._imagenet_tail
-        t = tail(shared)
-        pooled = self.pool(t) if self.pool is not None else t.mean((2, 3))
+        return self._embedding(tail(shared))
+
+    def _embedding(self, tuned: torch.Tensor) -> torch.Tensor:
+        """Fine-tuned feature map → pooled → projected → L2: the one place the duplicate embedding is made."""
+        pooled = self.pool(tuned) if self.pool is not None else tuned.mean((2, 3))
         emb = self.proj(pooled) if self.proj is not None else pooled
         return F.normalize(emb, dim=1)
 
@@ -140,19 +133,28 @@ class LookalikeNet(nn.Module):
         return params
 
 
+class Normalise(nn.Module):
+    """uint8 NHWC RGB → the backbone's normalised float NCHW (``channels_last`` for fast GPU convolutions)."""
+
+    def __init__(self, backbone: str, channels_last: bool = False) -> None:
+        super().__init__()
+        spec = backbone_spec(backbone)
+        self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
+        self.channels_last = channels_last
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x.permute(0, 3, 1, 2).float() - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
 class UInt8Wrapper(nn.Module):
     """Takes uint8 NHWC RGB batches, normalises inside the graph (measured 5-10% faster in ONNX Runtime)."""
 
     def __init__(self, net: LookalikeNet) -> None:
         super().__init__()
         self.net = net
-        spec = backbone_spec(net.config.backbone)
-        self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
-
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 3, 1, 2).float()
-        return (x - self.mean) / self.std
+        self.normalise = Normalise(net.config.backbone)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.net(self.normalise(x))

@@ -56,6 +56,8 @@ class TrainConfig:
     workers: int = 4
     out: str = "runs/bundled"
     export: str | None = None  # a model folder to export the best checkpoint to
+    # a last.pt to continue from; "last": the one in ``out``; "auto": that one if it exists (elastic restarts)
+    resume: str | None = None
 
     @property
     def epochs(self) -> int:

@@ -111,21 +111,37 @@ class ViewsDataset(Dataset):
 
 
 class EpochShuffle(Sampler[int]):
-    """A seeded permutation per epoch; tells the dataset the epoch so its edits change too."""
+    """A seeded permutation per epoch; tells the dataset the epoch so its edits change too.
 
-    def __init__(self, dataset: ViewsDataset, seed: int) -> None:
+    Under distributed training (``world`` > 1) every rank draws the same permutation, cuts it into global
+    batches of ``batch`` and yields its own ``batch // world`` slice of each: together the ranks' slices
+    are the batches one process would see. An incomplete last batch is left out.
+    """
+
+    def __init__(
+        self, dataset: ViewsDataset, seed: int, batch: int = 1, rank: int = 0, world: int = 1
+    ) -> None:
+        if batch % world:
+            raise ValueError(f"a batch of {batch} identities does not split over {world} processes")
         self.dataset, self.seed, self.epoch = dataset, seed, 0
+        self.batch, self.rank, self.world = batch, rank, world
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
         self.dataset.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        if self.world == 1:
+            return len(self.dataset)
+        return len(self.dataset) // self.batch * (self.batch // self.world)
 
     def __iter__(self):
         order = list(range(len(self.dataset)))
         random.Random(self.seed * 1000 + self.epoch).shuffle(order)
+        if self.world > 1:
+            per = self.batch // self.world
+            starts = range(0, len(order) - self.batch + 1, self.batch)
+            order = [i for b in starts for i in order[b + self.rank * per : b + (self.rank + 1) * per]]
         return iter(order)
 
 

