@@ -1,0 +1,92 @@
+"""A rescan of an unchanged library reads its pairs back instead of finding them again; anything changed or
+damaged means finding them again, with the same result."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+from helpers import copy_demo
+
+from core.engine import Engine
+from core.pair_store import KEEP, PairStore
+from core.results import Pairs
+
+
+def _scan(tmp_path, folder):
+    engine = Engine(device="cpu", cache_dir=tmp_path / "cache")
+    lib = engine.scan([folder])
+    return lib, lib.result(engine.default_threshold())
+
+
+def _same(p: Pairs, q: Pairs) -> bool:
+    return (
+        np.array_equal(p.a, q.a) and np.array_equal(p.b, q.b) and np.array_equal(p.similarity, q.similarity)
+    )
+
+
+def _tables(tmp_path):
+    return sorted((tmp_path / "cache" / "index").glob("pairs-*.npz"))
+
+
+def test_an_unchanged_library_reads_its_pairs_back(tmp_path):
+    folder = copy_demo(tmp_path / "photos")
+    first, r1 = _scan(tmp_path, folder)
+    assert not first.stats["pairs_reused"] and len(first.pairs) > 10
+    again, r2 = _scan(tmp_path, folder)
+    assert again.stats["pairs_reused"]
+    assert _same(first.pairs, again.pairs)
+    assert [g.paths for g in r1.groups] == [g.paths for g in r2.groups]
+    assert [g.paths for g in r1.similar_groups] == [g.paths for g in r2.similar_groups]
+
+
+def test_a_changed_file_means_finding_the_pairs_again(tmp_path):
+    folder = copy_demo(tmp_path / "photos")
+    first, _ = _scan(tmp_path, folder)
+    photo = next(folder.rglob("*.jpg"))
+    st = photo.stat()
+    os.utime(photo, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    again, _ = _scan(tmp_path, folder)
+    assert not again.stats["pairs_reused"]
+    assert _same(first.pairs, again.pairs)  # same pixels, same pairs
+    assert len(_tables(tmp_path)) == 2  # the new library's and the old one's
+
+
+def test_a_damaged_table_is_found_again_with_a_warning(tmp_path, caplog):
+    folder = copy_demo(tmp_path / "photos")
+    first, _ = _scan(tmp_path, folder)
+    (table,) = _tables(tmp_path)
+    data = bytearray(table.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    table.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="core.pair_store"):
+        again, _ = _scan(tmp_path, folder)
+    assert not again.stats["pairs_reused"] and _same(first.pairs, again.pairs)
+    assert "unusable" in caplog.text
+    # A consistent table that names files outside the library is not trusted either.
+    key = table.name[len("pairs-") : -len(".npz")]
+    PairStore(table.parent).save(key, Pairs(np.array([0]), np.array([10**6]), np.array([0.9])))
+    assert PairStore(table.parent).load(key, len(again.files)) is None
+    third, _ = _scan(tmp_path, folder)
+    assert not third.stats["pairs_reused"] and _same(first.pairs, third.pairs)
+
+
+def test_only_the_most_recent_tables_are_kept(tmp_path):
+    store = PairStore(tmp_path / "index")
+    pairs = Pairs(np.array([0, 1]), np.array([1, 2]), np.array([0.9, 0.8]))
+    for k in range(KEEP + 3):
+        store.save(f"{k:032x}", pairs)
+        os.utime(store._path(f"{k:032x}"), (k, k))
+    left = sorted(p.name for p in (tmp_path / "index").glob("pairs-*.npz"))
+    assert left == [f"pairs-{k:032x}.npz" for k in range(3, KEEP + 3)]
+    assert _same(store.load(f"{KEEP + 2:032x}", 3), pairs)
+    assert not list((tmp_path / "index").glob(".pairs-*"))  # no temporary file left
+
+
+def test_without_a_cache_nothing_is_saved(tmp_path):
+    folder = copy_demo(tmp_path / "photos", ["Camera/ladybird.jpg", "Downloads/ladybird.png"])
+    engine = Engine(device="cpu", cache_dir=tmp_path / "cache", use_cache=False)
+    assert not engine.scan([folder]).stats["pairs_reused"]
+    assert not engine.scan([folder]).stats["pairs_reused"]
+    assert not (tmp_path / "cache" / "index").exists() or not _tables(tmp_path)
