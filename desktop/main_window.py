@@ -40,6 +40,7 @@ from desktop.settings import Settings
 from desktop.similar_pane import SimilarPane
 from desktop.thumbnails import ThumbnailCache
 from desktop.viewer import ViewerDialog
+from desktop.widgets import let_shrink
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ class MainWindow(QMainWindow):
         self.empty.setWordWrap(True)
         self.group_header = QLabel()
         self.group_header.setWordWrap(True)
+        let_shrink(self.group_header)
         right = QWidget()
         rlay = QVBoxLayout(right)
         rlay.setContentsMargins(6, 6, 6, 6)
@@ -157,6 +159,7 @@ class MainWindow(QMainWindow):
 
         self.progress = ScanProgress()
         self.status_text = QLabel()
+        let_shrink(self.status_text)  # a long message is cut, never a reason for a wider window
         self.statusBar().addWidget(self.status_text, 1)
         self.statusBar().addPermanentWidget(self.progress)
         self._build_actions()
@@ -219,7 +222,7 @@ class MainWindow(QMainWindow):
         for act in (self.act_add, self.act_scan):
             bar.addAction(act)
         bar.addSeparator()
-        auto = QToolButton()
+        auto = self.auto_button = QToolButton()
         auto.setText("Auto-select")
         auto.setToolTip("Mark every copy but one in each duplicate group by a rule (never similar shots)")
         auto.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
@@ -315,6 +318,8 @@ class MainWindow(QMainWindow):
         self.duplicates.current_changed.connect(self._group_selected)
         self.similar_shots.strictness_changed.connect(self._apply_shots_strictness)
         self.similar_shots.current_changed.connect(self._shots_selected)
+        for tier in (self.duplicates, self.similar_shots):
+            tier.open_requested.connect(self.enter_group)
         self.tiers.currentChanged.connect(self._tier_changed)
         self.compare.show_difference.connect(self.show_difference)
         self.compare.toggle.connect(s.marks.toggle)
@@ -499,13 +504,15 @@ class MainWindow(QMainWindow):
             return
         group = self.groups_model.group(index.row())
         records = self.groups_model.records(index.row())
-        kind = "identical files" if group.exact else "copies of one photo"
+        kind = "identical" if group.exact else "copies of one photo"
+        n = len(records) - 1
         self.group_header.setText(
-            f"<b>Group {index.row() + 1}</b>: {len(records)} {kind}; "
-            f"removing all but the best frees {human_bytes(group.reclaimable)}. "
-            f"<i>Space marks, Tab/arrows move, Enter views.</i>"
+            f"<b>Group {index.row() + 1}</b>: {len(records)} files, {kind}; "
+            f"removing the {n} {'copy' if n == 1 else 'copies'} beside the best frees "
+            f"{human_bytes(group.reclaimable)}. <i>Space marks, Tab/arrows move, Enter views.</i>"
         )
         self.compare.show_group(group, records, self.session.marks.paths, self._is_reference)
+        self._chain_focus()
         self._update_actions()
 
     @Slot(QModelIndex)
@@ -519,7 +526,22 @@ class MainWindow(QMainWindow):
         records = self.shots_model.records(index.row())
         self._shots_header()
         self.compare.show_group(group, records, self.session.marks.paths, self._is_reference, markable=False)
+        self._chain_focus()
         self._update_actions()
+
+    def _chain_focus(self) -> None:
+        """Tab goes from the groups to the cards of the group shown, one by one, then on to the actions."""
+        tier = self.similar_shots if self.showing_similar() else self.duplicates
+        chain = [tier.current_view(), *self.compare.cards, self.auto_button]
+        for a, b in zip(chain, chain[1:], strict=False):
+            QWidget.setTabOrder(a, b)
+
+    @Slot()
+    def enter_group(self) -> None:
+        """Enter on the groups list: the keyboard goes to the first card (Space marks, Enter views)."""
+        if self.compare.cards:
+            self.compare.cards[0].setFocus(Qt.FocusReason.TabFocusReason)
+            self.compare.ensureWidgetVisible(self.compare.cards[0])
 
     def _shots_header(self) -> None:
         """The similar group's header: other shots, not copies; and, truthfully, whether any is marked as a
