@@ -59,6 +59,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Lookalike")
         self.setAcceptDrops(True)
         self.resize(1280, 800)
+        self._restoring = False  # the scan running brings back the last results (restore_last)
         self._build()
         self._wire()
         self.folders.set_folders(self.scan_settings.folders, self.scan_settings.reference)
@@ -334,6 +335,7 @@ class MainWindow(QMainWindow):
         s.scan_started.connect(self._scan_started)
         s.scan_progress.connect(self.progress.update_progress)
         s.scan_finished.connect(self.progress.finish)
+        s.scan_finished.connect(self._scan_done)
         s.scan_cancelled.connect(self.progress.finish)
         s.failed.connect(self._failed)
         s.result_changed.connect(self._show_result)
@@ -354,10 +356,19 @@ class MainWindow(QMainWindow):
             self.start_scan()
 
     def open_folders(self, folders: list[str]) -> None:
-        """Scan exactly ``folders`` (from the command line or a drop on the app icon); references stay."""
-        folders = [os.path.abspath(f) for f in folders]
-        self.folders.set_folders(folders, [r for r in self.scan_settings.reference if r in folders])
+        """Add ``folders`` (from the command line or a drop on the app icon) to the saved ones and scan them
+        all: the folders chosen before, and their reference ticks, stay."""
+        self.add_folders([f for f in folders if os.path.isdir(f)])
+
+    def restore_last(self) -> bool:
+        """Bring back the last results at start: the saved folders are scanned again, silently. The engine's
+        cache knows every unchanged file (no decoding, no model), so this takes seconds, and what changed on
+        disk since is seen. Nothing happens before the first scan finished (or with no folders left)."""
+        if not self.settings.results_to_restore() or not self.folders.folders():
+            return False
+        self._restoring = True
         self.start_scan()
+        return True
 
     def pick_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Add a folder to scan")
@@ -385,6 +396,7 @@ class MainWindow(QMainWindow):
                 self.session.scan(folders, self.scan_settings.options())
             else:
                 self.session.clear_result()
+                self.settings.set_results_to_restore(False)
         self._tier_changed()  # the cards show reference tags: redraw them with the new ticks
         self._update_actions()
 
@@ -394,11 +406,20 @@ class MainWindow(QMainWindow):
     @Slot()
     def _scan_started(self) -> None:
         self.status_text.setText("Scanning…")
-        if self.session.result is None:
+        if self.session.result is None and self._restoring:
+            self.empty.setText(
+                "<h2>Bringing back your last results…</h2><p>Unchanged photos come from the cache.</p>"
+            )
+        elif self.session.result is None:
             self.empty.setText(
                 "<h2>Scanning your photos…</h2><p>Groups appear here when the scan is done. "
                 "Photos read once are cached: the next scan is instant.</p>"
             )
+
+    @Slot()
+    def _scan_done(self) -> None:
+        self._restoring = False
+        self.settings.set_results_to_restore(True)  # the next start brings these results back
 
     def cancel_scan(self) -> None:
         self.progress.stopping()
