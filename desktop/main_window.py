@@ -40,7 +40,7 @@ from desktop.settings import Settings
 from desktop.similar_pane import SimilarPane
 from desktop.thumbnails import ThumbnailCache
 from desktop.viewer import ViewerDialog
-from desktop.widgets import let_shrink
+from desktop.widgets import let_shrink, warning_colour
 
 log = logging.getLogger(__name__)
 
@@ -577,7 +577,8 @@ class MainWindow(QMainWindow):
         )
         self.group_header.setText(
             f"<b>Similar shots {row + 1}</b>: {len(records)} photos. "
-            f"<span style='color:#b35900'><b>Other shots of the same subject — not copies: "
+            f"<span style='color:{warning_colour(self.palette())}'>"
+            f"<b>Other shots of the same subject — not copies: "
             f"{selected}.</b></span>"
         )
 

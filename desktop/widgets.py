@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QLabel, QSizePolicy
 
 
@@ -12,3 +13,9 @@ def let_shrink(label: QLabel) -> None:
     policy.setHorizontalPolicy(QSizePolicy.Policy.Ignored)
     label.setSizePolicy(policy)
     label.setMinimumWidth(40)
+
+
+def warning_colour(palette: QPalette) -> str:
+    """An orange that reads on the window's background (WCAG 4.5:1 or more), light theme or dark."""
+    dark = palette.color(QPalette.ColorRole.Window).lightness() < 128
+    return "#ffb366" if dark else "#8f4700"
