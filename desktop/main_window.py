@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QPushButton,
     QSplitter,
     QStackedWidget,
     QTabWidget,
@@ -111,13 +112,25 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.tiers, 1)
 
         self.compare = ComparePane(self.thumbs)
+        # The first-run page says what to do in one glance: drop a folder, or the one big button.
         self.empty = QLabel(
             "<h2>Find duplicate photos</h2>"
-            "<p>Drop folders on this window, or use <b>Add folder…</b>, then <b>Scan</b>.</p>"
+            "<p><b>Drop a folder of photos here</b>, or click <b>Add folder…</b>: "
+            "the scan starts at once.</p>"
             "<p>Groups of copies appear on the left; pick one to compare its photos side by side.</p>"
         )
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty.setWordWrap(True)
+        self.welcome_add = QPushButton("Add folder…")
+        self.welcome_add.setToolTip("Choose a folder of photos: it is scanned at once")
+        self.welcome_add.setMinimumHeight(self.fontMetrics().height() * 3)
+        self.welcome_add.setMinimumWidth(self.fontMetrics().horizontalAdvance("Add folder…") * 3)
+        welcome = QWidget()
+        wlay = QVBoxLayout(welcome)
+        wlay.addStretch(1)
+        wlay.addWidget(self.empty)
+        wlay.addWidget(self.welcome_add, 0, Qt.AlignmentFlag.AlignHCenter)
+        wlay.addStretch(1)
         self.group_header = QLabel()
         self.group_header.setWordWrap(True)
         let_shrink(self.group_header)
@@ -127,7 +140,7 @@ class MainWindow(QMainWindow):
         rlay.addWidget(self.group_header)
         rlay.addWidget(self.compare, 1)
         self.center = QStackedWidget()
-        self.center.addWidget(self.empty)
+        self.center.addWidget(welcome)
         self.center.addWidget(right)
 
         self.splitter = QSplitter()
@@ -314,6 +327,7 @@ class MainWindow(QMainWindow):
         s = self.session
         self.folders.changed.connect(self._folders_changed)
         self.folders.add_requested.connect(self.pick_folder)
+        self.welcome_add.clicked.connect(self.pick_folder)
         self.folders.settings_requested.connect(self.edit_options)
         self.duplicates.strictness_changed.connect(self._apply_strictness)
         self.duplicates.current_changed.connect(self._group_selected)
@@ -371,15 +385,25 @@ class MainWindow(QMainWindow):
         return True
 
     def pick_folder(self) -> None:
+        """Add a folder and scan: what a person who chose a folder of photos expects next."""
         folder = QFileDialog.getExistingDirectory(self, "Add a folder to scan")
         if folder:
-            self.add_folders([folder], scan=False)
+            self.add_folders([folder])
 
     def edit_options(self) -> None:
+        before = self.scan_settings.options()
         dlg = OptionsDialog(self.scan_settings, self)
         if dlg.exec():
             dlg.apply_to(self.scan_settings)
             self.settings.save_scan(self.scan_settings)
+            changed = self.scan_settings.options() != before
+            if (
+                changed
+                and self.session.result is not None
+                and not self.session.busy
+                and self.confirm("Scan options changed", "Scan again with the new options now?")
+            ):
+                self.start_scan()
 
     @Slot()
     def _folders_changed(self) -> None:
@@ -615,6 +639,7 @@ class MainWindow(QMainWindow):
         has_result = self.session.result is not None
         marked = len(self.session.marks) > 0
         self.act_scan.setEnabled(not busy and bool(self.folders.folders()))
+        self.welcome_add.setVisible(not self.folders.folders())
         self.act_trash.setEnabled(not busy and marked)
         self.act_move.setEnabled(not busy and marked)
         self.act_undo.setEnabled(not busy)
