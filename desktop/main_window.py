@@ -31,6 +31,7 @@ from desktop.error_dialog import ErrorDialog
 from desktop.folder_panel import FolderPanel
 from desktop.formatting import human_bytes
 from desktop.group_list import GroupList
+from desktop.icons import action_icon
 from desktop.ignored_dialog import IgnoredPairsDialog
 from desktop.image_menu import build_menu
 from desktop.options_dialog import OptionsDialog
@@ -121,7 +122,7 @@ class MainWindow(QMainWindow):
         )
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty.setWordWrap(True)
-        self.welcome_add = QPushButton("Add folder…")
+        self.welcome_add = QPushButton(action_icon("folder-add"), "Add folder…")
         self.welcome_add.setToolTip("Choose a folder of photos: it is scanned at once")
         self.welcome_add.setMinimumHeight(self.fontMetrics().height() * 3)
         self.welcome_add.setMinimumWidth(self.fontMetrics().horizontalAdvance("Add folder…") * 3)
@@ -230,14 +231,28 @@ class MainWindow(QMainWindow):
             rule: self._action(text, lambda _=False, r=rule: self.session.auto_select(r))
             for rule, text in RULES.items()
         }
+        for act, icon in (
+            (self.act_add, "folder-add"),
+            (self.act_scan, "scan"),
+            (self.act_trash, "trash"),
+            (self.act_move, "move"),
+            (self.act_undo, "undo"),
+            (self.act_notdup, "not-duplicate"),
+            (self.act_similar_file, "find-similar"),
+            (self.act_export, "export"),
+            (self.act_problems, "problems"),
+        ):
+            act.setIcon(action_icon(icon))
         bar = self.addToolBar("Main")
         bar.setObjectName("main_toolbar")
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         for act in (self.act_add, self.act_scan):
             bar.addAction(act)
         bar.addSeparator()
         auto = self.auto_button = QToolButton()
         auto.setText("Auto-select")
+        auto.setIcon(action_icon("auto-select"))
+        auto.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         auto.setToolTip("Mark every copy but one in each duplicate group by a rule (never similar shots)")
         auto.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         for act in self.auto_actions.values():
