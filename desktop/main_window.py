@@ -5,13 +5,22 @@ from __future__ import annotations
 import logging
 import os
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QUrl, Slot
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeySequence,
+)
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QPushButton,
     QSplitter,
@@ -33,7 +42,7 @@ from desktop.formatting import human_bytes
 from desktop.group_list import GroupList
 from desktop.icons import action_icon
 from desktop.ignored_dialog import IgnoredPairsDialog
-from desktop.image_menu import build_menu
+from desktop.image_menu import build_menu, show_in_folder
 from desktop.options_dialog import OptionsDialog
 from desktop.problems_view import BLANK_REASON, ProblemsView
 from desktop.scan_progress import ScanProgress
@@ -62,6 +71,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1280, 800)
         self._restoring = False  # the scan running brings back the last results (restore_last)
+        self._settling = False  # a new result is being put in the lists: show its group once, at the end
         self._build()
         self._wire()
         self.folders.set_folders(self.scan_settings.folders, self.scan_settings.reference)
@@ -356,6 +366,7 @@ class MainWindow(QMainWindow):
         self.compare.menu.connect(self._image_menu)
         self.compare.open_viewer.connect(self.open_viewer)
         self.similar.menu.connect(self._image_menu)
+        self.problems.menu.connect(lambda paths, pos: self.problem_menu(paths).popup(pos))
         self.similar.open_viewer.connect(self.open_viewer)
         self.similar.query_file.connect(self.find_similar)
         self.similar.pick_file.connect(self.pick_similar_file)
@@ -500,6 +511,15 @@ class MainWindow(QMainWindow):
             )
             self._update_actions()
             return
+        # The two lists below each pick a current group; the compare pane is built once, at the end.
+        self._settling = True
+        try:
+            self._fill_tiers(result)
+        finally:
+            self._settling = False
+        self._tier_changed()
+
+    def _fill_tiers(self, result) -> None:
         lib = self.session.library
         floor = lib.floor if lib is not None else None
         dup_floor = self.session.thresholds()[0] if lib is not None else None
@@ -524,7 +544,6 @@ class MainWindow(QMainWindow):
         self.problems.set_problems(skipped)
         self.problems_dock.setWindowTitle(f"Problems ({len(skipped)})")
         self.act_problems.setText(f"Problems ({len(skipped)})")
-        self._tier_changed()
 
     def showing_similar(self) -> bool:
         """True while the similar-shots list is the one shown (nothing can be marked there)."""
@@ -557,7 +576,7 @@ class MainWindow(QMainWindow):
 
     @Slot(QModelIndex)
     def _group_selected(self, index: QModelIndex, _previous: QModelIndex | None = None) -> None:
-        if self.showing_similar():
+        if self.showing_similar() or self._settling:
             return
         if not index.isValid():
             self._show_no_group()
@@ -577,7 +596,7 @@ class MainWindow(QMainWindow):
 
     @Slot(QModelIndex)
     def _shots_selected(self, index: QModelIndex, _previous: QModelIndex | None = None) -> None:
-        if not self.showing_similar():
+        if not self.showing_similar() or self._settling:
             return
         if not index.isValid():
             self._show_no_group()
@@ -761,6 +780,30 @@ class MainWindow(QMainWindow):
         row = self.groups_model.row_of(path)
         group_paths = [r.path for r in self.groups_model.records(row)] if row is not None else []
         return build_menu(path, self.session, self, open_viewer=self.open_viewer, group_paths=group_paths)
+
+    def problem_menu(self, paths: list[str]) -> QMenu:
+        """What can be done with files the scan could not use: open, show in the folder, move to the trash
+        (journaled, with Undo, like any removal)."""
+        menu = QMenu(self)
+        first = paths[0]
+        menu.addAction("Open", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(first)))
+        menu.addAction("Show in folder", lambda: show_in_folder(first))
+        menu.addAction("Copy path", lambda: QGuiApplication.clipboard().setText("\n".join(paths)))
+        menu.addSeparator()
+        n = len(paths)
+        trash = menu.addAction(
+            action_icon("trash"), f"Move {'this file' if n == 1 else f'{n} files'} to the trash…"
+        )
+        trash.setObjectName("trash_problems")
+        trash.triggered.connect(lambda: self.trash_problems(paths))
+        trash.setEnabled(not self.session.busy)
+        return menu
+
+    def trash_problems(self, paths: list[str]) -> None:
+        n = len(paths)
+        what = os.path.basename(paths[0]) if n == 1 else f"{n} files"
+        if self.confirm("Move to trash", f"Move {what} to the trash?\n\nYou can undo this."):
+            self.session.trash_files(paths)
 
     def open_viewer(self, path: str, difference: bool = False) -> ViewerDialog:
         """Full size; from a group, the image next to the group's first photo (zoom and pan in step). Two

@@ -79,8 +79,7 @@ class Settings:
         return str(self.q.value("view/restore", "false")).lower() == "true"
 
     def set_results_to_restore(self, on: bool) -> None:
-        self.q.setValue("view/restore", bool(on))
-        self.q.sync()
+        self.q.setValue("view/restore", bool(on))  # written to disk by Qt soon, and on close
 
     def blob(self, key: str) -> QByteArray | None:
         v = self.q.value(f"layout/{key}")

@@ -82,7 +82,9 @@ def test_event_loop_stalls_during_a_scan(qtbot, make_window, tmp_path):
     n = sum(1 for p in folder.rglob("*") if p.is_file())
     window = make_window()
     probe = StallProbe()
-    window.session.scan_progress.connect(lambda done, total, msg: setattr(probe, "phase", msg.split(" (")[0]))
+    window.session.scan_progress.connect(
+        lambda done, total, msg: setattr(probe, "phase", (msg.split() or ["?"])[0])
+    )
     window.session.scan_finished.connect(lambda: setattr(probe, "phase", "showing the result"))
     probe.start()
     t0 = time.perf_counter()

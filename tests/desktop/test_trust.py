@@ -6,9 +6,10 @@ first, and Ctrl+Q quits. Each failed on the old app."""
 from __future__ import annotations
 
 import os
+import shutil
 
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 
@@ -324,3 +325,33 @@ def test_a_folder_from_the_command_line_is_added_to_the_saved_ones(qtbot, make_w
     assert again.folders.folders() == [str(photos), str(other)]
     assert again.folders.reference() == [str(photos)]
     assert again.session.folders == [str(photos), str(other)]
+
+
+def test_problems_can_be_opened_shown_and_trashed_with_undo(qtbot, make_window, photos, monkeypatch):
+    from helpers import DATA
+
+    broken = photos / "Camera" / "broken.jpg"
+    shutil.copy2(DATA / "truncated.jpg", broken)
+    shutil.copy2(DATA / "zero.jpg", photos / "Camera" / "empty.jpg")
+    window = make_window()
+    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
+        window.open_folders([str(photos)])
+    listed = [p.path for p in window.problems.model().problems]
+    assert str(broken) in listed
+    marked_before = set(window.session.marks.paths)
+    window.auto_actions["resolution"].trigger()
+    marked = set(window.session.marks.paths)
+    assert marked and marked != marked_before
+    menu = window.problem_menu([str(broken)])
+    texts = [a.text() for a in menu.actions()]
+    assert "Open" in texts and "Show in folder" in texts
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):  # moved, then the rescan
+        menu.findChild(QAction, "trash_problems").trigger()
+    assert not broken.exists()
+    assert set(window.session.marks.paths) == marked  # the person's marks are not touched
+    assert str(broken) not in [p.path for p in window.problems.model().problems]
+    assert "trash" in window.banner.text.text() and window.banner.undo_button.isVisible()
+    with qtbot.waitSignal(window.session.action_done, timeout=60_000):
+        window.banner.undo_button.click()
+    assert broken.exists() and broken.read_bytes() == (DATA / "truncated.jpg").read_bytes()
