@@ -295,6 +295,7 @@ class ComparePane(QScrollArea):
             card.step.connect(self._step)
             card.set_marked(rec.path in marked)
             self._row.addWidget(card)
+            card.show()  # now, not on the next event loop pass: Enter on the groups may focus it at once
             self.cards.append(card)
         self._fit_cards()
 

@@ -360,6 +360,7 @@ class MainWindow(QMainWindow):
         self.similar_shots.current_changed.connect(self._shots_selected)
         for tier in (self.duplicates, self.similar_shots):
             tier.open_requested.connect(self.enter_group)
+            tier.as_table.toggled.connect(lambda _on: self._chain_focus())
         self.tiers.currentChanged.connect(self._tier_changed)
         self.compare.show_difference.connect(self.show_difference)
         self.compare.toggle.connect(s.marks.toggle)

@@ -97,3 +97,20 @@ def test_enter_on_the_groups_goes_into_the_group_and_space_selects_the_current_r
     qtbot.keyClick(window.groups, Qt.Key.Key_Space)
     assert window.groups.selectionModel().isRowSelected(1)
     assert [c.rec.path for c in window.compare.cards] == [r.path for r in second]
+
+
+def test_in_table_mode_tab_and_enter_go_from_the_table_to_the_cards(qtbot, scanned_window, photos):
+    window = scanned_window(photos)
+    _activate(qtbot, window)
+    window.select_group(0)
+    window.duplicates.as_table.click()
+    table = window.duplicates.table
+    table.setFocus()
+    qtbot.keyClick(table, Qt.Key.Key_Tab)
+    assert QApplication.focusWidget() is window.compare.cards[0]
+    table.setFocus()
+    qtbot.keyClick(table, Qt.Key.Key_Down)
+    qtbot.keyClick(table, Qt.Key.Key_Return)
+    assert window.groups.currentIndex().row() == 1
+    assert QApplication.focusWidget() is window.compare.cards[0]
+    assert window.compare.cards[0].rec.path == window.groups_model.records(1)[0].path
