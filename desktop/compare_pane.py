@@ -48,8 +48,9 @@ def better_facts(records: list[ImageRecord]) -> list[frozenset[str]]:
     """For each record, the facts in which it is the best of its group: the most pixels, the largest file,
     the earliest date (an EXIF capture date before a file date). A fact every member shares is nobody's."""
 
-    def when(r: ImageRecord) -> tuple[int, str | int]:
-        return (0, r.taken) if r.taken else (1, r.mtime_ns)
+    def when(r: ImageRecord) -> tuple[int, str]:
+        label, text = taken_or_modified(r)  # compared as shown: copies made in one minute tie
+        return (0 if label == "Taken" else 1, text)
 
     keys = {
         "Resolution": lambda r: -r.pixels,

@@ -17,7 +17,7 @@ from desktop.thumbnails import ThumbnailCache
 THUMB = 56
 PAD = 6
 STRIP = 4  # thumbnails shown per row, at most
-TEXT = 120  # room kept for the text column
+TEXT = 190  # room kept for the text column: names and folders must stay readable
 
 
 class GroupDelegate(QStyledItemDelegate):
@@ -90,12 +90,13 @@ class GroupDelegate(QStyledItemDelegate):
         bold = QFont(option.font)
         bold.setBold(True)
         fm = QFontMetrics(option.font)
-        last = f"{marked} marked · {folder}" if marked else folder
+        last = f"{folder} · {marked} marked" if marked else folder
         badge = self._badge_width(option) + PAD if group is not None and group.exact else 0
         return (
             QFontMetrics(bold).elidedText(name + extra, Qt.TextElideMode.ElideRight, width),
             fm.elidedText(detail, Qt.TextElideMode.ElideRight, width),
-            fm.elidedText(last, Qt.TextElideMode.ElideMiddle, max(10, width - badge)),
+            # the folder's end (its own name) is what tells folders apart: cut from the left
+            fm.elidedText(last, Qt.TextElideMode.ElideLeft, max(10, width - badge)),
         )
 
     @staticmethod

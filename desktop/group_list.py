@@ -62,6 +62,7 @@ class GroupList(QWidget):
         self.view.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
         self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)  # the table's too
         self.title = QLabel("<b>Similar shots</b>" if similar else "<b>Groups</b>")
         self.title.setWordWrap(True)
 
@@ -84,7 +85,7 @@ class GroupList(QWidget):
         head = self.table.horizontalHeader()
         head.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         head.setStretchLastSection(True)
-        for col, width in enumerate((180, 44, 72, 72, 120)):
+        for col, width in enumerate((160, 44, 76, 86, 130)):
             self.table.setColumnWidth(col, width)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.view)

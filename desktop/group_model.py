@@ -65,7 +65,13 @@ def _row(group: Group, files: tuple[ImageRecord, ...]) -> _Row:
     folders = {os.path.dirname(r.path) for r in records}  # not ``r.folder``: pathlib is slow for 10,000
     extra = len(folders) - 1
     folder = os.path.dirname(best.path) + (f"  (+{extra} more)" if extra else "")
-    sim = 1.0 if group.exact else min((m.similarity for m in group.members[1:]), default=1.0)
+    # A member paired with another member but not with the best copy (similar shots may) has no similarity
+    # to it (0.0): the lowest known one is the honest summary.
+    sim = (
+        1.0
+        if group.exact
+        else min((m.similarity for m in group.members[1:] if m.similarity > 0), default=0.0)
+    )
     date = best.taken or time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(best.mtime_ns / 1e9))
     return _Row(
         group,

@@ -886,4 +886,6 @@ class MainWindow(QMainWindow):
 
     def select_group(self, row: int) -> None:
         idx = self.groups_model.index(row)
-        self.groups.selectionModel().setCurrentIndex(idx, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        self.groups.selectionModel().setCurrentIndex(
+            idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        )

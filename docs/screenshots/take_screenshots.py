@@ -11,8 +11,6 @@ a dark desktop would. Settings and caches live in a temporary folder, so the "em
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,6 +23,7 @@ OUT = Path(__file__).resolve().parent
 DEMO = REPO / "resources" / "demo"
 sys.path.insert(0, str(REPO))
 
+from PIL import Image  # noqa: E402
 from PySide6.QtCore import QEventLoop, Qt, QTimer  # noqa: E402
 from PySide6.QtGui import QColor, QPalette  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
@@ -73,12 +72,11 @@ class Shooter:
     def __call__(self, name: str, widget: QWidget) -> None:
         png = OUT / f"{name}{self.suffix}.png"
         widget.grab().save(str(png))
-        if png.stat().st_size > 280_000 and shutil.which("convert"):
+        if png.stat().st_size > 280_000:
             # photos fill the window: a 256-colour palette keeps the file small enough for the repository
-            subprocess.run(
-                ["convert", str(png), "-dither", "FloydSteinberg", "-colors", "256", f"png8:{png}"],
-                check=True,
-            )
+            with Image.open(png) as im:
+                small = im.convert("RGB").quantize(256, dither=Image.Dither.FLOYDSTEINBERG)
+            small.save(png, optimize=True)
         print(f"{png.name}: {png.stat().st_size // 1024} KB")
 
 
@@ -122,11 +120,14 @@ def main() -> None:
     settle(window)
     shoot("groups", window)
 
+    sizes = window.splitter.sizes()
+    window.splitter.setSizes([700, sum(sizes) - 700])  # room for every column
     window.duplicates.show_table(True)
     window.duplicates.sort.setCurrentText("Least similar first")
     settle(window, 1.0)
     shoot("groups-table", window)
     window.duplicates.show_table(False)
+    window.splitter.setSizes(sizes)
     window.duplicates.sort.setCurrentText("Most space freed")
 
     window.tiers.setCurrentIndex(1)
@@ -148,8 +149,11 @@ def main() -> None:
     shoot("compare", dlg)
     dlg.close()
 
-    copy = next(c for c in window.compare.cards[1:] if not c.difference.isHidden())
-    dlg = window.open_viewer(copy.rec.path, difference=True)
+    # an edit that shows: a copy with a caption added
+    edited = next(r.path for k in range(model.rowCount()) for r in model.records(k) if "caption" in r.path)
+    if model.records(model.row_of(edited))[0].path == edited:  # the best copy: compare another with it
+        edited = model.records(model.row_of(edited))[1].path
+    dlg = window.open_viewer(edited, difference=True)
     dlg.resize(1280, 560)
     for _ in range(300):  # worked out in a worker: wait for it (30 s at most)
         if dlg.difference is not None:

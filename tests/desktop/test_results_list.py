@@ -168,3 +168,12 @@ def test_the_card_with_the_better_facts_says_so(qtbot, scanned_window, photos):
             for fact, label in card.facts.items():
                 assert ("<b>" in label.text()) == (fact in facts), (fact, card.rec.path)
     assert any(better_facts(model.records(r)) != [frozenset()] * 2 for r in range(model.rowCount()))
+
+
+def test_the_table_selects_the_whole_row_of_the_group_shown(qtbot, scanned_window, photos):
+    window = scanned_window(photos)
+    window.select_group(1)
+    window.duplicates.show_table(True)
+    table = window.duplicates.table
+    selected = {i.column() for i in table.selectionModel().selectedIndexes() if i.row() == 1}
+    assert selected == set(range(window.groups_model.columnCount()))
