@@ -5,16 +5,8 @@ from __future__ import annotations
 import logging
 import os
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QUrl, Slot
-from PySide6.QtGui import (
-    QAction,
-    QCloseEvent,
-    QDesktopServices,
-    QDragEnterEvent,
-    QDropEvent,
-    QGuiApplication,
-    QKeySequence,
-)
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -42,7 +34,7 @@ from desktop.formatting import human_bytes
 from desktop.group_list import GroupList
 from desktop.icons import action_icon
 from desktop.ignored_dialog import IgnoredPairsDialog
-from desktop.image_menu import build_menu, show_in_folder
+from desktop.image_menu import build_menu, build_problem_menu
 from desktop.options_dialog import OptionsDialog
 from desktop.problems_view import BLANK_REASON, ProblemsView
 from desktop.scan_progress import ScanProgress
@@ -325,6 +317,10 @@ class MainWindow(QMainWindow):
             if not a.shortcut().isEmpty()
         )
         extra = (
+            "<tr><td>From the groups to the cards, then the actions</td><td><b>Tab</b></td></tr>"
+            "<tr><td>Go into the current group (its first card)</td><td><b>Enter</b> on the groups</td></tr>"
+            "<tr><td>Show the current group</td><td><b>Space</b> on the groups</td></tr>"
+            "<tr><td>Previous or next card</td><td><b>Left</b>, <b>Right</b></td></tr>"
             "<tr><td>Mark or unmark the focused copy</td><td><b>Space</b></td></tr>"
             "<tr><td>Compare two copies at full size</td><td><b>Enter</b></td></tr>"
         )
@@ -783,22 +779,8 @@ class MainWindow(QMainWindow):
         return build_menu(path, self.session, self, open_viewer=self.open_viewer, group_paths=group_paths)
 
     def problem_menu(self, paths: list[str]) -> QMenu:
-        """What can be done with files the scan could not use: open, show in the folder, move to the trash
-        (journaled, with Undo, like any removal)."""
-        menu = QMenu(self)
-        first = paths[0]
-        menu.addAction("Open", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(first)))
-        menu.addAction("Show in folder", lambda: show_in_folder(first))
-        menu.addAction("Copy path", lambda: QGuiApplication.clipboard().setText("\n".join(paths)))
-        menu.addSeparator()
-        n = len(paths)
-        trash = menu.addAction(
-            action_icon("trash"), f"Move {'this file' if n == 1 else f'{n} files'} to the trash…"
-        )
-        trash.setObjectName("trash_problems")
-        trash.triggered.connect(lambda: self.trash_problems(paths))
-        trash.setEnabled(not self.session.busy)
-        return menu
+        """What can be done with files the scan could not use (open, show, trash with Undo)."""
+        return build_problem_menu(paths, self, trash=self.trash_problems, can_trash=not self.session.busy)
 
     def trash_problems(self, paths: list[str]) -> None:
         n = len(paths)

@@ -15,7 +15,6 @@ from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QImage, QPixmap
 
 from core.decode import read_full
-from desktop.workers import lower_priority
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,6 @@ class _Load(QRunnable):
         self.path, self.side, self.signals = path, side, signals
 
     def run(self) -> None:
-        lower_priority()
         try:
             image = to_qimage(read_full(self.path, max_side=self.side))
         except Exception as e:  # noqa: BLE001 - a broken file gets a placeholder, not a crash

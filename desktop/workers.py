@@ -7,9 +7,6 @@ keyword arguments (core's protocol) and its return value arrives through ``finis
 from __future__ import annotations
 
 import logging
-import os
-import sys
-import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -20,22 +17,6 @@ from core.errors import Cancelled
 from core.progress import CancelToken
 
 log = logging.getLogger(__name__)
-
-
-_GUI_NICE = os.nice(0) if sys.platform.startswith("linux") else 0
-BACKGROUND_NICE = 10  # how much less CPU a worker asks for than the GUI thread
-
-
-def lower_priority() -> None:
-    """Let the calling worker thread yield the CPU to the GUI thread (Linux: nice is per thread, and the
-    threads it starts later, the decoder's and ONNX Runtime's, inherit it). On a busy machine a scan then
-    runs as fast, but the window keeps painting and answering. Elsewhere this does nothing."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, _GUI_NICE + BACKGROUND_NICE))
-    except OSError as e:  # a sandbox may forbid it: the scan runs all the same
-        log.debug("cannot lower a worker's priority: %s", e)
 
 
 class TaskSignals(QObject):
@@ -60,7 +41,6 @@ class Task(QRunnable):
         self.token.cancel()
 
     def run(self) -> None:
-        lower_priority()
         try:
             out = self._fn(
                 *self._args, progress=self.signals.progress.emit, cancel=self.token, **self._kwargs
