@@ -71,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     session = Session(lambda: Engine(device=args.device))
     window = MainWindow(session, Settings())
     window.show()
-    if args.folders:
+    if args.folders:  # added to the saved folders, all scanned (from the cache where unchanged)
         window.open_folders([f for f in args.folders if Path(f).is_dir()])
+    else:  # the last results again, from the cache
+        window.restore_last()
     return app.exec()
 
 

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolBut
 
 from core.actions import ActionResult
 from desktop.formatting import human_bytes
+from desktop.widgets import let_shrink
 
 
 def describe(result: ActionResult) -> str:
@@ -38,6 +39,7 @@ class ResultBanner(QFrame):
         self.setStyleSheet("#result_banner { background: palette(alternate-base); }")
         self.text = QLabel()
         self.text.setWordWrap(True)
+        let_shrink(self.text)  # a long path in the message must not widen the window
         self.undo_button = QPushButton("Undo")
         self.undo_button.clicked.connect(self._undo_clicked)
         self._undo: Callable[[], object] | None = None

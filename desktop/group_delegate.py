@@ -1,4 +1,5 @@
-"""Paints one group row: a strip of thumbnails, the count, the space it frees, an exact-copy badge.
+"""Paints one group row: a strip of thumbnails, the best copy's name, the count, the space it frees, how
+alike, the folder, an exact-copy badge.
 
 Every row has the same size (the view sets ``uniformItemSizes``), and only visible rows are painted and
 ask for thumbnails, so 10,000 groups scroll smoothly.
@@ -7,7 +8,7 @@ ask for thumbnails, so 10,000 groups scroll smoothly.
 from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPalette
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from desktop.group_model import GroupRole, MarkedRole, RecordsRole, SummaryRole
@@ -16,7 +17,7 @@ from desktop.thumbnails import ThumbnailCache
 THUMB = 56
 PAD = 6
 STRIP = 4  # thumbnails shown per row, at most
-TEXT = 120  # room kept for the text column
+TEXT = 190  # room kept for the text column: names and folders must stay readable
 
 
 class GroupDelegate(QStyledItemDelegate):
@@ -62,33 +63,54 @@ class GroupDelegate(QStyledItemDelegate):
             x += THUMB + PAD
         tx = r.left() + PAD + strip * (THUMB + PAD)
         text_rect = QRect(tx, y, max(10, r.right() - tx - PAD), THUMB)
+        top, middle, bottom = self.lines(option, index, text_rect.width(), strip)
         bold = QFont(option.font)
         bold.setBold(True)
         painter.setFont(bold)
         painter.setPen(text_color)
-        extra = f"  (+{len(records) - strip} more)" if len(records) > strip else ""
-        headline, detail = index.data(SummaryRole) or (f"{len(records)} copies", "")
-        painter.drawText(
-            text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, f"{headline}{extra}"
-        )
+        painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, top)
         painter.setFont(option.font)
         painter.setPen(dim)
-        lines = [detail]
-        marked = index.data(MarkedRole) or 0
-        if marked:
-            lines.append(f"{marked} marked")
-        painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, lines[0])
-        if len(lines) > 1:
-            painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom, lines[1])
+        painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, middle)
+        painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom, bottom)
         if group is not None and group.exact:
             self._badge(painter, option, text_rect, "EXACT")
         painter.restore()
 
-    def _badge(self, painter: QPainter, option: QStyleOptionViewItem, area: QRect, text: str) -> None:
+    def lines(
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex, width: int, strip: int
+    ) -> tuple[str, str, str]:
+        """The row's three lines as painted in ``width`` pixels: the best copy's name; files, space, how
+        alike; the folder (and how many are marked). Long ones end in an ellipsis instead of running on."""
+        records = index.data(RecordsRole) or []
+        group = index.data(GroupRole)
+        extra = f"  (+{len(records) - strip} more)" if len(records) > strip else ""
+        name, detail, folder = index.data(SummaryRole) or ("", f"{len(records)} files", "")
+        marked = index.data(MarkedRole) or 0
+        bold = QFont(option.font)
+        bold.setBold(True)
+        fm = QFontMetrics(option.font)
+        last = f"{folder} · {marked} marked" if marked else folder
+        badge = self._badge_width(option) + PAD if group is not None and group.exact else 0
+        return (
+            QFontMetrics(bold).elidedText(name + extra, Qt.TextElideMode.ElideRight, width),
+            fm.elidedText(detail, Qt.TextElideMode.ElideRight, width),
+            # the folder's end (its own name) is what tells folders apart: cut from the left
+            fm.elidedText(last, Qt.TextElideMode.ElideLeft, max(10, width - badge)),
+        )
+
+    @staticmethod
+    def _badge_font(option: QStyleOptionViewItem) -> QFont:
         font = QFont(option.font)
         font.setPointSizeF(max(6.0, font.pointSizeF() * 0.8))
         font.setBold(True)
-        painter.setFont(font)
+        return font
+
+    def _badge_width(self, option: QStyleOptionViewItem, text: str = "EXACT") -> int:
+        return QFontMetrics(self._badge_font(option)).horizontalAdvance(text) + 10
+
+    def _badge(self, painter: QPainter, option: QStyleOptionViewItem, area: QRect, text: str) -> None:
+        painter.setFont(self._badge_font(option))
         fm = painter.fontMetrics()
         w, h = fm.horizontalAdvance(text) + 10, fm.height() + 2
         box = QRect(area.right() - w, area.bottom() - h, w, h)

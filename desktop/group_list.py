@@ -1,5 +1,8 @@
 """One tier's list of groups with its own strictness slider: the duplicates, or the similar shots.
 
+The groups show as a list (thumbnails, name, folder, how alike) or as a table (one line per group, for ten
+thousand of them); both views share one model and one selection, with a sort order and a filter.
+
 Layout only: it shows what ``show_result`` gives it and reports what the person did (``strictness_changed``
 after the slider rests, ``current_changed`` when another group is picked); the window decides what that means.
 """
@@ -8,12 +11,26 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal, Slot
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QListView, QSlider, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QItemSelectionModel, QModelIndex, QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QSlider,
+    QStackedWidget,
+    QTableView,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from core.results import ScanResult
 from desktop.group_delegate import GroupDelegate
-from desktop.group_model import GroupListModel
+from desktop.group_model import COLUMN_KEYS, SORTS, GroupListModel
 from desktop.thumbnails import ThumbnailCache
 
 
@@ -22,6 +39,7 @@ class GroupList(QWidget):
 
     strictness_changed = Signal(float)  # the threshold asked for, once the slider has rested a moment
     current_changed = Signal(QModelIndex)
+    open_requested = Signal()  # Enter on the list: go into the current group (its cards)
 
     def __init__(
         self, thumbs: ThumbnailCache, *, similar: bool, tip: str, parent: QWidget | None = None
@@ -43,8 +61,47 @@ class GroupList(QWidget):
         self.view.setBatchSize(200)
         self.view.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
         self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)  # the table's too
         self.title = QLabel("<b>Similar shots</b>" if similar else "<b>Groups</b>")
         self.title.setWordWrap(True)
+
+        # The table: one line per group, every row the same height, sortable by a click on a header.
+        self.table = QTableView()
+        self.table.setObjectName("similar_shots_table" if similar else "groups_table")
+        self.table.setModel(self.model)
+        self.table.setSelectionModel(self.view.selectionModel())  # one current group for both views
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSortingEnabled(True)
+        self.table.setTabKeyNavigation(False)  # Tab leaves for the cards, as from the list
+        self.table.horizontalHeader().setSortIndicator(2, Qt.SortOrder.DescendingOrder)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.verticalHeader().hide()
+        rows = self.table.verticalHeader()
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)  # uniform heights: no per-row measuring
+        rows.setDefaultSectionSize(self.fontMetrics().height() + 8)
+        head = self.table.horizontalHeader()
+        head.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        head.setStretchLastSection(True)
+        for col, width in enumerate((160, 44, 76, 86, 130)):
+            self.table.setColumnWidth(col, width)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.view)
+        self.stack.addWidget(self.table)
+
+        self.sort = QComboBox()
+        self.sort.setToolTip("Order of the groups")
+        for text in SORTS:
+            self.sort.addItem(text)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Filter by name or folder")
+        self.search.setClearButtonEnabled(True)
+        self.as_table = QToolButton()
+        self.as_table.setText("Table")
+        self.as_table.setCheckable(True)
+        self.as_table.setToolTip("One line per group: names, folders, sizes, dates (for many groups)")
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 6, 0, 0)
@@ -53,12 +110,98 @@ class GroupList(QWidget):
         row.addWidget(self.slider, 1)
         lay.addLayout(row)
         lay.addWidget(self.title)
-        lay.addWidget(self.view, 1)
+        tools = QHBoxLayout()
+        tools.addWidget(self.search, 1)
+        tools.addWidget(self.sort)
+        tools.addWidget(self.as_table)
+        lay.addLayout(tools)
+        lay.addWidget(self.stack, 1)
 
         self.slider.valueChanged.connect(self._moved)
         self._timer.timeout.connect(lambda: self.strictness_changed.emit(self.slider.value() / 100))
         self.view.selectionModel().currentChanged.connect(self.current_changed)
+        self.sort.currentTextChanged.connect(self._sort_chosen)
+        head.sortIndicatorChanged.connect(self._header_sorted)
+        self.search.textChanged.connect(self.set_filter)
+        self.as_table.toggled.connect(self.show_table)
+        for v in (self.view, self.table):
+            v.installEventFilter(self)
         thumbs.ready.connect(self.view.viewport().update)
+
+    def current_view(self) -> QAbstractItemView:
+        return self.table if self.as_table.isChecked() else self.view
+
+    @Slot(bool)
+    def show_table(self, on: bool) -> None:
+        had_focus = self.current_view().hasFocus() or self.view.hasFocus() or self.table.hasFocus()
+        self.as_table.setChecked(on)
+        self.stack.setCurrentWidget(self.table if on else self.view)
+        if self.view.currentIndex().isValid():
+            self.current_view().scrollTo(self.view.currentIndex())
+        if had_focus:
+            self.current_view().setFocus()
+
+    @Slot(str)
+    def _sort_chosen(self, text: str) -> None:
+        key, descending = SORTS[text]
+        head = self.table.horizontalHeader()
+        head.blockSignals(True)  # the model sorts once, here
+        order = Qt.SortOrder.DescendingOrder if descending else Qt.SortOrder.AscendingOrder
+        head.setSortIndicator(COLUMN_KEYS.index(key), order)
+        head.blockSignals(False)
+        self.model.sort_by(key, descending)
+        self._keep_current_visible()
+
+    @Slot(int, Qt.SortOrder)
+    def _header_sorted(self, column: int, order: Qt.SortOrder) -> None:
+        """A header click sorted the model; the menu names the order when it is one of its own."""
+        wanted = (COLUMN_KEYS[column], order == Qt.SortOrder.DescendingOrder)
+        text = next((t for t, v in SORTS.items() if v == wanted), None)
+        if text is not None:
+            self.sort.blockSignals(True)
+            self.sort.setCurrentText(text)
+            self.sort.blockSignals(False)
+        self._keep_current_visible()
+
+    def _keep_current_visible(self) -> None:
+        if self.view.currentIndex().isValid():
+            self.current_view().scrollTo(self.view.currentIndex())
+
+    @Slot(str)
+    def set_filter(self, text: str) -> None:
+        """Show the groups with a file whose name or folder contains ``text``; the current group stays
+        current if it is still shown, else the first one is."""
+        row = self.view.currentIndex().row()
+        group = self.model.group(row) if row >= 0 else None
+        if self.search.text() != text:
+            self.search.blockSignals(True)
+            self.search.setText(text)
+            self.search.blockSignals(False)
+        self.model.set_filter(text)
+        keep = self.model.row_of_group(group) if group is not None else None
+        self._select(keep if keep is not None else 0)
+
+    def _select(self, row: int) -> None:
+        if self.model.rowCount():
+            index = self.model.index(min(max(row, 0), self.model.rowCount() - 1))
+            self.view.selectionModel().setCurrentIndex(
+                index,
+                QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
+            )
+        else:
+            self.current_changed.emit(QModelIndex())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Enter on the groups goes into the current group; Space selects (and shows) the current row."""
+        if watched in (self.view, self.table) and event.type() == QEvent.Type.KeyPress:
+            key = event.key()
+            if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.view.currentIndex().isValid():
+                self.open_requested.emit()
+                return True
+            if key == Qt.Key.Key_Space and self.view.currentIndex().isValid():
+                self._select(self.view.currentIndex().row())
+                return True
+        return super().eventFilter(watched, event)
 
     def show_result(
         self,
@@ -71,7 +214,8 @@ class GroupList(QWidget):
         the
         slider reach from it (rounded up: never below what the library was scanned at) and sit at
         ``threshold``."""
-        current = self.view.currentIndex().row()
+        row = self.view.currentIndex().row()
+        current = self.model.group(row) if row >= 0 else None
         self.model.set_result(result)
         self.title.setText(title)
         if floor is not None and threshold is not None:
@@ -83,7 +227,16 @@ class GroupList(QWidget):
             self.label.setText(f"Strictness {self.slider.value()} %")
         n = self.model.rowCount()
         if n:
-            self.view.setCurrentIndex(self.model.index(min(max(current, 0), n - 1)))
+            # the same group again where it is still there (its members match), else the same place
+            same = next(
+                (
+                    k
+                    for k in range(n)
+                    if current is not None and self.model.group(k).members == current.members
+                ),
+                None,
+            )
+            self.view.setCurrentIndex(self.model.index(same if same is not None else min(max(row, 0), n - 1)))
 
     @Slot(int)
     def _moved(self, value: int) -> None:

@@ -1,4 +1,5 @@
-"""The right-click menu of any image (in the comparison pane or the similar pane)."""
+"""The right-click menus of any image (in the comparison pane or the similar pane) and of the files the scan
+could not use (the Problems list)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QMenu, QWidget
 
+from desktop.icons import action_icon
 from desktop.session import Session
 
 
@@ -54,4 +56,23 @@ def build_menu(
         lambda: session.not_duplicate([(path, o) for o in others]),
     )
     nd.setEnabled(bool(others))
+    return menu
+
+
+def build_problem_menu(paths: list[str], parent: QWidget, *, trash, can_trash: bool = True) -> QMenu:
+    """Open, show in folder, copy the paths, and move to the trash (``trash(paths)``: the window asks first
+    and acts through the session, journaled and undoable like any removal)."""
+    menu = QMenu(parent)
+    first = paths[0]
+    menu.addAction("Open", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(first)))
+    menu.addAction("Show in folder", lambda: show_in_folder(first))
+    menu.addAction("Copy path", lambda: QGuiApplication.clipboard().setText("\n".join(paths)))
+    menu.addSeparator()
+    n = len(paths)
+    act = menu.addAction(
+        action_icon("trash"), f"Move {'this file' if n == 1 else f'{n} files'} to the trash…"
+    )
+    act.setObjectName("trash_problems")
+    act.triggered.connect(lambda: trash(paths))
+    act.setEnabled(can_trash)
     return menu

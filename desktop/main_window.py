@@ -12,7 +12,9 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
+    QPushButton,
     QSplitter,
     QStackedWidget,
     QTabWidget,
@@ -30,8 +32,9 @@ from desktop.error_dialog import ErrorDialog
 from desktop.folder_panel import FolderPanel
 from desktop.formatting import human_bytes
 from desktop.group_list import GroupList
+from desktop.icons import action_icon
 from desktop.ignored_dialog import IgnoredPairsDialog
-from desktop.image_menu import build_menu
+from desktop.image_menu import build_menu, build_problem_menu
 from desktop.options_dialog import OptionsDialog
 from desktop.problems_view import BLANK_REASON, ProblemsView
 from desktop.scan_progress import ScanProgress
@@ -40,6 +43,7 @@ from desktop.settings import Settings
 from desktop.similar_pane import SimilarPane
 from desktop.thumbnails import ThumbnailCache
 from desktop.viewer import ViewerDialog
+from desktop.widgets import let_shrink, warning_colour
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Lookalike")
         self.setAcceptDrops(True)
         self.resize(1280, 800)
+        self._restoring = False  # the scan running brings back the last results (restore_last)
+        self._settling = False  # a new result is being put in the lists: show its group once, at the end
         self._build()
         self._wire()
         self.folders.set_folders(self.scan_settings.folders, self.scan_settings.reference)
@@ -109,22 +115,35 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.tiers, 1)
 
         self.compare = ComparePane(self.thumbs)
+        # The first-run page says what to do in one glance: drop a folder, or the one big button.
         self.empty = QLabel(
             "<h2>Find duplicate photos</h2>"
-            "<p>Drop folders on this window, or use <b>Add folder…</b>, then <b>Scan</b>.</p>"
+            "<p><b>Drop a folder of photos here</b>, or click <b>Add folder…</b>: "
+            "the scan starts at once.</p>"
             "<p>Groups of copies appear on the left; pick one to compare its photos side by side.</p>"
         )
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty.setWordWrap(True)
+        self.welcome_add = QPushButton(action_icon("folder-add"), "Add folder…")
+        self.welcome_add.setToolTip("Choose a folder of photos: it is scanned at once")
+        self.welcome_add.setMinimumHeight(self.fontMetrics().height() * 3)
+        self.welcome_add.setMinimumWidth(self.fontMetrics().horizontalAdvance("Add folder…") * 3)
+        welcome = QWidget()
+        wlay = QVBoxLayout(welcome)
+        wlay.addStretch(1)
+        wlay.addWidget(self.empty)
+        wlay.addWidget(self.welcome_add, 0, Qt.AlignmentFlag.AlignHCenter)
+        wlay.addStretch(1)
         self.group_header = QLabel()
         self.group_header.setWordWrap(True)
+        let_shrink(self.group_header)
         right = QWidget()
         rlay = QVBoxLayout(right)
         rlay.setContentsMargins(6, 6, 6, 6)
         rlay.addWidget(self.group_header)
         rlay.addWidget(self.compare, 1)
         self.center = QStackedWidget()
-        self.center.addWidget(self.empty)
+        self.center.addWidget(welcome)
         self.center.addWidget(right)
 
         self.splitter = QSplitter()
@@ -157,6 +176,7 @@ class MainWindow(QMainWindow):
 
         self.progress = ScanProgress()
         self.status_text = QLabel()
+        let_shrink(self.status_text)  # a long message is cut, never a reason for a wider window
         self.statusBar().addWidget(self.status_text, 1)
         self.statusBar().addPermanentWidget(self.progress)
         self._build_actions()
@@ -213,14 +233,28 @@ class MainWindow(QMainWindow):
             rule: self._action(text, lambda _=False, r=rule: self.session.auto_select(r))
             for rule, text in RULES.items()
         }
+        for act, icon in (
+            (self.act_add, "folder-add"),
+            (self.act_scan, "scan"),
+            (self.act_trash, "trash"),
+            (self.act_move, "move"),
+            (self.act_undo, "undo"),
+            (self.act_notdup, "not-duplicate"),
+            (self.act_similar_file, "find-similar"),
+            (self.act_export, "export"),
+            (self.act_problems, "problems"),
+        ):
+            act.setIcon(action_icon(icon))
         bar = self.addToolBar("Main")
         bar.setObjectName("main_toolbar")
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         for act in (self.act_add, self.act_scan):
             bar.addAction(act)
         bar.addSeparator()
-        auto = QToolButton()
+        auto = self.auto_button = QToolButton()
         auto.setText("Auto-select")
+        auto.setIcon(action_icon("auto-select"))
+        auto.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         auto.setToolTip("Mark every copy but one in each duplicate group by a rule (never similar shots)")
         auto.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         for act in self.auto_actions.values():
@@ -283,6 +317,10 @@ class MainWindow(QMainWindow):
             if not a.shortcut().isEmpty()
         )
         extra = (
+            "<tr><td>From the groups to the cards, then the actions</td><td><b>Tab</b></td></tr>"
+            "<tr><td>Go into the current group (its first card)</td><td><b>Enter</b> on the groups</td></tr>"
+            "<tr><td>Show the current group</td><td><b>Space</b> on the groups</td></tr>"
+            "<tr><td>Previous or next card</td><td><b>Left</b>, <b>Right</b></td></tr>"
             "<tr><td>Mark or unmark the focused copy</td><td><b>Space</b></td></tr>"
             "<tr><td>Compare two copies at full size</td><td><b>Enter</b></td></tr>"
         )
@@ -310,17 +348,22 @@ class MainWindow(QMainWindow):
         s = self.session
         self.folders.changed.connect(self._folders_changed)
         self.folders.add_requested.connect(self.pick_folder)
+        self.welcome_add.clicked.connect(self.pick_folder)
         self.folders.settings_requested.connect(self.edit_options)
         self.duplicates.strictness_changed.connect(self._apply_strictness)
         self.duplicates.current_changed.connect(self._group_selected)
         self.similar_shots.strictness_changed.connect(self._apply_shots_strictness)
         self.similar_shots.current_changed.connect(self._shots_selected)
+        for tier in (self.duplicates, self.similar_shots):
+            tier.open_requested.connect(self.enter_group)
+            tier.as_table.toggled.connect(lambda _on: self._chain_focus())
         self.tiers.currentChanged.connect(self._tier_changed)
         self.compare.show_difference.connect(self.show_difference)
         self.compare.toggle.connect(s.marks.toggle)
         self.compare.menu.connect(self._image_menu)
         self.compare.open_viewer.connect(self.open_viewer)
         self.similar.menu.connect(self._image_menu)
+        self.problems.menu.connect(lambda paths, pos: self.problem_menu(paths).popup(pos))
         self.similar.open_viewer.connect(self.open_viewer)
         self.similar.query_file.connect(self.find_similar)
         self.similar.pick_file.connect(self.pick_similar_file)
@@ -329,6 +372,7 @@ class MainWindow(QMainWindow):
         s.scan_started.connect(self._scan_started)
         s.scan_progress.connect(self.progress.update_progress)
         s.scan_finished.connect(self.progress.finish)
+        s.scan_finished.connect(self._scan_done)
         s.scan_cancelled.connect(self.progress.finish)
         s.failed.connect(self._failed)
         s.result_changed.connect(self._show_result)
@@ -349,21 +393,40 @@ class MainWindow(QMainWindow):
             self.start_scan()
 
     def open_folders(self, folders: list[str]) -> None:
-        """Scan exactly ``folders`` (from the command line or a drop on the app icon); references stay."""
-        folders = [os.path.abspath(f) for f in folders]
-        self.folders.set_folders(folders, [r for r in self.scan_settings.reference if r in folders])
+        """Add ``folders`` (from the command line or a drop on the app icon) to the saved ones and scan them
+        all: the folders chosen before, and their reference ticks, stay."""
+        self.add_folders([f for f in folders if os.path.isdir(f)])
+
+    def restore_last(self) -> bool:
+        """Bring back the last results at start: the saved folders are scanned again, silently. The engine's
+        cache knows every unchanged file (no decoding, no model), so this takes seconds, and what changed on
+        disk since is seen. Nothing happens before the first scan finished (or with no folders left)."""
+        if not self.settings.results_to_restore() or not self.folders.folders():
+            return False
+        self._restoring = True
         self.start_scan()
+        return True
 
     def pick_folder(self) -> None:
+        """Add a folder and scan: what a person who chose a folder of photos expects next."""
         folder = QFileDialog.getExistingDirectory(self, "Add a folder to scan")
         if folder:
-            self.add_folders([folder], scan=False)
+            self.add_folders([folder])
 
     def edit_options(self) -> None:
+        before = self.scan_settings.options()
         dlg = OptionsDialog(self.scan_settings, self)
         if dlg.exec():
             dlg.apply_to(self.scan_settings)
             self.settings.save_scan(self.scan_settings)
+            changed = self.scan_settings.options() != before
+            if (
+                changed
+                and self.session.result is not None
+                and not self.session.busy
+                and self.confirm("Scan options changed", "Scan again with the new options now?")
+            ):
+                self.start_scan()
 
     @Slot()
     def _folders_changed(self) -> None:
@@ -380,6 +443,7 @@ class MainWindow(QMainWindow):
                 self.session.scan(folders, self.scan_settings.options())
             else:
                 self.session.clear_result()
+                self.settings.set_results_to_restore(False)
         self._tier_changed()  # the cards show reference tags: redraw them with the new ticks
         self._update_actions()
 
@@ -389,11 +453,20 @@ class MainWindow(QMainWindow):
     @Slot()
     def _scan_started(self) -> None:
         self.status_text.setText("Scanning…")
-        if self.session.result is None:
+        if self.session.result is None and self._restoring:
+            self.empty.setText(
+                "<h2>Bringing back your last results…</h2><p>Unchanged photos come from the cache.</p>"
+            )
+        elif self.session.result is None:
             self.empty.setText(
                 "<h2>Scanning your photos…</h2><p>Groups appear here when the scan is done. "
                 "Photos read once are cached: the next scan is instant.</p>"
             )
+
+    @Slot()
+    def _scan_done(self) -> None:
+        self._restoring = False
+        self.settings.set_results_to_restore(True)  # the next start brings these results back
 
     def cancel_scan(self) -> None:
         self.progress.stopping()
@@ -435,6 +508,15 @@ class MainWindow(QMainWindow):
             )
             self._update_actions()
             return
+        # The two lists below each pick a current group; the compare pane is built once, at the end.
+        self._settling = True
+        try:
+            self._fill_tiers(result)
+        finally:
+            self._settling = False
+        self._tier_changed()
+
+    def _fill_tiers(self, result) -> None:
         lib = self.session.library
         floor = lib.floor if lib is not None else None
         dup_floor = self.session.thresholds()[0] if lib is not None else None
@@ -459,7 +541,6 @@ class MainWindow(QMainWindow):
         self.problems.set_problems(skipped)
         self.problems_dock.setWindowTitle(f"Problems ({len(skipped)})")
         self.act_problems.setText(f"Problems ({len(skipped)})")
-        self._tier_changed()
 
     def showing_similar(self) -> bool:
         """True while the similar-shots list is the one shown (nothing can be marked there)."""
@@ -492,25 +573,27 @@ class MainWindow(QMainWindow):
 
     @Slot(QModelIndex)
     def _group_selected(self, index: QModelIndex, _previous: QModelIndex | None = None) -> None:
-        if self.showing_similar():
+        if self.showing_similar() or self._settling:
             return
         if not index.isValid():
             self._show_no_group()
             return
         group = self.groups_model.group(index.row())
         records = self.groups_model.records(index.row())
-        kind = "identical files" if group.exact else "copies of one photo"
+        kind = "identical" if group.exact else "copies of one photo"
+        n = len(records) - 1
         self.group_header.setText(
-            f"<b>Group {index.row() + 1}</b>: {len(records)} {kind}; "
-            f"removing all but the best frees {human_bytes(group.reclaimable)}. "
-            f"<i>Space marks, Tab/arrows move, Enter views.</i>"
+            f"<b>Group {index.row() + 1}</b>: {len(records)} files, {kind}; "
+            f"removing the {n} {'copy' if n == 1 else 'copies'} beside the best frees "
+            f"{human_bytes(group.reclaimable)}. <i>Space marks, Tab/arrows move, Enter views.</i>"
         )
         self.compare.show_group(group, records, self.session.marks.paths, self._is_reference)
+        self._chain_focus()
         self._update_actions()
 
     @Slot(QModelIndex)
     def _shots_selected(self, index: QModelIndex, _previous: QModelIndex | None = None) -> None:
-        if not self.showing_similar():
+        if not self.showing_similar() or self._settling:
             return
         if not index.isValid():
             self._show_no_group()
@@ -519,7 +602,22 @@ class MainWindow(QMainWindow):
         records = self.shots_model.records(index.row())
         self._shots_header()
         self.compare.show_group(group, records, self.session.marks.paths, self._is_reference, markable=False)
+        self._chain_focus()
         self._update_actions()
+
+    def _chain_focus(self) -> None:
+        """Tab goes from the groups to the cards of the group shown, one by one, then on to the actions."""
+        tier = self.similar_shots if self.showing_similar() else self.duplicates
+        chain = [tier.current_view(), *self.compare.cards, self.auto_button]
+        for a, b in zip(chain, chain[1:], strict=False):
+            QWidget.setTabOrder(a, b)
+
+    @Slot()
+    def enter_group(self) -> None:
+        """Enter on the groups list: the keyboard goes to the first card (Space marks, Enter views)."""
+        if self.compare.cards:
+            self.compare.cards[0].setFocus(Qt.FocusReason.TabFocusReason)
+            self.compare.ensureWidgetVisible(self.compare.cards[0])
 
     def _shots_header(self) -> None:
         """The similar group's header: other shots, not copies; and, truthfully, whether any is marked as a
@@ -534,7 +632,8 @@ class MainWindow(QMainWindow):
         )
         self.group_header.setText(
             f"<b>Similar shots {row + 1}</b>: {len(records)} photos. "
-            f"<span style='color:#b35900'><b>Other shots of the same subject — not copies: "
+            f"<span style='color:{warning_colour(self.palette())}'>"
+            f"<b>Other shots of the same subject — not copies: "
             f"{selected}.</b></span>"
         )
 
@@ -571,6 +670,7 @@ class MainWindow(QMainWindow):
         has_result = self.session.result is not None
         marked = len(self.session.marks) > 0
         self.act_scan.setEnabled(not busy and bool(self.folders.folders()))
+        self.welcome_add.setVisible(not self.folders.folders())
         self.act_trash.setEnabled(not busy and marked)
         self.act_move.setEnabled(not busy and marked)
         self.act_undo.setEnabled(not busy)
@@ -678,6 +778,16 @@ class MainWindow(QMainWindow):
         group_paths = [r.path for r in self.groups_model.records(row)] if row is not None else []
         return build_menu(path, self.session, self, open_viewer=self.open_viewer, group_paths=group_paths)
 
+    def problem_menu(self, paths: list[str]) -> QMenu:
+        """What can be done with files the scan could not use (open, show, trash with Undo)."""
+        return build_problem_menu(paths, self, trash=self.trash_problems, can_trash=not self.session.busy)
+
+    def trash_problems(self, paths: list[str]) -> None:
+        n = len(paths)
+        what = os.path.basename(paths[0]) if n == 1 else f"{n} files"
+        if self.confirm("Move to trash", f"Move {what} to the trash?\n\nYou can undo this."):
+            self.session.trash_files(paths)
+
     def open_viewer(self, path: str, difference: bool = False) -> ViewerDialog:
         """Full size; from a group, the image next to the group's first photo (zoom and pan in step). Two
         copies
@@ -758,4 +868,6 @@ class MainWindow(QMainWindow):
 
     def select_group(self, row: int) -> None:
         idx = self.groups_model.index(row)
-        self.groups.selectionModel().setCurrentIndex(idx, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        self.groups.selectionModel().setCurrentIndex(
+            idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        )

@@ -23,7 +23,10 @@ class OptionsDialog(QDialog):
         self.min_size.setRange(0, 1_000_000)
         self.min_size.setSuffix(" KB")
         self.min_size.setValue(settings.min_size_kb)
+        for edit in (self.include, self.exclude):  # wide enough for its example, and a little more typing
+            edit.setMinimumWidth(edit.fontMetrics().horizontalAdvance(edit.placeholderText() + "MMMMMM"))
         form = QFormLayout(self)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
         form.addRow("Include files named", self.include)
         form.addRow("Exclude names or paths", self.exclude)
         form.addRow("Skip files smaller than", self.min_size)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPoint, Qt, Signal, Slot
 from PySide6.QtWidgets import QHeaderView, QTableView, QWidget
 
 from core.results import Problem
@@ -44,8 +44,15 @@ BLANK_REASON = "blank image (one flat colour or no structure): never compared"
 
 
 class ProblemsView(QTableView):
+    """Layout only; ``menu(paths, pos)`` asks for the actions on the selected files (open, show in folder,
+    move to the trash), which the window offers."""
+
+    menu = Signal(list, QPoint)
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._menu)
         self.model_ = ProblemsModel(self)
         self.setModel(self.model_)
         self.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
@@ -57,3 +64,16 @@ class ProblemsView(QTableView):
 
     def set_problems(self, problems) -> None:
         self.model_.set_problems(problems)
+
+    def selected_paths(self) -> list[str]:
+        rows = sorted({i.row() for i in self.selectionModel().selectedRows()})
+        return [self.model().index(r, 0).data() for r in rows]
+
+    @Slot(QPoint)
+    def _menu(self, pos: QPoint) -> None:
+        index = self.indexAt(pos)
+        if index.isValid() and not self.selectionModel().isRowSelected(index.row()):
+            self.selectRow(index.row())
+        paths = self.selected_paths()
+        if paths:
+            self.menu.emit(paths, self.viewport().mapToGlobal(pos))

@@ -8,6 +8,7 @@ window connects to its views.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -73,6 +74,7 @@ class Session(QObject):
         self._ignored_writes: deque[tuple[bool, list[tuple[str, str]]]] = deque()
         self._ignored_queue_lock = threading.Lock()
         self._ignored_write_lock = threading.Lock()
+        self._keep_marks = False  # the action running leaves the marks as they are (no marked file moves)
 
     # -- the engine, made on first use (in a worker: loading the model is not the GUI thread's job) ----------
     def engine(self) -> Engine:
@@ -134,7 +136,12 @@ class Session(QObject):
         progress(0, 0, "Loading the model")
         with self._ignored_write_lock:  # "not a duplicate" decisions made so far are in the cache it reads
             self._apply_ignored_writes()
-        return self.engine().scan(folders, options, progress=progress, cancel=cancel)
+        library = self.engine().scan(folders, options, progress=progress, cancel=cancel)
+        if library.same is not None:
+            # The first regrouping needs every pair's feature similarity (about a second for 1,100 photos):
+            # worked out here, so the GUI thread does not freeze when the result arrives.
+            library.feature_similarity()
+        return library
 
     def cancel(self) -> None:
         if self._scan_task is not None:
@@ -296,6 +303,24 @@ class Session(QObject):
             cancel=cancel,
         )
 
+    def trash_files(self, paths: list[str]) -> bool:
+        """Send files that are in no group (the ones the scan could not use) to the trash: journaled and
+        undoable like any removal; the marks stay."""
+        if self.busy or not paths:
+            return False
+        targets = []
+        for path in paths:
+            try:
+                st = os.stat(path)
+            except OSError as e:
+                self.message.emit(f"Cannot move {path} to the trash: {e.strerror or e}")
+                continue
+            targets.append(ImageRecord(path, st.st_size, st.st_mtime_ns, 0, 0, ""))
+        if not targets:
+            return False
+        task = Task(self._act_work, targets, (), "trash", None, name="trash")
+        return self._start_action(task, keep_marks=True)
+
     def undo(self) -> bool:
         if self.busy:
             return False
@@ -321,7 +346,8 @@ class Session(QObject):
         where = "to the trash" if action["kind"] == "trash" else f"to {action['target']}"
         return f"moving {action['files']} files {where} ({when})"
 
-    def _start_action(self, task: Task) -> bool:
+    def _start_action(self, task: Task, keep_marks: bool = False) -> bool:
+        self._keep_marks = keep_marks
         task.signals.finished.connect(self._acted, Qt.ConnectionType.QueuedConnection)
         task.signals.failed.connect(self._action_failed, Qt.ConnectionType.QueuedConnection)
         self._action_task = task
@@ -335,7 +361,8 @@ class Session(QObject):
             self._this_run.add(result.action_id)
         self._action_task = None
         self.busy_changed.emit(False)
-        self.marks.clear()
+        if not self._keep_marks:
+            self.marks.clear()
         self.action_done.emit(result)
         if self.folders:
             self.scan(self.folders)  # files moved: regroup what is left (instant, from the cache)

@@ -74,6 +74,13 @@ class Settings:
     def set_similar_strictness(self, value: float) -> None:
         self._q.setValue("view/similar_threshold", float(value))
 
+    def results_to_restore(self) -> bool:
+        """Whether a scan finished last time (the next start brings its results back from the cache)."""
+        return str(self._q.value("view/restore", "false")).lower() == "true"
+
+    def set_results_to_restore(self, on: bool) -> None:
+        self._q.setValue("view/restore", bool(on))  # written to disk by Qt soon, and on close
+
     def blob(self, key: str) -> QByteArray | None:
         v = self._q.value(f"layout/{key}")
         return v if isinstance(v, QByteArray) else None

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QLabel, QListView, QPushButton, QVBoxLayout, QWidg
 
 from desktop.formatting import percent
 from desktop.thumbnails import ThumbnailCache
+from desktop.widgets import let_shrink
 
 PathRole = Qt.ItemDataRole.UserRole + 1
 SimilarityRole = Qt.ItemDataRole.UserRole + 2
@@ -71,6 +72,7 @@ class SimilarPane(QWidget):
         self.setAcceptDrops(True)
         self.title = QLabel("Right-click a photo and choose <b>Find similar</b>, or drop an image here.")
         self.title.setWordWrap(True)
+        let_shrink(self.title)  # a long file name in it must not widen the dock
         self.model = SimilarModel(thumbs, self)
         self.list = QListView()
         self.list.setModel(self.model)

@@ -1,14 +1,16 @@
-"""Take the README screenshots: the real window on the demo folder under Xvfb, captured with ImageMagick.
+"""Take the README screenshots: the real window on the demo folder, light and dark.
 
-    Xvfb :99 -screen 0 1280x800x24 &  DISPLAY=:99 .venv/bin/python docs/screenshots/take_screenshots.py
+    QT_QPA_PLATFORM=offscreen .venv/bin/python docs/screenshots/take_screenshots.py          # light
+    QT_QPA_PLATFORM=offscreen .venv/bin/python docs/screenshots/take_screenshots.py --dark   # *-dark.png
 
-Settings and caches live in a temporary folder, so the "empty" state is a first start.
+Each picture is the window (or dialog) drawn by Qt itself (``QWidget.grab``), so it needs no X server and is
+the same on every machine; ``--dark`` applies a dark palette (Breeze Dark's colours) with the Fusion style, as
+a dark desktop would. Settings and caches live in a temporary folder, so the "empty" state is a first start.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -21,90 +23,155 @@ OUT = Path(__file__).resolve().parent
 DEMO = REPO / "resources" / "demo"
 sys.path.insert(0, str(REPO))
 
+from PIL import Image  # noqa: E402
 from PySide6.QtCore import QEventLoop, Qt, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtGui import QColor, QPalette  # noqa: E402
+from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
 from core.engine import Engine  # noqa: E402
 from desktop.main_window import MainWindow  # noqa: E402
 from desktop.session import Session  # noqa: E402
 from desktop.settings import Settings  # noqa: E402
-from desktop.viewer import ViewerDialog  # noqa: E402
+
+DARK = {
+    "Window": "#2a2e32",
+    "WindowText": "#fcfcfc",
+    "Base": "#1b1e20",
+    "AlternateBase": "#232629",
+    "Text": "#fcfcfc",
+    "Button": "#31363b",
+    "ButtonText": "#fcfcfc",
+    "Highlight": "#3daee9",
+    "HighlightedText": "#fcfcfc",
+    "ToolTipBase": "#31363b",
+    "ToolTipText": "#fcfcfc",
+    "PlaceholderText": "#a1a9b1",
+    "Light": "#4d5257",
+    "Midlight": "#3b4045",
+    "Mid": "#4d5257",
+    "Dark": "#191b1d",
+    "Shadow": "#101112",
+    "Link": "#1d99f3",
+    "BrightText": "#ffffff",
+}
 
 
-def shoot(name: str) -> None:
-    png = OUT / f"{name}.png"
-    subprocess.run(
-        ["import", "-window", "root", "-depth", "8", "-define", "png:compression-level=9", str(png)],
-        check=True,
-    )
-    if png.stat().st_size > 280_000:  # photos fill the screen: a 256-colour palette keeps it small enough
-        subprocess.run(
-            ["convert", str(png), "-dither", "FloydSteinberg", "-colors", "256", f"png8:{png}"], check=True
-        )
-    print(f"{png.name}: {png.stat().st_size // 1024} KB")
+def dark_palette() -> QPalette:
+    p = QPalette()
+    for role, colour in DARK.items():
+        p.setColor(getattr(QPalette.ColorRole, role), QColor(colour))
+    for role in ("WindowText", "Text", "ButtonText"):
+        p.setColor(QPalette.ColorGroup.Disabled, getattr(QPalette.ColorRole, role), QColor("#6e7175"))
+    return p
 
 
-def wait(app, seconds: float) -> None:
+class Shooter:
+    def __init__(self, suffix: str) -> None:
+        self.suffix = suffix
+
+    def __call__(self, name: str, widget: QWidget) -> None:
+        png = OUT / f"{name}{self.suffix}.png"
+        widget.grab().save(str(png))
+        if png.stat().st_size > 280_000:
+            # photos fill the window: a 256-colour palette keeps the file small enough for the repository
+            with Image.open(png) as im:
+                small = im.convert("RGB").quantize(256, dither=Image.Dither.FLOYDSTEINBERG)
+            small.save(png, optimize=True)
+        print(f"{png.name}: {png.stat().st_size // 1024} KB")
+
+
+def wait(seconds: float) -> None:
     loop = QEventLoop()
     QTimer.singleShot(int(seconds * 1000), loop.quit)
     loop.exec()
 
 
+def settle(window: MainWindow, seconds: float = 2.0) -> None:
+    """Let the thumbnails arrive and the window repaint."""
+    for _ in range(int(seconds * 10)):
+        wait(0.1)
+        window.thumbs.wait(2000)
+
+
 def main() -> None:
+    dark = "--dark" in sys.argv
     app = QApplication([sys.argv[0]])
     app.setOrganizationName("Lookalike")
     app.setApplicationName("Lookalike")
+    app.setStyle("Fusion")
+    if dark:
+        app.setPalette(dark_palette())
+    shoot = Shooter("-dark" if dark else "")
     session = Session(lambda: Engine(batch_size=4, workers=1))
     window = MainWindow(session, Settings())
-    window.setGeometry(0, 0, 1280, 800)
+    window.resize(1280, 800)
     window.show()
-    wait(app, 1.0)
-    shoot("empty")
+    wait(1.0)
+    shoot("empty", window)
 
-    shot_scanning = []
-
-    def maybe_shoot(done: int, total: int, message: str) -> None:
-        if not shot_scanning and message.startswith("Reading") and total and done >= total // 3:
-            shot_scanning.append(1)
-            wait(app, 0.3)
-            shoot("scanning")
-
-    session.scan_progress.connect(maybe_shoot)
     window.open_folders([str(DEMO)])
     while session.busy:
-        wait(app, 0.1)
-    rows = window.groups_model.rowCount()
-    biggest = max(range(rows), key=lambda r: len(window.groups_model.records(r)))
+        wait(0.1)
+    model = window.groups_model
+    biggest = max(range(model.rowCount()), key=lambda r: len(model.records(r)))
     window.select_group(biggest)
-    window.compare.cards[0].setFocus()
     window.session.auto_select("resolution")
-    for _ in range(30):
-        wait(app, 0.1)
-        window.thumbs.wait(2000)
-    shoot("groups")
+    window.compare.cards[1].setFocus()
+    settle(window)
+    shoot("groups", window)
 
+    sizes = window.splitter.sizes()
+    window.splitter.setSizes([700, sum(sizes) - 700])  # room for every column
+    window.duplicates.show_table(True)
+    window.duplicates.sort.setCurrentText("Least similar first")
+    settle(window, 1.0)
+    shoot("groups-table", window)
+    window.duplicates.show_table(False)
+    window.splitter.setSizes(sizes)
+    window.duplicates.sort.setCurrentText("Most space freed")
+
+    window.tiers.setCurrentIndex(1)
+    settle(window)
+    shoot("similar-shots", window)
+    window.tiers.setCurrentIndex(0)
+    if dark:
+        window.close()
+        return
+
+    window.select_group(biggest)
     path = window.compare.cards[2].rec.path
-    window.open_viewer(path)
-    dlg = window.findChild(ViewerDialog)
-    dlg.setGeometry(190, 110, 900, 560)
-    wait(app, 2.0)
+    dlg = window.open_viewer(path)
+    dlg.resize(1000, 620)
+    wait(2.0)
     dlg.fit()
-    views = list(dlg.views.values())
-    views[0].zoom_by(2.5)
-    wait(app, 0.5)
-    shoot("compare")
+    list(dlg.views.values())[0].zoom_by(2.5)
+    wait(0.5)
+    shoot("compare", dlg)
+    dlg.close()
+
+    # an edit that shows: a copy with a caption added
+    edited = next(r.path for k in range(model.rowCount()) for r in model.records(k) if "caption" in r.path)
+    if model.records(model.row_of(edited))[0].path == edited:  # the best copy: compare another with it
+        edited = model.records(model.row_of(edited))[1].path
+    dlg = window.open_viewer(edited, difference=True)
+    dlg.resize(1280, 560)
+    for _ in range(300):  # worked out in a worker: wait for it (30 s at most)
+        if dlg.difference is not None:
+            break
+        wait(0.1)
+    wait(1.0)
+    dlg.fit()
+    wait(0.3)
+    shoot("difference", dlg)
     dlg.close()
 
     window.session.marks.clear()
-    with_similar = window.compare.cards[1].rec.path
-    window.find_similar(with_similar)
+    window.find_similar(window.compare.cards[1].rec.path)
     while not window.similar.model.rowCount():
-        wait(app, 0.1)
+        wait(0.1)
     window.resizeDocks([window.similar_dock], [380], Qt.Orientation.Horizontal)
-    for _ in range(30):
-        wait(app, 0.1)
-        window.thumbs.wait(2000)
-    shoot("find-similar")
+    settle(window)
+    shoot("find-similar", window)
     window.close()
 
 

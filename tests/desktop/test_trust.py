@@ -6,9 +6,10 @@ first, and Ctrl+Q quits. Each failed on the old app."""
 from __future__ import annotations
 
 import os
+import shutil
 
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 
@@ -276,3 +277,75 @@ def test_the_percentage_on_the_slider_is_the_threshold_in_use(qtbot, scanned_win
     with qtbot.waitSignal(window.session.result_changed, timeout=5_000):
         window.strictness.setValue(shown)
     assert window.session.result.threshold == shown / 100
+
+
+def test_the_last_results_come_back_at_start_from_the_cache(qtbot, make_window, photos):
+    first = make_window()
+    with qtbot.waitSignal(first.session.scan_finished, timeout=120_000):
+        first.open_folders([str(photos)])
+    want = [[r.path for r in first.groups_model.records(k)] for k in range(first.groups_model.rowCount())]
+    assert want
+    first.close()
+    again = make_window()  # a restart: the same settings, journal and cache
+    assert again.groups_model.rowCount() == 0
+    with qtbot.waitSignal(again.session.scan_finished, timeout=120_000):
+        assert again.restore_last()
+    got = [[r.path for r in again.groups_model.records(k)] for k in range(again.groups_model.rowCount())]
+    assert got == want
+    stats = again.session.library.stats
+    files = sum(1 for p in photos.rglob("*") if p.is_file())
+    assert stats["cached"] == stats["found"] == files  # every file from the cache: nothing embedded again
+
+
+def test_nothing_is_restored_before_a_first_scan(qtbot, make_window, photos):
+    window = make_window()
+    window.add_folders([str(photos)], scan=False)
+    window.close()
+    again = make_window()
+    assert again.folders.folders() == [str(photos)]
+    assert not again.restore_last() and not again.session.busy
+
+
+def test_a_folder_from_the_command_line_is_added_to_the_saved_ones(qtbot, make_window, photos, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    first = make_window()
+    first.add_folders([str(photos)], scan=False)
+    first.folders.set_reference(str(photos), True)
+    first.close()
+    again = make_window()
+    with qtbot.waitSignal(again.session.scan_finished, timeout=120_000):
+        again.open_folders([str(other)])  # what `lookalike-gui OTHER` does
+    assert again.folders.folders() == [str(photos), str(other)]
+    assert again.folders.reference() == [str(photos)]
+    assert again.session.folders == [str(photos), str(other)]
+
+
+def test_problems_can_be_opened_shown_and_trashed_with_undo(qtbot, make_window, photos, monkeypatch):
+    from helpers import DATA
+
+    broken = photos / "Camera" / "broken.jpg"
+    shutil.copy2(DATA / "truncated.jpg", broken)
+    shutil.copy2(DATA / "zero.jpg", photos / "Camera" / "empty.jpg")
+    window = make_window()
+    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
+        window.open_folders([str(photos)])
+    listed = [p.path for p in window.problems.model().problems]
+    assert str(broken) in listed
+    marked_before = set(window.session.marks.paths)
+    window.auto_actions["resolution"].trigger()
+    marked = set(window.session.marks.paths)
+    assert marked and marked != marked_before
+    menu = window.problem_menu([str(broken)])
+    texts = [a.text() for a in menu.actions()]
+    assert "Open" in texts and "Show in folder" in texts
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):  # moved, then the rescan
+        menu.findChild(QAction, "trash_problems").trigger()
+    assert not broken.exists()
+    assert set(window.session.marks.paths) == marked  # the person's marks are not touched
+    assert str(broken) not in [p.path for p in window.problems.model().problems]
+    assert "trash" in window.banner.text.text() and window.banner.undo_button.isVisible()
+    with qtbot.waitSignal(window.session.action_done, timeout=60_000):
+        window.banner.undo_button.click()
+    assert broken.exists() and broken.read_bytes() == (DATA / "truncated.jpg").read_bytes()
