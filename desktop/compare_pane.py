@@ -88,6 +88,7 @@ class MemberCard(QFrame):
         *,
         markable: bool = True,
         better: frozenset[str] = frozenset(),
+        raw_pair: bool = False,
     ) -> None:
         super().__init__(parent)
         self.rec = rec
@@ -131,6 +132,8 @@ class MemberCard(QFrame):
             tags.append("best copy")
         if reference:
             tags.append("reference folder")
+        if raw_pair:  # a RAW file and the JPEG its camera wrote with it: kept together on purpose
+            tags.append("RAW+JPEG pair")
         facts = QFormLayout()
         facts.setContentsMargins(0, 0, 0, 0)
         facts.setHorizontalSpacing(8)
@@ -278,6 +281,7 @@ class ComparePane(QScrollArea):
         if group is None:
             return
         better = better_facts(records)
+        paired = {r.path for pair in group.raw_pairs for r in pair}
         for k, (m, rec) in enumerate(zip(group.members, records, strict=True)):
             card = MemberCard(
                 rec,
@@ -288,6 +292,7 @@ class ComparePane(QScrollArea):
                 self._host,
                 markable=markable,
                 better=better[k],
+                raw_pair=rec.path in paired,
             )
             card.toggle.connect(self.toggle)
             card.show_difference.connect(self.show_difference)

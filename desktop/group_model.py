@@ -47,6 +47,7 @@ class _Row:
     similarity: float  # the lowest similarity to the best copy: how far apart the group reaches
     date: str  # the best copy's date (EXIF when taken, else modified), sortable text
     haystack: str  # every member's path, lower case: what the filter searches
+    raw_pair: bool = False  # holds a RAW file and the JPEG its camera wrote with it
 
     def key(self, name: str):
         return {
@@ -81,6 +82,7 @@ def _row(group: Group) -> _Row:
         sim,
         date,
         "\n".join(r.path for r in records).lower(),
+        any(r.is_raw for r in records) and bool(group.raw_pairs),
     )
 
 
@@ -226,4 +228,5 @@ class GroupListModel(QAbstractTableModel):
         if self.similar:
             return f"{n} shots · not copies · {r.similarity * 100:.0f} % alike"
         alike = "identical" if r.group.exact else f"{r.similarity * 100:.0f} % alike"
-        return f"{n} files · frees {human_bytes(r.group.reclaimable)} · {alike}"
+        raw = " · RAW+JPEG" if r.raw_pair else ""
+        return f"{n} files · frees {human_bytes(r.group.reclaimable)} · {alike}{raw}"

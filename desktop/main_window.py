@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from core.errors import LookalikeError
 from core.results import Problem
+from core.scan import IMAGE_EXTENSIONS
 from core.selection import RULES, in_folders
 from desktop.banner import ResultBanner, describe
 from desktop.compare_pane import ComparePane
@@ -47,9 +48,7 @@ from desktop.widgets import let_shrink, warning_colour
 
 log = logging.getLogger(__name__)
 
-IMAGE_FILTER = (
-    "Images (*.jpg *.jpeg *.png *.webp *.gif *.bmp *.tif *.tiff *.heic *.heif *.avif);;All files (*)"
-)
+IMAGE_FILTER = f"Images ({' '.join(f'*{e}' for e in sorted(IMAGE_EXTENSIONS))});;All files (*)"
 
 
 class MainWindow(QMainWindow):
