@@ -61,8 +61,7 @@ def make_corpus(folder: Path, n: int, megapixels: float, seed: int = 0, noise: f
 
 def peak_rss_mb() -> float:
     """This process's peak resident memory. VmHWM resets at exec; ru_maxrss survives fork and exec on Linux,
-    so
-    a spawned child would report its parent's peak."""
+    so a spawned child would report its parent's peak."""
     try:
         with open("/proc/self/status") as fh:
             for line in fh:

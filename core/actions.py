@@ -2,13 +2,11 @@
 
 Before touching a file the engine re-checks it is unchanged since the scan (size and mtime) and that its group
 still keeps another copy on disk. The journal is written ahead: the action and its files are recorded before
-the
-first move, and each file's destination before it moves, so a crash at any point leaves an undoable record.
-Undo puts back only the very file that was moved (same trash entry, size and content) and never replaces
-anything. Where a file goes in the trash, and finding it there again, is ``core.trash``'s: on Linux and the
-BSDs
-it writes the freedesktop.org trash directly (so the destination is known before the move); elsewhere, or when
-the spec's conditions fail, send2trash does it. Nothing here deletes.
+the first move, and each file's destination before it moves, so a crash at any point leaves an undoable
+record. Undo puts back only the very file that was moved (same trash entry, size and content) and never
+replaces anything. Where a file goes in the trash, and finding it there again, is ``core.trash``'s: on Linux
+and the BSDs it writes the freedesktop.org trash directly (so the destination is known before the move);
+elsewhere, or when the spec's conditions fail, send2trash does it. Nothing here deletes.
 """
 
 from __future__ import annotations
@@ -159,8 +157,8 @@ class Journal:
         self._conn.executescript(
             """
             CREATE TABLE IF NOT EXISTS actions (
-                id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL, kind TEXT, target TEXT, undone INTEGER
-                DEFAULT 0
+                id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL, kind TEXT, target TEXT,
+                undone INTEGER DEFAULT 0
             );
             CREATE TABLE IF NOT EXISTS entries (
                 action INTEGER, path TEXT, dest TEXT, info TEXT, size INTEGER
@@ -506,8 +504,7 @@ def undo(action_id: int | None = None, journal: Journal | None = None) -> Action
 
     A file comes back only if the trash (or folder) still holds the very file that was moved: its trash entry
     names the original path and it has the journal's size and content hash. Nothing at the original path is
-    ever replaced.
-    """
+    ever replaced."""
     journal = journal or Journal()
     action_id = action_id if action_id is not None else journal.last_undoable()
     if action_id is None:

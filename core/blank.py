@@ -5,8 +5,7 @@ duplicate groups. The engine lists them apart (``ScanResult.blank``) and never p
 
 Measured on the model's 224 px input of 1,912 real photos (../shared/datasets): luminance std ≥ 11.0 and the
 std of 8x8 block means ("coarse std") ≥ 5.7 for every one; a flat image has std < 1, uniform noise a coarse
-std
-near 2.6. The limits below sit at about half the real minimum.
+std near 2.6. The limits below sit at about half the real minimum.
 """
 
 from __future__ import annotations

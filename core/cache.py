@@ -48,8 +48,8 @@ CREATE TABLE IF NOT EXISTS sniffed (
     path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, kind TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS verify_features (
-    path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, version INTEGER NOT NULL, data
-    BLOB
+    path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, version INTEGER NOT NULL,
+    data BLOB
 );
 CREATE TABLE IF NOT EXISTS verdicts (
     a BLOB NOT NULL, b BLOB NOT NULL, stats TEXT NOT NULL, same INTEGER NOT NULL, reason TEXT,
@@ -184,8 +184,7 @@ class EmbeddingCache:
 
     def _drop_orphan_wal(self) -> None:
         """A ``-wal``/``-shm`` pair whose database was deleted (by hand, while a scan ran) would make SQLite
-        fail
-        with a disk I/O error on the new database: with no database left, they belong to nothing."""
+        fail with a disk I/O error on the new database: with no database left, they belong to nothing."""
         if self.path.exists():
             return
         for suffix in ("-wal", "-shm"):
@@ -351,8 +350,7 @@ class EmbeddingCache:
     @_reading(dict)
     def verdicts(self, keys: dict[tuple[str, str], str]) -> dict[tuple[str, str], tuple[bool, str]]:
         """Stored verdicts for path pairs whose ``stats`` key (both files' size, mtime, the verifier's
-        version)
-        is unchanged: ``{(a, b): (same, reason)}``."""
+        version) is unchanged: ``{(a, b): (same, reason)}``."""
         out = {}
         for (a, b), stats in keys.items():
             row = self._conn.execute(

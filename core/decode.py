@@ -6,10 +6,9 @@ RGB (transparency over white). Decompression bombs are refused with a reason, ne
 
 Memory is bounded: the pixel buffers a decode will need are estimated from the header (``decode_cost``) before
 anything is loaded; an image over ``MAX_DECODE_BYTES`` is refused with a reason, and callers running decodes
-in
-parallel can make each wait for its share of a global budget (``reserve``). Images far larger than the model
-needs are shrunk right after loading, before any conversion: the loaded pixels are the peak, not 3-4 copies.
-"""
+in parallel can make each wait for its share of a global budget (``reserve``). Images far larger than the
+model needs are shrunk right after loading, before any conversion: the loaded pixels are the peak, not 3-4
+copies."""
 
 from __future__ import annotations
 
@@ -101,8 +100,8 @@ _CAPTURE_TAGS = {
 
 def capture_signature(exif: Image.Exif) -> str | None:
     """``"time=2021:06:05 07:41:12;subsec=345;exposure=0.004;..."`` from the Exif IFD, or None without a
-    capture
-    time. Two files whose signatures disagree on a field both carry are two captures (``same_capture``)."""
+    capture time. Two files whose signatures disagree on a field both carry are two captures
+    (``same_capture``)."""
     ifd = exif.get_ifd(0x8769)
     fields = []
     for tag, name in _CAPTURE_TAGS.items():
@@ -217,8 +216,7 @@ def trim_borders(
 
     Found on a thumbnail of at most 96 px: a row or column is a bar when ``share`` of its pixels lie within
     ``tolerance`` of that edge's median colour (padding is flat; skies and fog have gradients). At least 20 %
-    of
-    each side is always kept. ``thumb``: this image's ``_thumbnail``, when the caller has it.
+    of each side is always kept. ``thumb``: this image's ``_thumbnail``, when the caller has it.
     """
     if rgb.height < 16 or rgb.width < 16:
         return rgb
@@ -270,12 +268,10 @@ def trim_canvas(
 
     Found on a thumbnail of at most 96 px. The canvas colour is the commonest colour of the outer ring, and at
     least ``ring_share`` of the ring must be that colour (title bars, flat lines of another colour, are left
-    out
-    of that count). Pixels away from the canvas colour are the content; title bars are removed, then an
-    opening
-    with a ``k``-px square drops thin marks (lines of text, buttons), and the content's bounding box is kept.
-    At least 20 % of each side is always kept. Measured on 400 held-out photos: screenshot copies' recall
-    0.50 -> 0.99 with the same model, no edit kind worse by more than one photo in 400.
+    out of that count). Pixels away from the canvas colour are the content; title bars are removed, then an
+    opening with a ``k``-px square drops thin marks (lines of text, buttons), and the content's bounding box
+    is kept. At least 20 % of each side is always kept. Measured on 400 held-out photos: screenshot copies'
+    recall 0.50 -> 0.99 with the same model, no edit kind worse by more than one photo in 400.
     """
     if rgb.height < 16 or rgb.width < 16:
         return rgb

@@ -165,9 +165,8 @@ def load_bundle(folder: str | os.PathLike | None = None, *, verify: bool = True)
 
 def _accelerator_may_exist() -> bool:
     """Whether CUDA or Apple MPS could be present, asked without importing torch (1.5 s and ~700 MB when a
-    CUDA
-    build is installed): CUDA needs the NVIDIA driver's device files (Linux) or its library (Windows), MPS an
-    Apple-silicon Mac. ``LOOKALIKE_PROBE_TORCH=1`` asks torch anyway."""
+    CUDA build is installed): CUDA needs the NVIDIA driver's device files (Linux) or its library (Windows),
+    MPS an Apple-silicon Mac. ``LOOKALIKE_PROBE_TORCH=1`` asks torch anyway."""
     import platform
     import sys
 

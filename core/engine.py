@@ -272,10 +272,9 @@ class Engine:
 
     def default_floor(self) -> float:
         """The loosest threshold a scan keeps pairs for: the similar-shot threshold, or the bottom of the
-        app's
-        duplicate slider (0.1 below the duplicate threshold) if lower. (The model's *similar* threshold is
-        calibrated on the ImageNet features that serve "Find similar", not on the duplicate embedding, and on
-        it would keep millions of pairs.)"""
+        app's duplicate slider (0.1 below the duplicate threshold) if lower. (The model's *similar* threshold
+        is calibrated on the ImageNet features that serve "Find similar", not on the duplicate embedding, and
+        on it would keep millions of pairs.)"""
         b = self.bundle
         return max(0.5, min(b.similar_shot_threshold, b.duplicate_threshold - 0.1, b.candidate_threshold))
 

@@ -21,8 +21,7 @@ SAME_AGE_NS = 60 * 1_000_000_000
 
 def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Connected-component labels of the graph on ``n`` nodes with edges ``(i[k], j[k])``: each node's label
-    is
-    the smallest node of its component.
+    is the smallest node of its component.
 
     Hook every edge's larger root under its smaller one, then jump pointers until each node points at its
     root; repeat until no edge joins two roots. Vectorised, a few rounds for any real graph, and it keeps

@@ -26,8 +26,7 @@ log = logging.getLogger(__name__)
 EXACT_LIMIT = 20_000
 DEFAULT_K = 32
 # At most this many partners per image are kept (its most similar): real groups of copies are far smaller, and
-# a
-# degenerate folder (2,000 smooth gradients all alike) would otherwise cost millions of pairs and minutes.
+# a degenerate folder (2,000 smooth gradients all alike) would otherwise cost millions of pairs and minutes.
 MAX_PARTNERS = 200
 # The loosest threshold accepted anywhere: below it nearly every two photos pair up, and nothing is learnt.
 MIN_THRESHOLD = 0.5

@@ -2,10 +2,9 @@
 
 ``embedding``: the duplicate embedding (GeM pooling → linear projection → L2), fine-tuned for edited copies.
 ``features``: the backbone's globally average-pooled ImageNet features (L2), which keep "same subject"
-similarity
-for "Find similar". When the fine-tuned part forks from the backbone at stage ``fork``, the ImageNet branch
-keeps
-the original later stages so its features stay ImageNet features; the shared early stages run once.
+similarity for "Find similar". When the fine-tuned part forks from the backbone at stage ``fork``, the
+ImageNet branch keeps the original later stages so its features stay ImageNet features; the shared early
+stages run once.
 
 Importing this module imports torch: the run-time CPU path never does (it runs the ONNX export).
 """
@@ -68,8 +67,7 @@ class LookalikeNet(nn.Module):
         self._shared = nn.Sequential(*stages[:fork])
         self._imagenet_tail = nn.Sequential(*stages[fork:], head)
         # The fine-tuned tail starts as a copy of the ImageNet one (with fork == n: a copy of the head conv
-        # alone);
-        # fork None: no tuned tail, only pooling and projection learn.
+        # alone); fork None: no tuned tail, only pooling and projection learn.
         self.tuned_tail = (
             copy.deepcopy(nn.Sequential(*stages[fork:], head)) if config.fork is not None else None
         )

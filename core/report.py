@@ -2,10 +2,9 @@
 
 Every front end (the CLI, the app's Export, the packaged self-test) writes through this module. An output path
 is checked *before* the work that fills it: it must not be an image, a folder, or an existing file that is not
-a
-report this module wrote; its folder must exist and take a new file. The report is written to a temporary file
-beside the target and renamed over it, so a full disk or a crash never leaves a truncated report in place of a
-good one.
+a report this module wrote; its folder must exist and take a new file. The report is written to a temporary
+file beside the target and renamed over it, so a full disk or a crash never leaves a truncated report in place
+of a good one.
 """
 
 from __future__ import annotations

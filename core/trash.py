@@ -1,18 +1,14 @@
 """The freedesktop.org trash, written directly, so a file's place in the trash is known before it moves.
 
 On Linux and the BSDs a file goes to the trash the spec picks for it: the home trash on the home's device,
-else
-its volume's ``$topdir/.Trash/$uid`` (only if ``.Trash`` is a real, sticky directory) or
+else its volume's ``$topdir/.Trash/$uid`` (only if ``.Trash`` is a real, sticky directory) or
 ``$topdir/.Trash-$uid``.
 Its ``.trashinfo`` is written first, under a name reserved with O_EXCL, so a crash leaves a record of where
-the
-file went. Where the spec's conditions fail, or on other systems, send2trash does it and the entry is looked
-up
-afterwards by its ``Path=``. Entries are only ever found by the names the trash gives a file (``b.jpg``,
-``b 1.jpg`` ...), never by listing the whole trash. Which file is the one that was moved (size, content) is
-the
-caller's to judge; this module knows names, places and ``.trashinfo`` files, and never deletes a trashed file.
-"""
+the file went. Where the spec's conditions fail, or on other systems, send2trash does it and the entry is
+looked up afterwards by its ``Path=``. Entries are only ever found by the names the trash gives a file
+(``b.jpg``, ``b 1.jpg`` ...), never by listing the whole trash. Which file is the one that was moved (size,
+content) is the caller's to judge; this module knows names, places and ``.trashinfo`` files, and never deletes
+a trashed file."""
 
 from __future__ import annotations
 
@@ -42,8 +38,7 @@ def reserve(path: str) -> tuple[str, str] | None:
 
     Decided before the move so the caller can record it first. None where the spec cannot be followed (another
     system, or no trash on the file's device qualifies): then ``send`` must do it. Raises ``OSError`` if no
-    name is free.
-    """
+    name is free."""
     if available():
         trash = _trash_for(path)
         if trash is not None:
@@ -63,10 +58,8 @@ def find(original: str, is_ours: Callable[[str], bool]) -> tuple[str, str] | Non
     """(file, .trashinfo) of the trash entry holding what was trashed from ``original``, or None.
 
     The entry's Path= must name ``original`` and ``is_ours`` accept its file; the latest such entry wins. For
-    a
-    file moved but not recorded (an interrupted action, send2trash), or trashed again since under another
-    name.
-    """
+    a file moved but not recorded (an interrupted action, send2trash), or trashed again since under another
+    name."""
     found = [
         (os.lstat(info).st_mtime, dest, info) for dest, info in _entries_named_like(original) if is_ours(dest)
     ]
@@ -245,8 +238,7 @@ def _same_place(a: str, b: str) -> bool:
 
 def _trusted_topdir_trash(top: Path) -> list[Path]:
     """The volume's trashes the spec lets us use: ``.Trash/$uid`` only under a real, sticky ``.Trash`` (never
-    a
-    symlink, so another user cannot point it elsewhere), and ``.Trash-$uid`` only when it is ours."""
+    a symlink, so another user cannot point it elsewhere), and ``.Trash-$uid`` only when it is ours."""
     uid = os.getuid()
     out = []
     try:

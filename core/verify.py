@@ -7,11 +7,9 @@ Interface (all Qt- and torch-free; per-pair trouble gives ``Verdict(same=False, 
 
 - ``extract(image) -> ImageFeatures``: once per image. ``image`` is a path (decoded reduced, JPEG draft to
   ~``DETECT_SIDE`` px), a PIL image or an RGB/grey uint8 array (any size; pass the scan's reduced decode to
-  avoid
-  a second one). ORB keypoints spread over a grid on a grey ``DETECT_SIDE`` px version, descriptors for it and
-  its
-  mirror image, and a ``THUMB_SIDE`` px colour thumbnail. Raises ``core.decode.DecodeError`` for an unreadable
-  path, ``ValueError`` for a bad array.
+  avoid a second one). ORB keypoints spread over a grid on a grey ``DETECT_SIDE`` px version, descriptors for
+  it and its mirror image, and a ``THUMB_SIDE`` px colour thumbnail. Raises ``core.decode.DecodeError`` for an
+  unreadable path, ``ValueError`` for a bad array.
 - ``ImageFeatures.to_bytes()`` / ``ImageFeatures.from_bytes(data)``: ~40-50 KB cache entry (keypoints,
   descriptors, JPEG thumbnail); ``from_bytes`` raises ``ValueError`` on damaged bytes or another ``VERSION``.
   Key a cache on the file's identity and ``VERSION``.
@@ -61,10 +59,8 @@ RATIO = 0.8  # Lowe's ratio test
 RANSAC_PX = 4.0  # reprojection threshold in DETECT_SIDE pixels
 
 # Decision thresholds, tuned by `python -m training.verify_eval --tune` on the tuning split (150 photos x 28
-# edit
-# kinds, 235 other-shot pairs, 386 similar-scene negatives): the grid rule that verifies the fewest other
-# shots
-# while every edit kind keeps 98 % (or its best reachable rate). See training/reports/verification.md.
+# edit kinds, 235 other-shot pairs, 386 similar-scene negatives): the grid rule that verifies the fewest other
+# shots while every edit kind keeps 98 % (or its best reachable rate). See training/reports/verification.md.
 RULE = {
     "inliers": 8,
     "cover": 0.8,
@@ -339,8 +335,7 @@ def _to_pixels(t_norm: np.ndarray, size_a: tuple[int, int], size_b: tuple[int, i
 
 def _blurs(a: np.ndarray, w: np.ndarray, wb: dict[float, np.ndarray]) -> dict[float, np.ndarray]:
     """Gaussian blurs of ``a`` inside the mask ``w`` at each sigma of ``wb`` (normalised convolution: what
-    lies
-    outside the overlap, such as a letterbox bar or an app's canvas, never leaks in)."""
+    lies outside the overlap, such as a letterbox bar or an app's canvas, never leaks in)."""
     aw = cv2.multiply(a, cv2.merge([w, w, w]))
     return {s: cv2.divide(cv2.GaussianBlur(aw, (0, 0), s), d) for s, d in wb.items()}
 
@@ -368,9 +363,8 @@ def _solve(ss: np.ndarray, sd: np.ndarray) -> np.ndarray:
 def _linear_fit(x: np.ndarray, y: np.ndarray, cells: np.ndarray, k: int) -> tuple[float, float, float]:
     """How well one image's band-pass colours are a global linear mix of the other's (any channel mixer, tint,
     grey, gain, contrast), fitted both ways, the better kept: (share of energy explained in the cells that
-    fit,
-    share of cells textured in both where less than half is, share of cells with much more detail on the side
-    that has less elsewhere). The fit is refitted once without the cells it leaves
+    fit, share of cells textured in both where less than half is, share of cells with much more detail on the
+    side that has less elsewhere). The fit is refitted once without the cells it leaves
     unexplained, so that a caption or a logo does not bend it. ``x`` and ``y`` are zero outside the overlap.
 
     Works on per-cell second moments (6x6 per cell), so a refit costs nothing per pixel.
@@ -403,8 +397,7 @@ def _linear_fit(x: np.ndarray, y: np.ndarray, cells: np.ndarray, k: int) -> tupl
         n0 = max(int(tex0.sum()), 1)
         # detail that is much stronger on one side in some cells and on the other side in others: another
         # exposure's tone curve (an edit, whatever its curve, changes contrast one way: grain and captions
-        # add,
-        # clipping removes)
+        # add, clipping removes)
         uneven = min(float((tex0 & (ey > 4 * ep)).sum()) / n0, float((tex0 & (ep > 4 * ey)).sum()) / n0)
         bad = float(1 - ok.sum() / max(tex.sum(), 1)) if tex.sum() >= 0.25 * tex0.sum() else 1.0
         if best is None or (bad, -r2) < best[:2]:
@@ -416,8 +409,7 @@ def photometric(ref: np.ndarray, mov: np.ndarray, m: np.ndarray) -> dict[str, fl
     """Compare ``ref`` with ``mov`` warped onto it by ``m`` (2x3, mov pixels -> ref pixels, not enlarging).
 
     Per band (fine 0.7-2 px, coarse 2-5 px) the band-pass RGB of one image is fitted as a global 3x3 linear
-    mix
-    of the other's, both ways, keeping the better: a colour filter, grey conversion, tint, brightness or
+    mix of the other's, both ways, keeping the better: a colour filter, grey conversion, tint, brightness or
     contrast change is such a mix; parallax, a moved subject, other shadows or another exposure's tone curve
     are not. ``bad`` counts cells the fit leaves mostly unexplained. Separately, cells textured in one image
     and flat in the other, both ways round (``mutual_loss``), betray an exposure bracket: an edit can clip
@@ -569,8 +561,7 @@ def _align(a: ImageFeatures, b: ImageFeatures) -> tuple[int, int, np.ndarray | N
         if cand[0] > best[0] or best[2] is None and cand[1] > best[1]:
             best = cand
         # Clearly aligned, and tightly: no need to try the mirror. A loose fit (residual over a pixel) can be
-        # a
-        # symmetric scene matched the wrong way round (a pier, a facade), so its mirror is tried too.
+        # a symmetric scene matched the wrong way round (a pier, a facade), so its mirror is tried too.
         if best[0] >= 3 * MIN_INLIERS and best[4] <= CLEAN_RESIDUAL:
             break
     return best

@@ -3,8 +3,7 @@
 ``compute_difference`` is a worker function (it decodes and aligns: never on the GUI thread); it returns a
 ``Difference`` whose ``image`` is ready to show: the first copy greyed, with the places where the second
 differs once lined up painted over it in red-orange, and what the second does not show at all (a crop) in
-blue.
-"""
+blue."""
 
 from __future__ import annotations
 
@@ -59,8 +58,7 @@ def overlap(shape_a: tuple[int, ...], shape_b: tuple[int, ...], transform: np.nd
 
 def overlay(base: np.ndarray, diff: np.ndarray, inside: np.ndarray | None = None) -> np.ndarray:
     """RGB uint8: ``base`` (RGB, a's pixels) dimmed to grey, ``diff`` (0-255) painted over it in red-orange
-    and,
-    where ``inside`` is False (not in the other picture), a blue tint."""
+    and, where ``inside`` is False (not in the other picture), a blue tint."""
     grey = base.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     out = np.repeat((grey * 0.45)[..., None], 3, axis=2)
     d = np.clip(diff.astype(np.float32) - 16, 0, None) * (255 / 239)  # JPEG noise and resampling stay dark

@@ -47,8 +47,8 @@ class FolderPanel(QWidget):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """Delete in the folder list removes the selected folder. The window's Delete shortcut (move the
-        marked
-        copies to the trash) must not fire from here: the key is claimed before shortcuts are matched."""
+        marked copies to the trash) must not fire from here: the key is claimed before shortcuts are
+        matched."""
         if watched is self.list and event.type() in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress):
             if event.key() in self._REMOVE_KEYS and event.modifiers() == Qt.KeyboardModifier.NoModifier:
                 if event.type() == QEvent.Type.KeyPress and self.list.selectedItems():

@@ -211,8 +211,7 @@ class GroupList(QWidget):
         threshold: float | None = None,
     ) -> None:
         """Show ``result``'s groups of this tier, keeping the current row where it can; with ``floor``, let
-        the
-        slider reach from it (rounded up: never below what the library was scanned at) and sit at
+        the slider reach from it (rounded up: never below what the library was scanned at) and sit at
         ``threshold``."""
         row = self.view.currentIndex().row()
         current = self.model.group(row) if row >= 0 else None

@@ -789,8 +789,8 @@ class MainWindow(QMainWindow):
 
     def open_viewer(self, path: str, difference: bool = False) -> ViewerDialog:
         """Full size; from a group, the image next to the group's first photo (zoom and pan in step). Two
-        copies
-        of a duplicate group also offer what changed between them (``difference=True`` shows it at once)."""
+        copies of a duplicate group also offer what changed between them (``difference=True`` shows it at
+        once)."""
         similar = self.showing_similar() and self.compare.card(path) is not None
         model = self.shots_model if similar else self.groups_model
         paths = [path]

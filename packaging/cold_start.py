@@ -1,8 +1,7 @@
 """Measure cold start of a built bundle: ``python packaging/cold_start.py [dist/Lookalike] [--runs 3]``.
 
 "Cold" means the bundle's files are evicted from the page cache first (``posix_fadvise(DONTNEED)`` on each
-file,
-which works without the root-only ``drop_caches``), as after a reboot. Times, per run:
+file, which works without the root-only ``drop_caches``), as after a reboot. Times, per run:
 - ``--self-test`` until it exits (headless demo scan);
 - the window: from launch until ``xdotool`` sees a visible "Lookalike" window on a private Xvfb display.
 Needs Xvfb and xdotool for the window figure (skipped otherwise). Prints JSON.

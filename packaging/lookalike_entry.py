@@ -4,8 +4,7 @@ One executable serves three roles, so the installed folder carries one copy of t
 
 - ``Lookalike --self-test``: scan the bundled demo folder headlessly and print a JSON summary. Imports no Qt
   (PyInstaller's own PySide6 run-time hook loads QtCore at start-up to register qt.conf; nothing of the GUI),
-  so
-  it proves the engine and its CPU runtime (ONNX Runtime, no torch) work on a machine without a display.
+  so it proves the engine and its CPU runtime (ONNX Runtime, no torch) work on a machine without a display.
 - ``Lookalike --cli ARGS...``, or the executable invoked as ``lookalike`` (the ``/usr/bin/lookalike``
 symlink):
   the command-line tool, ``core.cli.main``.

@@ -260,9 +260,8 @@ EDITS: dict[str, Edit] = {
 # Training mixes the same kinds with these probabilities, in this order (geometry, then content, then pixels).
 # Version 2 drew more of the kinds version 1 left below 0.9 recall (crops, grayscale, downscale); version 3
 # crops deeper than the evaluation's 50 % and adds re-shared copies (crop, colour, shrink, recompress at
-# once),
-# the two kinds version 2 still left below 0.9. Part of the trunk-cache key: cached views of another mix are
-# never reused.
+# once), the two kinds version 2 still left below 0.9. Part of the trunk-cache key: cached views of another
+# mix are never reused.
 AUGMENT_VERSION = 3
 _GEOMETRY = [
     (0.6, lambda im, r: crop(im, r, (0.35, 1.0))),
@@ -321,10 +320,8 @@ def random_edit(im: Image.Image, rng: np.random.Generator, strength: float = 1.0
 
 
 # Colour filters as photo apps apply them (sepia, duotone, film presets, strong casts, channel tricks). Kept
-# apart
-# from ``EDITS`` so the embedding's evaluation keeps measuring its 21 kinds; ``training/verify_eval.py``
-# measures
-# both sets.
+# apart from ``EDITS`` so the embedding's evaluation keeps measuring its 21 kinds; ``training/verify_eval.py``
+# measures both sets.
 def _luma(a: np.ndarray) -> np.ndarray:
     return a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
 

@@ -2,10 +2,9 @@
 
 The model runs as the app runs it (ONNX Runtime on the CPU, uint8 input from ``resize_for_model``). Reported
 side by side: the fine-tuned ``embedding`` and the plain ImageNet ``features`` (the same network's frozen
-branch).
-Also measured: whether fine-tuning eroded "same scene" similarity (two different crops of one photo), which is
-why "Find similar" is served from ``features``. Thresholds are calibrated here and, with ``--write-manifest``,
-written into the bundle's manifest with the metrics.
+branch). Also measured: whether fine-tuning eroded "same scene" similarity (two different crops of one photo),
+which is why "Find similar" is served from ``features``. Thresholds are calibrated here and, with
+``--write-manifest``, written into the bundle's manifest with the metrics.
 """
 
 from __future__ import annotations

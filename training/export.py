@@ -32,8 +32,7 @@ def imagenet_net(config: ModelConfig) -> LookalikeNet:
 
 def export_fixed_size(module: torch.nn.Module, net: LookalikeNet, path: Path, outputs: list[str]) -> None:
     """Export ``module`` (uint8 NHWC ``image`` in, ``net`` inside) for ``net``'s fixed input size, with
-    constant
-    "same" padding (2x faster in ONNX Runtime) and a dynamic batch."""
+    constant "same" padding (2x faster in ONNX Runtime) and a dynamic batch."""
     r = net.config.resolution
     x = torch.zeros(2, r, r, 3, dtype=torch.uint8)
     freeze_same_padding(net, r)

@@ -54,8 +54,7 @@ def calibrate(pos: np.ndarray, neg: np.ndarray, min_precision: float) -> PairSta
     """The lowest threshold (most recall) whose precision is at least ``min_precision``.
 
     If even the highest positive score misses the precision, the threshold goes just above the highest
-    negative.
-    """
+    negative."""
     s = sweep(pos, neg)
     ok = np.nonzero(s["precision"] >= min_precision)[0]
     if len(ok):

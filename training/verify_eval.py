@@ -2,8 +2,7 @@
 
 Builds, per split (see ``training.pairset``): every photo of a subset edited by every kind (``EDITS`` and the
 colour filters), all other-shot pairs of shots/, and similar-scene negatives (the split's highest-cosine pairs
-of
-different photos by embedding and by features). Embeds everything as the app does, extracts verification
+of different photos by embedding and by features). Embeds everything as the app does, extracts verification
 features, verifies every pair, and writes one record per pair to ``--cache`` so that ``--rule`` sweeps can be
 re-run without recomputing. Prints and writes the metrics table (per kind, tune and held-out).
 """

@@ -4,9 +4,7 @@ Read-only by design: no route writes, moves or deletes a user's file; uploads li
 length of their request. Errors are JSON ``{"detail": reason}`` (plus ``"field"`` for an upload): 401 without
 the token, 404 for a path outside the served folders, 409 for a second rescan, 413 for an upload over the size
 limit or the decompression-bomb pixel limit, 422 for an upload that is not a readable image (the reason the
-CLI
-gives).
-"""
+CLI gives)."""
 
 from __future__ import annotations
 

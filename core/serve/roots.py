@@ -3,9 +3,8 @@
 Clients never see or send absolute paths. With one root a photo is named by its path inside that root
 (``Camera/a.jpg``); with several, that path is prefixed by the root's name (``photos/Camera/a.jpg``; two roots
 with one name become ``photos`` and ``photos-2``). ``resolve`` maps a name back and refuses (None) anything
-that
-is not a regular file inside its root once every symlink is resolved: ``..``, absolute names, NUL bytes, and
-links that point out of the root.
+that is not a regular file inside its root once every symlink is resolved: ``..``, absolute names, NUL bytes,
+and links that point out of the root.
 """
 
 from __future__ import annotations

@@ -320,8 +320,8 @@ class Service:
 
     def similar(self, image: str, k: int = 10) -> list[Hit]:
         """The ``k`` library photos most like the image file ``image``, best first: verified copies of the
-        same
-        capture, then other shots, then the rest, each by similarity. Raises ``BadImage`` for a bad image."""
+        same capture, then other shots, then the rest, each by similarity. Raises ``BadImage`` for a bad
+        image."""
         if k < 1:
             raise ValueError("k must be at least 1")
         self._check_header(image, "image")

@@ -1,6 +1,5 @@
 """A broken cache degrades to no cache, never to a failed scan; saved indexes are verified before use; the
-cache
-is keyed by everything that determines an embedding. Each case was a bug found by a fault probe."""
+cache is keyed by everything that determines an embedding. Each case was a bug found by a fault probe."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """The copy verifier on real images: edited copies are the same capture, other shots of one subject are not.
 
 Copies are made at test time with the evaluation's own edit functions from a redistributable photo; the
-other-shot
-pairs are real (see tests/data/verify/README.md for sources and licences).
+other-shot pairs are real (see tests/data/verify/README.md for sources and licences).
 """
 
 from __future__ import annotations

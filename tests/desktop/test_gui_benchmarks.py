@@ -8,8 +8,7 @@
 
 Photos: ``LOOKALIKE_BENCH_PHOTOS`` names a folder to scan (it is copied, never changed); otherwise
 ``LOOKALIKE_BENCH_N`` (default 300) distinct photos are generated from the demo ones, one in ten with a
-recompressed copy.
-"""
+recompressed copy."""
 
 from __future__ import annotations
 

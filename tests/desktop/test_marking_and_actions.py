@@ -132,8 +132,7 @@ def test_declining_the_confirmation_changes_nothing(qtbot, scanned, monkeypatch)
 
 def test_a_stale_result_cannot_trash_the_last_copy(qtbot, scanned, monkeypatch):
     """Trash all but the best copies, the automatic rescan does not happen (cancelled), then mark the best
-    copy
-    of the group still shown: the old app trashed it, and the whole group was gone."""
+    copy of the group still shown: the old app trashed it, and the whole group was gone."""
     window = scanned
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     monkeypatch.setattr(window.session, "scan", lambda *a, **k: False)  # the rescan is cancelled

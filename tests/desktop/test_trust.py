@@ -1,7 +1,6 @@
 """What a careful desktop app owes a user's files (from the review-workflow report): drops never read as a
-Move,
-Delete in the folder list removes the folder (not the marked photos), Undo of an earlier run's action asks
-first, and Ctrl+Q quits. Each failed on the old app."""
+Move, Delete in the folder list removes the folder (not the marked photos), Undo of an earlier run's action
+asks first, and Ctrl+Q quits. Each failed on the old app."""
 
 from __future__ import annotations
 

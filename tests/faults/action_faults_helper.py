@@ -2,9 +2,8 @@
 
 Run as ``python action_faults_helper.py act|undo CONFIG.json`` with XDG_DATA_HOME pointing at the run's own
 home; prints one JSON line. For ``act`` the config can ask the process to kill itself with SIGKILL right
-before
-or after its N-th file-system step (os.open, os.link, os.unlink, os.rename), so every step of the action is a
-possible crash point; the parent can also kill it from outside after a delay.
+before or after its N-th file-system step (os.open, os.link, os.unlink, os.rename), so every step of the
+action is a possible crash point; the parent can also kill it from outside after a delay.
 """
 
 from __future__ import annotations

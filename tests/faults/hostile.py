@@ -2,8 +2,7 @@
 
 Each maker writes one file (or FIFO, folder, link) and returns its path. Flat giants are deflated one block
 at a time and the block repeated, so a 15000x15000 16-bit PNG (450 MB of pixels) is ~0.5 MB written in
-milliseconds.
-``corpus(folder)`` writes the whole set and says what each entry is.
+milliseconds. ``corpus(folder)`` writes the whole set and says what each entry is.
 """
 
 from __future__ import annotations

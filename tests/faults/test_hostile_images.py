@@ -152,10 +152,8 @@ def test_cli_scans_the_hostile_folder(tmp_path):
         "sys.exit(rc)\n"
     )
     # --device cpu: "auto" imports torch to look for a GPU, +760 MB of RSS that has nothing to do with
-    # decoding.
-    # The FIFO is also named on the command line (the walk lists regular files only); links are followed so
-    # the
-    # loop is met.
+    # decoding. The FIFO is also named on the command line (the walk lists regular files only); links are
+    # followed so the loop is met.
     cli = [
         sys.executable,
         "-m",

@@ -1,8 +1,7 @@
 """The installer, end to end: build the PyInstaller bundle, run it, package it, install it on a clean Debian.
 
 Slow (a few minutes) and needs root, network to a Debian mirror and debootstrap/Xvfb for the last test, so it
-runs
-only with ``LOOKALIKE_PACKAGE_TESTS=1``. Each stage's figures are printed (``-s``) and written to
+runs only with ``LOOKALIKE_PACKAGE_TESTS=1``. Each stage's figures are printed (``-s``) and written to
 ``build/package-test/`` with the screenshot of the installed app.
 """
 
@@ -142,8 +141,7 @@ def test_self_test_scans_demo_without_torch_or_qt(self_test: dict) -> None:
     assert self_test["frozen"] is True
     assert self_test["torch_loaded"] is False
     # PyInstaller's PySide6 run-time hook imports QtCore at start-up (it registers qt.conf, ~50 ms); the
-    # self-test
-    # itself must not reach the GUI stack, which needs a display and the X libraries.
+    # self-test itself must not reach the GUI stack, which needs a display and the X libraries.
     assert not [m for m in self_test["qt_modules"] if m.startswith(("PySide6.QtGui", "PySide6.QtWidgets"))]
     assert (self_test["device"], self_test["backend"]) == ("cpu", "onnx")
     assert self_test["problems"] == []

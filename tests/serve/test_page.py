@@ -1,6 +1,5 @@
 """The page in a real headless browser (Debian's chromium and chromium-driver, through selenium): pick a
-photo,
-see its copy first, with thumbnails. The screenshot goes to the test's folder, and to
+photo, see its copy first, with thumbnails. The screenshot goes to the test's folder, and to
 docs/screenshots/serve.png with LOOKALIKE_SAVE_SCREENSHOTS=1."""
 
 from __future__ import annotations

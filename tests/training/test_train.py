@@ -177,8 +177,7 @@ def test_cache_rounds_fill_one_pool_and_are_reused(tmp_path, photo_folder):
 
 def test_resnet_with_weights_you_bring_trains_and_a_wrong_file_is_refused(tmp_path, photo_folder):
     # No ImageNet ResNet weights can be had here, so the "brought" file is a seeded torchvision-layout state
-    # dict,
-    # saved the way torchvision users save one (under "state_dict", DataParallel's "module." prefix).
+    # dict, saved the way torchvision users save one (under "state_dict", DataParallel's "module." prefix).
     from core.backbones import ResNet
     from training.train import build_net, main
 
