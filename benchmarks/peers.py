@@ -67,9 +67,9 @@ def build(folder: Path, n: int, src: Path, seed: int = 0) -> None:
             px += np.tile(grain, reps)[: px.shape[0], : px.shape[1]]
             big = Image.fromarray(np.clip(px, 0, 255).astype(np.uint8))
             del px
-        if kind == "heic":  # a phone's photo: 12 MP HEIC (x265's fastest preset, to build in minutes)
-            path = folder / f"IMG_{k:04d}.heic"
-            big.save(path, quality=80, enc_params={"preset": "ultrafast"})
+        if kind == "heic":  # a phone's photo: 12 MP HEIC with the 320 px thumbnail phones embed (x265's
+            path = folder / f"IMG_{k:04d}.heic"  # fastest preset, to build in minutes)
+            big.save(path, quality=80, thumbnails=[320], enc_params={"preset": "ultrafast"})
         elif kind == "camera":
             exif = Image.Exif()
             exif.get_ifd(0x8769)[0x9003] = f"2024:05:{1 + k % 28:02d} 10:{k % 60:02d}:00"
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--src", type=Path, default=Path("../shared/datasets"))
     p.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    library = a.workdir / f"library-{a.files}-v2"  # v2: grain and phone HEICs
+    library = a.workdir / f"library-{a.files}-v3"  # v3: grain, phone HEICs with thumbnails
     if a.build_only:
         build(library, a.files, a.src)
         return
