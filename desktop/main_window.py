@@ -672,7 +672,11 @@ class MainWindow(QMainWindow):
         self.welcome_add.setVisible(not self.folders.folders())
         self.act_trash.setEnabled(not busy and marked)
         self.act_move.setEnabled(not busy and marked)
-        self.act_undo.setEnabled(not busy)
+        undoable = not busy and self.session.can_undo()
+        self.act_undo.setEnabled(undoable)
+        tip = f"Undo {self.session.undo_label()}" if undoable else "Nothing to undo"
+        self.act_undo.setToolTip(tip)
+        self.act_undo.setStatusTip(tip)
         current = self.groups.currentIndex()
         # Byte-identical files are copies by definition: "Not a duplicate" is not offered for them.
         self.act_notdup.setEnabled(

@@ -98,6 +98,21 @@ def test_trash_and_undo_real_files(qtbot, scanned, monkeypatch):
     assert len(group_paths(window)) == n_groups
 
 
+def test_undo_is_offered_only_when_there_is_something_to_undo_and_says_what(qtbot, scanned, monkeypatch):
+    window = scanned
+    assert not window.act_undo.isEnabled()  # a fresh journal: nothing to undo
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    window.auto_actions["resolution"].trigger()
+    n = len(window.session.marks.paths)
+    with qtbot.waitSignal(window.session.scan_finished, timeout=60_000):
+        window.act_trash.trigger()
+    assert window.act_undo.isEnabled()
+    assert f"moving {n} files to the trash" in window.act_undo.toolTip()
+    with qtbot.waitSignal(window.session.scan_finished, timeout=60_000):
+        window.act_undo.trigger()
+    assert not window.act_undo.isEnabled()  # undone: the journal has nothing left to put back
+
+
 def test_move_to_a_folder_and_undo(qtbot, scanned, monkeypatch, tmp_path):
     from PySide6.QtWidgets import QFileDialog
 
