@@ -141,6 +141,7 @@ class Library:
                     similar_threshold,
                     ignored=self.ignored,
                     share=SIMILAR_SHARE,
+                    similarity=lambda a, b: float(self.embeddings[a] @ self.embeddings[b]),
                 )
             )
             pairs = pairs.select(self.same)

@@ -128,13 +128,15 @@ def group_pairs(
     identical: Callable[[int, int], bool] | None = None,
     ignored: set[tuple[str, str]] | None = None,
     share: float = 1.0,
+    similarity: Callable[[int, int], float] | None = None,
 ) -> list[Group]:
     """Groups of ``files`` from the ``pairs`` at or above ``threshold``, largest reclaimable space first.
 
     ``identical(a, b)`` says whether two files are byte-identical (for exact-copy badges); ``ignored`` holds
     path pairs a person marked "not a duplicate". ``share``: the part of the cross pairs two clusters need to
     merge (1.0: complete linkage, every two members a pair; less lets loosely knit sets such as a burst or a
-    panorama sequence stay together without chaining everything).
+    panorama sequence stay together without chaining everything). ``similarity(a, b)`` gives a member's
+    similarity to the best copy where the two are not a pair of the table (a loosely knit group, ``share`` < 1).
     """
     pairs = pairs.select(pairs.similarity >= threshold)
     if ignored and len(pairs):
@@ -169,7 +171,7 @@ def group_pairs(
         ca, cb, cs = ei[lo:hi], ej[lo:hi], es[lo:hi]
         sim = dict(zip(zip(ca.tolist(), cb.tolist(), strict=True), cs.tolist(), strict=True))
         for cluster in _clusters(comp_nodes, ca, cb, cs, share):
-            groups.append(_make_group(files, cluster, sim, identical))
+            groups.append(_make_group(files, cluster, sim, identical, similarity))
     groups.sort(key=lambda g: (-g.reclaimable, -len(g.members), g.members[0].file.path))
     return groups
 
@@ -179,6 +181,7 @@ def _make_group(
     cluster: list[int],
     sim: dict[tuple[int, int], float],
     identical: Callable[[int, int], bool] | None,
+    similarity: Callable[[int, int], float] | None = None,
 ) -> Group:
     """One group of the files at positions ``cluster``: the copy to keep first, then by similarity to it."""
     ordered = [cluster[k] for k in rank_copies([files[x] for x in cluster])]
@@ -194,8 +197,9 @@ def _make_group(
                 twins.update((a, b))
     members = [Member(files[best], 1.0, best in twins)]
     for x in ordered[1:]:
-        similarity = sim.get((min(best, x), max(best, x)), 0.0)
-        members.append(Member(files[x], round(float(similarity), 6), x in twins))
+        key = (min(best, x), max(best, x))
+        value = sim[key] if key in sim else similarity(best, x) if similarity else 0.0
+        members.append(Member(files[x], round(float(value), 6), x in twins))
     # Others sorted by similarity to the best copy, most similar first; ties by path.
     members[1:] = sorted(members[1:], key=lambda m: (-m.similarity, m.file.path))
     exact = all(same(best, x) for x in ordered[1:])

@@ -230,3 +230,25 @@ def test_components_match_a_plain_search(seed):
         assert labels[start] == min(seen)
     chain = components(10_000, np.arange(9_999), np.arange(1, 10_000))  # a long chain: still one component
     assert (chain == 0).all()
+
+
+def test_a_loosely_knit_group_reports_each_members_similarity_to_the_best_copy():
+    # A burst A~B, B~C, A~C missing (below the floor): with share 0.5 the three form one similar-shots group.
+    # C's similarity to the best copy is not a pair of the table; it must come from the vectors, not read 0.
+    files = _files(3, sizes=[3000, 2000, 1000])
+    i, j, s = np.array([0, 1]), np.array([1, 2]), np.array([0.9, 0.9], np.float32)
+    vectors = _unit([[1.0, 0.0], [0.9, 0.43], [0.6, 0.8]])
+    groups = group_pairs(
+        files, Pairs(i, j, s), 0.8, share=0.5, similarity=lambda a, b: float(vectors[a] @ vectors[b])
+    )
+    assert len(groups) == 1 and len(groups[0].members) == 3
+    by_path = {m.file.path: m.similarity for m in groups[0].members}
+    best = _at(files, groups[0])[0]
+    paired = {best} | {int(b) for a, b in zip(i, j, strict=True) if a == best} | {
+        int(a) for a, b in zip(i, j, strict=True) if b == best
+    }
+    unpaired = [k for k in range(3) if k not in paired]
+    assert unpaired  # the case under test: a member with no pair to the best copy
+    for k in unpaired:
+        assert by_path[files[k].path] == pytest.approx(float(vectors[best] @ vectors[k]), abs=1e-5)
+    assert min(by_path.values()) > 0.5
