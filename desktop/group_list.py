@@ -22,6 +22,8 @@ from PySide6.QtWidgets import (
     QListView,
     QSlider,
     QStackedWidget,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableView,
     QToolButton,
     QVBoxLayout,
@@ -32,6 +34,14 @@ from core.results import ScanResult
 from desktop.group_delegate import GroupDelegate
 from desktop.group_model import COLUMN_KEYS, SORTS, GroupListModel
 from desktop.thumbnails import ThumbnailCache
+
+
+class _ElideMiddle(QStyledItemDelegate):
+    """Cells that elide in the middle: ``/home/me/…/Holiday 2019``."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex) -> None:  # noqa: N802 (Qt)
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideMiddle
 
 
 class GroupList(QWidget):
@@ -87,6 +97,9 @@ class GroupList(QWidget):
         head.setStretchLastSection(True)
         for col, width in enumerate((160, 44, 76, 86, 130)):
             self.table.setColumnWidth(col, width)
+        # a path's end (the folder that tells two copies apart) matters more than its start
+        self._folder_delegate = _ElideMiddle(self.table)
+        self.table.setItemDelegateForColumn(COLUMN_KEYS.index("folder"), self._folder_delegate)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.view)
         self.stack.addWidget(self.table)

@@ -244,9 +244,11 @@ def test_a_loosely_knit_group_reports_each_members_similarity_to_the_best_copy()
     assert len(groups) == 1 and len(groups[0].members) == 3
     by_path = {m.file.path: m.similarity for m in groups[0].members}
     best = _at(files, groups[0])[0]
-    paired = {best} | {int(b) for a, b in zip(i, j, strict=True) if a == best} | {
-        int(a) for a, b in zip(i, j, strict=True) if b == best
-    }
+    paired = (
+        {best}
+        | {int(b) for a, b in zip(i, j, strict=True) if a == best}
+        | {int(a) for a, b in zip(i, j, strict=True) if b == best}
+    )
     unpaired = [k for k in range(3) if k not in paired]
     assert unpaired  # the case under test: a member with no pair to the best copy
     for k in unpaired:

@@ -178,3 +178,24 @@ def test_the_table_selects_the_whole_row_of_the_group_shown(qtbot, scanned_windo
     table = window.duplicates.table
     selected = {i.column() for i in table.selectionModel().selectedIndexes() if i.row() == 1}
     assert selected == set(range(window.groups_model.columnCount()))
+
+
+def test_the_table_keeps_the_end_of_a_long_folder_and_the_start_of_a_long_name(qtbot, make_window, tmp_path):
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    window = make_window()
+    tier, model = window.duplicates, window.groups_model
+    tier.show_result(_synthetic(3, tmp_path), "3 groups", 0.8, 0.9)
+    tier.show_table(True)
+    table = tier.table
+
+    def elide_mode(column: int) -> Qt.TextElideMode:
+        option = QStyleOptionViewItem()
+        option.textElideMode = table.textElideMode()
+        delegate = table.itemDelegateForColumn(column) or table.itemDelegate()
+        delegate.initStyleOption(option, model.index(0, column))
+        return option.textElideMode
+
+    # /home/me/Pictures/2019/…/Holiday: the folder that tells copies apart is at the end of the path
+    assert elide_mode(COLUMN_KEYS.index("folder")) == Qt.TextElideMode.ElideMiddle
+    assert elide_mode(COLUMN_KEYS.index("name")) == Qt.TextElideMode.ElideRight
