@@ -163,9 +163,19 @@ EDIT_TEXT = {
 CAPTIONS = {"misty_lake": "Lake, early morning", "colorful_cups": "Party 2019"}
 
 
-def save_jpeg(im: Image.Image, path: Path, quality: int = QUALITY) -> None:
+def save_jpeg(im: Image.Image, path: Path, quality: int = QUALITY, exif: Image.Exif | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    im.convert("RGB").save(path, "JPEG", quality=quality, optimize=True)
+    extra = {"exif": exif} if exif is not None else {}
+    im.convert("RGB").save(path, "JPEG", quality=quality, optimize=True, **extra)
+
+
+def camera_exif(name: str) -> Image.Exif:
+    """The capture record a camera writes (DateTimeOriginal), which edits below do not carry: as in a real
+    library, the camera's file is the one the best-copy rule (core.grouping.rank_copies) keeps."""
+    exif = Image.Exif()
+    minute = sum(map(ord, name)) % 60
+    exif.get_ifd(0x8769)[36867] = f"2019:07:14 10:{minute:02d}:00"  # DateTimeOriginal
+    return exif
 
 
 def load_original(src_root: Path, rel: str) -> Image.Image:
@@ -216,7 +226,7 @@ def build(src_root: Path, out: Path) -> dict:
         orig_rel = f"Camera/{name}.jpg"
         orig_path = out / orig_rel
         im = load_original(src_root, rel)
-        save_jpeg(im, orig_path)
+        save_jpeg(im, orig_path, exif=camera_exif(name))
         edits[orig_rel] = "original"
         lic_rows.append((orig_rel, pkg, rel, author, lic, EDIT_TEXT["original"]))
         members = [orig_rel]

@@ -52,6 +52,20 @@ def test_groups_are_sorted_and_best_copy_first(demo_scan):
         assert all(frozenset((a, b)) in pairs for k, a in enumerate(g.paths) for b in g.paths[k + 1 :])
 
 
+def test_the_demo_keeps_each_camera_original_never_its_caption_or_brightened_edit(demo_scan, demo_manifest):
+    # The camera's files carry its capture record (DateTimeOriginal); an edit of the same size with more bytes
+    # (a caption, a brightened copy) used to be kept over the original it was made from.
+    engine, root, lib = demo_scan
+    result = lib.result(engine.bundle.duplicate_threshold)
+    assert result.groups
+    for g in result.groups:
+        best = os.path.relpath(g.members[0].file.path, root)
+        original = next(p for p in demo_manifest["groups"] if best in p)[0]  # the manifest lists it first
+        assert original.startswith("Camera/")
+        with open(os.path.join(root, best), "rb") as kept, open(os.path.join(root, original), "rb") as camera:
+            assert kept.read() == camera.read(), (best, original)  # the original or its exact backup
+
+
 def test_exact_copies_are_marked(demo_scan):
     engine, root, lib = demo_scan
     result = lib.result(engine.bundle.duplicate_threshold)
