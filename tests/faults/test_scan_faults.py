@@ -89,7 +89,9 @@ def test_kill_9_at_random_points_of_a_scan(library, tmp_path):
     assert rc == 0, err
     full = time.monotonic() - started  # a first scan's length on this machine: kills land inside it
     tried = crashes = mismatches = 0
-    for k in range(6):
+    for k in range(12):  # 6 rounds, more when a kill came too late (a loaded machine varies the timing)
+        if k >= 6 and tried >= 3:
+            break
         if k % 2 == 0:
             shutil.rmtree(cache, ignore_errors=True)  # odd rounds kill a scan that resumes a killed one
         proc = scan(root, cache, tmp_path / f"killed{k}.json", home)
@@ -97,6 +99,8 @@ def test_kill_9_at_random_points_of_a_scan(library, tmp_path):
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             tried += 1
+        else:
+            full *= 0.7  # it had finished: aim earlier next time
         proc.wait()
         rc, err = finish(scan(root, cache, tmp_path / f"after{k}.json", home))
         crashes += rc != 0 or "Traceback" in err
