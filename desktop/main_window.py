@@ -32,6 +32,7 @@ from desktop.compare_pane import ComparePane
 from desktop.error_dialog import ErrorDialog
 from desktop.folder_panel import FolderPanel
 from desktop.formatting import human_bytes
+from desktop.gc_guard import install as collect_on_gui_thread
 from desktop.group_list import GroupList
 from desktop.icons import action_icon
 from desktop.ignored_dialog import IgnoredPairsDialog
@@ -54,6 +55,7 @@ IMAGE_FILTER = f"Images ({' '.join(f'*{e}' for e in sorted(IMAGE_EXTENSIONS))});
 class MainWindow(QMainWindow):
     def __init__(self, session: Session, settings: Settings, thumbs: ThumbnailCache | None = None) -> None:
         super().__init__()
+        collect_on_gui_thread()  # never in a worker, where collecting a Qt wrapper crashes
         self.session = session
         self.settings = settings
         self.scan_settings = settings.load_scan()

@@ -1,0 +1,34 @@
+"""Python's cyclic garbage collector runs on the GUI thread only: a collection in a scan worker once
+destroyed a Qt wrapper off its thread and crashed the test run ("Fatal Python error: Segmentation fault
+... Garbage-collecting" in Session._scan_work)."""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+
+class _Cycle:
+    collected_on: list[str] = []
+
+    def __init__(self) -> None:
+        self.me = self  # only the cyclic collector can free this
+
+    def __del__(self) -> None:
+        _Cycle.collected_on.append(threading.current_thread().name)
+
+
+def test_cycles_made_in_a_worker_are_collected_on_the_gui_thread(qtbot, make_window):
+    make_window()
+    assert not gc.isenabled()  # no automatic collection, which would start on whatever thread allocates
+
+    def worker() -> None:
+        for _ in range(2000):  # well past the youngest generation's threshold of allocations
+            _Cycle()
+
+    t = threading.Thread(target=worker, name="scan-worker")
+    t.start()
+    t.join()
+    assert _Cycle.collected_on == []  # nothing collected in the worker
+    qtbot.waitUntil(lambda: len(_Cycle.collected_on) >= 2000, timeout=10_000)
+    assert set(_Cycle.collected_on) == {threading.main_thread().name}
