@@ -7,6 +7,9 @@ keyword arguments (core's protocol) and its return value arrives through ``finis
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +20,25 @@ from core.errors import Cancelled, LookalikeError
 from core.progress import CancelToken
 
 log = logging.getLogger(__name__)
+
+# Niceness of worker threads. A scan keeps both cores busy (decode threads, ONNX Runtime's pool); at equal
+# priority the GUI thread waits its turn for the CPU and the window stalls. On Linux niceness is per thread
+# and inherited by the threads a thread starts, so the decode pool and the model's threads, created from the
+# worker, yield to the GUI too.
+WORKER_NICE = 10
+
+
+def yield_to_gui() -> None:
+    """Lower the calling thread's CPU priority (Linux; elsewhere nothing). Raising niceness needs no
+    privilege; it is never lowered again, and pool threads only ever run background work."""
+    if not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    try:
+        if os.getpriority(os.PRIO_PROCESS, tid) < WORKER_NICE:
+            os.setpriority(os.PRIO_PROCESS, tid, WORKER_NICE)
+    except OSError as e:  # a sandbox may refuse: then the worker runs at normal priority
+        log.debug("could not lower a worker thread's priority: %s", e)
 
 
 class TaskSignals(QObject):
@@ -41,6 +63,7 @@ class Task(QRunnable):
         self.token.cancel()
 
     def run(self) -> None:
+        yield_to_gui()
         try:
             out = self._fn(
                 *self._args, progress=self.signals.progress.emit, cancel=self.token, **self._kwargs
