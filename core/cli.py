@@ -83,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--json", type=Path, metavar="FILE", help="write results as JSON ('-' for stdout)")
     s.add_argument("--csv", type=Path, metavar="FILE", help="write one row per grouped file")
+    s.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="embed on a Ray cluster (its address; none: a local one); needs lookalike[cluster] and --shards",
+    )
+    s.add_argument("--shards", type=Path, metavar="DIR", help="the Ray scan's Parquet shards (resumed from)")
+    s.add_argument("--shard-files", type=int, default=256, metavar="N", help="files per shard (default 256)")
 
     q = sub.add_parser("similar", parents=[common], help="find the images most like given ones")
     q.add_argument("images", nargs="+", metavar="IMAGE")
@@ -175,8 +184,37 @@ def _require_paths(paths: list[str], what: str) -> None:
         raise UsageError(f"no such file or folder{' to ' + what if what else ''}: {missing[0]}")
 
 
+def _ray_scan(a, engine, threshold: float, similar: float, progress):
+    """The scan with its embedding on a Ray cluster (``core.cluster``, the ``cluster`` extra)."""
+    import importlib
+
+    if a.shards is None:
+        raise UsageError("--ray needs --shards DIR: where the embeddings are kept (and resumed from)")
+    if a.shard_files < 1:
+        raise UsageError(f"--shard-files must be at least 1, got {a.shard_files}")
+    try:  # by name: the desktop installer (PyInstaller) must not pull in Ray
+        ray_scan = importlib.import_module("core.cluster.ray_scan").ray_scan
+    except ImportError as e:
+        raise LookalikeError(
+            f"--ray needs the cluster extra: pip install 'lookalike[cluster]' ({e})"
+        ) from None
+    return ray_scan(
+        engine,
+        a.paths,
+        _options(a),
+        shards=a.shards,
+        address=None if a.ray == "local" else a.ray,
+        shard_files=a.shard_files,
+        threshold=threshold,
+        similar_threshold=similar,
+        progress=progress,
+    )
+
+
 def cmd_scan(a) -> int:
     _require_paths(a.paths, "")
+    if a.shards is not None and not a.ray:
+        raise UsageError("--shards goes with --ray")
     outputs = _outputs(a)
     try:
         engine = _engine(a)
@@ -185,10 +223,13 @@ def cmd_scan(a) -> int:
         floor = min(threshold, similar)
         update, close = _progress_bar(a.quiet)
         try:
-            lib = engine.scan(a.paths, _options(a), floor=floor, verify_from=threshold, progress=update)
+            if a.ray:
+                result = _ray_scan(a, engine, threshold, similar, update)
+            else:
+                lib = engine.scan(a.paths, _options(a), floor=floor, verify_from=threshold, progress=update)
+                result = lib.result(threshold, similar)
         finally:
             close()
-        result = lib.result(threshold, similar)
         for kind, out in outputs:
             out.write(json_text(scan_json(result)) if kind == "json" else csv_text(result))
     finally:
@@ -208,7 +249,7 @@ def cmd_scan(a) -> int:
         f"{len(result.similar_groups)} groups, {shots} photos (threshold {similar:.3f})",
         file=out,
     )
-    for w in lib.stats.get("warnings", []):
+    for w in result.stats.get("warnings", []):
         print(f"  warning: {w}", file=out)
     for p in result.problems[:20]:
         print(f"  problem: {p.path}: {p.reason}", file=out)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -227,6 +227,7 @@ class Engine:
         batch_size: images embedded at once (default: 16 on the CPU, 64 on a GPU).
         workers: decoding and verification threads (default: the CPU count).
         verify: check candidate pairs as the same capture (``core.confirm``); off: the embedding alone.
+        threads: ONNX Runtime's threads (default: the CPU count; a Ray worker gets the CPUs Ray gave it).
     """
 
     def __init__(
@@ -239,6 +240,7 @@ class Engine:
         batch_size: int | None = None,
         workers: int | None = None,
         verify: bool = True,
+        threads: int | None = None,
     ) -> None:
         self.bundle: ModelBundle = load_bundle(model_dir)
         self.verify = verify  # check candidate pairs as the same capture (core.confirm); off: embedding only
@@ -249,6 +251,7 @@ class Engine:
             batch_size  # None: 16 on the CPU (fits its caches: measured ~10% faster than 32), 64 on a GPU
         )
         self.workers = workers
+        self.threads = threads
         self._embedder: Embedder | None = None
 
     @property
@@ -260,7 +263,7 @@ class Engine:
     def embedder(self) -> Embedder:
         """The model on its device, made on first use."""
         if self._embedder is None:
-            self._embedder = Embedder(self.bundle, self.device)
+            self._embedder = Embedder(self.bundle, self.device, threads=self.threads)
         return self._embedder
 
     @property
@@ -371,36 +374,63 @@ class Engine:
         walk = run.walk(paths, options)
         entries, todo = run.lookup(walk.files)
         run.embed(todo, entries)
-        files, emb, feat, turned, blank, problems = run.assemble(walk, entries)
-        pairs = run.pair(files, emb, turned, floor)
-        lib = Library(
-            tuple(files),
-            emb,
-            feat,
-            tuple(problems),
-            self.model_info,
-            floor,
-            pairs,
-            cache.not_duplicate_pairs() if cache else set(),
-            index_dir=self.cache_dir / "index" if cache and cache.usable else None,
-            cache_key=run.cache_key,
-            blank=tuple(blank),
-            similar_features=self.bundle.similar_shot_features,
-            stats={
-                "found": len(walk.files),
-                "cached": len(walk.files) - len(todo),
-                "embedded": len(todo),
-                "pairs_reused": run.pairs_reused,
-                "device": self.embedder.device if todo else self.device,
-                "warnings": [],
-            },
-        )
-        run.digest(lib, entries)
-        if self.verify:
-            run.verify(lib, verify_from)
-        if cache:
-            lib.stats["warnings"] = list(cache.warnings)
-        return lib
+        return run.library(walk, entries, floor, verify_from, embedded=len(todo))
+
+    def embed_entries(
+        self, files: Sequence[FoundFile], *, cancel: CancelToken = NEVER_CANCELLED
+    ) -> Iterator[list[CachedEntry]]:
+        """Decode and embed ``files``, one batch of cache rows at a time (a file that cannot be read is a row
+        with its ``error``). The local scan and the Ray workers (``core.cluster``) embed through this.
+
+        Args:
+            files: the files to read, as the walk found them (path, size, mtime).
+            cancel: checked between batches.
+
+        Yields:
+            ``CachedEntry`` rows in the order of ``files``, a batch at a time.
+        """
+        embedder = self.embedder
+        batch_size = self.batch_size or (16 if embedder.device == "cpu" else 64)
+        for batch in embed_files(
+            embedder,
+            [f.path for f in files],
+            batch_size=batch_size,
+            workers=self.workers,
+            turned=self.bundle.turned_embeddings,
+            cancel=cancel,
+        ):
+            yield [_entry(files[e.index], e) for e in batch]
+
+    def library_from(
+        self,
+        walk: Walk,
+        entries: dict[str, CachedEntry],
+        *,
+        floor: float | None = None,
+        verify_from: float | None = None,
+        embedded: int = 0,
+        progress: ProgressFn = no_progress,
+        cancel: CancelToken = NEVER_CANCELLED,
+    ) -> Library:
+        """Pair, verify and wrap files embedded elsewhere (the Ray scan's shards) into a ``Library``, exactly
+        as ``scan`` does after its embedding step.
+
+        Args:
+            walk: the files found (their order is the library's order) and the walk's problems.
+            entries: a row per path of ``walk.files``, as ``embed_entries`` makes them.
+            floor, verify_from: as for ``scan``.
+            embedded: how many of the rows were embedded by this run (for ``stats``).
+            progress, cancel: as for ``scan``.
+        """
+        floor = self.default_floor() if floor is None else check_threshold(floor, "floor")
+        verify_from = max(floor, self.bundle.candidate_threshold if verify_from is None else verify_from)
+        cache = self.open_cache()
+        try:
+            run = _ScanRun(self, cache, progress, cancel)
+            return run.library(walk, entries, floor, verify_from, embedded=embedded, device=self.device)
+        finally:
+            if cache:
+                cache.close()
 
     def embed_paths(
         self, paths: Sequence[str]
@@ -517,29 +547,62 @@ class _ScanRun:
         if not todo:
             self.progress(0, 0, "Reading 0 photos")
             return
-        engine = self.engine
-        embedder = engine.embedder
+        embedder = self.engine.embedder
         self.progress(0, 0, "Loading the model")  # its own step: ~1-3 s at 0 % made the first ETA wrong
         embedder.load()
         self.progress(0, total, f"Reading {total} photos")
-        batch_size = engine.batch_size or (16 if embedder.device == "cpu" else 64)
         done = 0
-        for batch in embed_files(
-            embedder,
-            [f.path for f in todo],
-            batch_size=batch_size,
-            workers=engine.workers,
-            turned=engine.bundle.turned_embeddings,
-            cancel=self.cancel,
-        ):
-            fresh = [_entry(todo[e.index], e) for e in batch]
+        for fresh in self.engine.embed_entries(todo, cancel=self.cancel):
             if self.cache:
                 self.cache.store(
                     self.cache_key, fresh
                 )  # committed per batch: a cancelled scan keeps its work
             entries.update((c.path, c) for c in fresh)
-            done += len(batch)
+            done += len(fresh)
             self.progress(done, total, f"Reading {os.path.basename(fresh[-1].path)}")
+
+    def library(
+        self,
+        walk: Walk,
+        entries: dict[str, CachedEntry],
+        floor: float,
+        verify_from: float,
+        *,
+        embedded: int,
+        device: str | None = None,
+    ) -> Library:
+        """The stages after embedding: assemble → pair → digest → verify, into a ``Library``."""
+        engine, cache = self.engine, self.cache
+        files, emb, feat, turned, blank, problems = self.assemble(walk, entries)
+        pairs = self.pair(files, emb, turned, floor)
+        lib = Library(
+            tuple(files),
+            emb,
+            feat,
+            tuple(problems),
+            engine.model_info,
+            floor,
+            pairs,
+            cache.not_duplicate_pairs() if cache else set(),
+            index_dir=engine.cache_dir / "index" if cache and cache.usable else None,
+            cache_key=self.cache_key,
+            blank=tuple(blank),
+            similar_features=engine.bundle.similar_shot_features,
+            stats={
+                "found": len(walk.files),
+                "cached": len(walk.files) - embedded,
+                "embedded": embedded,
+                "pairs_reused": self.pairs_reused,
+                "device": device or (engine.embedder.device if embedded else engine.device),
+                "warnings": [],
+            },
+        )
+        self.digest(lib, entries)
+        if engine.verify:
+            self.verify(lib, verify_from)
+        if cache:
+            lib.stats["warnings"] = list(cache.warnings)
+        return lib
 
     def assemble(self, walk: Walk, entries: dict[str, CachedEntry]) -> _Assembled:
         """Records and vector matrices of the usable images; problems and blank images set apart."""
