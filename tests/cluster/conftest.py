@@ -1,0 +1,44 @@
+"""The cluster extra's tests: a local Ray (``ray.init(num_cpus=2)``) shared by the session, and a small real
+photo library (the demo folder) with its local scan's JSON to compare against."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray", reason="the cluster extra is not installed")
+pytest.importorskip("pyarrow", reason="the cluster extra is not installed")
+
+from helpers import copy_demo  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the session (starting one costs ~4 s): two CPUs, as the issue's local mode asks."""
+    import logging
+
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory) -> Path:
+    """The 36 demo photos: copies (resized, recompressed, cropped, flipped, captioned) and similar shots."""
+    return copy_demo(tmp_path_factory.mktemp("photos"))
+
+
+@pytest.fixture(scope="session")
+def local_report(photos, tmp_path_factory) -> str:
+    """``lookalike scan --json`` of ``photos`` here, without Ray: the text a Ray scan must equal."""
+    from core.cli import main
+
+    out = tmp_path_factory.mktemp("local") / "local.json"
+    assert main(["scan", str(photos), "--no-cache", "-q", "--json", str(out)]) == 0
+    text = out.read_text()
+    assert json.loads(text)["groups"], "the demo folder must have duplicates to compare"
+    return text
