@@ -136,7 +136,8 @@ def group_pairs(
     path pairs a person marked "not a duplicate". ``share``: the part of the cross pairs two clusters need to
     merge (1.0: complete linkage, every two members a pair; less lets loosely knit sets such as a burst or a
     panorama sequence stay together without chaining everything). ``similarity(a, b)`` gives a member's
-    similarity to the best copy where the two are not a pair of the table (a loosely knit group, ``share`` < 1).
+    similarity to the best copy where the two are not a pair of the table (a loosely knit group, ``share``
+    < 1).
     """
     pairs = pairs.select(pairs.similarity >= threshold)
     if ignored and len(pairs):
