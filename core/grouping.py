@@ -19,15 +19,16 @@ from core.results import Group, ImageRecord, Member, Pairs
 SAME_AGE_NS = 60 * 1_000_000_000
 
 
-def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+def components(n: int, i: np.ndarray, j: np.ndarray, parent: np.ndarray | None = None) -> np.ndarray:
     """Connected-component labels of the graph on ``n`` nodes with edges ``(i[k], j[k])``: each node's label
-    is the smallest node of its component.
+    is the smallest node of its component. ``parent``: the labels of the edges seen so far, to continue from
+    (``core.cluster`` streams millions of edges through in chunks); it is not changed.
 
     Hook every edge's larger root under its smaller one, then jump pointers until each node points at its
     root; repeat until no edge joins two roots. Vectorised, a few rounds for any real graph, and it keeps
     scipy out of the app (52 MB of the installer).
     """
-    parent = np.arange(n, dtype=np.int64)
+    parent = np.arange(n, dtype=np.int64) if parent is None else np.array(parent, np.int64)
     if not len(i):
         return parent
     i, j = np.asarray(i, np.int64), np.asarray(j, np.int64)
@@ -173,8 +174,14 @@ def group_pairs(
         sim = dict(zip(zip(ca.tolist(), cb.tolist(), strict=True), cs.tolist(), strict=True))
         for cluster in _clusters(comp_nodes, ca, cb, cs, share):
             groups.append(_make_group(files, cluster, sim, identical, similarity))
-    groups.sort(key=lambda g: (-g.reclaimable, -len(g.members), g.members[0].file.path))
+    groups.sort(key=group_order)
     return groups
+
+
+def group_order(g: Group) -> tuple:
+    """How groups are listed: most reclaimable space first, then the larger group, then the best copy's
+    path."""
+    return (-g.reclaimable, -len(g.members), g.members[0].file.path)
 
 
 def _make_group(

@@ -252,9 +252,11 @@ class ShardStore:
         tmp.write_text(json.dumps(m, indent=1), encoding="utf-8")
         os.replace(tmp, self.manifest_path)
 
-    def tables(self, columns: Sequence[str] | None = None) -> Iterator[tuple[str, pa.Table]]:
-        """Every shard's table (or some of its columns), in manifest order."""
-        for name in list(self.shards):
+    def tables(
+        self, columns: Sequence[str] | None = None, names: Sequence[str] | None = None
+    ) -> Iterator[tuple[str, pa.Table]]:
+        """Every shard's table (or those ``names``; or some of its columns), in manifest order."""
+        for name in list(self.shards) if names is None else names:
             yield name, pq.read_table(self.folder / name, columns=list(columns) if columns else None)
 
     def done(self) -> dict[str, tuple[int, int]]:

@@ -42,3 +42,15 @@ def local_report(photos, tmp_path_factory) -> str:
     text = out.read_text()
     assert json.loads(text)["groups"], "the demo folder must have duplicates to compare"
     return text
+
+
+@pytest.fixture(scope="session")
+def ray_run(ray_local, photos, tmp_path_factory):
+    """A Ray scan of the demo photos through the CLI, five files a shard: (shard folder, JSON text)."""
+    from core.cli import main
+
+    tmp = tmp_path_factory.mktemp("ray")
+    out, shards = tmp / "ray.json", tmp / "shards"
+    args = ["scan", str(photos), "--no-cache", "-q", "--ray", "--shards", str(shards), "--shard-files", "5"]
+    assert main([*args, "--json", str(out)]) == 0
+    return shards, out.read_text()

@@ -18,18 +18,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def ray_run(ray_local, photos, tmp_path_factory):
-    """A Ray scan of the demo photos through the CLI, five files a shard: (shard folder, JSON text)."""
-    from core.cli import main
-
-    tmp = tmp_path_factory.mktemp("ray")
-    out, shards = tmp / "ray.json", tmp / "shards"
-    args = ["scan", str(photos), "--no-cache", "-q", "--ray", "--shards", str(shards), "--shard-files", "5"]
-    assert main([*args, "--json", str(out)]) == 0
-    return shards, out.read_text()
-
-
 def test_ray_scan_writes_the_local_scans_json(ray_run, local_report):
     _, text = ray_run
     ray, local = json.loads(text), json.loads(local_report)

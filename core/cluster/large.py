@@ -1,0 +1,248 @@
+"""The Ray scan's grouping for archives too large for a ``Library`` in memory (``ray_scan.LARGE_LIBRARY``
+files and up): the same steps as ``Engine.library_from`` then ``Library.result``, with the vectors, the pairs
+and the grouping on disk.
+
+The shards are read twice, a shard at a time: their metadata columns give the files in the walk's order (the
+records stay in memory: about 400 bytes a file), then the vector columns fill float16 memory maps (512 bytes
+a file for the embedding, 2,560 for the features). Pairs come from ``cell_pairs`` into a pair file; the pairs
+at or above the verification threshold are checked as one capture (``core.confirm``, as in a local scan) a
+chunk at a time; both tiers are grouped by ``stream_groups``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core.cluster.pairs import PairFile, cell_pairs, stream_groups
+from core.cluster.shards import ShardStore
+from core.confirm import confirm_pairs
+from core.engine import SIMILAR_SHARE, Engine, file_digest, pair_cosines
+from core.grouping import group_order
+from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
+from core.results import ImageRecord, Pairs, Problem, ScanResult
+from core.scan import Walk
+
+log = logging.getLogger(__name__)
+
+VERIFY_CHUNK = 50_000  # candidate pairs checked at once
+
+
+class _Digests:
+    """Content hashes, read once per file (exact copies), as ``Library.identical`` does."""
+
+    def __init__(self, files: list[ImageRecord]) -> None:
+        self.files, self.known = files, {}
+
+    def __call__(self, a: int, b: int) -> bool:
+        if self.files[a].size != self.files[b].size:
+            return False
+        return self._get(a) is not None and self._get(a) == self._get(b)
+
+    def _get(self, k: int) -> str | None:
+        if k not in self.known:
+            try:
+                self.known[k] = file_digest(self.files[k].path)
+            except OSError:
+                self.known[k] = None
+        return self.known[k]
+
+
+class _Rows32:
+    """Rows of a float16 memory map, gathered as float32 (the local scan's vectors are float16 values held
+    as float32, so the cosines agree)."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = rows
+
+    def __getitem__(self, k: np.ndarray) -> np.ndarray:
+        return self.rows[k].astype(np.float32)
+
+
+def _read_shards(store: ShardStore, walk: Walk, work: Path):
+    """Files in walk order, blank and problems, and the float16 memory maps of their vectors."""
+    want = {f.path: (f.size, f.mtime_ns) for f in walk.files}
+    where: dict[str, tuple[int, int]] = {}  # path -> (shard, row)
+    meta: dict[str, tuple] = {}
+    names = list(store.shards)
+    for si, (_, t) in enumerate(
+        store.tables(
+            ["path", "size", "mtime_ns", "width", "height", "format", "taken", "capture", "error", "blank"]
+        )
+    ):
+        cols = [t.column(c).to_pylist() for c in t.column_names]
+        for r, row in enumerate(zip(*cols, strict=True)):
+            path = os.fsdecode(row[0])
+            if want.get(path) == (row[1], row[2]):
+                where[path] = (si, r)
+                meta[path] = row
+    files, blank, problems, pos = [], [], list(walk.problems), {}
+    for f in walk.files:
+        if f.path not in meta:
+            raise ValueError(f"{f.path} is missing from the shards after embedding")
+        _, size, mtime, width, height, fmt, taken, capture, error, is_blank = meta.pop(f.path)
+        if error:
+            problems.append(Problem(f.path, error))
+            continue
+        rec = ImageRecord(f.path, size, mtime, width or 0, height or 0, fmt or "", taken, capture)
+        if is_blank:
+            blank.append(rec)
+            continue
+        pos[f.path] = len(files)
+        files.append(rec)
+    problems.sort(key=lambda p: p.path)
+    n, d, fd = len(files), store.embed_dim, store.feature_dim
+    work.mkdir(parents=True, exist_ok=True)
+    emb = np.lib.format.open_memmap(work / "embeddings.npy", "w+", np.float16, (max(n, 1), d))[:n]
+    feat = np.lib.format.open_memmap(work / "features.npy", "w+", np.float16, (max(n, 1), fd))[:n]
+    turned, owner = [], []
+    per_shard: dict[int, list[tuple[int, int]]] = {}
+    for path, (si, r) in where.items():
+        if path in pos:
+            per_shard.setdefault(si, []).append((r, pos[path]))
+    for si, name in enumerate(names):
+        if si not in per_shard:
+            continue
+        rows, at = (np.array(x) for x in zip(*per_shard[si], strict=True))
+        ((_, t),) = store.tables(["embedding", "features", "turned"], names=[name])
+        t = t.take(rows)
+        emb[at] = np.stack(t.column("embedding").to_numpy(zero_copy_only=False))
+        feat[at] = np.stack(t.column("features").to_numpy(zero_copy_only=False))
+        tc = t.column("turned").to_pylist()
+        for k, v in enumerate(tc):
+            if v is not None:
+                turned.append(np.asarray(v, np.float16).reshape(2, d))
+                owner += [int(at[k])] * 2
+    rows = (np.concatenate(turned), np.asarray(owner, np.int64)) if turned else None
+    return files, blank, problems, emb, feat, rows
+
+
+def large_result(
+    engine: Engine,
+    store: ShardStore,
+    walk: Walk,
+    threshold: float,
+    similar: float,
+    *,
+    floor: float,
+    progress: ProgressFn = no_progress,
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> ScanResult:
+    """``Engine.library_from(...).result(threshold, similar)`` for an archive, out of core.
+
+    The working files (vectors, pairs, buckets) go to ``store.folder / "work"``.
+    """
+    started = time.perf_counter()
+    work = store.folder / "work"
+    files, blank, problems, emb, feat, turned = _read_shards(store, walk, work)
+    read_s = time.perf_counter() - started
+    pairs: PairFile = cell_pairs(emb, floor, work / "pairs", turned=turned, progress=progress, cancel=cancel)
+    pairs_s = time.perf_counter() - started - read_s
+    identical = _Digests(files)
+    cache = engine.open_cache()
+    try:
+        ignored = cache.not_duplicate_pairs() if cache else set()
+        same = np.zeros(len(pairs), bool)
+        verify_from = max(floor, threshold)
+        if engine.verify:
+            at = 0
+            for chunk in pairs.chunks():
+                close = np.nonzero(chunk.similarity >= verify_from)[0]
+                if len(close):
+                    confirmed = confirm_pairs(
+                        files,
+                        chunk.select(close),
+                        identical=identical,
+                        cache=cache,
+                        workers=engine.workers,
+                        progress=progress,
+                        cancel=cancel,
+                    )
+                    same[at + close] = confirmed.same
+                at += len(chunk)
+        else:
+            same[:] = True
+    finally:
+        if cache:
+            cache.close()
+    other = ~same
+    if engine.verify:  # a similar shot must also reach the features' threshold
+        at = 0
+        for chunk in pairs.chunks():
+            k = np.nonzero(other[at : at + len(chunk)])[0]
+            sims = pair_cosines(_Rows32(feat), chunk.a[k], chunk.b[k]) if len(k) else np.zeros(0, np.float32)
+            other[at + k] = sims >= engine.bundle.similar_shot_features
+            at += len(chunk)
+
+    def selected(mask: np.ndarray):
+        def chunks():
+            at = 0
+            for chunk in pairs.chunks():
+                yield chunk.select(mask[at : at + len(chunk)])
+                at += len(chunk)
+
+        return chunks
+
+    def cosine(a: int, b: int) -> float:
+        return float(emb[a].astype(np.float32) @ emb[b].astype(np.float32))
+
+    shots = ()
+    if engine.verify:
+        shots = tuple(
+            sorted(
+                stream_groups(
+                    files,
+                    selected(other),
+                    similar,
+                    work / "similar",
+                    ignored=ignored,
+                    share=SIMILAR_SHARE,
+                    similarity=cosine,
+                    cancel=cancel,
+                ),
+                key=group_order,
+            )
+        )
+    groups = tuple(
+        sorted(
+            stream_groups(
+                files,
+                selected(same),
+                threshold,
+                work / "groups",
+                identical=identical,
+                ignored=ignored,
+                cancel=cancel,
+            ),
+            key=group_order,
+        )
+    )
+    kept = [c.select(c.similarity >= threshold) for c in selected(same)()]
+    matches = Pairs(
+        np.concatenate([c.a for c in kept]) if kept else np.zeros(0, np.int64),
+        np.concatenate([c.b for c in kept]) if kept else np.zeros(0, np.int64),
+        np.concatenate([c.similarity for c in kept]) if kept else np.zeros(0, np.float32),
+    ).matches(files)
+    stats = {
+        "large": True,
+        "pairs": len(pairs),
+        "read_s": round(read_s, 2),
+        "pairs_s": round(pairs_s, 2),
+        "group_s": round(time.perf_counter() - started - read_s - pairs_s, 2),
+        "warnings": [],
+    }
+    return ScanResult(
+        tuple(files),
+        groups,
+        matches,
+        tuple(problems),
+        threshold,
+        engine.model_info,
+        stats,
+        tuple(blank),
+        shots,
+    )

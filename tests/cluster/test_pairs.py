@@ -1,0 +1,63 @@
+"""Pairs and groups out of core: every pair found is exact, close pairs are found, streamed groups are the
+in-memory ones, and the Ray scan's large-archive path writes the local scan's JSON."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.cluster.pairs import cell_pairs, stream_groups
+from core.grouping import group_order, group_pairs
+from core.index import exact_pairs
+from core.results import ImageRecord
+
+
+def _clustered(n: int, d: int = 64, seed: int = 0) -> np.ndarray:
+    """Unit float16 vectors: half of them copies (plus noise) of a quarter as many originals."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d))
+    base = rng.normal(size=(n // 4, d))
+    x[: n // 2] = base[rng.integers(0, n // 4, n // 2)] + 0.3 * rng.normal(size=(n // 2, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16)
+
+
+def test_cell_pairs_are_exact_and_find_nearly_all(tmp_path):
+    x = _clustered(12_000)
+    truth = exact_pairs(x.astype(np.float32), 0.8)
+    found = cell_pairs(x, 0.8, tmp_path, cell_size=1000).load()
+    assert np.all(found.a < found.b)
+
+    def key(p):
+        return dict(zip(zip(p.a.tolist(), p.b.tolist(), strict=True), p.similarity.tolist(), strict=True))
+
+    want, got = key(truth), key(found)
+    assert set(got) <= set(want)  # never a pair below the threshold
+    assert all(abs(got[k] - want[k]) < 1e-5 for k in got)
+    assert len(got) >= 0.95 * len(want)
+
+
+def test_one_cell_finds_every_pair(tmp_path):
+    x = _clustered(3000)
+    assert (
+        cell_pairs(x, 0.8, tmp_path, cell_size=10_000).load().a.tolist()
+        == exact_pairs(x.astype(np.float32), 0.8).a.tolist()
+    )
+
+
+def test_streamed_groups_are_the_in_memory_groups(tmp_path):
+    x = _clustered(8000, seed=1)
+    pairs = cell_pairs(x, 0.8, tmp_path / "p", cell_size=1000)
+    files = [ImageRecord(f"/s/{k}.jpg", 1000 + k % 7, k, 10, 10, "JPEG") for k in range(len(x))]
+    whole = group_pairs(files, pairs.load(), 0.85)
+    streamed = stream_groups(files, lambda: pairs.chunks(3000), 0.85, tmp_path / "g", bucket_pairs=2000)
+    assert sorted(streamed, key=group_order) == whole
+    assert len(whole) > 100
+
+
+def test_the_large_archive_path_writes_the_local_scans_json(ray_run, photos, local_report, engine_factory):
+    from core.cluster.ray_scan import ray_scan
+    from core.report import json_text, scan_json
+
+    shards, _ = ray_run
+    result = ray_scan(engine_factory(), [str(photos)], shards=shards, large_from=0)  # all in the shards
+    assert result.stats["large"] and result.stats["embedded"] == 0
+    assert json_text(scan_json(result)) == local_report
