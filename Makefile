@@ -9,7 +9,7 @@ HASH   := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 APP    := $(VENV)/.installed-app-$(HASH)
 STAMP  := $(VENV)/.installed-dev-$(HASH)
 
-.PHONY: bench-peers setup setup-app sysdeps sysdeps-test run scan test test-core test-rest lint bench bench-serve package deb clean
+.PHONY: bench-cluster bench-peers setup setup-app sysdeps sysdeps-test run scan test test-core test-rest lint bench bench-serve package deb clean
 
 setup: $(STAMP)
 
@@ -53,6 +53,12 @@ bench: setup
 bench-peers: setup
 	$(BIN)/python -m pip install -q --disable-pip-version-check "czkawka==0.1.2"
 	$(BIN)/python -m benchmarks.peers
+
+# The Ray scan (a local Ray, the cluster extra) against the local scan on 200 and 600 photos: img/s, overhead,
+# same JSON. Then pairs and groups of 100k-1M synthetic embeddings out of core: time, peak RSS, recall.
+bench-cluster: setup
+	$(BIN)/python -m benchmarks.cluster
+	$(BIN)/python -m benchmarks.scale
 
 # A real `lookalike serve` on 127.0.0.1 under 500 mixed uploads, 8 at a time: throughput, p50/p95, and checks
 # (no 5xx, every bad upload a 4xx, RSS stable).
