@@ -149,6 +149,7 @@ def embed_on_ray(
             done += int(r)
         progress(done, len(todo), f"Reading: {done} of {len(todo)} photos in shards")
         cancel.raise_if_cancelled()
+    store.save()
     return {
         "ray_workers": workers,
         "ray_cpus_each": cpus,

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 SHARD_VERSION = 1
 MANIFEST = "manifest.json"
 SHARD_GLOB = "shard-*.parquet"
+SAVE_EVERY_S = 2.0
 # Columns that describe a file; the vector columns follow (see ``shard_schema``).
 META_COLUMNS = ("path", "size", "mtime_ns", "width", "height", "format", "taken", "capture", "error", "blank")
 
@@ -186,6 +188,7 @@ class ShardStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.schema = shard_schema(embed_dim, feature_dim)
         self.shards: dict[str, ShardInfo] = {}
+        self._saved = 0.0
         self._open()
 
     @property
@@ -233,9 +236,12 @@ class ShardStore:
         return ShardInfo(path.name, meta.num_rows, path.stat().st_size)
 
     def add(self, row: dict) -> None:
-        """Record a shard a worker wrote (``write_shard``'s row) in the manifest."""
+        """Record a shard a worker wrote (``write_shard``'s row). The manifest is rewritten at most every
+        ``SAVE_EVERY_S`` and by ``save``: a 10M-file archive has thousands of shards, and one not yet listed
+        is adopted at the next run."""
         self.shards[row["file"]] = ShardInfo(row["file"], int(row["rows"]), int(row["bytes"]))
-        self.save()
+        if time.monotonic() - self._saved >= SAVE_EVERY_S:
+            self.save()
 
     def save(self) -> None:
         """Write the manifest whole (temporary file, then renamed)."""
@@ -251,6 +257,7 @@ class ShardStore:
         tmp = self.manifest_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(m, indent=1), encoding="utf-8")
         os.replace(tmp, self.manifest_path)
+        self._saved = time.monotonic()
 
     def tables(
         self, columns: Sequence[str] | None = None, names: Sequence[str] | None = None
