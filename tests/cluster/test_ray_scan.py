@@ -159,3 +159,14 @@ def test_resume_after_a_worker_and_the_driver_are_killed(
     assert out.read_text() == local_report
     manifest = json.loads((shards / "manifest.json").read_text())
     assert manifest["rows"] == 36 and len(manifest["shards"]) == len(_shards(shards))
+
+
+def test_cli_flags_go_together(photos, tmp_path, capsys):
+    from core.cli import main
+
+    assert main(["scan", str(photos), "--no-cache", "--ray"]) == 2
+    assert "--ray needs --shards" in capsys.readouterr().err
+    assert main(["scan", str(photos), "--no-cache", "--shards", str(tmp_path)]) == 2
+    assert "--shards goes with --ray" in capsys.readouterr().err
+    args = ["scan", str(photos), "--no-cache", "--ray", "--shards", str(tmp_path), "--shard-files", "0"]
+    assert main(args) == 2
