@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 CELL_SIZE = 1024
 PROBES = 10
 PAIR = np.dtype([("a", "<i8"), ("b", "<i8"), ("s", "<f4")])
+QUERY_CELLS = 8_000_000  # similarities computed at once (float32)
 BUCKET_PAIRS = 4_000_000  # pairs sorted in memory at once (80 MB)
 CHUNK = 1 << 20
 
@@ -89,9 +90,10 @@ def learn_centroids(vectors: np.ndarray, cells: int, *, iters: int = 4, seed: in
     return cent
 
 
-def assign(vectors: np.ndarray, centroids: np.ndarray, probes: int, *, chunk: int = 65536) -> np.ndarray:
+def assign(vectors: np.ndarray, centroids: np.ndarray, probes: int) -> np.ndarray:
     """Each row's ``probes`` nearest cells, nearest first: (N, probes) int32."""
     probes = min(probes, len(centroids))
+    chunk = max(256, min(16384, QUERY_CELLS // len(centroids)))
     out = np.empty((len(vectors), probes), np.int32)
     for s in range(0, len(vectors), chunk):
         sims = _f32(vectors[s : s + chunk]) @ centroids.T
@@ -218,8 +220,9 @@ def cell_pairs(
         if t_rows is not None:
             queries.append((t_rows[tbounds[c] : tbounds[c + 1]], t_vectors, owner))
         for rows, source, owners in queries:
-            for s in range(0, len(rows), 1024):
-                q = rows[s : s + 1024]
+            step = max(64, QUERY_CELLS // len(m))  # a crowded cell's products in slices of ~32 MB
+            for s in range(0, len(rows), step):
+                q = rows[s : s + step]
                 sims = _f32(source[q]) @ mv.T
                 a = q.astype(np.int64) if owners is None else owners[q]
                 hit = (sims >= threshold) & (a[:, None] != m[None, :])
