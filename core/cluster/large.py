@@ -22,6 +22,7 @@ from core.cluster.pairs import PairFile, cell_pairs, stream_groups
 from core.cluster.shards import ShardStore
 from core.confirm import confirm_pairs
 from core.engine import SIMILAR_SHARE, Engine, file_digest, pair_cosines
+from core.errors import LookalikeError
 from core.grouping import group_order
 from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
 from core.results import ImageRecord, Pairs, Problem, ScanResult
@@ -83,7 +84,7 @@ def _read_shards(store: ShardStore, walk: Walk, work: Path):
     files, blank, problems, pos = [], [], list(walk.problems), {}
     for f in walk.files:
         if f.path not in meta:
-            raise ValueError(f"{f.path} is missing from the shards after embedding")
+            raise LookalikeError(f"{f.path} is missing from the shards after embedding")
         _, size, mtime, width, height, fmt, taken, capture, error, is_blank = meta.pop(f.path)
         if error:
             problems.append(Problem(f.path, error))
