@@ -199,6 +199,7 @@ def ray_scan(
     )
     have = store.done()
     todo = [f for f in walk.files if have.get(f.path) != (f.size, f.mtime_ns)]
+    del have  # ~170 bytes a file: 1.7 GB of the driver's memory at 10M files
     log.info(
         "%d images found, %d in the shards, %d to embed",
         len(walk.files),
