@@ -160,7 +160,7 @@ def embed_on_ray(
 
 def ray_scan(
     engine: Engine,
-    paths: Iterable[str | os.PathLike],
+    paths: str | os.PathLike | Iterable[str | os.PathLike],
     options: ScanOptions | None = None,
     *,
     shards: str | os.PathLike,
@@ -194,6 +194,8 @@ def ray_scan(
     b = engine.bundle
     store = ShardStore(shards, engine.cache_key, engine.model_info, b.embed_dim, b.feature_dim)
     progress(0, 0, "Looking for photos")
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        paths = [paths]  # one path, not its characters
     walk: Walk = find_images(
         [os.fsdecode(p) for p in paths], options or ScanOptions(), progress=progress, cancel=cancel
     )
