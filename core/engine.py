@@ -31,6 +31,7 @@ from core.index import (
     prune_indexes,
     turned_pairs,
 )
+from core.memory import give_back, tune_allocator
 from core.pair_store import PairStore, library_key
 from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
 from core.results import Group, ImageRecord, ModelInfo, Pairs, Problem, ScanResult
@@ -240,6 +241,7 @@ class Engine:
         workers: int | None = None,
         verify: bool = True,
     ) -> None:
+        tune_allocator()  # see core.memory: decoded photos must not leave the heap fragmented
         self.bundle: ModelBundle = load_bundle(model_dir)
         self.verify = verify  # check candidate pairs as the same capture (core.confirm); off: embedding only
         self.device = device
@@ -371,6 +373,8 @@ class Engine:
         walk = run.walk(paths, options)
         entries, todo = run.lookup(walk.files)
         run.embed(todo, entries)
+        if todo:
+            self.embedder.release()  # see Embedder.release: what follows needs no model
         files, emb, feat, turned, blank, problems = run.assemble(walk, entries)
         pairs = run.pair(files, emb, turned, floor)
         lib = Library(
@@ -398,6 +402,7 @@ class Engine:
         run.digest(lib, entries)
         if self.verify:
             run.verify(lib, verify_from)
+            give_back()  # the decoded images of the check, freed
         if cache:
             lib.stats["warnings"] = list(cache.warnings)
         return lib
