@@ -31,6 +31,7 @@ from core.index import (
     prune_indexes,
     turned_pairs,
 )
+from core.memory import give_back, tune_allocator
 from core.pair_store import PairStore, library_key
 from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
 from core.results import Group, ImageRecord, ModelInfo, Pairs, Problem, ScanResult
@@ -242,6 +243,7 @@ class Engine:
         verify: bool = True,
         threads: int | None = None,
     ) -> None:
+        tune_allocator()  # see core.memory: decoded photos must not leave the heap fragmented
         self.bundle: ModelBundle = load_bundle(model_dir)
         self.verify = verify  # check candidate pairs as the same capture (core.confirm); off: embedding only
         self.device = device
@@ -374,6 +376,8 @@ class Engine:
         walk = run.walk(paths, options)
         entries, todo = run.lookup(walk.files)
         run.embed(todo, entries)
+        if todo:
+            self.embedder.release()  # see Embedder.release: what follows needs no model
         return run.library(walk, entries, floor, verify_from, embedded=len(todo))
 
     def embed_entries(
@@ -600,6 +604,7 @@ class _ScanRun:
         self.digest(lib, entries)
         if engine.verify:
             self.verify(lib, verify_from)
+            give_back()  # the decoded images of the check, freed
         if cache:
             lib.stats["warnings"] = list(cache.warnings)
         return lib
