@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from core.cluster.pairs import PairFile, cell_pairs, stream_groups
-from core.cluster.shards import ShardStore
+from core.cluster.shards import ShardStore, column_matrix
 from core.confirm import confirm_pairs
 from core.engine import SIMILAR_SHARE, Engine, file_digest, pair_cosines
 from core.errors import LookalikeError
@@ -100,25 +100,30 @@ def _read_shards(store: ShardStore, walk: Walk, work: Path):
     work.mkdir(parents=True, exist_ok=True)
     emb = np.lib.format.open_memmap(work / "embeddings.npy", "w+", np.float16, (max(n, 1), d))[:n]
     feat = np.lib.format.open_memmap(work / "features.npy", "w+", np.float16, (max(n, 1), fd))[:n]
-    turned, owner = [], []
+    owner: list[np.ndarray] = []
     per_shard: dict[int, list[tuple[int, int]]] = {}
     for path, (si, r) in where.items():
         if path in pos:
             per_shard.setdefault(si, []).append((r, pos[path]))
-    for si, name in enumerate(names):
-        if si not in per_shard:
-            continue
-        rows, at = (np.array(x) for x in zip(*per_shard[si], strict=True))
-        ((_, t),) = store.tables(["embedding", "features", "turned"], names=[name])
-        t = t.take(rows)
-        emb[at] = np.stack(t.column("embedding").to_numpy(zero_copy_only=False))
-        feat[at] = np.stack(t.column("features").to_numpy(zero_copy_only=False))
-        tc = t.column("turned").to_pylist()
-        for k, v in enumerate(tc):
-            if v is not None:
-                turned.append(np.asarray(v, np.float16).reshape(2, d))
-                owner += [int(at[k])] * 2
-    rows = (np.concatenate(turned), np.asarray(owner, np.int64)) if turned else None
+    del where, pos
+    with open(work / "turned.bin", "wb") as turned:  # portraits' turned embeddings, on disk as they come
+        for si, name in enumerate(names):
+            if si not in per_shard:
+                continue
+            rows, at = (np.array(x) for x in zip(*per_shard.pop(si), strict=True))
+            ((_, t),) = store.tables(["embedding", "features", "turned"], names=[name])
+            t = t.take(rows)
+            emb[at] = column_matrix(t, "embedding", d)[0]
+            feat[at] = column_matrix(t, "features", fd)[0]
+            rot, has = column_matrix(t, "turned", 2 * d)
+            turned.write(np.ascontiguousarray(rot[has]).tobytes())
+            owner.append(np.repeat(at[has].astype(np.int64), 2))
+    owners = np.concatenate(owner) if owner else np.zeros(0, np.int64)
+    rows = (
+        (np.memmap(work / "turned.bin", np.float16, "r", shape=(len(owners), d)), owners)
+        if len(owners)
+        else None
+    )
     return files, blank, problems, emb, feat, rows
 
 

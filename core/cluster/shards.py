@@ -120,7 +120,7 @@ def write_shard(
     return {"file": name, "rows": len(entries), "bytes": (folder / name).stat().st_size}
 
 
-def _column(table: pa.Table, name: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
+def column_matrix(table: pa.Table, name: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """A vector column as a float16 (rows, dim) matrix (zeros where null) and its validity mask."""
     col = table.column(name).combine_chunks()
     valid = ~np.asarray(col.is_null().to_numpy(zero_copy_only=False), bool)
@@ -133,9 +133,9 @@ def _column(table: pa.Table, name: str, dim: int) -> tuple[np.ndarray, np.ndarra
 def read_entries(table: pa.Table, embed_dim: int, feature_dim: int) -> Iterator[CachedEntry]:
     """A shard's rows back as cache rows (vectors as float16, the cache's own form)."""
     meta = {c: table.column(c).to_pylist() for c in META_COLUMNS}
-    emb, has_emb = _column(table, "embedding", embed_dim)
-    feat, _ = _column(table, "features", feature_dim)
-    turned, has_turned = _column(table, "turned", 2 * embed_dim)
+    emb, has_emb = column_matrix(table, "embedding", embed_dim)
+    feat, _ = column_matrix(table, "features", feature_dim)
+    turned, has_turned = column_matrix(table, "turned", 2 * embed_dim)
     for k in range(table.num_rows):
         rec = ImageRecord(
             os.fsdecode(meta["path"][k]),
