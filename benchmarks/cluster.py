@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{n} photos: local {local['wall_s']:.1f} s ({n / local['wall_s']:.0f} img/s); "
                 f"Ray {ray['wall_s']:.1f} s ({n / ray['wall_s']:.0f} img/s end to end; embedding on "
                 f"{ray['workers']}: {ray['embed_s']:.1f} s, {n / ray['embed_s']:.0f} img/s; cluster start "
-                f"{ray['cluster_start_s']:.1f} s); same JSON: {same}",
+                f"{ray['cluster_start_s']:.1f} s); same JSON: {same}; "
+                f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
                 flush=True,
             )
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -158,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{r['n']:>10,} {r['pairs_s']:>8.1f} {r['group_s']:>8.1f} {r['peak_rss_mb']:>6,} MB "
                 f"{100 * r['recall']:>6.1f}% {r['pairs']:>10,} {r['groups']:>9,}"
-                f"   ({r['true_pairs_sampled']} true pairs sampled; generated in {made:.1f} s)",
+                f"   ({r['true_pairs_sampled']} true pairs sampled; generated in {made:.1f} s; "
+                f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)",
                 flush=True,
             )
     return 0
