@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections.abc import Iterable
 
@@ -79,8 +80,20 @@ def _connect(address: str | None) -> None:
     kw = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
     if address in (None, "", "local"):
         ray.init(num_cpus=os.cpu_count(), **kw)
-    else:
+        return
+    host, sep, port = address.rpartition(":")
+    if sep and port.isdigit() and "://" not in address:  # Ray retries a silent address for many minutes
+        try:
+            socket.create_connection((host, int(port)), timeout=10).close()
+        except OSError as e:
+            raise LookalikeError(f"cannot reach the Ray cluster at {address}: {e}") from None
+    try:
         ray.init(address=address, **kw)
+    except ConnectionError as e:  # one line for the CLI, not Ray's traceback
+        raise LookalikeError(
+            f"cannot reach the Ray cluster at {address} ({e}): is it running, and does this machine hold "
+            "its authentication token (Ray's token-auth documentation)?"
+        ) from None
 
 
 def _resources() -> tuple[int, float, float]:

@@ -170,3 +170,11 @@ def test_cli_flags_go_together(photos, tmp_path, capsys):
     assert "--shards goes with --ray" in capsys.readouterr().err
     args = ["scan", str(photos), "--no-cache", "--ray", "--shards", str(tmp_path), "--shard-files", "0"]
     assert main(args) == 2
+
+
+def test_an_address_with_no_cluster_is_one_line_not_minutes_of_retries(photos, tmp_path, capsys):
+    from core.cli import main
+
+    args = ["scan", str(photos), "--no-cache", "-q", "--ray", "127.0.0.1:1", "--shards", str(tmp_path)]
+    assert main(args) == 1
+    assert "cannot reach the Ray cluster at 127.0.0.1:1" in capsys.readouterr().err
