@@ -579,14 +579,19 @@ def _load_opaque_webp(im: Image.Image) -> Image.Image | None:
     return Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr))
 
 
-def read_full(path: str, max_side: int | None = None) -> Image.Image:
+def read_full(path: str, max_side: int | None = None, heif_share: float = 1.0) -> Image.Image:
     """Upright RGB image for viewing (optionally reduced so its longest side is about ``max_side``).
 
     Reduced images (thumbnails, training) are held to ``MAX_DECODE_BYTES`` like the model's input; the full
-    image for the viewer, one at a time at a person's request, only to the bomb limit.
+    image for the viewer, one at a time at a person's request, only to the bomb limit. A HEIF is read from
+    its embedded thumbnail when that has at least ``heif_share`` x ``max_side`` px on its long side (a phone's
+    is 320 px: ~5 ms instead of ~1 s for the 12 MP picture).
     """
     with open_image(path) as im:
-        if max_side and im.format in _DRAFTED:
+        if max_side and im.format == "HEIF":
+            k = heif_share * max_side / max(im.size)
+            im.draft("RGB", (math.ceil(im.width * k), math.ceil(im.height * k)))
+        elif max_side and im.format in _DRAFTED:
             im.draft("RGB", (max_side, max_side))
         if max_side:
             _check_cost(im, max_side, keep_aspect=True)

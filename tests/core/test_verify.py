@@ -162,3 +162,23 @@ def test_aligned_difference_shows_an_overlay(photo, original):
 def test_aligned_difference_needs_an_alignment(photo):
     with pytest.raises(ValueError):
         V.aligned_difference(photo, photo, V.Verdict(False, "no alignment"))
+
+
+def test_a_phone_heic_is_checked_through_its_thumbnail_and_still_matches_its_jpeg_export(tmp_path):
+    """Decoding a 12 MP HEIC whole took ~1 s, half of the pair check on the benchmark library; its 320 px
+    thumbnail (enlarged to 384 for the detector) is read instead, and its JPEG export still verifies."""
+    from helpers import DEMO
+
+    from core.decode import read_full, register_plugins
+
+    register_plugins()
+    photo = Image.open(DEMO / "Camera/misty_lake.jpg").convert("RGB").resize((2400, 1800))
+    photo.save(tmp_path / "IMG_1.heic", quality=80, thumbnails=[320], enc_params={"preset": "ultrafast"})
+    photo.resize((1200, 900)).save(tmp_path / "IMG_1.jpg", quality=85)
+    heic = V.extract(str(tmp_path / "IMG_1.heic"))
+    assert heic.native == 320  # the thumbnail, not the 2400 px picture
+    verdict = V.verify(heic, V.extract(str(tmp_path / "IMG_1.jpg")))
+    assert verdict.same, verdict.reason
+    # a card of 256 px comes from the thumbnail too; asked for more than it holds, the picture itself
+    assert read_full(str(tmp_path / "IMG_1.heic"), max_side=256).size == (256, 192)
+    assert read_full(str(tmp_path / "IMG_1.heic"), max_side=384).size == (384, 288)

@@ -17,7 +17,9 @@ def _drag_events(folder):
     mime.setUrls([QUrl.fromLocalFile(str(folder))])
     actions = Qt.DropAction.MoveAction | Qt.DropAction.LinkAction  # the file manager proposes a Move
     pos = QPointF(20, 20)
-    enter = QDragEnterEvent(pos, actions, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(  # a QPoint before PySide6 6.12, a QPointF from it
+        pos.toPoint(), actions, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier
+    )
     drop = QDropEvent(pos, actions, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
     return enter, drop, mime  # the events do not own the mime data: keep it alive
 
