@@ -63,6 +63,7 @@ def _one(kind: str, photos: Path, out: Path) -> dict:
 
         t = time.perf_counter()
         ray.init(
+            address="local",
             num_cpus=os.cpu_count(),
             include_dashboard=False,
             log_to_driver=False,

@@ -72,21 +72,22 @@ class EmbedWorker:
 
 def _connect(address: str | None) -> None:
     """Join the cluster at ``address`` or start a local one (all this machine's CPUs); a session that
-    already called ``ray.init`` is used as it is."""
+    already called ``ray.init`` is used as it is (an address is still checked: a typo is an error)."""
     import ray
 
-    if ray.is_initialized():
-        return
-    kw = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
-    if address in (None, "", "local"):
-        ray.init(num_cpus=os.cpu_count(), **kw)
-        return
-    host, sep, port = address.rpartition(":")
-    if sep and port.isdigit() and "://" not in address:  # Ray retries a silent address for many minutes
+    local = address in (None, "", "local")
+    host, sep, port = (address or "").rpartition(":")
+    if not local and sep and port.isdigit() and "://" not in address:  # Ray retries a silent one for minutes
         try:
             socket.create_connection((host, int(port)), timeout=10).close()
         except OSError as e:
             raise LookalikeError(f"cannot reach the Ray cluster at {address}: {e}") from None
+    if ray.is_initialized():
+        return
+    kw = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
+    if local:
+        ray.init(address="local", num_cpus=os.cpu_count(), **kw)  # a new one, even where `ray start` ran
+        return
     try:
         ray.init(address=address, **kw)
     except ConnectionError as e:  # one line for the CLI, not Ray's traceback
