@@ -74,3 +74,27 @@ def test_keyboard_moves_between_groups_and_into_the_cards(qtbot, make_window, ph
     assert cards[1].hasFocus()
     qtbot.keyClick(cards[1], Qt.Key.Key_Space)
     assert cards[1].rec.path in window.session.marks
+
+
+def test_the_first_grouping_is_made_in_the_scan_worker_not_on_the_gui_thread(qtbot, make_window, monkeypatch):
+    """Grouping 2,100 photos took 49 ms of a 134 ms freeze when the result arrived: it is done in the worker,
+    and the GUI thread groups again only when the strictness moved during the scan."""
+    import threading
+
+    from helpers import DEMO
+
+    from core.engine import Library
+
+    threads = []
+    real = Library.result
+
+    def recording(self, *args, **kw):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(Library, "result", recording)
+    window = make_window()
+    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
+        window.open_folders([str(DEMO)])
+    assert threads == [False]  # once, in the worker
+    assert window.session.result.groups  # and shown
