@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, Slot
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -509,13 +509,18 @@ class MainWindow(QMainWindow):
             )
             self._update_actions()
             return
-        # The two lists below each pick a current group; the compare pane is built once, at the end.
+        # The two lists below each pick a current group; the compare pane is built once, at the end. For a
+        # scan's result, in the next turn of the event loop: lists (23 ms for 2,100 photos) and cards (42 ms)
+        # in one go froze the window for over 100 ms when the result arrived.
         self._settling = True
         try:
             self._fill_tiers(result)
         finally:
             self._settling = False
-        self._tier_changed()
+        if self.session.arriving:
+            QTimer.singleShot(0, self, self._tier_changed)
+        else:
+            self._tier_changed()
 
     def _fill_tiers(self, result) -> None:
         lib = self.session.library

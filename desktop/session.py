@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
 from core.actions import ActionResult, Journal, remove_files, undo
 from core.engine import Engine, Library
@@ -70,6 +70,7 @@ class Session(QObject):
         self.runner = TaskRunner(self)
         self.marks = Marks(self)
         self.library: Library | None = None
+        self.arriving = False  # True while a scan's result is being handed to the views
         self.result: ScanResult | None = None
         self.threshold: float | None = None
         self._this_run: set[int] = set()  # journal ids of the actions done since the app started
@@ -174,17 +175,25 @@ class Session(QObject):
         library = self.library = scanned.library
         key = self._grouping_thresholds(library)
         self.threshold = key[0]
-        if key == scanned.key:
-            self.result = scanned.result
-            self.marks.set_result(self.result)
-            self.result_changed.emit(self.result)
-        else:
-            self._regroup()
+        self.arriving = True  # views may build their slower parts in the next turn of the event loop
+        try:
+            if key == scanned.key:
+                self.result = scanned.result
+                self.marks.set_result(self.result)
+                self.result_changed.emit(self.result)
+            else:
+                self._regroup()
+        finally:
+            self.arriving = False
+        # after what the views deferred: a scan is finished once its result is on screen
+        QTimer.singleShot(0, self, self._scan_finished)
+
+    def _scan_finished(self) -> None:
         self.busy_changed.emit(False)
         self.scan_finished.emit()
-        st = library.stats
+        st = self.library.stats
         self.message.emit(
-            f"Scanned {st.get('found', len(library.files))} photos "
+            f"Scanned {st.get('found', len(self.library.files))} photos "
             f"({st.get('cached', 0)} from the cache): {len(self.result.groups)} groups of duplicates, "
             f"{len(self.result.similar_groups)} of similar shots."
         )
