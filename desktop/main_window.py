@@ -55,7 +55,7 @@ IMAGE_FILTER = f"Images ({' '.join(f'*{e}' for e in sorted(IMAGE_EXTENSIONS))});
 class MainWindow(QMainWindow):
     def __init__(self, session: Session, settings: Settings, thumbs: ThumbnailCache | None = None) -> None:
         super().__init__()
-        collect_on_gui_thread()  # never in a worker, where collecting a Qt wrapper crashes
+        self.collector = collect_on_gui_thread()  # never in a worker, where collecting a Qt wrapper crashes
         self.session = session
         self.settings = settings
         self.scan_settings = settings.load_scan()
@@ -374,6 +374,9 @@ class MainWindow(QMainWindow):
         s.scan_progress.connect(self.progress.update_progress)
         s.scan_finished.connect(self.progress.finish)
         s.scan_finished.connect(self._scan_done)
+        if self.collector is not None:  # no full collection while a scan runs or its result is shown
+            for signal in (s.scan_progress, s.result_changed, s.scan_finished):
+                signal.connect(lambda *_: self.collector.postpone_full())
         s.scan_cancelled.connect(self.progress.finish)
         s.failed.connect(self._failed)
         s.result_changed.connect(self._show_result)
