@@ -136,13 +136,16 @@ def confirm_pairs(
             log.exception("verifying %s and %s failed", files[i[k]].path, files[j[k]].path)
             return k, verify.Verdict(False, f"could not be compared ({type(e).__name__})")
 
-    def count(x: int) -> None:
+    def step() -> None:
         nonlocal done
+        done += 1
+        if done % 16 == 0:
+            progress(done, total, "Comparing look-alikes in detail")
+
+    def count(x: int) -> None:  # an image's features at hand: counted once, however often it is read
         if x not in seen:
             seen.add(x)
-            done += 1
-            if done % 16 == 0:
-                progress(done, total, "Comparing look-alikes in detail")
+            step()
 
     with (
         verify.one_thread_each(),
@@ -183,9 +186,7 @@ def confirm_pairs(
                 same[k], reasons[k] = v.same, v.reason
                 a, b = files[i[k]], files[j[k]]
                 verdicts[(a.path, b.path)] = (_stats_key(a, b), bool(v.same), v.reason)
-                done += 1
-                if done % 16 == 0:
-                    progress(done, total, "Comparing look-alikes in detail")
+                step()
             if cache:
                 cache.store_verdicts(verdicts)
             for x in [x for x in feats if last_use[x] <= bi]:

@@ -67,6 +67,28 @@ def pair_cosines(vectors: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int =
     return out
 
 
+class FileDigests:
+    """Content hashes of ``files`` by position, each file read once (None: it cannot be read), and whether
+    two files are byte-identical: sizes first, then hashes (an unreadable file is identical to nothing)."""
+
+    def __init__(self, files: Sequence[ImageRecord]) -> None:
+        self.files = files
+        self.known: dict[int, str | None] = {}
+
+    def get(self, k: int) -> str | None:
+        if k not in self.known:
+            try:
+                self.known[k] = file_digest(self.files[k].path)
+            except OSError:
+                self.known[k] = None
+        return self.known[k]
+
+    def identical(self, a: int, b: int) -> bool:
+        if self.files[a].size != self.files[b].size:
+            return False
+        return self.get(a) is not None and self.get(a) == self.get(b)
+
+
 @dataclass
 class Library:
     """What one scan found: records, vectors, problems, and the pairs at or above ``floor``."""
@@ -89,25 +111,18 @@ class Library:
     similar_features: float = 0.0  # a similar shot must also reach this ImageNet-features cosine
     _feature_sims: np.ndarray | None = field(default=None, repr=False)
     stats: dict = field(default_factory=dict)
-    _digests: dict[int, str | None] = field(default_factory=dict, repr=False)
+    _file_digests: FileDigests | None = field(default=None, repr=False)
     _similar_index: VectorIndex | None = field(default=None, repr=False)
     _positions: dict[str, int] | None = field(default=None, repr=False)
 
-    def _digest(self, k: int) -> str | None:
-        """File ``k``'s content hash, computed once (None if it cannot be read)."""
-        if k not in self._digests:
-            try:
-                self._digests[k] = file_digest(self.files[k].path)
-            except OSError:
-                self._digests[k] = None
-        return self._digests[k]
+    def _hashes(self) -> FileDigests:
+        if self._file_digests is None:
+            self._file_digests = FileDigests(self.files)
+        return self._file_digests
 
     def identical(self, a: int, b: int) -> bool:
-        """Whether files ``a`` and ``b`` (positions in ``files``) are byte-identical: size first, then a hash
-        of the content (read once per file; an unreadable file is identical to nothing)."""
-        if self.files[a].size != self.files[b].size:
-            return False
-        return self._digest(a) is not None and self._digest(a) == self._digest(b)
+        """Whether files ``a`` and ``b`` (positions in ``files``) are byte-identical (see ``FileDigests``)."""
+        return self._hashes().identical(a, b)
 
     def result(self, threshold: float, similar_threshold: float | None = None) -> ScanResult:
         """Group this library at a threshold, without embedding or reading any file again.
@@ -200,7 +215,7 @@ class Library:
 
     def digests(self) -> dict[int, str | None]:
         """The content hashes known so far, by file position."""
-        return dict(self._digests)
+        return dict(self._hashes().known)
 
     def prepare_digests(
         self, cancel: CancelToken = NEVER_CANCELLED, known: dict[int, str] | None = None
@@ -208,13 +223,14 @@ class Library:
         """Hash every file that has a same-size partner among the pairs, so ``result`` never reads files
         (the scan runs this in its worker thread; the GUI regroups without I/O). ``known``: hashes already
         at hand (from the cache)."""
-        self._digests.update(known or {})
+        hashes = self._hashes()
+        hashes.known.update(known or {})
         i, j = self.pairs.a, self.pairs.b
         sizes = np.fromiter((f.size for f in self.files), np.int64, len(self.files))
         same = sizes[i] == sizes[j]
         for k in np.union1d(i[same], j[same]).tolist():
             cancel.raise_if_cancelled()
-            self._digest(k)
+            hashes.get(k)
 
 
 class Engine:

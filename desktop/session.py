@@ -41,6 +41,12 @@ class _Scanned:
     key: tuple[float, float | None]
 
 
+def _duplicates_floor(library: Library) -> float:
+    """The lowest duplicates' threshold a library can group at: with verification, duplicates exist only from
+    the cosine the scan checked pairs from."""
+    return max(library.floor, library.verify_from) if library.same is not None else library.floor
+
+
 class Session(QObject):
     scan_started = Signal()
     scan_progress = Signal(int, int, str)
@@ -115,9 +121,8 @@ class Session(QObject):
         (``verify_from``)."""
         if self.library is None or self._engine is None:
             raise RuntimeError("no library yet: scan first")
-        lib, engine = self.library, self._engine
-        floor = max(lib.floor, lib.verify_from) if lib.same is not None else lib.floor
-        return floor, engine.default_threshold(), engine.bundle.similar_threshold
+        engine = self._engine
+        return _duplicates_floor(self.library), engine.default_threshold(), engine.bundle.similar_threshold
 
     # -- scanning
     # ---------------------------------------------------------------------------------------------
@@ -164,10 +169,13 @@ class Session(QObject):
     def _grouping_thresholds(self, library: Library) -> tuple[float, float | None]:
         """The (duplicates, similar shots) thresholds a new library is first grouped at: the current ones,
         or the model's default, never below what the library can group."""
-        floor = max(library.floor, library.verify_from) if library.same is not None else library.floor
         t = self.engine().default_threshold() if self.threshold is None else self.threshold
+        return max(_duplicates_floor(library), t), self._similar_at(library)
+
+    def _similar_at(self, library: Library) -> float | None:
+        """The similar shots' threshold, never below the library's floor (None: the floor itself)."""
         similar = self.similar_threshold
-        return max(floor, t), None if similar is None else max(library.floor, similar)
+        return None if similar is None else max(library.floor, similar)
 
     @Slot(object)
     def _scanned(self, scanned: _Scanned) -> None:
@@ -236,10 +244,7 @@ class Session(QObject):
 
     def _regroup(self) -> None:
         assert self.library is not None and self.threshold is not None
-        similar = self.similar_threshold
-        if similar is not None:
-            similar = max(self.library.floor, similar)
-        self.result = self.library.result(self.threshold, similar)
+        self.result = self.library.result(self.threshold, self._similar_at(self.library))
         self.marks.set_result(self.result)
         self.result_changed.emit(self.result)
 

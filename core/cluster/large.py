@@ -21,7 +21,7 @@ import numpy as np
 from core.cluster.pairs import PairFile, cell_pairs, stream_groups
 from core.cluster.shards import ShardStore, column_matrix
 from core.confirm import confirm_pairs
-from core.engine import SIMILAR_SHARE, Engine, file_digest, pair_cosines
+from core.engine import SIMILAR_SHARE, Engine, FileDigests, pair_cosines
 from core.errors import LookalikeError
 from core.grouping import group_order
 from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
@@ -31,26 +31,6 @@ from core.scan import Walk
 log = logging.getLogger(__name__)
 
 VERIFY_CHUNK = 50_000  # candidate pairs checked at once
-
-
-class _Digests:
-    """Content hashes, read once per file (exact copies), as ``Library.identical`` does."""
-
-    def __init__(self, files: list[ImageRecord]) -> None:
-        self.files, self.known = files, {}
-
-    def __call__(self, a: int, b: int) -> bool:
-        if self.files[a].size != self.files[b].size:
-            return False
-        return self._get(a) is not None and self._get(a) == self._get(b)
-
-    def _get(self, k: int) -> str | None:
-        if k not in self.known:
-            try:
-                self.known[k] = file_digest(self.files[k].path)
-            except OSError:
-                self.known[k] = None
-        return self.known[k]
 
 
 class _Rows32:
@@ -148,7 +128,7 @@ def large_result(
     read_s = time.perf_counter() - started
     pairs: PairFile = cell_pairs(emb, floor, work / "pairs", turned=turned, progress=progress, cancel=cancel)
     pairs_s = time.perf_counter() - started - read_s
-    identical = _Digests(files)
+    identical = FileDigests(files).identical
     cache = engine.open_cache()
     try:
         ignored = cache.not_duplicate_pairs() if cache else set()
