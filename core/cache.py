@@ -143,6 +143,7 @@ class EmbeddingCache:
         self.warnings: list[str] = []
         self._conn: sqlite3.Connection | None = None
         self._no_writes = False
+        self.integrity_checked = False  # whether opening ran the whole-file check (see ``_as_left``)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._conn = self._open()
@@ -199,13 +200,16 @@ class EmbeddingCache:
                 pass
 
     def _connect(self) -> sqlite3.Connection:
+        as_left = self._as_left()  # before connecting: an open connection has a write-ahead log
         conn = sqlite3.connect(self.path, check_same_thread=False)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            ok = conn.execute("PRAGMA quick_check").fetchone()[0]
-            if ok != "ok":
-                raise sqlite3.DatabaseError(f"integrity check failed: {ok}")
+            self.integrity_checked = not as_left
+            if not as_left:
+                ok = conn.execute("PRAGMA quick_check").fetchone()[0]
+                if ok != "ok":
+                    raise sqlite3.DatabaseError(f"integrity check failed: {ok}")
             conn.executescript(_SCHEMA)
             row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None:
@@ -229,7 +233,44 @@ class EmbeddingCache:
                 self._conn.close()
             except sqlite3.Error:
                 pass
+            else:
+                self._stamp()
             self._conn = None
+
+    # The integrity check reads the whole database (0.6 s of a 20,000-photo rescan, at 880 MB), so it is
+    # skipped when the file is exactly as a clean close left it: same inode, size and mtime, and no
+    # write-ahead log (a crashed or still-open writer leaves one). Any other change means checking again.
+    def _stamp_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".closed")
+
+    def _file_state(self) -> str | None:
+        if Path(f"{self.path}-wal").exists():
+            return None
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return f"{st.st_ino} {st.st_size} {st.st_mtime_ns}"
+
+    def _as_left(self) -> bool:
+        state = self._file_state()
+        try:
+            return state is not None and self._stamp_path().read_text() == state
+        except OSError:
+            return False
+
+    def _stamp(self) -> None:
+        state = self._file_state()
+        stamp = self._stamp_path()
+        try:
+            if state is None:  # another connection is still open: whoever closes last stamps
+                stamp.unlink(missing_ok=True)
+                return
+            tmp = stamp.with_name(f".{stamp.name}.{os.getpid()}")
+            tmp.write_text(state)
+            os.replace(tmp, stamp)
+        except OSError:
+            pass  # the stamp only saves time
 
     def __enter__(self) -> EmbeddingCache:
         return self
@@ -351,14 +392,29 @@ class EmbeddingCache:
     def verdicts(self, keys: dict[tuple[str, str], str]) -> dict[tuple[str, str], tuple[bool, str]]:
         """Stored verdicts for path pairs whose ``stats`` key (both files' size, mtime, the verifier's
         version) is unchanged: ``{(a, b): (same, reason)}``."""
-        out = {}
-        for (a, b), stats in keys.items():
-            row = self._conn.execute(
-                "SELECT stats, same, reason FROM verdicts WHERE a = ? AND b = ?",
-                (os.fsencode(a), os.fsencode(b)),
-            ).fetchone()
-            if row and row[0] == stats:
-                out[(a, b)] = (bool(row[1]), row[2] or "")
+        out: dict[tuple[str, str], tuple[bool, str]] = {}
+        if not keys:
+            return out
+        # One join, not a query per pair: 100,000 pairs of a 20,000-photo rescan took 0.9 s one at a time.
+        rows = self._conn.execute("SELECT COUNT(*) FROM verdicts").fetchone()[0]
+        if rows > self._KEYED_RATIO * len(keys):
+            with self._conn:
+                self._conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_pairs (a BLOB, b BLOB)")
+                self._conn.execute("DELETE FROM temp.wanted_pairs")
+                self._conn.executemany(
+                    "INSERT INTO temp.wanted_pairs VALUES (?, ?)",
+                    ((os.fsencode(a), os.fsencode(b)) for a, b in keys),
+                )
+            cur = self._conn.execute(
+                "SELECT v.a, v.b, v.stats, v.same, v.reason FROM temp.wanted_pairs w "
+                "CROSS JOIN verdicts v ON v.a = w.a AND v.b = w.b"
+            )
+        else:
+            cur = self._conn.execute("SELECT a, b, stats, same, reason FROM verdicts")
+        for a, b, stats, same, reason in cur:
+            key = (os.fsdecode(a), os.fsdecode(b))
+            if keys.get(key) == stats:
+                out[key] = (bool(same), reason or "")
         return out
 
     @_writing
