@@ -8,6 +8,7 @@ size and mtime and the verifier's version), byte-identical pairs accepted withou
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -40,6 +41,13 @@ class Confirmed:
     same: np.ndarray  # bool (P,)
     reasons: tuple[str, ...]
     stats: dict
+
+
+def verdicts_key(library: str, verify_from: float) -> str:
+    """A name for the verdicts on a library's pairs (``core.pair_store.library_key``) checked from
+    ``verify_from``, by this verifier."""
+    text = f"{library}\0{verify_from!r}\0v{verify.VERSION}"
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def _stats_key(a: ImageRecord, b: ImageRecord) -> str:

@@ -7,9 +7,10 @@ import logging
 import os
 
 import numpy as np
+import pytest
 from helpers import copy_demo
 
-from core.engine import Engine
+from core.engine import Engine, pair_cosines
 from core.pair_store import KEEP, PairStore
 from core.results import Pairs
 
@@ -37,6 +38,9 @@ def test_an_unchanged_library_reads_its_pairs_back(tmp_path):
     again, r2 = _scan(tmp_path, folder)
     assert again.stats["pairs_reused"]
     assert _same(first.pairs, again.pairs)
+    # each pair's features cosine (the similar shots' second test) came back with it, as it was worked out
+    assert again._feature_sims is not None
+    assert np.array_equal(again._feature_sims, pair_cosines(first.features, first.pairs.a, first.pairs.b))
     assert [g.paths for g in r1.groups] == [g.paths for g in r2.groups]
     assert [g.paths for g in r1.similar_groups] == [g.paths for g in r2.similar_groups]
 
@@ -80,7 +84,7 @@ def test_only_the_most_recent_tables_are_kept(tmp_path):
         os.utime(store._path(f"{k:032x}"), (k, k))
     left = sorted(p.name for p in (tmp_path / "index").glob("pairs-*.npz"))
     assert left == [f"pairs-{k:032x}.npz" for k in range(3, KEEP + 3)]
-    assert _same(store.load(f"{KEEP + 2:032x}", 3), pairs)
+    assert _same(store.load(f"{KEEP + 2:032x}", 3).pairs, pairs)
     assert not list((tmp_path / "index").glob(".pairs-*"))  # no temporary file left
 
 
@@ -90,3 +94,21 @@ def test_without_a_cache_nothing_is_saved(tmp_path):
     assert not engine.scan([folder]).stats["pairs_reused"]
     assert not engine.scan([folder]).stats["pairs_reused"]
     assert not (tmp_path / "cache" / "index").exists() or not _tables(tmp_path)
+
+
+def test_features_cosines_are_saved_and_checked_with_the_pairs(tmp_path):
+    store = PairStore(tmp_path / "index")
+    pairs = Pairs(np.array([0, 1]), np.array([1, 2]), np.array([0.9, 0.8]))
+    store.save("a" * 32, pairs, np.array([0.7, 0.4]))
+    saved = store.load("a" * 32, 3)
+    assert _same(saved.pairs, pairs) and saved.features.tolist() == pytest.approx([0.7, 0.4])
+    assert store.load("a" * 32, 3) is not None
+    # a table whose features were damaged is not trusted
+    path = store._path("a" * 32)
+    data = bytearray(path.read_bytes())
+    at = data.index(np.array([0.7, 0.4], np.float32).tobytes())
+    data[at + 5] ^= 0x40
+    path.write_bytes(bytes(data))
+    assert store.load("a" * 32, 3) is None
+    store.save("b" * 32, pairs)  # without features: the pairs alone
+    assert store.load("b" * 32, 3).features is None

@@ -3,9 +3,12 @@ shots and never in duplicates; verdicts are cached and reused on a rescan."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import logging
 import os
 import shutil
+import sqlite3
 
 import numpy as np
 import pytest
@@ -194,3 +197,25 @@ def test_pairs_are_checked_in_blocks_with_few_features_held_and_the_same_verdict
     # kept between blocks + one block's two pairs + the last one extracted, still named by its loop (all
     # at once: 16 here)
     assert max(held) <= 3 + 2 * 2 + 1, held
+
+
+def test_an_unchanged_librarys_verdicts_are_read_back_whole(scanned, library, caplog):
+    """A rescan of an unchanged library reads its verdicts from the last scan's saved table, not pair by
+    pair from the cache (there: emptied, and nothing is checked again); a damaged table means looking them
+    up or checking them again, with the same verdicts."""
+    engine, first, _ = scanned
+    engine.scan([library])  # this library's verdicts are the last saved (other tests scanned others)
+    with contextlib.closing(sqlite3.connect(engine.cache_dir / "cache.sqlite3")) as db, db:
+        db.execute("DELETE FROM verdicts")
+    again = engine.scan([library])
+    assert again.stats["verification"]["verified"] == 0
+    assert np.array_equal(again.same, first.same) and again.reasons == first.reasons
+    table = max((engine.cache_dir / "index").glob("verdicts-*.npz"), key=lambda p: p.stat().st_mtime_ns)
+    data = bytearray(table.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    table.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="core.pair_store"):
+        third = engine.scan([library])
+    assert "unusable" in caplog.text
+    assert third.stats["verification"]["verified"] > 0  # the cache had none left: checked again
+    assert np.array_equal(third.same, first.same)
