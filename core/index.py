@@ -28,6 +28,7 @@ DEFAULT_K = 32
 # At most this many partners per image are kept (its most similar): real groups of copies are far smaller, and
 # a degenerate folder (2,000 smooth gradients all alike) would otherwise cost millions of pairs and minutes.
 MAX_PARTNERS = 200
+BLOCK_CELLS = 8 << 20  # products held at once by exact_pairs (float32: 32 MB)
 # The loosest threshold accepted anywhere: below it nearly every two photos pair up, and nothing is learnt.
 MIN_THRESHOLD = 0.5
 
@@ -147,11 +148,17 @@ def prune_indexes(folder: str | os.PathLike, keep: int = 2) -> None:
 
 
 def exact_pairs(
-    vectors: np.ndarray, threshold: float, *, block: int = 2048, cancel: CancelToken = NEVER_CANCELLED
+    vectors: np.ndarray, threshold: float, *, block: int | None = None, cancel: CancelToken = NEVER_CANCELLED
 ) -> Pairs:
     """Every pair ``i < j`` with cosine ≥ threshold, by blocked matrix products; a row with more than
-    ``MAX_PARTNERS`` such partners keeps its most similar ones."""
+    ``MAX_PARTNERS`` such partners keeps its most similar ones.
+
+    A block's products are held with a mask, their indices and a crowded rows' copy: at 20,000 images,
+    2,048 rows a block was 164 MB of products and about 500 MB at the peak; blocks are sized so that the
+    products stay near ``BLOCK_CELLS`` (32 MB).
+    """
     v = np.ascontiguousarray(vectors, dtype=np.float32)
+    block = block or int(np.clip(BLOCK_CELLS // max(1, len(v)), 64, 2048))
     out_i, out_j, out_s = [], [], []
     for s in range(0, len(v), block):
         cancel.raise_if_cancelled()
