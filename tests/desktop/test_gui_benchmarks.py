@@ -2,7 +2,8 @@
 
 - Event-loop stalls during a real scan: a 10 ms ``QTimer`` in the GUI thread records the gap between its
   ticks while the window scans a folder; a gap much longer than 10 ms is time the window could not repaint or
-  answer. Reports the longest gap and how many passed 100 ms, and in which phase they happened.
+  answer. Reports the longest gap and how many passed 100 ms, and in which phase they happened;
+  ``LOOKALIKE_BENCH_STACKS=1`` also samples where the GUI thread was while a tick ran late.
 - The results list with 10,000 synthetic groups: building the model, sorting by each order, filtering, and
   showing the table.
 
@@ -12,9 +13,13 @@ recompressed copy."""
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
+import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -53,13 +58,36 @@ class StallProbe:
         self.timer = QTimer()
         self.timer.setInterval(interval)
         self.timer.timeout.connect(self._tick)
+        self.stacks: collections.Counter[str] = collections.Counter()
+        self._watching = False
 
     def start(self) -> None:
         self._last = time.perf_counter()
         self.timer.start()
+        if os.environ.get("LOOKALIKE_BENCH_STACKS"):  # where the GUI thread is while a tick is late
+            self._watching = True
+            threading.Thread(target=self._watch, args=(threading.get_ident(),), daemon=True).start()
 
     def stop(self) -> None:
         self.timer.stop()
+        self._watching = False
+
+    def _watch(self, gui: int) -> None:
+        """Every 20 ms: a tick more than 50 ms late gets the GUI thread's innermost project frames noted,
+        counted by place, and printed by ``report``."""
+        while self._watching:
+            time.sleep(0.02)
+            late = (time.perf_counter() - self._last) * 1000
+            frame = sys._current_frames().get(gui)
+            if late < 50 or frame is None:
+                continue
+            where = []
+            while frame is not None and len(where) < 4:
+                name = frame.f_code.co_filename
+                if "/site-packages/" not in name and "/lib/python" not in name:
+                    where.append(f"{Path(name).name}:{frame.f_lineno} {frame.f_code.co_name}")
+                frame = frame.f_back
+            self.stacks[" < ".join(where) or "(in Qt)"] += 1
 
     def _tick(self) -> None:
         now = time.perf_counter()
@@ -73,7 +101,7 @@ class StallProbe:
         return (
             f"ticks {len(self.gaps)}, max stall {worst[0]:.0f} ms (during {worst[1]!r}), "
             f"{len(over)} over 100 ms {phases}"
-        )
+        ) + "".join(f"\n    {n * 20} ms late at {where}" for where, n in self.stacks.most_common(12))
 
 
 def test_event_loop_stalls_during_a_scan(qtbot, make_window, tmp_path):
@@ -95,6 +123,7 @@ def test_event_loop_stalls_during_a_scan(qtbot, make_window, tmp_path):
     first = probe.report()
     # the same folder again, from the cache
     probe.gaps.clear()
+    probe.stacks.clear()
     probe.phase = "rescan"
     probe.start()
     t0 = time.perf_counter()
