@@ -8,6 +8,9 @@ allowed only when every cross pair is a confirmed pair.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import marshal
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -213,3 +216,13 @@ def _make_group(
     exact = all(same(best, x) for x in ordered[1:])
     reclaimable = sum(m.file.size for m in members[1:])
     return Group(tuple(members), exact, reclaimable)
+
+
+@functools.cache
+def code_digest() -> str:
+    """A digest of this module's code: saved groups (``core.pair_store``) are named for it, so that any
+    change to how groups are made means making them again."""
+    h = hashlib.blake2b(digest_size=16)
+    for f in (components, rank_copies, _clusters, group_pairs, group_order, _make_group):
+        h.update(marshal.dumps(f.__code__))
+    return h.hexdigest()

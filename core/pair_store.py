@@ -18,14 +18,14 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 from core.index import EXACT_LIMIT, MAX_PARTNERS
-from core.results import ImageRecord, Pairs
+from core.results import Group, ImageRecord, Member, Pairs
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,56 @@ class PairStore:
             "stats": np.array(json.dumps(verdicts.stats)),
         }
         self._write(key, "verdicts", arrays)
+
+    def load_groups(self, key: str, files: Sequence[ImageRecord]) -> list[tuple[Group, ...]] | None:
+        """The tiers of groups saved as ``key`` over ``files``, or None (none saved, or unusable)."""
+        try:
+            z = self._read(key, "groups")
+            if z is None:
+                return None
+            tier, exact, reclaim, ends = z["tier"], z["exact"], z["reclaimable"], z["ends"]
+            file, sim, twin = z["member"].tolist(), z["similarity"].tolist(), z["twin"].tolist()
+            if not (
+                len(tier) == len(exact) == len(reclaim) == len(ends) and len(file) == len(sim) == len(twin)
+            ):
+                raise ValueError("arrays of different lengths")
+            if (len(ends) and ends[-1] != len(file)) or (
+                file and not 0 <= min(file) <= max(file) < len(files)
+            ):
+                raise ValueError("groups name files outside the library")
+            tiers: list[list[Group]] = [[] for _ in range(int(z["tiers"]))]
+            start = 0
+            for t, e, r, end in zip(
+                tier.tolist(), exact.tolist(), reclaim.tolist(), ends.tolist(), strict=True
+            ):
+                members = tuple(Member(files[file[k]], sim[k], twin[k]) for k in range(start, end))
+                tiers[t].append(Group(members, e, r))
+                start = end
+        except Exception as e:  # noqa: BLE001 - damaged groups only cost grouping again
+            log.warning("grouping again: the saved groups for %s are unusable (%s)", key, e)
+            return None
+        return [tuple(t) for t in tiers]
+
+    def save_groups(
+        self, key: str, tiers: Sequence[Sequence[Group]], position: Callable[[str], int | None]
+    ) -> None:
+        """Save tiers of groups as ``key``, members by ``position(path)`` in the library. Never raises."""
+        groups = [(t, g) for t, tier in enumerate(tiers) for g in tier]
+        members = [m for _, g in groups for m in g.members]
+        where = [position(m.file.path) for m in members]
+        if any(w is None for w in where):
+            return  # not the library's files: nothing to save
+        arrays = {
+            "tiers": np.array(len(tiers)),
+            "tier": np.array([t for t, _ in groups], np.int8),
+            "exact": np.array([g.exact for _, g in groups], bool),
+            "reclaimable": np.array([g.reclaimable for _, g in groups], np.int64),
+            "ends": np.cumsum([len(g.members) for _, g in groups], dtype=np.int64),
+            "member": np.array(where, np.int32),
+            "similarity": np.array([m.similarity for m in members], np.float64),
+            "twin": np.array([m.identical for m in members], bool),
+        }
+        self._write(key, "groups", arrays)
 
     def _prune(self, kind: str) -> None:
         try:

@@ -244,7 +244,8 @@ class Session(QObject):
 
     def _regroup(self) -> None:
         assert self.library is not None and self.threshold is not None
-        self.result = self.library.result(self.threshold, self._similar_at(self.library))
+        # a passing regrouping (a slider, an ignored pair) is not saved for the next scan
+        self.result = self.library.result(self.threshold, self._similar_at(self.library), remember=False)
         self.marks.set_result(self.result)
         self.result_changed.emit(self.result)
 

@@ -112,3 +112,47 @@ def test_features_cosines_are_saved_and_checked_with_the_pairs(tmp_path):
     assert store.load("a" * 32, 3) is None
     store.save("b" * 32, pairs)  # without features: the pairs alone
     assert store.load("b" * 32, 3).features is None
+
+
+def test_an_unchanged_librarys_groups_are_read_back_at_the_same_thresholds(tmp_path, monkeypatch, caplog):
+    """Groups made from saved verdicts are saved too; a rescan at the same thresholds and ignored pairs
+    reads them back (grouping itself is not run), anything else groups again; damage means grouping again."""
+    import core.engine as engine_module
+
+    folder = copy_demo(tmp_path / "photos")
+    engine = Engine(device="cpu", cache_dir=tmp_path / "cache")
+    first = engine.scan([folder])
+    t = engine.default_threshold()
+    made = first.result(t)
+    assert made.groups and made.similar_groups
+    again = engine.scan([folder])
+
+    def no_grouping(*args, **kwargs):
+        raise AssertionError("grouped again")
+
+    with monkeypatch.context() as m:
+        m.setattr(engine_module, "group_pairs", no_grouping)
+        read = again.result(t)
+        assert read == made and read.similar_groups == made.similar_groups
+        with pytest.raises(AssertionError, match="grouped again"):
+            again.result(min(1.0, t + 0.05))  # another strictness
+        pair = tuple(sorted(m.file.path for m in made.groups[0].members[:2]))
+        again.ignored.add(pair)
+        with pytest.raises(AssertionError, match="grouped again"):
+            again.result(t)  # another set of ignored pairs
+        again.ignored.discard(pair)
+    # a passing regrouping is not saved; the next one at that strictness groups again
+    again.result(min(1.0, t + 0.05), remember=False)
+    with monkeypatch.context() as m:
+        m.setattr(engine_module, "group_pairs", no_grouping)
+        with pytest.raises(AssertionError, match="grouped again"):
+            again.result(min(1.0, t + 0.05))
+    # damaged: grouped again, the same groups
+    for table in (tmp_path / "cache" / "index").glob("groups-*.npz"):
+        data = bytearray(table.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        table.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="core.pair_store"):
+        regrouped = engine.scan([folder]).result(t)
+    assert "unusable" in caplog.text
+    assert regrouped == made and regrouped.similar_groups == made.similar_groups
