@@ -219,3 +219,22 @@ def test_an_unchanged_librarys_verdicts_are_read_back_whole(scanned, library, ca
     assert "unusable" in caplog.text
     assert third.stats["verification"]["verified"] > 0  # the cache had none left: checked again
     assert np.array_equal(third.same, first.same)
+
+
+def test_reasons_are_one_per_pair_without_a_string_per_pair_held(scanned):
+    """``library.reasons`` answers for every pair like a tuple would, but holds only the checked pairs'."""
+    from core.engine import PairReasons
+
+    _, lib, _ = scanned
+    reasons = lib.reasons
+    assert isinstance(reasons, PairReasons) and len(reasons) == len(lib.pairs)
+    as_list = list(reasons)
+    assert [reasons[k] for k in range(len(reasons))] == as_list == reasons[:]
+    assert reasons[-1] == as_list[-1] and reasons == as_list and reasons != as_list[:-1]
+    close = lib.pairs.similarity >= lib.verify_from
+    assert all(why != "not close enough to be a copy" for why, c in zip(as_list, close, strict=True) if c)
+    assert all(why == "not close enough to be a copy" for why, c in zip(as_list, close, strict=True) if not c)
+    with pytest.raises(IndexError):
+        reasons[len(reasons)]
+    small = PairReasons(4, np.array([1, 3]), ("one", "three"), "-")
+    assert list(small) == ["-", "one", "-", "three"] and small[-3] == "one" and small[1:3] == ["one", "-"]
