@@ -158,45 +158,48 @@ class Library:
                 f"threshold {min(threshold, similar_threshold)} is below the scanned floor "
                 f"{self.floor}; scan again"
             )
-        pairs = self.pairs
+        # duplicates are verified pairs only; the others are at most similar shots
+        pairs = self.pairs if self.same is None else self.pairs.select(self.same)
         store = PairStore(self.index_dir) if self.index_dir and self.saved_as else None
         key = self._groups_key(threshold, similar_threshold) if store else ""
         saved = store.load_groups(key, self.files) if store else None
         if saved is not None and len(saved) == 2:
             groups, shots = saved
-            return self._grouped(groups, shots, threshold)
+            return self._grouped(groups, shots, pairs, threshold)
         shots: tuple[Group, ...] = ()
-        if self.same is not None:  # duplicates are verified pairs only; the others are at most similar shots
+        if self.same is not None:
             other = ~self.same & (self.feature_similarity() >= self.similar_features)
             shots = tuple(
                 group_pairs(
                     self.files,
-                    pairs.select(other),
+                    self.pairs.select(other),
                     similar_threshold,
                     ignored=self.ignored,
                     share=SIMILAR_SHARE,
                     similarity=lambda a, b: float(self.embeddings[a] @ self.embeddings[b]),
                 )
             )
-            pairs = pairs.select(self.same)
         groups = tuple(
             group_pairs(self.files, pairs, threshold, identical=self.identical, ignored=self.ignored)
         )
         if store and remember:
             store.save_groups(key, (groups, shots), self.index_of)
-        return self._grouped(groups, shots, threshold)
+        return self._grouped(groups, shots, pairs, threshold)
 
     def _groups_key(self, threshold: float, similar_threshold: float) -> str:
-        """A name for this library's groups at these thresholds, with its ignored pairs, by this code."""
+        """A name for this library's groups at these thresholds, with its ignored pairs, by this code (the
+        verdicts' name, ``saved_as``, stands for the library, its pairs and verdicts)."""
         h = hashlib.blake2b(digest_size=16)
         parts = (self.saved_as, threshold, similar_threshold, SIMILAR_SHARE, self.similar_features)
-        h.update(f"{parts!r}\0{grouping_code()}\0{self.same is None}\n".encode())
+        h.update(f"{parts!r}\0{grouping_code()}\n".encode())
         for a, b in sorted(self.ignored):
             h.update(f"{a}\0{b}\n".encode("utf-8", "surrogateescape"))
         return h.hexdigest()
 
-    def _grouped(self, groups: tuple[Group, ...], shots: tuple[Group, ...], threshold: float) -> ScanResult:
-        pairs = self.pairs if self.same is None else self.pairs.select(self.same)
+    def _grouped(
+        self, groups: tuple[Group, ...], shots: tuple[Group, ...], pairs: Pairs, threshold: float
+    ) -> ScanResult:
+        """The result of ``groups`` and ``shots``, with the duplicates' ``pairs`` at ``threshold``."""
         return ScanResult(
             self.files,
             groups,
@@ -815,7 +818,7 @@ class PairReasons(Sequence[str]):
 
 def _float_rows(rows: list[np.ndarray], dim: int) -> np.ndarray:
     """One float32 matrix of the float16 rows the cache gives, converted row by row into place: stacking
-    then converting the whole (20,000 x 1,280) took 0.7 s of a rescan, this 0.2 s."""
+    then converting a whole (20,000 x 1,280) matrix took 0.7 s of a rescan, this 0.2 s."""
     out = np.empty((len(rows), dim), np.float32)
     for k, row in enumerate(rows):
         out[k] = row
