@@ -25,16 +25,19 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 
+from core import layout
 from core.results import ImageRecord
 
 log = logging.getLogger(__name__)
 
-# 2: paths as file-system bytes; 3: turned embeddings; 4: content digests; 5: blank flag; 6: capture signature
-SCHEMA_VERSION = 6
+# 2: paths as file-system bytes; 3: turned embeddings; 4: content digests; 5: blank flag;
+# 6: capture signature; 7: grey-level layout hash (core.layout)
+SCHEMA_VERSION = 7
 # Upgrades that keep the rows: {from_version: statements}. Older versions are rebuilt.
 _MIGRATIONS = {
     4: ["ALTER TABLE files ADD COLUMN blank INTEGER"],
     5: ["ALTER TABLE files ADD COLUMN capture TEXT"],
+    6: ["ALTER TABLE files ADD COLUMN layout INTEGER"],
 }
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -42,6 +45,7 @@ CREATE TABLE IF NOT EXISTS files (
     path BLOB NOT NULL, model TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     width INTEGER, height INTEGER, format TEXT, taken TEXT,
     embedding BLOB, features BLOB, error TEXT, turned BLOB, digest TEXT, blank INTEGER, capture TEXT,
+    layout INTEGER,
     PRIMARY KEY (path, model)
 );
 CREATE TABLE IF NOT EXISTS sniffed (
@@ -76,6 +80,7 @@ class CachedEntry:
     turned: np.ndarray | None = None  # (2, D) for portrait images, see core.embed.PORTRAIT_RATIO
     digest: str | None = None  # content hash, once an exact-copy check needed it
     blank: bool = False  # one flat colour or structureless (core.blank): listed apart, never paired
+    layout: int | None = None  # core.layout.layout_hash of the model input (unsigned)
 
     @property
     def path(self) -> str:
@@ -292,7 +297,7 @@ class EmbeddingCache:
             return out
         cols = (
             "f.path, f.size, f.mtime_ns, f.width, f.height, f.format, f.taken, f.embedding, f.features, "
-            "f.error, f.turned, f.digest, f.blank, f.capture"
+            "f.error, f.turned, f.digest, f.blank, f.capture, f.layout"
         )
         # The (path, model) key index is the smallest covering one, so this counts without reading any blob.
         rows = self._conn.execute("SELECT COUNT(*) FROM files WHERE model = ?", (cache_key,)).fetchone()[0]
@@ -311,7 +316,7 @@ class EmbeddingCache:
             )
         else:
             cur = self._conn.execute(f"SELECT {cols} FROM files f WHERE f.model = ?", (cache_key,))
-        for key, size, mtime, w, h, fmt, taken, emb, feat, err, turned, digest, blank, capture in cur:
+        for key, size, mtime, w, h, fmt, taken, emb, feat, err, turned, digest, blank, capture, lay in cur:
             path = os.fsdecode(key)
             if wanted.get(path) != (size, mtime):
                 continue
@@ -325,6 +330,7 @@ class EmbeddingCache:
                 None if t is None or e is None else t.reshape(-1, len(e)),
                 digest,
                 bool(blank),
+                None if lay is None else layout.from_signed(lay),
             )
         return out
 
@@ -348,13 +354,14 @@ class EmbeddingCache:
                 e.digest,
                 int(e.blank),
                 r.capture,
+                None if e.layout is None else layout.to_signed(e.layout),
             )
             for e in entries
             for r in (e.record,)
         ]
         with self._conn:
             self._conn.executemany(
-                "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows
+                "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows
             )
 
     @_writing

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core import verify
+from core import layout, verify
 from core.cache import EmbeddingCache
 from core.decode import same_capture
 from core.errors import DecodeError
@@ -46,7 +46,8 @@ class Confirmed:
 def verdicts_key(library: str, verify_from: float) -> str:
     """A name for the verdicts on a library's pairs (``core.pair_store.library_key``) checked from
     ``verify_from``, by this verifier."""
-    text = f"{library}\0{verify_from!r}\0v{verify.VERSION}"
+    # the pairs checked are the close ones and those with near layouts (core.layout), so its rule counts too
+    text = f"{library}\0{verify_from!r}\0v{verify.VERSION}\0layout{layout.VERSION}/{layout.NEAR_BITS}"
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 

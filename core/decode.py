@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from core.errors import DecodeError
+from core.layout import layout_hash
 from core.raw import is_raw, open_raw
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class Decoded:
     format: str
     taken: str | None
     capture: str | None = None  # the camera's record of the capture (see ``capture_signature``)
+    layout: int | None = None  # core.layout.layout_hash of the whole upright picture, before any trimming
 
 
 # EXIF tags that name one capture: an edit keeps them; another frame of a burst or a bracket changes them.
@@ -546,6 +548,9 @@ def decode_for_model(
                 del small
                 if orientation in _TRANSPOSE:
                     rgb = rgb.transpose(_TRANSPOSE[orientation])
+                # before trimming: bars are found with fixed grey-level tolerances, and a contrast-flattening
+                # filter (duotone) made them cut a fifth of some copies that their originals kept
+                shape = layout_hash(rgb)
                 pixels = resize_for_model(rgb, size)
                 del rgb
         except (Image.DecompressionBombError, MemoryError) as e:
@@ -557,7 +562,7 @@ def decode_for_model(
             raise DecodeError(f"corrupt image data ({msg or type(e).__name__})") from e
         if orientation in (5, 6, 7, 8):
             w, h = h, w
-        return Decoded(pixels, w, h, fmt, taken, capture)
+        return Decoded(pixels, w, h, fmt, taken, capture, shape)
 
 
 def _load_opaque_webp(im: Image.Image) -> Image.Image | None:

@@ -334,6 +334,7 @@ class Embedded:
     embedding: np.ndarray | None
     features: np.ndarray | None
     turned: np.ndarray | None = None  # (2, D): duplicate embeddings of the image turned 90 and 270 degrees
+    layout: int | None = None  # core.layout.layout_hash of the model input
 
 
 class MemoryBudget:
@@ -434,6 +435,7 @@ def embed_files(
                         emb[j],
                         feat[j],
                         emb[turned_at[j] : turned_at[j] + 2] if j in turned_at else None,
+                        d.layout,
                     )
                     for j, (i, d) in enumerate(ok)
                 ]

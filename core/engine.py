@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from core import layout
 from core.blank import is_blank
 from core.cache import CachedEntry, EmbeddingCache, default_cache_dir
 from core.confirm import Confirmed, confirm_pairs, verdicts_key
@@ -112,6 +113,7 @@ class Library:
     reasons: Sequence[str] = ()  # per pair, why it is or is not one capture (``PairReasons``)
     verify_from: float = 0.0  # pairs below this cosine were not checked: never duplicates
     similar_features: float = 0.0  # a similar shot must also reach this ImageNet-features cosine
+    layouts: np.ndarray | None = None  # (N,) uint64 grey-level layout hashes (core.layout); None: unknown
     _feature_sims: np.ndarray | None = field(default=None, repr=False)
     # The name of this library's verdicts in its saved tables (``core.confirm.verdicts_key``; "" when none
     # are saved): groups made from them are saved too, and read back at the same thresholds.
@@ -160,6 +162,10 @@ class Library:
             )
         # duplicates are verified pairs only; the others are at most similar shots
         pairs = self.pairs if self.same is None else self.pairs.select(self.same)
+        if self.same is not None and self.verify_from:
+            # a copy checked because its layout matched (a strong colour filter took its cosine under the
+            # candidate threshold) counts as the loosest candidate: shown at the default strictness
+            pairs = Pairs(pairs.a, pairs.b, np.maximum(pairs.similarity, np.float32(self.verify_from)))
         store = PairStore(self.index_dir) if self.index_dir and self.saved_as else None
         key = self._groups_key(threshold, similar_threshold) if store else ""
         saved = store.load_groups(key, self.files) if store else None
@@ -211,6 +217,18 @@ class Library:
             self.blank,
             shots,
         )
+
+    def near_layout(self, below: float) -> np.ndarray:
+        """Per pair: under the cosine ``below`` but with nearly the same grey-level layout (``core.layout``),
+        as a strong colour filter leaves a copy. Such pairs are checked like candidates."""
+        near = np.zeros(len(self.pairs), bool)
+        if self.layouts is None or not len(self.pairs):
+            return near
+        low = np.nonzero(self.pairs.similarity < below)[0]
+        la, lb = self.layouts[self.pairs.a[low]], self.layouts[self.pairs.b[low]]
+        known = (la != 0) & (lb != 0)  # 0: no layout (a hash always has 31 bits set)
+        near[low[known & (layout.distance(la, lb) <= layout.NEAR_BITS)]] = True
+        return near
 
     def feature_similarity(self) -> np.ndarray:
         """The ImageNet-features cosine of every pair (computed once)."""
@@ -560,6 +578,7 @@ class _Assembled(NamedTuple):
     turned: tuple[np.ndarray, np.ndarray] | None  # turned embeddings (R, D) and the row each belongs to (R,)
     blank: list[ImageRecord]
     problems: list[Problem]
+    layouts: np.ndarray  # (N,) uint64, core.layout.layout_hash per image
 
 
 class _ScanRun:
@@ -598,6 +617,10 @@ class _ScanRun:
             if self.cache
             else {}
         )
+        # a row from before layouts were kept (cache schema 6) is read again, once
+        stale = [p for p, c in entries.items() if c.layout is None and not c.error and not c.blank]
+        for p in stale:
+            del entries[p]
         todo = [f for f in found if f.path not in entries]
         log.info("%d images found, %d from the cache, %d to read", len(found), len(entries), len(todo))
         return entries, todo
@@ -634,7 +657,7 @@ class _ScanRun:
     ) -> Library:
         """The stages after embedding: assemble → pair → digest → verify, into a ``Library``."""
         engine, cache = self.engine, self.cache
-        files, emb, feat, turned, blank, problems = self.assemble(walk, entries)
+        files, emb, feat, turned, blank, problems, layouts = self.assemble(walk, entries)
         digests = {path: c.digest for path, c in entries.items() if c.digest}
         # The rows' vectors are in the matrices now: at 20,000 photos the rows held another ~80 MB through
         # pairing and the check.
@@ -653,6 +676,7 @@ class _ScanRun:
             cache_key=self.cache_key,
             blank=tuple(blank),
             similar_features=engine.bundle.similar_shot_features,
+            layouts=layouts,
             _feature_sims=feature_sims,
             stats={
                 "found": len(walk.files),
@@ -673,7 +697,7 @@ class _ScanRun:
 
     def assemble(self, walk: Walk, entries: dict[str, CachedEntry]) -> _Assembled:
         """Records and vector matrices of the usable images; problems and blank images set apart."""
-        files, embs, feats, turned, owner, blank = [], [], [], [], [], []
+        files, embs, feats, turned, owner, blank, layouts = [], [], [], [], [], [], []
         problems = list(walk.problems)
         for f in walk.files:
             c = entries[f.path]
@@ -690,6 +714,7 @@ class _ScanRun:
             files.append(rec)
             embs.append(c.embedding)
             feats.append(c.features)
+            layouts.append(c.layout or 0)
         problems.sort(key=lambda p: p.path)
         bundle = self.engine.bundle
         emb = _float_rows(embs, bundle.embed_dim)
@@ -701,7 +726,7 @@ class _ScanRun:
             else np.zeros((0, bundle.feature_dim), np.float16)
         )
         rows = (np.concatenate(turned).astype(np.float32), np.asarray(owner, np.int64)) if turned else None
-        return _Assembled(files, emb, feat, rows, blank, problems)
+        return _Assembled(files, emb, feat, rows, blank, problems, np.array(layouts, np.uint64))
 
     def pair(
         self,
@@ -758,7 +783,7 @@ class _ScanRun:
         An unchanged library's verdicts are read back whole from the last scan's (``core.pair_store``):
         looking up 100,000 pairs' verdicts one by one in the cache was a quarter of a 20,000-photo rescan.
         """
-        close = np.nonzero(lib.pairs.similarity >= verify_from)[0]
+        close = np.nonzero((lib.pairs.similarity >= verify_from) | lib.near_layout(verify_from))[0]
         key = verdicts_key(self.library_key, verify_from) if self.store else ""
         saved = self.store.load_verdicts(key, len(close)) if self.store else None
         if saved is not None:
@@ -836,4 +861,5 @@ def _entry(f: FoundFile, e: Embedded) -> CachedEntry:
         _f16(e.features),
         turned=None if e.turned is None else _f16(e.turned),
         blank=is_blank(d.pixels),
+        layout=e.layout,
     )

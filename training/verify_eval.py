@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core import layout
 from core import verify as V
 from core.decode import decode_for_model, read_full, resize_for_model
 from core.embed import Embedder, is_portrait
@@ -29,6 +30,13 @@ from training.pairset import DATASETS, KINDS, SPLITS, Pair, copy_pairs, load, ph
 log = logging.getLogger(__name__)
 
 CAND_THRESHOLDS = (0.70, 0.75, 0.80, 0.85, 0.8858)
+FLOOR = 0.6  # the engine's default floor: pairs under it are not in a scan's table at all
+
+
+def candidate(r: dict, t: float) -> bool:
+    """Checked by the engine: cosine at ``t`` or above, or above the floor with a near layout
+    (``core.layout``)."""
+    return r["emb"] >= t or (r["emb"] >= FLOOR and r.get("layout_bits", 64) <= layout.NEAR_BITS)
 
 
 def _measures_source() -> str:
@@ -83,6 +91,19 @@ class Store:
         self.emb = pickle.loads(self.emb_file.read_bytes()) if self.emb_file.exists() else {}
         self.feat = pickle.loads(self.feat_file.read_bytes()) if self.feat_file.exists() else {}
         self.extract_ms: list[float] = []
+        self.layout_file = folder / f"layout_{_key(layout.VERSION, embedder.size)}.pkl"
+        self.layout = pickle.loads(self.layout_file.read_bytes()) if self.layout_file.exists() else {}
+
+    def layouts(self, refs: list[str]) -> None:
+        """The grey-level layout of each reference, of the whole upright picture as the engine makes it."""
+        todo = [r for r in dict.fromkeys(refs) if r not in self.layout]
+        for r in todo:
+            if "#" in r:
+                self.layout[r] = layout.layout_hash(load(r))
+            else:
+                self.layout[r] = decode_for_model(r, self.embedder.size).layout
+        if todo:
+            self.layout_file.write_bytes(pickle.dumps(self.layout))
 
     def save(self) -> None:
         self.emb_file.write_bytes(pickle.dumps(self.emb))
@@ -194,7 +215,7 @@ def metrics(records: list[dict], background: dict, rule: dict) -> dict:
     """Everything the report needs for one split under one rule."""
     cand_t, sim = rule["candidate"], rule["similar"]
     out: dict = {"copies": {}, "shots": {}, "negatives": {}}
-    dup = [r["emb"] >= cand_t and same(r, rule) for r in records]
+    dup = [candidate(r, cand_t) and same(r, rule) for r in records]
 
     def similar_tier(r, d):
         return not d and (r["feat"] >= sim["feat"] or r["emb"] >= sim["emb"])
@@ -218,7 +239,7 @@ def metrics(records: list[dict], background: dict, rule: dict) -> dict:
                 "similar_tier": sum(similar_tier(r, d) for r, d in rs) / n,
             }
             if fam == "copy":
-                row["candidate"] = {t: sum(r["emb"] >= t for r, _ in rs) / n for t in CAND_THRESHOLDS}
+                row["candidate"] = {t: sum(candidate(r, t) for r, _ in rs) / n for t in CAND_THRESHOLDS}
             out[{"copy": "copies", "shot": "shots", "negative": "negatives"}[fam]][k] = row
     tp = sum(d for r, d in zip(records, dup, strict=True) if r["family"] == "copy")
     fp = sum(d for r, d in zip(records, dup, strict=True) if r["family"] != "copy")
@@ -234,12 +255,11 @@ def metrics(records: list[dict], background: dict, rule: dict) -> dict:
     out["background_photos"] = background["n_photos"]
     # the candidate threshold and the verifier together: what each threshold gives
     ver = np.array([same(r, rule) for r in records])
-    emb = np.array([r["emb"] for r in records])
     fam = np.array([r["family"] for r in records])
     kinds = np.array([r["kind"] for r in records])
     out["by_candidate"] = []
     for t in CAND_THRESHOLDS:
-        d = ver & (emb >= t)
+        d = ver & np.array([candidate(r, t) for r in records])
         worst = min((d[(fam == "copy") & (kinds == k)].mean(), k) for k in set(kinds[fam == "copy"]))
         fp = int(d[fam != "copy"].sum())
         out["by_candidate"].append(
@@ -473,6 +493,10 @@ def main(argv: list[str] | None = None) -> None:
         else:
             records, background = run_split(store, split, a.photos, a.neg_photos, a.top)
             rec_file.write_bytes(pickle.dumps((records, background)))
+        store.layouts([x for r in records for x in (r["a"], r["b"])])
+        for r in records:
+            h = np.array([store.layout[r["a"]], store.layout[r["b"]]], np.uint64)
+            r["layout_bits"] = int(layout.distance(h[:1], h[1:])[0])
         if a.tune and split == "tune":
             found, worst, shot_rate = tune_rule(records, a.target)
             log.info(
