@@ -197,19 +197,38 @@ def _thumbnail(rgb: Image.Image) -> np.ndarray:
     return np.asarray(small, dtype=np.int16)
 
 
-def _crop_margins(
-    rgb: Image.Image, shape: tuple[int, ...], top: int, bottom: int, left: int, right: int
-) -> Image.Image:
-    """Crop margins found on a thumbnail of ``shape``; slivers under 2 % of a side are ignored (JPEG edge
-    noise)."""
+Box = tuple[int, int, int, int]  # left, top, right, bottom in pixels, as PIL's crop takes it
+
+
+def _margin_box(
+    size: tuple[int, int], shape: tuple[int, ...], top: int, bottom: int, left: int, right: int
+) -> Box | None:
+    """The box inside margins found on a thumbnail of ``shape``, for an image of ``size``; None when no
+    margin is left after slivers under 2 % of a side are ignored (JPEG edge noise)."""
     h, w = shape[:2]
     top, bottom = (x if x >= 0.02 * h else 0 for x in (top, bottom))
     left, right = (x if x >= 0.02 * w else 0 for x in (left, right))
     if not (top or bottom or left or right):
-        return rgb
-    W, H = rgb.size
+        return None
+    W, H = size
     sx, sy = W / w, H / h
-    return rgb.crop((round(left * sx), round(top * sy), W - round(right * sx), H - round(bottom * sy)))
+    return round(left * sx), round(top * sy), W - round(right * sx), H - round(bottom * sy)
+
+
+def content_box(rgb: Image.Image) -> Box:
+    """Where the picture is once flat bars and an app's canvas are trimmed, as ``resize_for_model`` trims
+    them: the box in ``rgb``'s pixels (the whole image when nothing is trimmed)."""
+    W, H = rgb.size
+    if rgb.height < 16 or rgb.width < 16:
+        return 0, 0, W, H
+    thumb = _thumbnail(rgb)
+    outer = _border_box(rgb, thumb=thumb)
+    if outer is None:
+        return _canvas_box(rgb, thumb=thumb) or (0, 0, W, H)
+    inner = _canvas_box(rgb.crop(outer))
+    if inner is None:
+        return outer
+    return outer[0] + inner[0], outer[1] + inner[1], outer[0] + inner[2], outer[1] + inner[3]
 
 
 def trim_borders(
@@ -221,8 +240,16 @@ def trim_borders(
     ``tolerance`` of that edge's median colour (padding is flat; skies and fog have gradients). At least 20 %
     of each side is always kept. ``thumb``: this image's ``_thumbnail``, when the caller has it.
     """
+    box = _border_box(rgb, tolerance, share, thumb)
+    return rgb if box is None else rgb.crop(box)
+
+
+def _border_box(
+    rgb: Image.Image, tolerance: int = 8, share: float = 0.99, thumb: np.ndarray | None = None
+) -> Box | None:
+    """The box ``trim_borders`` crops to (None: no bar)."""
     if rgb.height < 16 or rgb.width < 16:
-        return rgb
+        return None
     a = _thumbnail(rgb) if thumb is None else thumb
     h, w = a.shape[:2]
 
@@ -236,7 +263,7 @@ def trim_borders(
         return bool((np.abs(line - line.mean(axis=0)).max(axis=1) <= tolerance).mean() >= share)
 
     if not (flat(a[0]) or flat(a[-1]) or flat(a[:, 0]) or flat(a[:, -1])):
-        return rgb  # the common case: no edge is flat, so there is no bar
+        return None  # the common case: no edge is flat, so there is no bar
     top = run(a)
     bottom = run(a[::-1])
     at = np.ascontiguousarray(a.transpose(1, 0, 2))
@@ -244,7 +271,7 @@ def trim_borders(
     right = run(at[::-1])
     top, bottom = (top, bottom) if h - top - bottom >= 0.2 * h else (0, 0)
     left, right = (left, right) if w - left - right >= 0.2 * w else (0, 0)
-    return _crop_margins(rgb, a.shape, top, bottom, left, right)
+    return _margin_box(rgb.size, a.shape, top, bottom, left, right)
 
 
 def _box_sums(mask: np.ndarray, k: int) -> np.ndarray:
@@ -276,8 +303,21 @@ def trim_canvas(
     is kept. At least 20 % of each side is always kept. Measured on 400 held-out photos: screenshot copies'
     recall 0.50 -> 0.99 with the same model, no edit kind worse by more than one photo in 400.
     """
+    box = _canvas_box(rgb, tolerance, ring_share, line_share, k, thumb)
+    return rgb if box is None else rgb.crop(box)
+
+
+def _canvas_box(
+    rgb: Image.Image,
+    tolerance: int = 6,
+    ring_share: float = 0.5,
+    line_share: float = 0.85,
+    k: int = 6,
+    thumb: np.ndarray | None = None,
+) -> Box | None:
+    """The box ``trim_canvas`` crops to (None: no canvas)."""
     if rgb.height < 16 or rgb.width < 16:
-        return rgb
+        return None
     a = _thumbnail(rgb) if thumb is None else thumb
     h, w = a.shape[:2]
     ring = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
@@ -285,7 +325,7 @@ def trim_canvas(
     key = (q[:, 0] << 10) | (q[:, 1] << 5) | q[:, 2]
     values, counts = np.unique(key, return_counts=True)
     if counts.max() < 0.3 * len(ring):
-        return rgb  # the common case: a photo's edges have no dominant flat colour
+        return None  # the common case: a photo's edges have no dominant flat colour
     bg = np.median(ring[key == values[np.argmax(counts)]], axis=0)
     near = np.abs(a - bg).max(axis=2) <= tolerance
 
@@ -300,18 +340,18 @@ def trim_canvas(
         line for line, is_flat in edges if not is_flat or line.mean() > 0.5
     ]  # skip bars of another colour
     if not counted or np.concatenate(counted).mean() < ring_share:
-        return rgb
+        return None
     content = ~near
     content[rows] = False
     content[:, cols] = False
     content = _opening(content, k)
     ys, xs = np.nonzero(content.any(axis=1))[0], np.nonzero(content.any(axis=0))[0]
     if len(ys) == 0:
-        return rgb
+        return None
     y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
     if y1 - y0 < 0.2 * h or x1 - x0 < 0.2 * w:
-        return rgb
-    return _crop_margins(rgb, a.shape, y0, h - y1, x0, w - x1)
+        return None
+    return _margin_box(rgb.size, a.shape, y0, h - y1, x0, w - x1)
 
 
 def resize_for_model(rgb: Image.Image, size: int) -> np.ndarray:

@@ -44,6 +44,8 @@ def _measures_source() -> str:
     unchanged."""
     fns = (
         V.extract,
+        V._picture,
+        V._uncrop,
         V._detect,
         V._spread,
         V._align,
@@ -70,6 +72,7 @@ def _measures_source() -> str:
         V._TEXTURE,
         V._MAX_UPSCALE,
         V._CELL,
+        V._PICTURE_SHARE,
         V._PHOTOMETRIC_FROM,
     )
     return repr(consts) + "".join(inspect.getsource(f) for f in fns)
@@ -87,7 +90,8 @@ class Store:
         folder.mkdir(parents=True, exist_ok=True)
         self.embedder = embedder
         self.emb_file = folder / f"emb_{_key(embedder.bundle.sha256)}.pkl"
-        self.feat_file = folder / f"feat_{_key(V.VERSION, V.DETECT_SIDE, V.THUMB_SIDE, V.N_FEATURES)}.pkl"
+        extraction = (V.VERSION, V.DETECT_SIDE, V.THUMB_SIDE, V.N_FEATURES, V._PICTURE_SHARE)
+        self.feat_file = folder / f"feat_{_key(*extraction)}.pkl"
         self.emb = pickle.loads(self.emb_file.read_bytes()) if self.emb_file.exists() else {}
         self.feat = pickle.loads(self.feat_file.read_bytes()) if self.feat_file.exists() else {}
         self.extract_ms: list[float] = []

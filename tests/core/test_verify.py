@@ -182,3 +182,36 @@ def test_a_phone_heic_is_checked_through_its_thumbnail_and_still_matches_its_jpe
     # a card of 256 px comes from the thumbnail too; asked for more than it holds, the picture itself
     assert read_full(str(tmp_path / "IMG_1.heic"), max_side=256).size == (256, 192)
     assert read_full(str(tmp_path / "IMG_1.heic"), max_side=384).size == (384, 288)
+
+
+def _small_on_a_canvas(photo: Image.Image, path: Path) -> tuple[float, float, float, float]:
+    """The photo shown small in an app window (1600x1000, title bar, sidebar text), saved to ``path``; the
+    photo's normalised box."""
+    from PIL import ImageDraw
+
+    canvas = Image.new("RGB", (1600, 1000), (236, 236, 240))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle((0, 0, 1600, 40), fill=(60, 60, 70))
+    for y in range(120, 900, 40):
+        draw.text((40, y), "IMG_0412.jpg  4032 x 3024  2.4 MB", fill=(30, 30, 30))
+    small = photo.resize((420, round(420 * photo.height / photo.width)), Image.Resampling.LANCZOS)
+    x, y = 700, 300
+    canvas.paste(small, (x, y))
+    canvas.save(path, quality=92)
+    return x / 1600, y / 1000, (x + small.width) / 1600, (y + small.height) / 1000
+
+
+def test_a_small_photo_in_a_screenshot_is_compared_without_the_app_around_it(photo, original, tmp_path):
+    """Read at 384 px, the photo in this screenshot was ~100 px wide among the app's pixels: too few
+    keypoints on it, and the copy was missed. The canvas is trimmed first, and the file read again larger."""
+    box = _small_on_a_canvas(photo, tmp_path / "screenshot.jpg")
+    shot = V.extract(tmp_path / "screenshot.jpg")
+    np.testing.assert_allclose(shot.box, box, atol=0.02)
+    assert shot.native >= 0.8 * V.DETECT_SIDE  # read again larger for its picture
+    verdict = V.verify(original, shot)
+    assert verdict.same, f"{verdict.reason} {verdict.measures}"
+    # the transform is between the whole images: the photo's corners in the screenshot land on the original's
+    corners = np.array([box[:2], box[2:]]) @ verdict.transform[:, :2].T + verdict.transform[:, 2]
+    np.testing.assert_allclose(corners, [[0, 0], [1, 1]], atol=0.03)
+    back = V.ImageFeatures.from_bytes(shot.to_bytes())
+    assert back.box == pytest.approx(shot.box) and V.verify(original, back).same
