@@ -39,7 +39,7 @@ import os
 import struct
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -473,7 +473,9 @@ def _linear_fit(x: np.ndarray, y: np.ndarray, cells: np.ndarray, k: int) -> tupl
     return (0.0, 1.0, 1.0) if best is None else (-best[1], best[0], best[2])
 
 
-def photometric(ref: np.ndarray, mov: np.ndarray, m: np.ndarray) -> dict[str, float]:
+def photometric(
+    ref: np.ndarray, mov: np.ndarray, m: np.ndarray, need_motion: Callable[[dict], bool] | None = None
+) -> dict[str, float]:
     """Compare ``ref`` with ``mov`` warped onto it by ``m`` (2x3, mov pixels -> ref pixels, not enlarging).
 
     Per band (fine 0.7-2 px, coarse 2-5 px) the band-pass RGB of one image is fitted as a global 3x3 linear
@@ -523,7 +525,8 @@ def photometric(ref: np.ndarray, mov: np.ndarray, m: np.ndarray) -> dict[str, fl
             lost_a = cells & (eb > 2 * _TEXTURE * gain) & (ea * gain < 0.25 * eb)
             out["lost_a"], out["lost_b"] = float(lost_a.sum() / n), float(lost_b.sum() / n)
             out["mutual_loss"] = min(out["lost_a"], out["lost_b"])
-    out.update(_motion(by[_SIGMAS[0]] - by[_SIGMAS[2]], bx[_SIGMAS[0]] - bx[_SIGMAS[2]], w, cells, k))
+    if need_motion is None or need_motion(out):
+        out.update(_motion(by[_SIGMAS[0]] - by[_SIGMAS[2]], bx[_SIGMAS[0]] - bx[_SIGMAS[2]], w, cells, k))
     return out
 
 
@@ -635,8 +638,12 @@ def _align(a: ImageFeatures, b: ImageFeatures) -> tuple[int, int, np.ndarray | N
     return best
 
 
-def verify(a: ImageFeatures, b: ImageFeatures) -> Verdict:
-    """Decide whether ``b`` is a copy (edited or not) of the same capture as ``a``."""
+def verify(a: ImageFeatures, b: ImageFeatures, *, complete: bool = False) -> Verdict:
+    """Decide whether ``b`` is a copy (edited or not) of the same capture as ``a``.
+
+    Measures that cannot change the verdict are skipped (the photometric check when the alignment already
+    fails the rule, the optical flow when the photometric measures do): a scan's candidates are mostly other
+    photos. ``complete``: measure everything, for evaluation sweeps."""
     inliers, n_matches, m, mirrored, resid = _align(a, b)
     measures = {
         "matches": float(n_matches),
@@ -649,17 +656,25 @@ def verify(a: ImageFeatures, b: ImageFeatures) -> Verdict:
         return Verdict(same, reason, inliers, mirrored=mirrored, measures=measures)
     t_norm = _compose(m, a.size, b.size)
     measures.update(_coverage(t_norm))
+    whole = _uncrop(t_norm, a, b)
+    if not complete and (inliers < RULE["inliers"] or measures["cover"] < RULE["cover"]):
+        same, reason = decide(measures)  # those two are the rule's first checks
+        return Verdict(same, reason, inliers, 0.0, whole, mirrored, measures)
     size_a, size_b = (a.thumb.shape[1], a.thumb.shape[0]), (b.thumb.shape[1], b.thumb.shape[0])
     m_thumb = _to_pixels(t_norm, size_a, size_b)
     ref, mov = (b, a) if abs(np.linalg.det(m_thumb[:, :2])) > 1 else (a, b)  # warp down, never up
     m_ref = cv2.invertAffineTransform(m_thumb) if ref is b else m_thumb
-    measures.update(photometric(ref.thumb, mov.thumb, m_ref))
     # the fine band means nothing where either side was enlarged from a smaller picture (a thumbnail copy)
     up_ref = max(ref.thumb.shape[:2]) / max(ref.native, 1)
     up_mov = max(mov.thumb.shape[:2]) / max(mov.native, 1) * float(np.sqrt(abs(np.linalg.det(m_ref[:, :2]))))
     measures["fine_ok"] = float(max(up_ref, up_mov) <= _MAX_UPSCALE)
-    same, reason = decide(measures)
-    whole = _uncrop(t_norm, a, b)
+
+    def need_motion(out: dict) -> bool:  # only when all else passes: the flow could still say no
+        return complete or decide({**measures, **out, "moved": 0.0})[0]
+
+    measures.update(photometric(ref.thumb, mov.thumb, m_ref, need_motion))
+    # flow not measured: the verdict is no whatever it says, and the reason is the check that failed
+    same, reason = decide(measures if "moved" in measures else {**measures, "moved": 0.0})
     return Verdict(same, reason, inliers, measures.get("r2_1", 0.0), whole, mirrored, measures)
 
 

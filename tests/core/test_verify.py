@@ -215,3 +215,21 @@ def test_a_small_photo_in_a_screenshot_is_compared_without_the_app_around_it(pho
     np.testing.assert_allclose(corners, [[0, 0], [1, 1]], atol=0.03)
     back = V.ImageFeatures.from_bytes(shot.to_bytes())
     assert back.box == pytest.approx(shot.box) and V.verify(original, back).same
+
+
+def test_skipping_what_cannot_change_the_verdict_gives_the_same_verdicts(photo, original):
+    """A scan skips the photometric check after a failed alignment and the optical flow after failed
+    photometric measures; the evaluation measures everything. Both must agree on every pair."""
+    feats = {name: V.extract(DATA / name) for pair in OTHER_SHOTS.values() for name in pair}
+    pairs = [(feats[a], feats[b]) for a, b in OTHER_SHOTS.values()]
+    pairs += [(feats[a], feats[b]) for a in feats for b in feats if a < b]
+    pairs += [(original, V.extract(_copy(photo, kind))) for kind in ("jpeg", "text", "vintage", "screenshot")]
+    skipped = 0
+    for x, y in pairs:
+        fast, full = V.verify(x, y), V.verify(x, y, complete=True)
+        assert fast.same == full.same, (fast.reason, full.reason)
+        assert "moved" in full.measures or full.inliers < V._PHOTOMETRIC_FROM
+        skipped += "moved" not in fast.measures and "moved" in full.measures
+        if fast.same:
+            assert fast.measures == full.measures
+    assert skipped  # the other shots fail before the flow is needed
