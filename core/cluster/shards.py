@@ -58,6 +58,8 @@ def shard_schema(embed_dim: int, feature_dim: int) -> pa.Schema:
             pa.field("embedding", pa.list_(f16, embed_dim)),
             pa.field("features", pa.list_(f16, feature_dim)),
             pa.field("turned", pa.list_(f16, 2 * embed_dim)),  # portrait images: the two 90-degree turns
+            # core.layout's hash; shards written before it have no such column (their rows read as None)
+            pa.field("layout", pa.uint64()),
         ],
         metadata={"lookalike_shard_version": str(SHARD_VERSION)},
     )
@@ -90,6 +92,7 @@ def entries_table(entries: Sequence[CachedEntry], embed_dim: int, feature_dim: i
         "embedding": _vectors([e.embedding for e in entries], embed_dim),
         "features": _vectors([e.features for e in entries], feature_dim),
         "turned": _vectors([e.turned for e in entries], 2 * embed_dim),
+        "layout": pa.array([e.layout for e in entries], pa.uint64()),
     }
     return pa.table(cols, schema=shard_schema(embed_dim, feature_dim))
 
@@ -136,6 +139,8 @@ def read_entries(table: pa.Table, embed_dim: int, feature_dim: int) -> Iterator[
     emb, has_emb = column_matrix(table, "embedding", embed_dim)
     feat, _ = column_matrix(table, "features", feature_dim)
     turned, has_turned = column_matrix(table, "turned", 2 * embed_dim)
+    has_layout = "layout" in table.column_names  # not in shards written before it was kept
+    layouts = table.column("layout").to_pylist() if has_layout else [None] * table.num_rows
     for k in range(table.num_rows):
         rec = ImageRecord(
             os.fsdecode(meta["path"][k]),
@@ -156,6 +161,7 @@ def read_entries(table: pa.Table, embed_dim: int, feature_dim: int) -> Iterator[
             feat[k],
             turned=turned[k].reshape(2, embed_dim) if has_turned[k] else None,
             blank=bool(meta["blank"][k]),
+            layout=layouts[k],
         )
 
 

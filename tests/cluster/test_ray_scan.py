@@ -57,11 +57,13 @@ def test_shards_have_the_documented_schema(ray_run, photos):
             "embedding": f"fixed_size_list<element: halffloat>[{bundle.embed_dim}]",
             "features": f"fixed_size_list<element: halffloat>[{bundle.feature_dim}]",
             "turned": f"fixed_size_list<element: halffloat>[{2 * bundle.embed_dim}]",
+            "layout": "uint64",
         }
         emb = np.stack(t.column("embedding").to_numpy(zero_copy_only=False))
         assert emb.dtype == np.float16 and emb.shape[1] == bundle.embed_dim
         assert np.allclose(np.linalg.norm(emb.astype(np.float32), axis=1), 1.0, atol=2e-3)
         assert t.column("error").null_count == t.num_rows
+        assert t.column("layout").null_count == 0  # every image has its grey-level layout
         paths += [os.fsdecode(p) for p in t.column("path").to_pylist()]
     assert sorted(paths) == sorted(str(p) for p in photos.rglob("*") if p.is_file())  # each file once
 

@@ -24,6 +24,7 @@ def _entries() -> list[CachedEntry]:
             ImageRecord("/photos/a.jpg", 10, 5, 640, 480, "JPEG", "2021-06-05 07:41:12", "Canon|1"),
             unit(D).astype(np.float16),
             unit(F).astype(np.float16),
+            layout=(1 << 63) + 12345,  # above int64's range: stored unsigned
         ),
         CachedEntry(
             ImageRecord(weird, 11, 6, 480, 640, "PNG"),
@@ -48,6 +49,7 @@ def test_rows_come_back_as_written(tmp_path):
         got = back[e.path]
         assert got.record == e.record and got.record.capture == e.record.capture
         assert got.error == e.error and got.blank == e.blank
+        assert got.layout == e.layout if not e.error else got.layout is None
         for a, b in ((got.embedding, e.embedding), (got.features, e.features), (got.turned, e.turned)):
             assert (a is None and b is None) or (a.dtype == np.float16 and np.array_equal(a, b))
 
@@ -76,3 +78,18 @@ def test_a_folder_holds_one_models_shards(tmp_path):
     _store(tmp_path)
     with pytest.raises(ValueError, match="another model"):
         _store(tmp_path, key="model-b")
+
+
+def test_shards_written_before_layouts_read_without_one(tmp_path):
+    """Shards from before the layout hash was kept lack its column: their rows come back with no layout (a
+    scan then nominates pairs by cosine alone), not an error."""
+    import pyarrow.parquet as pq
+
+    store = _store(tmp_path)
+    info = write_shard(tmp_path, _entries(), D, F)
+    path = tmp_path / info["file"]
+    pq.write_table(pq.read_table(path).drop_columns(["layout"]), path)
+    store.add(info)
+    back = store.lookup([(e.path, e.record.size, e.record.mtime_ns) for e in _entries()])
+    assert len(back) == 3 and all(e.layout is None for e in back.values())
+    assert back["/photos/a.jpg"].embedding is not None
