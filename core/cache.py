@@ -80,7 +80,7 @@ class CachedEntry:
     turned: np.ndarray | None = None  # (2, D) for portrait images, see core.embed.PORTRAIT_RATIO
     digest: str | None = None  # content hash, once an exact-copy check needed it
     blank: bool = False  # one flat colour or structureless (core.blank): listed apart, never paired
-    layout: int | None = None  # core.layout.layout_hash of the model input (unsigned)
+    layout: int | None = None  # core.layout.layout_hash of the whole picture, untrimmed (unsigned)
 
     @property
     def path(self) -> str:

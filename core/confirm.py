@@ -43,12 +43,17 @@ class Confirmed:
     stats: dict
 
 
-def verdicts_key(library: str, verify_from: float) -> str:
+def verdicts_key(library: str, verify_from: float, checked: np.ndarray | None = None) -> str:
     """A name for the verdicts on a library's pairs (``core.pair_store.library_key``) checked from
-    ``verify_from``, by this verifier."""
-    # the pairs checked are the close ones and those with near layouts (core.layout), so its rule counts too
+    ``verify_from``, by this verifier; ``checked``: the rows of the pairs table that were checked."""
+    # The pairs checked are the close ones and those with near layouts (core.layout), which the library's key
+    # does not cover (a scan whose rows carry no layout, such as one from old cluster shards, checks fewer):
+    # the rows themselves are part of the name, so groups saved beside other verdicts are never read back.
     text = f"{library}\0{verify_from!r}\0v{verify.VERSION}\0layout{layout.VERSION}/{layout.NEAR_BITS}"
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    h = hashlib.blake2b(text.encode(), digest_size=16)
+    if checked is not None:
+        h.update(np.ascontiguousarray(checked, np.int64).tobytes())
+    return h.hexdigest()
 
 
 def _stats_key(a: ImageRecord, b: ImageRecord) -> str:

@@ -334,7 +334,7 @@ class Embedded:
     embedding: np.ndarray | None
     features: np.ndarray | None
     turned: np.ndarray | None = None  # (2, D): duplicate embeddings of the image turned 90 and 270 degrees
-    layout: int | None = None  # core.layout.layout_hash of the model input
+    layout: int | None = None  # core.layout.layout_hash of the whole picture, before trimming
 
 
 class MemoryBudget:

@@ -784,7 +784,7 @@ class _ScanRun:
         looking up 100,000 pairs' verdicts one by one in the cache was a quarter of a 20,000-photo rescan.
         """
         close = np.nonzero((lib.pairs.similarity >= verify_from) | lib.near_layout(verify_from))[0]
-        key = verdicts_key(self.library_key, verify_from) if self.store else ""
+        key = verdicts_key(self.library_key, verify_from, close) if self.store else ""
         saved = self.store.load_verdicts(key, len(close)) if self.store else None
         if saved is not None:
             st = saved.stats

@@ -333,7 +333,8 @@ def _picture(rgb: np.ndarray, source) -> tuple[np.ndarray, tuple[float, float, f
         return a[top:bottom, left:right], (left / W, top / H, right / W, bottom / H)
 
     pic, box = trimmed(rgb)
-    if isinstance(source, (str, os.PathLike)) and max(pic.shape[:2]) < 0.8 * DETECT_SIDE:
+    whole = box == (0.0, 0.0, 1.0, 1.0)
+    if not whole and isinstance(source, (str, os.PathLike)) and max(pic.shape[:2]) < 0.8 * DETECT_SIDE:
         k = min(_MAX_REREAD, DETECT_SIDE / max(1, max(pic.shape[:2])))
         larger = _rgb(_read(str(source), round(DETECT_SIDE * k)))
         if max(larger.shape[:2]) > max(rgb.shape[:2]):
@@ -641,9 +642,9 @@ def _align(a: ImageFeatures, b: ImageFeatures) -> tuple[int, int, np.ndarray | N
 def verify(a: ImageFeatures, b: ImageFeatures, *, complete: bool = False) -> Verdict:
     """Decide whether ``b`` is a copy (edited or not) of the same capture as ``a``.
 
-    Measures that cannot change the verdict are skipped (the photometric check when the alignment already
-    fails the rule, the optical flow when the photometric measures do): a scan's candidates are mostly other
-    photos. ``complete``: measure everything, for evaluation sweeps."""
+    Measures that cannot change the verdict or its reason are skipped (the photometric check when the
+    alignment already fails the rule, the optical flow when the detail checks made before it do): a scan's
+    candidates are mostly other photos. ``complete``: measure everything, for evaluation sweeps."""
     inliers, n_matches, m, mirrored, resid = _align(a, b)
     measures = {
         "matches": float(n_matches),
@@ -669,12 +670,16 @@ def verify(a: ImageFeatures, b: ImageFeatures, *, complete: bool = False) -> Ver
     up_mov = max(mov.thumb.shape[:2]) / max(mov.native, 1) * float(np.sqrt(abs(np.linalg.det(m_ref[:, :2]))))
     measures["fine_ok"] = float(max(up_ref, up_mov) <= _MAX_UPSCALE)
 
-    def need_motion(out: dict) -> bool:  # only when all else passes: the flow could still say no
-        return complete or decide({**measures, **out, "moved": 0.0})[0]
+    def need_motion(out: dict) -> bool:
+        # skipped only when a check the rule makes before the flow's already fails: then neither the verdict
+        # nor its reason can depend on the flow
+        m = {**measures, **out}
+        return complete or (
+            m["mutual_loss"] <= RULE["mutual_loss"] and max(m["uneven_1"], m["uneven_2"]) <= RULE["uneven"]
+        )
 
     measures.update(photometric(ref.thumb, mov.thumb, m_ref, need_motion))
-    # flow not measured: the verdict is no whatever it says, and the reason is the check that failed
-    same, reason = decide(measures if "moved" in measures else {**measures, "moved": 0.0})
+    same, reason = decide(measures)
     return Verdict(same, reason, inliers, measures.get("r2_1", 0.0), whole, mirrored, measures)
 
 

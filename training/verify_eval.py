@@ -23,7 +23,7 @@ import numpy as np
 
 from core import layout
 from core import verify as V
-from core.decode import decode_for_model, read_full, resize_for_model
+from core.decode import _border_box, _canvas_box, content_box, decode_for_model, read_full, resize_for_model
 from core.embed import Embedder, is_portrait
 from training.pairset import DATASETS, KINDS, SPLITS, Pair, copy_pairs, load, photos, shot_pairs, subset
 
@@ -46,6 +46,9 @@ def _measures_source() -> str:
         V.extract,
         V._picture,
         V._uncrop,
+        content_box,
+        _border_box,
+        _canvas_box,
         V._detect,
         V._spread,
         V._align,
@@ -90,7 +93,8 @@ class Store:
         folder.mkdir(parents=True, exist_ok=True)
         self.embedder = embedder
         self.emb_file = folder / f"emb_{_key(embedder.bundle.sha256)}.pkl"
-        extraction = (V.VERSION, V.DETECT_SIDE, V.THUMB_SIDE, V.N_FEATURES, V._PICTURE_SHARE)
+        trims = "".join(inspect.getsource(f) for f in (content_box, _border_box, _canvas_box))
+        extraction = (V.VERSION, V.DETECT_SIDE, V.THUMB_SIDE, V.N_FEATURES, V._PICTURE_SHARE, trims)
         self.feat_file = folder / f"feat_{_key(*extraction)}.pkl"
         self.emb = pickle.loads(self.emb_file.read_bytes()) if self.emb_file.exists() else {}
         self.feat = pickle.loads(self.feat_file.read_bytes()) if self.feat_file.exists() else {}

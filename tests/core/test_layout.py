@@ -110,3 +110,14 @@ def test_rows_cached_without_a_layout_are_embedded_again(filtered, tmp_path, eng
     assert again.stats["embedded"] == 5
     assert (again.layouts == first.layouts).all()
     assert engine_factory(tmp_path / "cache").scan([filtered]).stats["embedded"] == 0
+
+
+def test_verdicts_are_named_for_the_pairs_checked():
+    """Which pairs are checked depends on the layouts too (a scan from shards without them checks fewer):
+    verdicts, and the groups saved beside them, must not be read back for another set of checked pairs."""
+    from core.confirm import verdicts_key
+
+    same = verdicts_key("library", 0.8, np.array([1, 2, 3]))
+    assert same == verdicts_key("library", 0.8, np.array([1, 2, 3]))
+    assert same != verdicts_key("library", 0.8, np.array([1, 2]))
+    assert same != verdicts_key("library", 0.85, np.array([1, 2, 3]))
