@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core import verify
+from core import layout, verify
 from core.decode import open_image, read_full
 from core.engine import Engine, Library
 from core.errors import Cancelled, DecodeError, LookalikeError
@@ -282,6 +282,20 @@ class Service:
         return vecs
 
     @staticmethod
+    def _layout(path: str, field: str) -> int:
+        """The grey-level layout of an uploaded image (``core.layout``; as a scan takes it, untrimmed)."""
+        try:
+            return layout.layout_hash(read_full(path, max_side=256))
+        except DecodeError as e:
+            raise BadImage(field, str(e)) from e
+
+    @staticmethod
+    def _near(a: int, b: np.ndarray) -> np.ndarray:
+        """Which of the layouts ``b`` are within ``core.layout.NEAR_BITS`` of ``a`` (0: no layout)."""
+        b = np.asarray(b, np.uint64)
+        return (b != 0) & (layout.distance(np.full(len(b), a, np.uint64), b) <= layout.NEAR_BITS)
+
+    @staticmethod
     def _extract(path: str, field: str) -> verify.ImageFeatures:
         try:
             return verify.extract(path)
@@ -341,7 +355,14 @@ class Service:
             for i in close.tolist():
                 found.setdefault(i, float(lib.features[i] @ feat) if state.by_features else float(dup[i]))
             same: dict[int, bool] = {}
-            check = [i for i in close.tolist() if dup[i] >= b.candidate_threshold][:_VERIFY_AT_MOST]
+            # as a scan checks them: close enough, or above the floor with the same layout (a colour filter)
+            near = (
+                self._near(self._layout(image, "image"), lib.layouts[close])
+                if lib.layouts is not None and len(close)
+                else np.zeros(len(close), bool)
+            )
+            wanted = near | (dup[close] >= b.candidate_threshold)
+            check = close[wanted].tolist()[:_VERIFY_AT_MOST]
             if check:
                 mine = self._extract(image, "image")
                 for i in check:
@@ -367,9 +388,13 @@ class Service:
                 vecs[name] = self._embed(path, name)
             fa, fb = self._extract(a, "a"), self._extract(b, "b")
             verdict = verify.verify(fa, fb)
-        dup = _cosine(vecs["a"][0] @ vecs["b"][0])
+            bundle = self.engine.bundle
+            dup = _cosine(vecs["a"][0] @ vecs["b"][0])
+            near = dup >= min(bundle.similar_shot_threshold, bundle.candidate_threshold) and bool(
+                self._near(self._layout(a, "a"), np.array([self._layout(b, "b")], np.uint64))[0]
+            )
         features = _cosine(vecs["a"][1] @ vecs["b"][1])
-        same = dup >= self.engine.bundle.candidate_threshold and verdict.same
+        same = (dup >= bundle.candidate_threshold or near) and verdict.same
         return {
             "duplicate_similarity": dup,
             "similarity": features,

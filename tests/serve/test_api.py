@@ -375,3 +375,24 @@ def test_names_that_are_not_utf8_never_crash(service, tmp_path):
         r.status_code == 200 and r.json()["results"][0]["path"] == "caf\udce9.jpg"
     )  # as scan --json writes it
     assert client.get("/v1/groups").status_code == 200
+
+
+def test_a_colour_filtered_copy_is_a_duplicate_as_in_a_scan(client, tmp_path):
+    """A duotone copy of a library photo sits under the candidate cosine (0.77): a scan checks it because its
+    grey-level layout matches (core.layout), and the service must too, for /similar and /compare alike."""
+    import numpy as np
+    from PIL import Image
+
+    from training.augment import COLOUR_FILTERS
+
+    original = DEMO / "Camera/orange_flower.jpg"
+    copy = tmp_path / "orange_duotone.jpg"
+    duotone = COLOUR_FILTERS["duotone"](Image.open(original).convert("RGB"), np.random.default_rng(0))
+    duotone.save(copy, quality=92)
+    hits = upload(client, copy, k=3).json()["results"]
+    assert hits[0]["path"] == "photos/Camera/orange_flower.jpg" and hits[0]["tier"] == "duplicate"
+    assert hits[0]["duplicate_similarity"] < 0.8
+    r = client.post(
+        "/v1/compare", files={"a": ("a.jpg", original.read_bytes()), "b": ("b.jpg", copy.read_bytes())}
+    ).json()
+    assert r["same"] is True and r["tier"] == "duplicate" and r["duplicate_similarity"] < 0.8
