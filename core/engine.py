@@ -225,9 +225,7 @@ class Library:
         if self.layouts is None or not len(self.pairs):
             return near
         low = np.nonzero(self.pairs.similarity < below)[0]
-        la, lb = self.layouts[self.pairs.a[low]], self.layouts[self.pairs.b[low]]
-        known = (la != 0) & (lb != 0)  # 0: no layout (a hash always has 31 bits set)
-        near[low[known & (layout.distance(la, lb) <= layout.NEAR_BITS)]] = True
+        near[low[layout.near(self.layouts[self.pairs.a[low]], self.layouts[self.pairs.b[low]])]] = True
         return near
 
     def feature_similarity(self) -> np.ndarray:
@@ -511,15 +509,15 @@ class Engine:
 
     def embed_paths(
         self, paths: Sequence[str]
-    ) -> tuple[list[tuple[np.ndarray, np.ndarray] | None], list[Problem]]:
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray, int | None] | None], list[Problem]]:
         """Embed images outside any scan (for "find similar to this image").
 
         Args:
             paths: image files.
 
         Returns:
-            Per path, its ``(embedding, features)`` vectors or None when it cannot be decoded; and a
-            ``Problem`` for each file that could not.
+            Per path, its ``(embedding, features, layout)`` (``core.layout``, as a scan keeps it) or None when
+            it cannot be decoded; and a ``Problem`` for each file that could not.
         """
         out, problems = [], []
         for p in paths:
@@ -530,7 +528,7 @@ class Engine:
                 out.append(None)
                 continue
             emb, feat = self.embedder.embed_arrays(d.pixels[None])
-            out.append((_f16(emb[0]), _f16(feat[0])))
+            out.append((_f16(emb[0]), _f16(feat[0]), d.layout))
         return out, problems
 
     def find_similar(self, library: Library, query: str, top: int = 10) -> list[tuple[str, float]]:

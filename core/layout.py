@@ -39,21 +39,12 @@ _DCT = _dct_matrix(_SIDE, _KEEP)
 def layout_hash(image: Image.Image | np.ndarray) -> int:
     """The 64-bit layout of a PIL image or an RGB (or grey) uint8 array, as an unsigned int (the DC bit is
     always 0)."""
-    if isinstance(image, Image.Image):
-        grey = image.convert("L")
-        small = np.asarray(grey.resize((_SIDE, _SIDE), Image.Resampling.BOX), np.float64)
-        return _bits(small)
-    a = np.asarray(image)
-    if a.ndim == 3:
-        grey = Image.fromarray(np.ascontiguousarray(a[..., :3])).convert("L")
-    elif a.ndim == 2:
-        grey = Image.fromarray(np.ascontiguousarray(a, np.uint8))
-    else:
-        raise ValueError(f"expected an image array, got shape {a.shape}")
-    return _bits(np.asarray(grey.resize((_SIDE, _SIDE), Image.Resampling.BOX), np.float64))
-
-
-def _bits(small: np.ndarray) -> int:
+    if not isinstance(image, Image.Image):
+        a = np.asarray(image)
+        if a.ndim not in (2, 3):
+            raise ValueError(f"expected an image array, got shape {a.shape}")
+        image = Image.fromarray(np.ascontiguousarray(a[..., :3] if a.ndim == 3 else a, np.uint8))
+    small = np.asarray(image.convert("L").resize((_SIDE, _SIDE), Image.Resampling.BOX), np.float64)
     coef = (_DCT @ small @ _DCT.T).ravel()[1:]  # the DC term says only how bright the picture is
     bits = coef > np.median(coef)
     return int(np.packbits(np.concatenate([[False], bits])).view(">u8")[0])
@@ -66,6 +57,13 @@ def to_signed(h: int) -> int:
 
 def from_signed(v: int) -> int:
     return v + (1 << 64) if v < 0 else v
+
+
+def near(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether layouts ``a`` and ``b`` (uint64 arrays, broadcast) are within ``NEAR_BITS``; 0 is no layout
+    (a hash always has 31 bits set) and is near nothing."""
+    a, b = np.asarray(a, np.uint64), np.asarray(b, np.uint64)
+    return (a != 0) & (b != 0) & (distance(a, b) <= NEAR_BITS)
 
 
 def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:

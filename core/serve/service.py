@@ -275,25 +275,11 @@ class Service:
         except DecodeError as e:
             raise BadImage(field, str(e)) from e
 
-    def _embed(self, path: str, field: str) -> tuple[np.ndarray, np.ndarray]:
+    def _embed(self, path: str, field: str) -> tuple[np.ndarray, np.ndarray, int | None]:
         (vecs,), problems = self.engine.embed_paths([path])
         if vecs is None:
             raise BadImage(field, problems[0].reason)
         return vecs
-
-    @staticmethod
-    def _layout(path: str, field: str) -> int:
-        """The grey-level layout of an uploaded image (``core.layout``; as a scan takes it, untrimmed)."""
-        try:
-            return layout.layout_hash(read_full(path, max_side=256))
-        except DecodeError as e:
-            raise BadImage(field, str(e)) from e
-
-    @staticmethod
-    def _near(a: int, b: np.ndarray) -> np.ndarray:
-        """Which of the layouts ``b`` are within ``core.layout.NEAR_BITS`` of ``a`` (0: no layout)."""
-        b = np.asarray(b, np.uint64)
-        return (b != 0) & (layout.distance(np.full(len(b), a, np.uint64), b) <= layout.NEAR_BITS)
 
     @staticmethod
     def _extract(path: str, field: str) -> verify.ImageFeatures:
@@ -347,7 +333,7 @@ class Service:
         lib = state.library
         b = self.engine.bundle
         with self._cpu:
-            emb, feat = self._embed(image, "image")
+            emb, feat, shape = self._embed(image, "image")
             dup = lib.embeddings @ emb
             found = dict(state.index.query(feat if state.by_features else emb, min(k, len(lib.files))))
             close = np.nonzero(dup >= b.similar_shot_threshold)[0]
@@ -357,8 +343,8 @@ class Service:
             same: dict[int, bool] = {}
             # as a scan checks them: close enough, or above the floor with the same layout (a colour filter)
             near = (
-                self._near(self._layout(image, "image"), lib.layouts[close])
-                if lib.layouts is not None and len(close)
+                layout.near(shape or 0, lib.layouts[close])
+                if lib.layouts is not None
                 else np.zeros(len(close), bool)
             )
             wanted = near | (dup[close] >= b.candidate_threshold)
@@ -391,7 +377,7 @@ class Service:
             bundle = self.engine.bundle
             dup = _cosine(vecs["a"][0] @ vecs["b"][0])
             near = dup >= min(bundle.similar_shot_threshold, bundle.candidate_threshold) and bool(
-                self._near(self._layout(a, "a"), np.array([self._layout(b, "b")], np.uint64))[0]
+                layout.near(vecs["a"][2] or 0, vecs["b"][2] or 0)
             )
         features = _cosine(vecs["a"][1] @ vecs["b"][1])
         same = (dup >= bundle.candidate_threshold or near) and verdict.same
