@@ -342,7 +342,10 @@ class Engine:
     def cache_key(self) -> str:
         """Everything that determines an embedding: the weights torch runs, the ONNX graph ONNX Runtime runs,
         what the model is fed, and whether portrait rows carry turned embeddings."""
-        onnx = self.bundle.manifest.get("onnx", {}).get("sha256", "")
+        # The graph ONNX Runtime runs (float or int8, core.embed.int8_suits_cpu); torch keeps the float
+        # graph's key, as it always has (their outputs agree to a cosine of 0.99995).
+        graph = self.embedder.graph or "onnx"
+        onnx = self.bundle.manifest.get(graph, {}).get("sha256", "")
         turned = "/turned" if self.bundle.turned_embeddings else ""
         return f"{self.bundle.sha256}/{onnx}/{PREPROCESS_VERSION}{turned}"
 

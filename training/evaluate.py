@@ -79,6 +79,44 @@ def app_scoring(
     }
 
 
+def compare_graphs(bundle, val: ValSet, outputs: dict, ran: str, min_precision: float) -> dict:
+    """The float and int8 graphs side by side on the same images (``training/quantize.py``): each output's
+    calibrated F1 and recall per edit kind. The quantised graph is kept only if F1 drops by <= 0.002 and no
+    kind's recall by more than 0.01."""
+    other = "onnx" if ran == "onnx_int8" else "onnx_int8"
+    alt = Embedder(bundle, device="cpu", backend="onnx", int8=other == "onnx_int8")
+    t0 = time.monotonic()
+    runs = {ran: outputs, other: dict(zip(("embedding", "features"), embed(alt, val.images), strict=True))}
+    log.info("the %s graph embedded in %.0fs", other, time.monotonic() - t0)
+    out: dict = {}
+    for graph, outs in runs.items():
+        out[graph] = {}
+        for key, vecs in outs.items():
+            pos, kinds, neg = pair_scores(vecs, val.labels, val.kinds)
+            at = summarise(pos, kinds, neg, min_precision)
+            out[graph][key] = {
+                k: at[k] for k in ("threshold", "f1", "min_kind_recall", "worst_kind", "per_kind_recall")
+            }
+    for key in ("embedding", "features"):
+        f, q = out["onnx"][key], out["onnx_int8"][key]
+        drops = {k: f["per_kind_recall"][k] - q["per_kind_recall"][k] for k in f["per_kind_recall"]}
+        worst = max(drops, key=drops.get)
+        out[f"{key}_int8_vs_float"] = {
+            "f1_drop": f["f1"] - q["f1"],
+            "largest_kind_drop": drops[worst],
+            "kind": worst,
+        }
+        d = out[f"{key}_int8_vs_float"]
+        log.info(
+            "%s int8 vs float: F1 drop %.4f, largest kind drop %.3f (%s)",
+            key,
+            d["f1_drop"],
+            d["largest_kind_drop"],
+            d["kind"],
+        )
+    return out
+
+
 def scene_pairs(files: list[str], size: int) -> np.ndarray:
     """Two different crops of each photo (left and right 55 %): the same scene, different pixels."""
     out = []
@@ -114,7 +152,7 @@ def evaluate(
 ) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     bundle = load_bundle(bundle_dir)
-    embedder = Embedder(bundle, device="cpu", backend="onnx")
+    embedder = Embedder(bundle, device="cpu", backend="onnx")  # the graph the app runs on this CPU
     t0 = time.monotonic()
     val = build_valset(files, bundle.resolution, seed, workers=workers)
     log.info(
@@ -132,6 +170,7 @@ def evaluate(
         "edit_kinds": sorted(set(val.kinds) - {ORIGINAL}),
         "seed": seed,
         "training": bundle.manifest.get("training", {}),
+        "graph": embedder.graph,
     }
     scores = {}
     for key, vecs in outputs.items():
@@ -161,6 +200,9 @@ def evaluate(
             at["worst_kind"],
             at["min_kind_recall"],
         )
+
+    if "onnx_int8" in bundle.manifest:
+        report["graphs"] = compare_graphs(bundle, val, outputs, embedder.graph, min_precision)
 
     report["app"] = app_scoring(
         embedder, val, outputs["embedding"], min_precision, report["embedding"]["calibrated"]["f1"]
@@ -264,9 +306,8 @@ def markdown(r: dict) -> str:
         f"edit kind ({len(r['edit_kinds'])} kinds, seed {r['seed']}): {r['images']} images. Positives: every "
         f"copy against its original ({e['pairs']['positive']:,} pairs); negatives: every pair of images of "
         f"different photos ({e['pairs']['negative']:,} pairs). The model ran through ONNX Runtime on the "
-        f"CPU, as in "
-        "the app. Thresholds are calibrated on this set: *duplicate* = the lowest cosine with precision ≥ "
-        "0.99." + _selection_note(r),
+        f"CPU, as in the app ({_GRAPH_NAMES.get(r.get('graph'), 'float')} graph). Thresholds are "
+        "calibrated on this set: *duplicate* = the lowest cosine with precision ≥ 0.99." + _selection_note(r),
         "",
         "| metric | fine-tuned embedding | ImageNet features |",
         "|---|---|---|",
@@ -322,6 +363,7 @@ def markdown(r: dict) -> str:
         for k in r["edit_kinds"]:
             m, x = e["calibrated"]["per_kind_recall"][k], a["per_kind_recall"][k]
             lines.append(f"| {k} | {m:.3f} | {'**' if x < 0.9 else ''}{x:.3f}{'**' if x < 0.9 else ''} |")
+    lines += _graph_lines(r)
     s = r["same_scene"]
     lines += [
         "",
@@ -361,6 +403,42 @@ def markdown(r: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+_GRAPH_NAMES = {"onnx": "float", "onnx_int8": "int8"}
+
+
+def _graph_lines(r: dict) -> list[str]:
+    g = r.get("graphs")
+    if not g:
+        return []
+    lines = [
+        "",
+        "## The int8 graph (`training/quantize.py`)",
+        "",
+        "The bundle also holds the float graph quantised to int8 (uint8 activations, int8 weights per "
+        "channel, percentile ranges from 96 training photos). The app runs it on CPUs with AVX-512 VNNI or "
+        "ARM dot products (`core.embed.int8_suits_cpu`), the float graph elsewhere. Both on these images, "
+        "each calibrated the same way (precision ≥ 0.99); kept only while F1 drops by ≤ 0.002 and no edit "
+        "kind's recall by more than 0.01:",
+        "",
+        "| output | graph | threshold | F1 | worst edit |",
+        "|---|---|---|---|---|",
+    ]
+    for key in ("embedding", "features"):
+        for graph in ("onnx", "onnx_int8"):
+            c = g[graph][key]
+            lines.append(
+                f"| {NAMES[key]} | {_GRAPH_NAMES[graph]} | {c['threshold']:.4f} | {_pct(c['f1'])} | "
+                f"{c['worst_kind']} {c['min_kind_recall']:.3f} |"
+            )
+    for key in ("embedding", "features"):
+        d = g[f"{key}_int8_vs_float"]
+        lines.append(
+            f"\n{NAMES[key]}: F1 drop {d['f1_drop']:+.4f}, largest recall drop of one edit kind "
+            f"{d['largest_kind_drop']:+.3f} ({d['kind']})."
+        )
+    return lines
 
 
 def _training_lines(t: dict) -> list[str]:

@@ -170,8 +170,25 @@ def export_bundle(
         "similar_source": similar_source,
         **(extra or {}),
     }
+    _drop_int8(out_dir, manifest)
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
+
+
+def _drop_int8(folder: Path, manifest: dict) -> None:
+    """An int8 graph quantised from the float graph just replaced would run old numbers under a valid
+    hash: it goes, until ``python -m training.quantize`` makes it again from the new graph."""
+    from training.quantize import FILE
+
+    old = manifest.pop("onnx_int8", None)
+    stale = folder / (old or {}).get("file", FILE)
+    if stale.exists():
+        stale.unlink()
+        log.info(
+            "removed %s: run `python -m training.quantize --model %s` to quantise the new graph",
+            stale,
+            folder,
+        )
 
 
 def reexport_onnx(folder: Path) -> dict:
@@ -193,6 +210,7 @@ def reexport_onnx(folder: Path) -> dict:
         "sha256": sha256_file(onnx_path),
         "min_cosine_vs_torch": round(cos, 6),
     }
+    _drop_int8(Path(folder), manifest)
     (Path(folder) / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
 

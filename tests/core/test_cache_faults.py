@@ -160,15 +160,18 @@ def test_the_cache_key_includes_the_onnx_graph(lib, tmp_path, engine_factory):
 
     import onnx
 
+    from core.embed import load_bundle
     from core.resources import resource_path
 
     model = tmp_path / "model"
     shutil.copytree(resource_path("model"), model)
-    proto = onnx.load(str(model / "model.onnx"))
-    proto.doc_string = "the same weights, another export"
-    onnx.save(proto, str(model / "model.onnx"))
+    graph = load_bundle(model).cpu_graph()  # the one this CPU runs: float, or int8 (core.embed)
     manifest = json.loads((model / "manifest.json").read_text())
-    manifest["onnx"]["sha256"] = hashlib.sha256((model / "model.onnx").read_bytes()).hexdigest()
+    path = model / manifest[graph]["file"]
+    proto = onnx.load(str(path))
+    proto.doc_string = "the same weights, another export"
+    onnx.save(proto, str(path))
+    manifest[graph]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     (model / "manifest.json").write_text(json.dumps(manifest))
     cache = tmp_path / "c"
     assert engine_factory(cache).scan([lib]).stats["embedded"] == len(FILES)

@@ -11,7 +11,7 @@ import pytest
 from helpers import DEMO
 
 from core.decode import decode_for_model
-from core.embed import Embedder, load_bundle, pick_device, sha256_file
+from core.embed import Embedder, int8_suits_cpu, load_bundle, pick_device, sha256_file
 from core.errors import DeviceError, ModelError
 
 
@@ -22,10 +22,11 @@ def test_manifest_hashes_match_files():
     assert 0 < b.similar_threshold <= b.duplicate_threshold < 1
 
 
-def test_tampered_model_is_refused(tmp_path):
+@pytest.mark.parametrize("graph", ["onnx", "onnx_int8"])
+def test_tampered_model_is_refused(tmp_path, graph):
     b = load_bundle()
     shutil.copytree(b.folder, tmp_path / "m")
-    with open(tmp_path / "m" / b.manifest["onnx"]["file"], "ab") as fh:
+    with open(tmp_path / "m" / b.manifest[graph]["file"], "ab") as fh:
         fh.write(b"x")
     with pytest.raises(ModelError, match="sha256"):
         load_bundle(tmp_path / "m")
@@ -69,7 +70,7 @@ def test_onnx_outputs_are_unit_vectors():
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
 def test_onnx_and_torch_agree():
-    onnx = Embedder(device="cpu", backend="onnx")
+    onnx = Embedder(device="cpu", backend="onnx", int8=False)  # the float graph; int8: see below
     torch_ = Embedder(device="cpu", backend="torch")
     batch = _batch(onnx.size)
     (e1, f1), (e2, f2) = onnx.embed_arrays(batch), torch_.embed_arrays(batch)
@@ -206,3 +207,57 @@ def test_a_large_batch_is_inferred_in_small_calls_with_the_same_result():
     assert shapes[:2] == ["48", "48"], out
     assert float(shapes[2]) < 1e-4, out
     assert peak < 450, f"peak RSS {peak:.0f} MB"  # 842 MB when the 48 rows went in one call
+
+
+def _demo_batch(size: int) -> np.ndarray:
+    files = sorted(p for p in DEMO.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+    return np.stack([decode_for_model(str(f), size).pixels for f in files[:12]])
+
+
+def test_the_int8_graph_agrees_with_the_float_graph_on_real_photos():
+    """The quantised graph (training/quantize.py) is another graph, not a copy of the float one, and gives
+    the same answers to a cosine the thresholds cannot tell apart (validation: F1 0.9906 -> 0.9908)."""
+    b = load_bundle()
+    assert sha256_file(b.file("onnx_int8")) == b.manifest["onnx_int8"]["sha256"]
+    floats, ints = Embedder(b, "cpu", int8=False), Embedder(b, "cpu", int8=True)
+    assert (floats.graph, ints.graph) == ("onnx", "onnx_int8")
+    batch = _demo_batch(floats.size)
+    (e1, f1), (e2, f2) = floats.embed_arrays(batch), ints.embed_arrays(batch)
+    assert np.abs(e1 - e2).max() > 1e-3  # really the quantised graph
+    assert (e1 * e2).sum(1).min() >= 0.99
+    assert (f1 * f2).sum(1).min() >= 0.96
+    assert np.allclose(np.linalg.norm(e2, axis=1), 1, atol=1e-4)
+
+
+def test_the_graph_follows_the_cpu_and_can_be_forced(monkeypatch, tmp_path):
+    b = load_bundle()
+    monkeypatch.setenv("LOOKALIKE_INT8", "0")
+    assert not int8_suits_cpu() and Embedder(b, "cpu").graph == "onnx"
+    monkeypatch.setenv("LOOKALIKE_INT8", "1")
+    assert int8_suits_cpu() and Embedder(b, "cpu").graph == "onnx_int8"
+    assert Embedder(b, "cpu", int8=False).graph == "onnx"  # the caller's word beats the environment
+    monkeypatch.delenv("LOOKALIKE_INT8")
+    from numpy._core._multiarray_umath import __cpu_features__ as cpu
+
+    assert int8_suits_cpu() == bool(cpu.get("AVX512VNNI") or cpu.get("ASIMDDP"))
+    # A bundle made before quantisation runs its float graph, whatever the CPU.
+    shutil.copytree(b.folder, tmp_path / "m")
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    del manifest["onnx_int8"]
+    (tmp_path / "m" / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "m" / "model.int8.onnx").unlink()
+    assert Embedder(load_bundle(tmp_path / "m"), "cpu", int8=True).graph == "onnx"
+
+
+def test_cached_embeddings_are_named_for_the_graph_that_made_them(monkeypatch, tmp_path):
+    """Embeddings of the int8 graph are not served to a run of the float graph, nor the other way."""
+    from core.engine import Engine
+
+    keys = {}
+    for flag in ("0", "1"):
+        monkeypatch.setenv("LOOKALIKE_INT8", flag)
+        engine = Engine(device="cpu", cache_dir=tmp_path)
+        keys[flag] = engine.cache_key
+        graph = "onnx_int8" if flag == "1" else "onnx"
+        assert engine.bundle.manifest[graph]["sha256"] in keys[flag]
+    assert keys["0"] != keys["1"]

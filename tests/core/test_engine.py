@@ -305,7 +305,7 @@ def test_a_model_folder_with_missing_manifest_keys_or_a_wrong_onnx_is_a_model_er
     )
     manifest["onnx"]["sha256"] = sha256_file(model / "model.onnx")
     (model / "manifest.json").write_text(json.dumps(manifest))
-    embedder = Embedder(load_bundle(model), "cpu")
+    embedder = Embedder(load_bundle(model), "cpu", int8=False)
     with pytest.raises(ModelError, match="2 outputs|outputs"):
         embedder.embed_arrays(np.zeros((1, 224, 224, 3), np.uint8))
 

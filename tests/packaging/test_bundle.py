@@ -126,7 +126,7 @@ def test_bundle_leaves_out_torch_and_training(dist: Path) -> None:
     present = [name for name in FORBIDDEN if (internal / name).exists()]
     assert not present, f"bundle carries {present}"
     assert (internal / "onnxruntime").is_dir()
-    for name in ("manifest.json", "model.onnx", "model.safetensors"):
+    for name in ("manifest.json", "model.onnx", "model.int8.onnx", "model.safetensors"):
         assert (internal / "resources" / "model" / name).is_file()
     assert (internal / "resources" / "demo" / "LICENSES.md").is_file()
     assert (internal / "resources" / "icons" / "lookalike.svg").is_file()

@@ -34,24 +34,26 @@ def test_manifest_hashes_match_the_files(bundle):
     m = json.loads((MODEL / "manifest.json").read_text())
     assert sha256_file(MODEL / m["weights"]["file"]) == m["weights"]["sha256"]
     assert sha256_file(MODEL / m["onnx"]["file"]) == m["onnx"]["sha256"]
+    assert sha256_file(MODEL / m["onnx_int8"]["file"]) == m["onnx_int8"]["sha256"]
     assert 0 < m["thresholds"]["similar"] < m["thresholds"]["duplicate"] < 1
     assert m["architecture"]["embed_dim"] == bundle.embed_dim and m["similar_source"] == "features"
 
 
 def test_onnx_and_torch_agree_on_real_photos(bundle, demo):
     files = [g[0] for g in demo["groups"]] + [g[-1] for g in demo["groups"]]
-    e1, f1 = _embed(bundle, files, device="cpu", backend="onnx")
+    e1, f1 = _embed(bundle, files, device="cpu", backend="onnx", int8=False)
     e2, f2 = _embed(bundle, files, device="cpu", backend="torch")
     assert float((e1 * e2).sum(1).min()) >= 0.999
     assert float((f1 * f2).sum(1).min()) >= 0.999
 
 
-def test_demo_copies_are_duplicates_and_distinct_photos_are_not(bundle, demo):
+@pytest.mark.parametrize("int8", [False, True], ids=["float", "int8"])
+def test_demo_copies_are_duplicates_and_distinct_photos_are_not(bundle, demo, int8):
     files = [f for g in demo["groups"] for f in g] + demo["distinct"]
     label = [i for i, g in enumerate(demo["groups"]) for _ in g] + [
         -1 - i for i in range(len(demo["distinct"]))
     ]
-    emb, _ = _embed(bundle, files, device="cpu", backend="onnx")
+    emb, _ = _embed(bundle, files, device="cpu", backend="onnx", int8=int8)
     sim = emb @ emb.T
     label = np.array(label)
     same = (label[:, None] == label[None, :]) & ~np.eye(len(files), dtype=bool)
@@ -88,3 +90,16 @@ def test_onnx_stores_its_weights_in_fp16(bundle):
     casts = {n.input[0] for n in model.graph.node if n.op_type == "Cast"}
     assert {i.name for i in big} <= casts
     assert bundle.file("onnx").stat().st_size < 15_000_000
+
+
+def test_a_reexported_float_graph_drops_the_int8_graph_made_from_the_old_one(tmp_path):
+    """The int8 graph is quantised from the float one: kept beside a new float graph, it would run the old
+    numbers under a valid hash."""
+    import shutil
+
+    from training.export import reexport_onnx
+
+    shutil.copytree(MODEL, tmp_path / "m")
+    manifest = reexport_onnx(tmp_path / "m")
+    assert "onnx_int8" not in manifest and not (tmp_path / "m" / "model.int8.onnx").exists()
+    assert Embedder(load_bundle(tmp_path / "m"), "cpu", int8=True).graph == "onnx"

@@ -44,3 +44,11 @@ def test_evaluate_writes_report_plots_and_manifest(tmp_path):
     assert m["evaluation"]["with_turned_embeddings"]["f1"] == app["calibrated"]["f1"]
     assert m["turned_embeddings"] == app["use"]
     assert "With turned embeddings" in (tmp_path / "report" / "evaluation.md").read_text()
+    # Both graphs of the bundle on the same images: the one this CPU runs and the other.
+    graphs = report["graphs"]
+    assert report["graph"] in ("onnx", "onnx_int8") and {"onnx", "onnx_int8"} <= set(graphs)
+    for key in ("embedding", "features"):
+        assert set(graphs["onnx_int8"][key]["per_kind_recall"]) == set(report["edit_kinds"])
+        d = graphs[f"{key}_int8_vs_float"]
+        assert d["f1_drop"] == graphs["onnx"][key]["f1"] - graphs["onnx_int8"][key]["f1"]
+    assert "## The int8 graph" in (tmp_path / "report" / "evaluation.md").read_text()
