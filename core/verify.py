@@ -259,15 +259,24 @@ def _detector():
 def _spread(kps: list, shape: tuple[int, ...], n: int, grid: int = 6) -> list:
     """The ``n`` keypoints to keep, taken round-robin over a grid by response, so that a caption, a logo or an
     app's buttons (all strong corners) cannot take every keypoint from the photo around them."""
+    if not kps:
+        return []
     h, w = shape[:2]
-    cells: dict[tuple[int, int], list] = {}
-    for kp in sorted(kps, key=lambda k: -k.response):
-        cells.setdefault((int(kp.pt[1] * grid / h), int(kp.pt[0] * grid / w)), []).append(kp)
-    out, rank = [], 0
-    while len(out) < n and any(len(c) > rank for c in cells.values()):
-        out += [c[rank] for c in cells.values() if len(c) > rank]
-        rank += 1
-    return out[:n]
+    # Strongest first (stable, as sorted() was); each keypoint's cell, its rank inside the cell, and the
+    # cells in the order their strongest keypoint comes: rank 0 of every cell in that order, then rank 1...
+    # (numpy: the loop over 1,500 keypoints in Python was a fifth of an extraction).
+    order = np.argsort(-np.array([k.response for k in kps], np.float32), kind="stable")
+    pts = cv2.KeyPoint_convert(kps).astype(np.float64)[order]  # float64: as Python divided before
+    cell = (pts[:, 1] * grid / h).astype(np.int64) * (grid + 1) + (pts[:, 0] * grid / w).astype(np.int64)
+    by_cell = np.argsort(cell, kind="stable")
+    sorted_cells = cell[by_cell]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_cells)) + 1]
+    rank = np.empty(len(cell), np.int64)
+    rank[by_cell] = np.arange(len(cell)) - np.repeat(starts, np.diff(np.r_[starts, len(cell)]))
+    first = np.full(int(cell.max()) + 1, len(cell), np.int64)
+    np.minimum.at(first, cell, np.arange(len(cell)))
+    keep = np.lexsort((first[cell], rank))[:n]
+    return [kps[i] for i in order[keep].tolist()]
 
 
 def _detect(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
