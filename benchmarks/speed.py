@@ -303,7 +303,8 @@ def run_bench(workdir: Path | None = None, quick: bool = False, skip_1m: bool = 
         small = make_corpus(work / "mp1.6", n_small, 1.6, seed=1, noise=2.0)
         big = make_corpus(work / "mp12", n_big, 12.0, seed=2, noise=3.0)
         engine = Engine(use_cache=False)
-        _say(f"model {engine.bundle.name} on {engine.embedder.device} ({engine.embedder.backend_name})")
+        e = engine.embedder
+        _say(f"model {engine.bundle.name} on {e.device} ({e.graph or e.backend_name})")
         rows = [
             bench_corpus("1.6 MP", small, engine, 24 if quick else 48),
             bench_corpus("12 MP", big, engine, 8 if quick else 24),
