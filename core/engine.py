@@ -784,7 +784,12 @@ class _ScanRun:
         An unchanged library's verdicts are read back whole from the last scan's (``core.pair_store``):
         looking up 100,000 pairs' verdicts one by one in the cache was a quarter of a 20,000-photo rescan.
         """
-        close = np.nonzero((lib.pairs.similarity >= verify_from) | lib.near_layout(verify_from))[0]
+        # The layout check rescues copies a strong colour filter took under the candidate cosine, and a pair
+        # it rescues counts at verify_from (Library.result). Asked for a stricter threshold than the
+        # candidate one, nothing under it is a duplicate (`--threshold 0.9995` grouped a copy at 0.999).
+        rescue = verify_from <= self.engine.bundle.candidate_threshold + 1e-9
+        near = lib.near_layout(verify_from) if rescue else np.zeros(len(lib.pairs), bool)
+        close = np.nonzero((lib.pairs.similarity >= verify_from) | near)[0]
         key = verdicts_key(self.library_key, verify_from, close) if self.store else ""
         saved = self.store.load_verdicts(key, len(close)) if self.store else None
         if saved is not None:

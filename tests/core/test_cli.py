@@ -77,21 +77,46 @@ def test_scan_json_contract(library, tmp_path):
     assert len(rows) == 5 and {r["group"] for r in rows} == {"1", "2"}
 
 
+@pytest.mark.parametrize("int8", ["0", "1"], ids=["float", "int8"])
+def test_a_strict_threshold_is_not_lifted_by_the_layout_check(tmp_path, int8):
+    """A pair under a strict --threshold with the same grey layout (any resized copy has one) was checked and
+    counted *at* that threshold: the layout check, meant for copies a colour filter took under the candidate
+    cosine, made `--threshold 0.9995` group a downscaled copy at cosine 0.999."""
+    root = copy_demo(tmp_path / "lib", ["Camera/kite_sky.jpg", "Downloads/kite_sky_small.jpg"])
+    out = tmp_path / "strict.json"
+    env = {**os.environ, "LOOKALIKE_INT8": int8}
+    p = subprocess.run(
+        [str(EXE), "scan", str(root), "--threshold", "0.9995", "--json", str(out), "--no-cache"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert p.returncode == 0, p.stderr
+    assert json.loads(out.read_text())["groups"] == []
+    args = [str(EXE), "scan", str(root), "--json", str(out), "--no-cache"]
+    p = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert p.returncode == 0, p.stderr
+    assert len(json.loads(out.read_text())["groups"]) == 1  # at the default strictness they are copies
+
+
 def test_threshold_flag_changes_result(library, tmp_path):
     out = tmp_path / "strict.json"
     assert run("scan", library, "--threshold", "0.9995", "--json", out, "--no-cache").returncode == 0
     d = json.loads(out.read_text())
     assert d["threshold"] == 0.9995
     # Only copies with the same pixels survive: the byte-identical pair and, when the model embeds turns
-    # (manifest turned_embeddings), the losslessly turned copy (0.9998 with the bundled model); the shrunk
-    # copy (0.9990) drops out.
-    from core.embed import load_bundle
+    # (manifest turned_embeddings), the losslessly turned copy (0.9998 with the float graph; 0.9991 with the
+    # int8 graph, whose last digits are coarser); the shrunk copy (0.9990 float, 0.9986 int8) drops out.
+    from core.embed import Embedder
 
     groups = sorted(sorted(os.path.basename(f["path"]) for f in g["files"]) for g in d["groups"])
     expected = [["forest_path.jpg", "forest_path.jpg"]]
-    if load_bundle().turned_embeddings:
+    embedder = Embedder(device="cpu")
+    if embedder.bundle.turned_embeddings and embedder.graph == "onnx":
         expected.append(["kite_sky.jpg", "kite_sky_rotated.jpg"])
     assert groups == sorted(expected)
+    assert all(p["similarity"] >= 0.9995 for p in d["pairs"])
 
 
 def test_similar_threshold_sets_the_similar_shots_tier(library, tmp_path):
