@@ -84,7 +84,9 @@ def test_other_shots_that_are_close_are_similar_shots(scanned):
     candidates = {
         frozenset((names[a], names[b])) for a, b in zip(i[close].tolist(), j[close].tolist(), strict=True)
     }
-    assert {frozenset(p) for p in SHOTS if frozenset(p) in candidates} == {
+    # (a pair that is not close itself can still share a similar-shots group: a group needs half its pairs
+    # close, and these four buildings make one group)
+    assert {frozenset(p) for p in SHOTS if frozenset(p) in candidates} <= {
         frozenset(p) for p in shots_in_similar
     }
     assert shots_in_similar, "at least one real other-shot pair is a candidate and lands in similar shots"
