@@ -75,16 +75,26 @@ def test_distance_without_numpy_bitwise_count(monkeypatch):
 
 
 def test_a_near_layout_pair_is_checked_below_the_candidate_cosine(filtered, tmp_path, engine_factory):
+    import json
+
+    from core.resources import resource_path
+
     folder = tmp_path / "photos"
     folder.mkdir()
     for name in ("photo.jpg", "photo_duotone.jpg"):
         shutil.copy(filtered / name, folder / name)
     for name in OTHERS:
         shutil.copy(VERIFY / name, folder / name)
-    engine = engine_factory(tmp_path / "cache")
-    # Checking only from a cosine of 0.995 up, the duotone copy (cosine ~0.9 to its original) is no candidate
-    # by its cosine; its layout makes it one, and the check finds it the same picture.
-    lib = engine.scan([folder], verify_from=0.995)
+    # A model whose candidate cosine is 0.995: the duotone copy (cosine ~0.9 to its original) is no candidate
+    # by its cosine, as a strong filter leaves a copy under the bundled 0.80; its layout makes it one, and the
+    # check finds it the same picture.
+    model = tmp_path / "model"
+    shutil.copytree(resource_path("model"), model)
+    manifest = json.loads((model / "manifest.json").read_text())
+    manifest["thresholds"]["candidate"] = 0.995
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    engine = engine_factory(tmp_path / "cache", model_dir=model)
+    lib = engine.scan([folder])
     k = lib.index_of(str(folder / "photo.jpg")), lib.index_of(str(folder / "photo_duotone.jpg"))
     row = [r for r in range(len(lib.pairs)) if {int(lib.pairs.a[r]), int(lib.pairs.b[r])} == set(k)]
     assert len(row) == 1 and lib.pairs.similarity[row[0]] < 0.995
@@ -96,6 +106,9 @@ def test_a_near_layout_pair_is_checked_below_the_candidate_cosine(filtered, tmp_
     assert [m.similarity for m in result.pairs] == [pytest.approx(0.995)]
     assert lib.result(0.996).groups == ()
     assert lib.stats["verification"]["verified"] == 1
+    # Asked for more than the candidate cosine, nothing under the threshold asked for is rescued.
+    strict = engine_factory(tmp_path / "cache2", model_dir=model).scan([folder], verify_from=0.999)
+    assert strict.result(0.999).groups == () and strict.stats["verification"]["verified"] == 0
 
 
 def test_rows_cached_without_a_layout_are_embedded_again(filtered, tmp_path, engine_factory):
