@@ -299,6 +299,8 @@ class Engine:
         workers: decoding and verification threads (default: the CPU count).
         verify: check candidate pairs as the same capture (``core.confirm``); off: the embedding alone.
         threads: ONNX Runtime's threads (default: the CPU count; a Ray worker gets the CPUs Ray gave it).
+        int8: on the CPU, the model's int8 graph (True), its float graph (False), or whichever suits this CPU
+            (None: ``core.embed.int8_suits_cpu``).
     """
 
     def __init__(
@@ -312,6 +314,7 @@ class Engine:
         workers: int | None = None,
         verify: bool = True,
         threads: int | None = None,
+        int8: bool | None = None,
     ) -> None:
         tune_allocator()  # see core.memory: decoded photos must not leave the heap fragmented
         self.bundle: ModelBundle = load_bundle(model_dir)
@@ -324,6 +327,7 @@ class Engine:
         )
         self.workers = workers
         self.threads = threads
+        self.int8 = int8
         self._embedder: Embedder | None = None
 
     @property
@@ -335,7 +339,7 @@ class Engine:
     def embedder(self) -> Embedder:
         """The model on its device, made on first use."""
         if self._embedder is None:
-            self._embedder = Embedder(self.bundle, self.device, threads=self.threads)
+            self._embedder = Embedder(self.bundle, self.device, threads=self.threads, int8=self.int8)
         return self._embedder
 
     @property

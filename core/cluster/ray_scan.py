@@ -47,14 +47,16 @@ class EmbedWorker:
         folder: the shard folder (storage every worker can write).
         model_dir: the model folder (default: the bundled one).
         threads: CPUs Ray gave this worker (ONNX Runtime and decode threads).
+        int8: run the model's int8 graph on a CPU worker: the driver's choice, so that every shard holds what
+            the graph its cache key names gives, whatever each worker's CPU would pick for itself.
     """
 
-    def __init__(self, folder: str, model_dir: str | None, threads: int) -> None:
+    def __init__(self, folder: str, model_dir: str | None, threads: int, int8: bool = False) -> None:
         import ray
 
         device = "cuda" if ray.get_gpu_ids() else "cpu"
         self.engine = Engine(
-            model_dir=model_dir, device=device, use_cache=False, workers=threads, threads=threads
+            model_dir=model_dir, device=device, use_cache=False, workers=threads, threads=threads, int8=int8
         )
         self.engine.embedder.load()
         self.folder = folder
@@ -148,6 +150,7 @@ def embed_on_ray(
             "folder": str(store.folder),
             "model_dir": str(engine.bundle.folder),
             "threads": int(cpus),
+            "int8": engine.embedder.graph == "onnx_int8",
         },
         batch_size=shard_files,
         batch_format="numpy",

@@ -261,3 +261,9 @@ def test_cached_embeddings_are_named_for_the_graph_that_made_them(monkeypatch, t
         graph = "onnx_int8" if flag == "1" else "onnx"
         assert engine.bundle.manifest[graph]["sha256"] in keys[flag]
     assert keys["0"] != keys["1"]
+    # An engine told which graph to run (a Ray worker runs the driver's) keys its cache by that graph.
+    monkeypatch.delenv("LOOKALIKE_INT8")
+    for int8, flag in ((False, "0"), (True, "1")):
+        engine = Engine(device="cpu", cache_dir=tmp_path, int8=int8)
+        assert engine.embedder.graph == ("onnx_int8" if int8 else "onnx")
+        assert engine.cache_key == keys[flag]
