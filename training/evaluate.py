@@ -79,24 +79,23 @@ def app_scoring(
     }
 
 
-def compare_graphs(bundle, val: ValSet, outputs: dict, ran: str, min_precision: float) -> dict:
+_GRAPH_KEYS = ("threshold", "f1", "min_kind_recall", "worst_kind", "per_kind_recall")
+
+
+def compare_graphs(bundle, val: ValSet, ran: str, ran_calibrated: dict, min_precision: float) -> dict:
     """The float and int8 graphs side by side on the same images (``training/quantize.py``): each output's
-    calibrated F1 and recall per edit kind. The quantised graph is kept only if F1 drops by <= 0.002 and no
-    kind's recall by more than 0.01."""
+    calibrated F1 and recall per edit kind. ``ran_calibrated``: the calibrated summary per output of the graph
+    the evaluation ran (``ran``); the other graph is embedded and summarised here. The quantised graph is kept
+    only if F1 drops by <= 0.002 and no kind's recall by more than 0.01."""
     other = "onnx" if ran == "onnx_int8" else "onnx_int8"
     alt = Embedder(bundle, device="cpu", backend="onnx", int8=other == "onnx_int8")
     t0 = time.monotonic()
-    runs = {ran: outputs, other: dict(zip(("embedding", "features"), embed(alt, val.images), strict=True))}
+    vectors = dict(zip(("embedding", "features"), embed(alt, val.images), strict=True))
     log.info("the %s graph embedded in %.0fs", other, time.monotonic() - t0)
-    out: dict = {}
-    for graph, outs in runs.items():
-        out[graph] = {}
-        for key, vecs in outs.items():
-            pos, kinds, neg = pair_scores(vecs, val.labels, val.kinds)
-            at = summarise(pos, kinds, neg, min_precision)
-            out[graph][key] = {
-                k: at[k] for k in ("threshold", "f1", "min_kind_recall", "worst_kind", "per_kind_recall")
-            }
+    out: dict = {ran: {k: {f: c[f] for f in _GRAPH_KEYS} for k, c in ran_calibrated.items()}, other: {}}
+    for key, vecs in vectors.items():
+        at = summarise(*pair_scores(vecs, val.labels, val.kinds), min_precision)
+        out[other][key] = {f: at[f] for f in _GRAPH_KEYS}
     for key in ("embedding", "features"):
         f, q = out["onnx"][key], out["onnx_int8"][key]
         drops = {k: f["per_kind_recall"][k] - q["per_kind_recall"][k] for k in f["per_kind_recall"]}
@@ -202,7 +201,8 @@ def evaluate(
         )
 
     if "onnx_int8" in bundle.manifest:
-        report["graphs"] = compare_graphs(bundle, val, outputs, embedder.graph, min_precision)
+        calibrated = {key: report[key]["calibrated"] for key in outputs}
+        report["graphs"] = compare_graphs(bundle, val, embedder.graph, calibrated, min_precision)
 
     report["app"] = app_scoring(
         embedder, val, outputs["embedding"], min_precision, report["embedding"]["calibrated"]["f1"]
