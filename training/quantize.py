@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from core.decode import read_full, resize_for_model
-from core.embed import Embedder, load_bundle, sha256_file
+from core.embed import Embedder, ModelBundle, load_bundle, sha256_file
 from training.prepare_data import split_shared_datasets
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,11 @@ def photo_arrays(files: list[Path], size: int) -> np.ndarray:
     return np.stack([resize_for_model(read_full(str(f), 2 * size), size) for f in files])
 
 
-def _agreement(bundle_dir: Path, images: np.ndarray) -> dict[str, float]:
-    bundle = load_bundle(bundle_dir)
-    floats = Embedder(bundle, "cpu", backend="onnx", int8=False).embed_arrays(images)
-    ints = Embedder(bundle, "cpu", backend="onnx", int8=True).embed_arrays(images)
+def _agreement(bundle: ModelBundle, int8_file: Path, images: np.ndarray) -> dict[str, float]:
+    """Least cosine per output between the bundle's float graph and the int8 graph in ``int8_file``."""
+    staged = ModelBundle(bundle.folder, {**bundle.manifest, "onnx_int8": {"file": str(int8_file.resolve())}})
+    floats = Embedder(staged, "cpu", backend="onnx", int8=False).embed_arrays(images)
+    ints = Embedder(staged, "cpu", backend="onnx", int8=True).embed_arrays(images)
     names = ("embedding", "features")
     return {n: float((a * b).sum(1).min()) for n, a, b in zip(names, floats, ints, strict=True)}
 
@@ -87,17 +89,12 @@ def quantize_bundle(bundle_dir: Path, train_files: list[Path]) -> dict:
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.Percentile,
         )
-        staged.replace(out)
+        # checked where it was made: the bundle is written only with a graph that passed
+        agree = _agreement(bundle, staged, check)
+        if min(agree.values()) < MIN_COSINE:
+            raise RuntimeError(f"the int8 graph disagrees with the float one: {agree}")
+        shutil.move(staged, out)  # a temporary folder may be on another file system
     manifest = dict(bundle.manifest)
-    manifest["onnx_int8"] = {"file": FILE, "sha256": sha256_file(out)}
-    mpath = bundle_dir / "manifest.json"
-    mpath.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    agree = _agreement(bundle_dir, check)
-    if min(agree.values()) < MIN_COSINE:
-        manifest.pop("onnx_int8")
-        mpath.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        out.unlink()
-        raise RuntimeError(f"the int8 graph disagrees with the float one: {agree}")
     manifest["onnx_int8"] = {
         "file": FILE,
         "sha256": sha256_file(out),
@@ -105,7 +102,7 @@ def quantize_bundle(bundle_dir: Path, train_files: list[Path]) -> dict:
         "calibration": {"method": "percentile", "photos": CALIBRATION, "seed": SEED, "split": "train"},
         "min_cosine_vs_float": {k: round(v, 4) for k, v in agree.items()},
     }
-    mpath.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    (bundle_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest["onnx_int8"]
 
 
