@@ -333,7 +333,7 @@ class Service:
         lib = state.library
         b = self.engine.bundle
         with self._cpu:
-            emb, feat, shape = self._embed(image, "image")
+            emb, feat, upload_layout = self._embed(image, "image")
             dup = lib.embeddings @ emb
             found = dict(state.index.query(feat if state.by_features else emb, min(k, len(lib.files))))
             close = np.nonzero(dup >= b.similar_shot_threshold)[0]
@@ -343,7 +343,7 @@ class Service:
             same: dict[int, bool] = {}
             # as a scan checks them: close enough, or above the floor with the same layout (a colour filter)
             near = (
-                layout.near(shape or 0, lib.layouts[close])
+                layout.near(upload_layout or 0, lib.layouts[close])
                 if lib.layouts is not None
                 else np.zeros(len(close), bool)
             )

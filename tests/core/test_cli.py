@@ -16,8 +16,10 @@ from helpers import DATA, copy_demo
 EXE = Path(sys.executable).with_name("lookalike")
 
 
-def run(*args, cwd=None):
-    return subprocess.run([str(EXE), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+def run(*args, cwd=None, env=None):
+    return subprocess.run(
+        [str(EXE), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300, env=env
+    )
 
 
 @pytest.fixture(scope="module")
@@ -85,17 +87,10 @@ def test_a_strict_threshold_is_not_lifted_by_the_layout_check(tmp_path, int8):
     root = copy_demo(tmp_path / "lib", ["Camera/kite_sky.jpg", "Downloads/kite_sky_small.jpg"])
     out = tmp_path / "strict.json"
     env = {**os.environ, "LOOKALIKE_INT8": int8}
-    p = subprocess.run(
-        [str(EXE), "scan", str(root), "--threshold", "0.9995", "--json", str(out), "--no-cache"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    p = run("scan", root, "--threshold", "0.9995", "--json", out, "--no-cache", env=env)
     assert p.returncode == 0, p.stderr
     assert json.loads(out.read_text())["groups"] == []
-    args = [str(EXE), "scan", str(root), "--json", str(out), "--no-cache"]
-    p = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    p = run("scan", root, "--json", out, "--no-cache", env=env)
     assert p.returncode == 0, p.stderr
     assert len(json.loads(out.read_text())["groups"]) == 1  # at the default strictness they are copies
 
