@@ -9,6 +9,7 @@ size and mtime and the verifier's version), byte-identical pairs accepted withou
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -16,11 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from core import layout, verify
 from core.cache import EmbeddingCache
 from core.decode import same_capture
 from core.errors import DecodeError
+from core.previews import PreviewSpool
 from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
 from core.results import ImageRecord, Pairs
 
@@ -69,6 +72,7 @@ def confirm_pairs(
     workers: int | None = None,
     progress: ProgressFn = no_progress,
     cancel: CancelToken = NEVER_CANCELLED,
+    previews: PreviewSpool | None = None,
 ) -> Confirmed:
     """Verify the ``pairs`` of ``files`` (positions into ``files``) as the same capture.
 
@@ -76,6 +80,8 @@ def confirm_pairs(
         identical: whether two files are byte-identical (those are accepted as they are).
         cache: where features and verdicts are kept between scans (None: none).
         workers: threads for extraction and verification (default: the CPU count).
+        previews: the pictures the scan decoded (``core.previews``): features come from them rather than
+            from the files read again, where they are kept for the file as it is.
 
     Returns:
         ``Confirmed``: ``same[k]`` and ``reasons[k]`` for every pair, and counts for the scan's stats.
@@ -113,6 +119,7 @@ def confirm_pairs(
         "verdicts_cached": len(todo) - len(fresh),
         "verified": len(fresh),
         "features_extracted": 0,
+        "from_previews": 0,
     }
     if not fresh:
         return Confirmed(same, tuple(reasons), stats)
@@ -131,17 +138,29 @@ def confirm_pairs(
     progress(0, total, f"Checking {len(fresh)} pairs of look-alikes")
     feats: dict[int, verify.ImageFeatures | None] = {}  # in order of arrival: the oldest go first
     seen: set[int] = set()
-    done = extracted = 0
+    done = extracted = previewed = 0
 
-    def extract(x: int) -> tuple[int, verify.ImageFeatures | None, bytes]:
+    def extract(x: int) -> tuple[int, verify.ImageFeatures | None, bytes, bool]:
         """An image's features and, when there is a cache, their bytes for it: coded here, in the pool
-        (1.1 ms an image, which the collecting thread did one after another)."""
-        try:
-            f = verify.extract(files[x].path)
-        except (DecodeError, ValueError, OSError, MemoryError) as e:
-            log.info("no verification features for %s: %s", files[x].path, e)
-            return x, None, b""
-        return x, f, f.to_bytes() if cache else b""
+        (1.1 ms an image, which the collecting thread did one after another); and whether they came from
+        the scan's preview of it."""
+        rec = files[x]
+        kept = previews.get(rec.path, rec.size, rec.mtime_ns) if previews is not None else None
+        f = None
+        if kept:
+            try:
+                with Image.open(io.BytesIO(kept)) as im:
+                    f = verify.extract(im, source=rec.path)
+            except (DecodeError, ValueError, OSError, MemoryError) as e:  # the file itself, then
+                log.info("preview of %s unusable (%s): reading the file", rec.path, e)
+        from_preview = f is not None
+        if f is None:
+            try:
+                f = verify.extract(rec.path)
+            except (DecodeError, ValueError, OSError, MemoryError) as e:
+                log.info("no verification features for %s: %s", rec.path, e)
+                return x, None, b"", False
+        return x, f, f.to_bytes() if cache else b"", from_preview
 
     def check(k: int) -> tuple[int, verify.Verdict]:
         fa, fb = feats.get(int(i[k])), feats.get(int(j[k]))
@@ -186,10 +205,11 @@ def confirm_pairs(
                     missing.append(x)
             del stored
             new_features: dict[str, tuple[int, int, bytes]] = {}
-            for x, f, coded in pool.map(extract, missing):
+            for x, f, coded, from_preview in pool.map(extract, missing):
                 cancel.raise_if_cancelled()
                 feats[x] = f
                 extracted += 1
+                previewed += from_preview
                 if coded:
                     rec = files[x]
                     new_features[rec.path] = (rec.size, rec.mtime_ns, coded)
@@ -211,5 +231,6 @@ def confirm_pairs(
             while len(feats) > FEATURES_HELD:
                 del feats[next(iter(feats))]
     stats["features_extracted"] = extracted
+    stats["from_previews"] = previewed
     progress(total, total, "Compared look-alikes")
     return Confirmed(same, tuple(reasons), stats)

@@ -416,11 +416,13 @@ def embed_files(
     turned: bool = True,
     memory_budget: int = DECODE_BUDGET_BYTES,
     cancel: CancelToken = NEVER_CANCELLED,
+    preview: int = 0,
 ) -> Iterator[list[Embedded]]:
     """Decode and embed ``paths`` batch by batch; a file that fails becomes an ``Embedded`` with ``error``.
 
     ``turned``: also embed portrait images turned by 90 and 270 degrees (``Embedded.turned``).
     ``memory_budget``: estimated decode bytes all decode threads may hold at once (see ``MemoryBudget``).
+    ``preview``: keep each picture as a JPEG of this side too (``Decoded.preview``; 0: none).
 
     Decoding of the next batch runs in the thread pool while the current one is inferred.
     """
@@ -430,7 +432,7 @@ def embed_files(
 
     def decode(i: int) -> tuple[int, Decoded | None, str | None]:
         try:
-            return i, decode_for_model(paths[i], size, reserve=budget.reserve), None
+            return i, decode_for_model(paths[i], size, reserve=budget.reserve, preview=preview), None
         except DecodeError as e:
             return i, None, str(e)
         except MemoryError:

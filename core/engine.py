@@ -35,6 +35,8 @@ from core.index import (
 )
 from core.memory import give_back, tune_allocator
 from core.pair_store import PairStore, Verdicts, library_key
+from core.previews import SIDE as PREVIEW_SIDE
+from core.previews import PreviewSpool
 from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
 from core.results import Group, ImageRecord, ModelInfo, Pairs, Problem, ScanResult
 from core.scan import FoundFile, ScanOptions, Walk, find_images
@@ -452,13 +454,20 @@ class Engine:
         run = _ScanRun(self, cache, progress, cancel)
         walk = run.walk(paths, options)
         entries, todo = run.lookup(walk.files)
-        run.embed(todo, entries)
-        if todo:
-            self.embedder.release()  # see Embedder.release: what follows needs no model
-        return run.library(walk, entries, floor, verify_from, embedded=len(todo))
+        try:
+            run.embed(todo, entries)
+            if todo:
+                self.embedder.release()  # see Embedder.release: what follows needs no model
+            return run.library(walk, entries, floor, verify_from, embedded=len(todo))
+        finally:
+            run.close()
 
     def embed_entries(
-        self, files: Sequence[FoundFile], *, cancel: CancelToken = NEVER_CANCELLED
+        self,
+        files: Sequence[FoundFile],
+        *,
+        cancel: CancelToken = NEVER_CANCELLED,
+        previews: PreviewSpool | None = None,
     ) -> Iterator[list[CachedEntry]]:
         """Decode and embed ``files``, one batch of cache rows at a time (a file that cannot be read is a row
         with its ``error``). The local scan and the Ray workers (``core.cluster``) embed through this.
@@ -466,6 +475,7 @@ class Engine:
         Args:
             files: the files to read, as the walk found them (path, size, mtime).
             cancel: checked between batches.
+            previews: where to keep each picture for the pair check (``core.previews``; None: nowhere).
 
         Yields:
             ``CachedEntry`` rows in the order of ``files``, a batch at a time.
@@ -479,7 +489,13 @@ class Engine:
             workers=self.workers,
             turned=self.bundle.turned_embeddings,
             cancel=cancel,
+            preview=PREVIEW_SIDE if previews is not None else 0,
         ):
+            if previews is not None:
+                for e in batch:
+                    if e.decoded is not None:
+                        f = files[e.index]
+                        previews.put(f.path, f.size, f.mtime_ns, e.decoded.preview)
             yield [_entry(files[e.index], e) for e in batch]
 
     def library_from(
@@ -598,6 +614,13 @@ class _ScanRun:
         self.pairs_reused = False  # the pair stage read the last scan's table
         self.store: PairStore | None = None  # where pairs and verdicts are saved for the next scan
         self.library_key = ""  # what the saved pairs are named for (core.pair_store.library_key)
+        self.previews: PreviewSpool | None = None  # the pictures embedded, for the pair check (core.previews)
+
+    def close(self) -> None:
+        """Let go of what the run kept for its later stages (the previews' temporary file)."""
+        if self.previews is not None:
+            self.previews.close()
+            self.previews = None
 
     def walk(self, paths: list[str], options: ScanOptions) -> Walk:
         """The image files under ``paths``; content verdicts for odd extensions come from the cache."""
@@ -640,8 +663,11 @@ class _ScanRun:
         self.progress(0, 0, "Loading the model")  # its own step: ~1-3 s at 0 % made the first ETA wrong
         embedder.load()
         self.progress(0, total, f"Reading {total} photos")
+        if self.engine.verify and self.previews is None:
+            folder = self.engine.cache_dir if self.cache and self.cache.usable else None
+            self.previews = PreviewSpool(folder)
         done = 0
-        for fresh in self.engine.embed_entries(todo, cancel=self.cancel):
+        for fresh in self.engine.embed_entries(todo, cancel=self.cancel, previews=self.previews):
             if self.cache:
                 self.cache.store(
                     self.cache_key, fresh
@@ -799,7 +825,7 @@ class _ScanRun:
         if saved is not None:
             st = saved.stats
             looked_up = len(close) - st.get("identical", 0) - st.get("camera_data", 0)
-            st |= {"verdicts_cached": looked_up, "verified": 0, "features_extracted": 0}
+            st |= {"verdicts_cached": looked_up, "verified": 0, "features_extracted": 0, "from_previews": 0}
             confirmed = Confirmed(saved.same, tuple(saved.reasons), st)
         else:
             confirmed = confirm_pairs(
@@ -810,6 +836,7 @@ class _ScanRun:
                 workers=self.engine.workers,
                 progress=self.progress,
                 cancel=self.cancel,
+                previews=self.previews,
             )
             if self.store:
                 verdicts = Verdicts(confirmed.same, list(confirmed.reasons), confirmed.stats)

@@ -302,13 +302,15 @@ def _detect(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     return pts, des, mpts, mdes
 
 
-def extract(image) -> ImageFeatures:
+def extract(image, source: str | os.PathLike | None = None) -> ImageFeatures:
     """Features of one image: a path (decoded reduced), a PIL image, or an RGB/grey uint8 array.
 
+    ``source``: the file a given picture was decoded from (a scan's preview of it), read again larger
+    when the picture turns out to be a small photo on a big canvas (see ``_picture``).
     Raises ``core.decode.DecodeError`` for an unreadable path and ``ValueError`` for a bad array.
     """
     rgb = _rgb(image)
-    rgb, box = _picture(rgb, image)
+    rgb, box = _picture(rgb, image if source is None else source)
     g = _resize_long(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), DETECT_SIDE)
     pts, des, mpts, mdes = _detect(g)
     thumb = _resize_long(rgb, THUMB_SIDE)
