@@ -111,6 +111,18 @@ def measure(cmd: list[str], env: dict | None = None) -> dict:
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss": usage.ru_maxrss / 1024, "out": out}
 
 
+def library_path(workdir: Path, files: int, src: Path) -> Path:
+    """The benchmark's library in ``workdir``, built first if it is not there yet."""
+    library = workdir / f"library-{files}-v3"  # v3: grain, phone HEICs with thumbnails
+    if not library.is_dir():
+        # In its own process: Linux counts a child's peak memory from the fork of this one, so this process
+        # must stay small (the images it would decode would show up in every tool's figure).
+        print(f"building {files} files in {library} ...", flush=True)
+        cmd = [sys.executable, "-m", "benchmarks.peers", "--build-only", "--files", str(files)]
+        subprocess.run([*cmd, "--workdir", str(workdir), "--src", str(src)], check=True)
+    return library
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--files", type=int, default=1000)
@@ -119,29 +131,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--src", type=Path, default=Path("../shared/datasets"))
     p.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    library = a.workdir / f"library-{a.files}-v3"  # v3: grain, phone HEICs with thumbnails
-    if a.build_only:
-        build(library, a.files, a.src)
+    if a.build_only:  # into a side folder first: an interrupted build is not taken for a library
+        library = a.workdir / f"library-{a.files}-v3"
+        part = library.with_name(library.name + ".part")
+        shutil.rmtree(part, ignore_errors=True)
+        build(part, a.files, a.src)
+        part.rename(library)
         return
-    if not library.is_dir():
-        # In its own process: Linux counts a child's peak memory from the fork of this one, so this process
-        # must stay small (the images it would decode would show up in every tool's figure).
-        print(f"building {a.files} files in {library} ...", flush=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "benchmarks.peers",
-                "--build-only",
-                "--files",
-                str(a.files),
-                "--workdir",
-                str(a.workdir),
-                "--src",
-                str(a.src),
-            ],
-            check=True,
-        )
+    library = library_path(a.workdir, a.files, a.src)
     size = sum(f.stat().st_size for f in library.iterdir()) / 2**20
     print(f"{a.files} files, {size:.0f} MB, {os.cpu_count()} cores")
     lookalike = [sys.executable, "-m", "core.cli", "scan", str(library), "-q", "--device", "cpu"]
