@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 # Similar shots group when half the pairs between two sets are close (a burst's first and last frames, a
 # panorama's ends, need not be); complete linkage there split the subjects of shots/: 59 % of other-shot pairs
-# grouped on the tuning split against 70 % with this (training/reports/tiers.md).
+# grouped on the tuning split against 70 % with this (training/reports/verification.md, tiers.json).
 SIMILAR_SHARE = 0.5
 
 

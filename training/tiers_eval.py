@@ -39,9 +39,13 @@ def evaluate(shots: Path, cache_dir: Path | None = None) -> dict:
     result = lib.result(engine.default_threshold(), lib.floor)
     dup, similar = _pairs(result.groups), _pairs(result.similar_groups)
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])  # pairs, in dup, in similar
+    subject = {}  # path -> its group of shots/
+    same_subject: set[frozenset[str]] = set()
     for name, g in groups.items():
         paths = [str(shots / "images" / name / f) for f in g["files"]]
+        subject |= dict.fromkeys(paths, name)
         for pair in itertools.combinations(paths, 2):
+            same_subject.add(frozenset(pair))
             for key in (
                 (shot_split(name), g["kind"]),
                 (shot_split(name), "all"),
@@ -62,6 +66,12 @@ def evaluate(shots: Path, cache_dir: Path | None = None) -> dict:
         }
         for (split, kind), (n, d, s) in sorted(counts.items())
     }
+    # what else the tiers hold: pairs of photos of two different subjects (shots/ has many subjects of one
+    # kind: rooms, facades, beaches), and groups that mix subjects
+    mixed = {
+        tier: sum(len({subject.get(m.file.path) for m in g.members}) > 1 for g in found)
+        for tier, found in (("duplicate", result.groups), ("similar", result.similar_groups))
+    }
     return {
         "photos": len(lib.files),
         "scan_seconds": round(seconds, 1),
@@ -69,6 +79,14 @@ def evaluate(shots: Path, cache_dir: Path | None = None) -> dict:
         "similar_threshold": lib.floor,
         "verification": lib.stats.get("verification"),
         "rows": rows,
+        "other_subjects": {
+            "duplicate_pairs": len(dup - same_subject),
+            "similar_pairs": len(similar - same_subject),
+            "similar_pairs_all": len(similar),
+            "duplicate_groups_mixed": mixed["duplicate"],
+            "similar_groups_mixed": mixed["similar"],
+            "similar_groups": len(result.similar_groups),
+        },
     }
 
 
@@ -89,6 +107,13 @@ def main(argv: list[str] | None = None) -> None:
             f"{key:24} {r['pairs']:6d} {r['duplicate']:6d} ({r['duplicate_rate']:5.1%}) "
             f"{r['similar']:6d} ({r['similar_rate']:5.1%})"
         )
+    o = report["other_subjects"]
+    print(
+        f"pairs of two different subjects: {o['duplicate_pairs']} in duplicates, {o['similar_pairs']} of the "
+        f"{o['similar_pairs_all']} pairs in similar shots; {o['similar_groups_mixed']} of "
+        f"{o['similar_groups']} similar-shot groups mix subjects "
+        f"({o['duplicate_groups_mixed']} duplicate groups)"
+    )
     if a.out:
         a.out.write_text(json.dumps(report, indent=1) + "\n")
         print(f"wrote {os.fspath(a.out)}")
