@@ -249,6 +249,16 @@ def cmd_scan(a) -> int:
         f"{len(result.similar_groups)} groups, {shots} photos (threshold {similar:.3f})",
         file=out,
     )
+    check = result.stats.get("verification")
+    if check:
+        keys = ("candidates", "verified", "verdicts_cached", "features_extracted", "from_previews", "seconds")
+        c = {k: check.get(k, 0) for k in keys}
+        print(
+            f"same-capture check: {c['candidates']} candidate pairs, {c['verified']} compared, "
+            f"{c['verdicts_cached']} from the cache; {c['features_extracted']} images read "
+            f"({c['from_previews']} from the scan's previews) in {c['seconds']:.1f} s",
+            file=out,
+        )
     for w in result.stats.get("warnings", []):
         print(f"  warning: {w}", file=out)
     for p in result.problems[:20]:

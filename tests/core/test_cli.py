@@ -172,3 +172,18 @@ def test_unavailable_device_fails_cleanly(library):
         if torch.cuda.is_available():
             pytest.skip("this machine has CUDA")
     assert p.returncode == 1 and "CUDA" in p.stderr
+
+
+def test_scan_says_what_the_same_capture_check_did_and_what_it_cost(library, tmp_path):
+    first = run("scan", library, "--cache-dir", tmp_path / "c")
+    assert first.returncode == 0, first.stderr
+    line = next(x for x in first.stdout.splitlines() if x.startswith("same-capture check:"))
+    # kite_sky with its small and its turned copy (3 pairs), forest_path with its backup (byte-identical,
+    # accepted unread): every other candidate is compared, and its images read
+    nums = [int(t) for t in line.replace("(", " ").replace(",", " ").replace(";", " ").split() if t.isdigit()]
+    candidates, compared, cached, read = nums[:4]
+    assert candidates >= 4 and compared >= 3 and cached == 0 and read >= 3, line
+    assert line.endswith(" s") and " in " in line
+    again = run("scan", library, "--cache-dir", tmp_path / "c")
+    line = next(x for x in again.stdout.splitlines() if x.startswith("same-capture check:"))
+    assert f"{candidates} candidate pairs, 0 compared, {compared} from the cache; 0 images read" in line, line
