@@ -139,3 +139,41 @@ def test_an_unusable_preview_falls_back_to_the_file(tmp_path):
         out = confirm.confirm_pairs(files, pairs, identical=lambda i, j: False, previews=spool)
     assert out.same.tolist() == [True], out.reasons
     assert out.stats["features_extracted"] == 2 and out.stats["from_previews"] == 1
+
+
+def _big(src: Image.Image, scale: float = 1.6) -> Image.Image:
+    # over PREVIEW_FROM_PIXELS: the demo photos are ~1.5 MP
+    return src.resize((round(src.width * scale), round(src.height * scale)), Image.Resampling.BICUBIC)
+
+
+def _kinds(tmp_path):
+    """Big pictures in every mode and format a preview must survive, path by kind."""
+    rgb = _big(Image.open(DEMO / "Camera" / "misty_lake.jpg").convert("RGB"))
+    out = {}
+    out["cmyk.jpg"] = rgb.convert("CMYK")
+    out["grey.jpg"] = rgb.convert("L")
+    out["alpha.png"] = rgb.convert("RGBA")
+    a = np.asarray(out["alpha.png"]).copy()
+    a[: a.shape[0] // 3, :, 3] = 0  # a transparent top: white in the picture, as everywhere else
+    out["alpha.png"] = Image.fromarray(a)
+    out["grey16.png"] = Image.fromarray(np.asarray(rgb.convert("L"), np.uint16) * 257)
+    out["palette.png"] = rgb.convert("P")
+    out["photo.tiff"] = rgb
+    out["photo.webp"] = rgb
+    paths = {}
+    for name, im in out.items():
+        paths[name] = tmp_path / name
+        im.save(paths[name], quality=90) if name.endswith((".jpg", ".webp")) else im.save(paths[name])
+    return paths
+
+
+def test_every_mode_and_format_gives_the_picture_read_full_gives(tmp_path):
+    for name, path in _kinds(tmp_path).items():
+        d = decode_for_model(str(path), 224, preview=SIDE)
+        assert d.preview is not None, name
+        with Image.open(io.BytesIO(d.preview)) as im:
+            assert im.mode == "RGB" and max(im.size) == SIDE, (name, im.mode, im.size)
+            kept = np.asarray(im, np.float32)
+        reread = np.asarray(read_full(str(path), SIDE), np.float32)
+        assert reread.shape == kept.shape, name
+        assert np.abs(kept - reread).mean() < 6, name  # the same picture, transparency and all
