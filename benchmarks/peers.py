@@ -111,9 +111,13 @@ def measure(cmd: list[str], env: dict | None = None) -> dict:
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss": usage.ru_maxrss / 1024, "out": out}
 
 
+def _library_dir(workdir: Path, files: int) -> Path:
+    return workdir / f"library-{files}-v3"  # v3: grain, phone HEICs with thumbnails
+
+
 def library_path(workdir: Path, files: int, src: Path) -> Path:
     """The benchmark's library in ``workdir``, built first if it is not there yet."""
-    library = workdir / f"library-{files}-v3"  # v3: grain, phone HEICs with thumbnails
+    library = _library_dir(workdir, files)
     if not library.is_dir():
         # In its own process: Linux counts a child's peak memory from the fork of this one, so this process
         # must stay small (the images it would decode would show up in every tool's figure).
@@ -132,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.build_only:  # into a side folder first: an interrupted build is not taken for a library
-        library = a.workdir / f"library-{a.files}-v3"
+        library = _library_dir(a.workdir, a.files)
         part = library.with_name(library.name + ".part")
         shutil.rmtree(part, ignore_errors=True)
         build(part, a.files, a.src)
