@@ -6,6 +6,7 @@ other-shot pairs are real (see tests/data/verify/README.md for sources and licen
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +118,19 @@ def test_features_round_trip_through_bytes(photo, original):
 def test_damaged_bytes_raise_value_error(data):
     with pytest.raises(ValueError):
         V.ImageFeatures.from_bytes(data)
+
+
+def test_a_changed_byte_in_the_keypoints_is_found(original):
+    """The bytes are no longer compressed (zlib was a tenth of an extraction): a CRC stands in for what
+    decompressing used to catch, so a cache entry damaged on disk is extracted again, never matched."""
+    data = bytearray(original.to_bytes())
+    for at in (40, len(data) // 8, 4 + struct.unpack_from("<I", data)[0] - 1):
+        bad = bytearray(data)
+        bad[at] ^= 0x10
+        with pytest.raises(ValueError, match="damaged"):
+            V.ImageFeatures.from_bytes(bytes(bad))
+    with pytest.raises(ValueError):
+        V.ImageFeatures.from_bytes(bytes(data[: len(data) // 3]))
 
 
 def test_other_version_is_refused(original, monkeypatch):
