@@ -8,6 +8,7 @@ size and mtime and the verifier's version), byte-identical pairs accepted withou
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import logging
@@ -57,6 +58,13 @@ def verdicts_key(library: str, verify_from: float, checked: np.ndarray | None = 
     if checked is not None:
         h.update(np.ascontiguousarray(checked, np.int64).tobytes())
     return h.hexdigest()
+
+
+def _one_shape(a: ImageRecord, b: ImageRecord) -> bool:
+    """Whether two files have one shape (as ``core.verify`` compares frames: aspect ratios within 2 %)."""
+    if min(a.width, a.height, b.width, b.height) <= 0:
+        return False
+    return abs(float(np.log((a.width / a.height) / (b.width / b.height)))) <= verify.FRAME_ASPECT
 
 
 def _stats_key(a: ImageRecord, b: ImageRecord) -> str:
@@ -120,6 +128,8 @@ def confirm_pairs(
         "verified": len(fresh),
         "features_extracted": 0,
         "from_previews": 0,
+        "keypoints_extracted": 0,
+        "frame_to_frame": 0,
     }
     if not fresh:
         return Confirmed(same, tuple(reasons), stats)
@@ -138,36 +148,47 @@ def confirm_pairs(
     progress(0, total, f"Checking {len(fresh)} pairs of look-alikes")
     feats: dict[int, verify.ImageFeatures | None] = {}  # in order of arrival: the oldest go first
     seen: set[int] = set()
-    done = extracted = previewed = 0
+    done = extracted = previewed = with_keypoints = frame_to_frame = 0
 
-    def extract(x: int) -> tuple[int, verify.ImageFeatures | None, bytes, bool]:
-        """An image's features and, when there is a cache, their bytes for it: coded here, in the pool
-        (1.1 ms an image, which the collecting thread did one after another); and whether they came from
-        the scan's preview of it."""
+    def extract(job: tuple[int, bool]) -> tuple[int, verify.ImageFeatures | None, bytes, bool]:
+        """An image's features (with keypoints or not) and, when there is a cache, their bytes for it:
+        coded here, in the pool (1.1 ms an image, which the collecting thread did one after another); and
+        whether they came from the scan's preview of it. Keypoints for features extracted without them
+        come from the grey picture they still hold, when they do."""
+        x, keypoints = job
         rec = files[x]
+        light = feats.get(x)
+        if keypoints and light is not None and light.gray is not None:
+            f = verify.with_keypoints(light)
+            return x, f, f.to_bytes() if cache else b"", False
         kept = previews.get(rec.path, rec.size, rec.mtime_ns) if previews is not None else None
         f = None
         if kept:
             try:
                 with Image.open(io.BytesIO(kept)) as im:
-                    f = verify.extract(im, source=rec.path)
+                    f = verify.extract(im, source=rec.path, keypoints=keypoints)
             except (DecodeError, ValueError, OSError, MemoryError) as e:  # the file itself, then
                 log.info("preview of %s unusable (%s): reading the file", rec.path, e)
         from_preview = f is not None
         if f is None:
             try:
-                f = verify.extract(rec.path)
+                f = verify.extract(rec.path, keypoints=keypoints)
             except (DecodeError, ValueError, OSError, MemoryError) as e:
                 log.info("no verification features for %s: %s", rec.path, e)
                 return x, None, b"", False
         return x, f, f.to_bytes() if cache else b"", from_preview
 
-    def check(k: int) -> tuple[int, verify.Verdict]:
+    def check(job: tuple[int, bool]) -> tuple[int, verify.Verdict | None]:
+        """A pair's verdict; None when it needs keypoints that one of its images was extracted without
+        (``frame``: compare frame to frame first, see ``core.verify.verify``)."""
+        k, frame = job
         fa, fb = feats.get(int(i[k])), feats.get(int(j[k]))
         if fa is None or fb is None:
             return k, verify.Verdict(False, "one of the two files could not be read again to compare them")
         try:
-            return k, verify.verify(fa, fb)
+            return k, verify.verify(fa, fb, frame=frame)
+        except verify.NeedKeypoints:
+            return k, None
         except Exception as e:  # noqa: BLE001 - one pair must never stop a scan: it stays unconfirmed
             log.exception("verifying %s and %s failed", files[i[k]].path, files[j[k]].path)
             return k, verify.Verdict(False, f"could not be compared ({type(e).__name__})")
@@ -187,6 +208,33 @@ def confirm_pairs(
         verify.one_thread_each(),
         ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1, thread_name_prefix="verify") as pool,
     ):
+
+        def settle(k: int, v: verify.Verdict, verdicts: dict) -> None:
+            nonlocal frame_to_frame
+            same[k], reasons[k] = v.same, v.reason
+            frame_to_frame += bool(v.same and v.measures.get("frame"))
+            a, b = files[i[k]], files[j[k]]
+            verdicts[(a.path, b.path)] = (_stats_key(a, b), bool(v.same), v.reason)
+            step()
+
+        def collect(jobs: list[tuple[int, bool]]) -> None:
+            """Extract ``jobs`` in the pool, keep their features and store them in the cache."""
+            nonlocal extracted, previewed, with_keypoints
+            new_features: dict[str, tuple[int, int, bytes]] = {}
+            for x, f, coded, from_preview in pool.map(extract, jobs):
+                cancel.raise_if_cancelled()
+                again = x in feats  # keypoints added to an image's features extracted without them
+                feats[x] = f
+                extracted += not again
+                previewed += from_preview
+                with_keypoints += f is not None and f.keypoints
+                if coded:
+                    rec = files[x]
+                    new_features[rec.path] = (rec.size, rec.mtime_ns, coded)
+                count(x)
+            if cache and new_features:
+                cache.store_verify_features(verify.VERSION, new_features)
+
         for bi, block in enumerate(blocks):
             want = sorted({int(x) for k in block for x in (i[k], j[k])} - feats.keys())
             stored = (
@@ -196,41 +244,49 @@ def confirm_pairs(
                 if cache and want
                 else {}
             )
+            # Keypoints (~8 of an extraction's ~10 ms) only where a pair cannot be compared frame to frame:
+            # two shapes (by the files' sizes; a pair of one shape that does not pass frame to frame gets
+            # them below, after one thumbnail-only extraction of ~2 ms)
+            framed = {int(x): True for k in block for x in (i[k], j[k])}
+            for k in block:
+                if not _one_shape(files[i[k]], files[j[k]]):
+                    framed[int(i[k])] = framed[int(j[k])] = False
             missing = []
             for x in want:
                 try:
                     feats[x] = verify.ImageFeatures.from_bytes(stored[files[x].path])
                     count(x)
                 except (KeyError, ValueError):
-                    missing.append(x)
+                    missing.append((x, not framed[x]))
             del stored
-            new_features: dict[str, tuple[int, int, bytes]] = {}
-            for x, f, coded, from_preview in pool.map(extract, missing):
-                cancel.raise_if_cancelled()
-                feats[x] = f
-                extracted += 1
-                previewed += from_preview
-                if coded:
-                    rec = files[x]
-                    new_features[rec.path] = (rec.size, rec.mtime_ns, coded)
-                count(x)
-            if cache and new_features:
-                cache.store_verify_features(verify.VERSION, new_features)
-            del new_features
+            collect(missing)
             verdicts: dict[tuple[str, str], tuple[str, bool, str]] = {}
-            for k, v in pool.map(check, block):
+            later = []
+            for k, v in pool.map(check, [(k, True) for k in block]):
                 cancel.raise_if_cancelled()
-                same[k], reasons[k] = v.same, v.reason
-                a, b = files[i[k]], files[j[k]]
-                verdicts[(a.path, b.path)] = (_stats_key(a, b), bool(v.same), v.reason)
-                step()
+                if v is None:
+                    later.append(k)
+                else:
+                    settle(k, v, verdicts)
+            if later:  # compared frame to frame and not the same: with keypoints, as any other pair
+                need = {int(x) for k in later for x in (i[k], j[k])}
+                need = sorted(x for x in need if feats.get(x) is not None and not feats[x].keypoints)
+                collect([(x, True) for x in need])
+                for k, v in pool.map(check, [(k, False) for k in later]):
+                    cancel.raise_if_cancelled()
+                    settle(k, v or verify.Verdict(False, "could not be compared"), verdicts)
             if cache:
                 cache.store_verdicts(verdicts)
+            for x, f in feats.items():  # the grey pictures kept for keypoints: this block is done with them
+                if f is not None and f.gray is not None:
+                    feats[x] = dataclasses.replace(f, gray=None)
             for x in [x for x in feats if last_use[x] <= bi]:
                 del feats[x]
             while len(feats) > FEATURES_HELD:
                 del feats[next(iter(feats))]
     stats["features_extracted"] = extracted
     stats["from_previews"] = previewed
+    stats["keypoints_extracted"] = with_keypoints
+    stats["frame_to_frame"] = frame_to_frame
     progress(total, total, "Compared look-alikes")
     return Confirmed(same, tuple(reasons), stats)

@@ -41,7 +41,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from PIL import Image
@@ -88,6 +88,10 @@ RULE = {
     "bad_2": 1.0,
     "moved": 0.1,
     "uneven": 0.05,
+    # compared frame to frame (no keypoints): the flow's global part may move the frame this far at most,
+    # in thumbnail pixels (what keypoint inliers vouch for otherwise). Not tuned: copies resized or re-saved
+    # move by ~0.1, a frame off by one pixel is not the same alignment.
+    "frame_shift": 0.5,
 }
 MIN_INLIERS = 12  # stops the mirror search early when 3x this many align directly ...
 CLEAN_RESIDUAL = 1.0  # ... with a median residual under this (detection pixels; true copies: 0.1-0.6)
@@ -117,19 +121,26 @@ class ImageFeatures:
     # canvas take over half of it (``_PICTURE_SHARE``), they are trimmed first, as for the model (a
     # screenshot's photo got too few keypoints among the app's pixels).
     box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
+    # False: extracted without keypoints (``extract(..., keypoints=False)``), enough for a pair compared
+    # frame to frame; ``verify`` raises ``NeedKeypoints`` for a pair that needs them
+    keypoints: bool = True
+    # without keypoints: the grey detection image, in memory only, so that ``with_keypoints`` need not read
+    # the picture again (dropped once the pair check is done with it)
+    gray: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_bytes(self) -> bytes:
         """Compact, versioned bytes for a cache: a header, keypoints and descriptors with their CRC-32, then
         the JPEG thumbnail (~47-58 KB in all for 500 + 500 keypoints). Not compressed: zlib took ~0.9 ms an
         image for 18 % fewer bytes (the descriptors hardly compress), a tenth of extracting them."""
         head = struct.pack(
-            "<6I4f",
+            _HEAD,
             VERSION,
             self.size[0],
             self.size[1],
             len(self.points),
             len(self.mirror_points),
             self.native,
+            int(self.keypoints),
             *self.box,
         )
         arrays = b"".join(
@@ -148,7 +159,7 @@ class ImageFeatures:
     @classmethod
     def from_bytes(cls, data: bytes) -> ImageFeatures:
         """Inverse of ``to_bytes``; raises ``ValueError`` on another version or damaged bytes."""
-        head = struct.calcsize("<6I4f")
+        head = struct.calcsize(_HEAD)
         try:
             (n_body,) = struct.unpack_from("<I", data)
             raw = memoryview(data)[4 : 4 + n_body]
@@ -160,7 +171,7 @@ class ImageFeatures:
             (version,) = struct.unpack_from("<I", raw)
             if version != VERSION:
                 raise ValueError(f"verification features of version {version}, expected {VERSION}")
-            _, w, h, n, m, native, *box = struct.unpack_from("<6I4f", raw)
+            _, w, h, n, m, native, keypoints, *box = struct.unpack_from(_HEAD, raw)
         except struct.error as e:
             raise ValueError(f"not verification features: {e}") from e
         off = head
@@ -181,7 +192,10 @@ class ImageFeatures:
         thumb = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR) if jpeg else None
         if thumb is None:
             raise ValueError("damaged verification thumbnail")
-        return cls((w, h), pts, des, mpts, mdes, thumb, native, jpeg, tuple(box))
+        return cls((w, h), pts, des, mpts, mdes, thumb, native, jpeg, tuple(box), bool(keypoints))
+
+
+_HEAD = "<7I4f"  # version, detection size, keypoints and mirrored ones, native side, has keypoints, box
 
 
 def _encode_thumb(rgb: np.ndarray) -> bytes:
@@ -310,23 +324,44 @@ def _detect(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     return pts, des, mpts, mdes
 
 
-def extract(image, source: str | os.PathLike | None = None) -> ImageFeatures:
+def extract(image, source: str | os.PathLike | None = None, *, keypoints: bool = True) -> ImageFeatures:
     """Features of one image: a path (decoded reduced), a PIL image, or an RGB/grey uint8 array.
 
     ``source``: the file a given picture was decoded from (a scan's preview of it), read again larger
     when the picture turns out to be a small photo on a big canvas (see ``_picture``).
+    ``keypoints=False``: the thumbnail alone (~2 ms instead of ~10), for pairs compared frame to frame; the
+    same thumbnail as with keypoints.
     Raises ``core.decode.DecodeError`` for an unreadable path and ``ValueError`` for a bad array.
     """
     rgb = _rgb(image)
     rgb, box = _picture(rgb, image if source is None else source)
     g = _resize_long(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), DETECT_SIDE)
-    pts, des, mpts, mdes = _detect(g)
+    if keypoints:
+        pts, des, mpts, mdes = _detect(g)
+    else:
+        pts = mpts = np.zeros((0, 2), np.float32)
+        des = mdes = np.zeros((0, 32), np.uint8)
     thumb = _resize_long(rgb, THUMB_SIDE)
     # through the cache's coding now, so that fresh and cached features verify alike
     jpeg = _encode_thumb(thumb)
     thumb = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     size = (g.shape[1], g.shape[0])
-    return ImageFeatures(size, pts, des, mpts, mdes, thumb, max(rgb.shape[:2]), jpeg, box)
+    return ImageFeatures(
+        size, pts, des, mpts, mdes, thumb, max(rgb.shape[:2]), jpeg, box, keypoints, None if keypoints else g
+    )
+
+
+def with_keypoints(f: ImageFeatures) -> ImageFeatures:
+    """Features extracted without keypoints (and still holding their grey image), with them: what
+    ``extract(..., keypoints=True)`` gives for the same picture."""
+    if f.keypoints:
+        return f
+    if f.gray is None:
+        raise ValueError("these features no longer hold their picture: extract them again")
+    pts, des, mpts, mdes = _detect(f.gray)
+    return replace(
+        f, points=pts, descriptors=des, mirror_points=mpts, mirror_descriptors=mdes, keypoints=True, gray=None
+    )
 
 
 _MAX_REREAD = 3.0  # a small picture on a big canvas is read again at most this much larger
@@ -581,7 +616,12 @@ def _motion(y: np.ndarray, x: np.ndarray, w: np.ndarray, cells: np.ndarray, k: i
     wt = w.ravel() * (np.sqrt(_sqsum(y)).ravel() > _TEXTURE)
     a = design * wt[:, None]
     coef = np.linalg.lstsq(a.T @ design + np.eye(3) * 1e-3, a.T @ f.reshape(-1, 2), rcond=None)[0]
-    local = f - (design @ coef).reshape(h, wd, 2).astype(np.float32)
+    glob = (design @ coef).reshape(h, wd, 2).astype(np.float32)
+    local = f - glob
+    # how far the flow's global part moves the frame (at its corners): a pair aligned frame to frame
+    # without keypoints must not be off by more than FRAME_SHIFT
+    corners = glob[[0, 0, -1, -1], [0, -1, 0, -1]]
+    shift = float(np.sqrt((corners * corners).sum(-1)).max())
     mag = np.minimum(np.sqrt((local * local).sum(-1)), 4.0) * w
     per_cell = _cells(mag, k) / (k * k)
     # a cell moved only if following the flow explains what differs there (flow in flat or noisy areas
@@ -594,7 +634,7 @@ def _motion(y: np.ndarray, x: np.ndarray, w: np.ndarray, cells: np.ndarray, k: i
     e_cell = _cells((g0 - 128) ** 2 * w, k)
     explained = (e_moved < 0.5 * e_still) & (e_still > 0.05 * e_cell)
     per_cell = np.where(explained, per_cell, 0.0)
-    return {"moved": float((per_cell[tex] > 0.5).mean()), "flow": float(per_cell[tex].mean())}
+    return {"moved": float((per_cell[tex] > 0.5).mean()), "flow": float(per_cell[tex].mean()), "shift": shift}
 
 
 _GRID = np.stack(np.meshgrid(np.linspace(0.01, 0.99, 24), np.linspace(0.01, 0.99, 24)), -1).reshape(-1, 2)
@@ -613,7 +653,7 @@ def decide(measures: dict[str, float], rule: dict[str, float] | None = None) -> 
     """The rule on ``Verdict.measures``; apart from ``verify`` so that evaluation can sweep its thresholds."""
     r = {**RULE, **(rule or {})}
     inliers = int(measures.get("inliers", 0))
-    if inliers < r["inliers"]:
+    if inliers < r["inliers"] and not measures.get("frame"):
         return False, f"too few consistent keypoint matches ({inliers})"
     if measures.get("cover", 0.0) < r["cover"]:
         return False, f"only partly overlapping ({measures['cover']:.0%}): another shot of a wider scene"
@@ -624,6 +664,8 @@ def decide(measures: dict[str, float], rule: dict[str, float] | None = None) -> 
         return False, "contrast moved both ways between the two: another exposure"
     if measures.get("moved", 1.0) > r["moved"]:
         return False, f"parts of the picture moved ({measures['moved']:.0%} of it): another shot"
+    if measures.get("frame") and measures.get("shift", np.inf) > r["frame_shift"]:
+        return False, "not aligned frame to frame"
     fine_bad = measures.get("fine_ok", 1.0) and (r1 < r["r2_1"] or measures.get("bad_1", 1.0) > r["bad_1"])
     if fine_bad or r2 < r["r2_2"] or measures.get("bad_2", 1.0) > r["bad_2"]:
         return False, f"aligned, but the picture differs (structure explained {r1:.2f} fine, {r2:.2f} coarse)"
@@ -658,12 +700,24 @@ def _align(a: ImageFeatures, b: ImageFeatures) -> tuple[int, int, np.ndarray | N
     return best
 
 
-def verify(a: ImageFeatures, b: ImageFeatures, *, complete: bool = False) -> Verdict:
+def verify(a: ImageFeatures, b: ImageFeatures, *, complete: bool = False, frame: bool = True) -> Verdict:
     """Decide whether ``b`` is a copy (edited or not) of the same capture as ``a``.
+
+    A pair of one shape is first compared frame to frame (``_frame_verdict``): most copies are the whole
+    picture resized, re-saved or recoloured, and need no keypoints. Only a pair that does not pass that way
+    is matched by keypoints (``frame=False``: skip the first step, for a pair known to have failed it).
 
     Measures that cannot change the verdict or its reason are skipped (the photometric check when the
     alignment already fails the rule, the optical flow when the detail checks made before it do): a scan's
-    candidates are mostly other photos. ``complete``: measure everything, for evaluation sweeps."""
+    candidates are mostly other photos. ``complete``: measure everything, for evaluation sweeps.
+    Raises ``NeedKeypoints`` when either side was extracted without keypoints and the frame-to-frame
+    comparison does not settle the pair."""
+    if frame:
+        v = _frame_verdict(a, b, complete)
+        if v is not None and v.same:
+            return v
+    if not (a.keypoints and b.keypoints):
+        raise NeedKeypoints("this pair needs keypoints: extract both images with keypoints=True")
     inliers, n_matches, m, mirrored, resid = _align(a, b)
     measures = {
         "matches": float(n_matches),
@@ -680,6 +734,21 @@ def verify(a: ImageFeatures, b: ImageFeatures, *, complete: bool = False) -> Ver
     if not complete and (inliers < RULE["inliers"] or measures["cover"] < RULE["cover"]):
         same, reason = decide(measures)  # those two are the rule's first checks
         return Verdict(same, reason, inliers, 0.0, whole, mirrored, measures)
+    return _aligned_verdict(a, b, t_norm, measures, complete, inliers, mirrored, whole)
+
+
+def _aligned_verdict(
+    a: ImageFeatures,
+    b: ImageFeatures,
+    t_norm: np.ndarray,
+    measures: dict[str, float],
+    complete: bool,
+    inliers: int,
+    mirrored: bool,
+    whole: np.ndarray,
+) -> Verdict:
+    """The photometric check of a pair aligned by ``t_norm`` (b's normalised coordinates -> a's), and the
+    rule's verdict on everything measured."""
     size_a, size_b = (a.thumb.shape[1], a.thumb.shape[0]), (b.thumb.shape[1], b.thumb.shape[0])
     m_thumb = _to_pixels(t_norm, size_a, size_b)
     ref, mov = (b, a) if abs(np.linalg.det(m_thumb[:, :2])) > 1 else (a, b)  # warp down, never up
@@ -700,6 +769,57 @@ def verify(a: ImageFeatures, b: ImageFeatures, *, complete: bool = False) -> Ver
     measures.update(photometric(ref.thumb, mov.thumb, m_ref, need_motion))
     same, reason = decide(measures)
     return Verdict(same, reason, inliers, measures.get("r2_1", 0.0), whole, mirrored, measures)
+
+
+class NeedKeypoints(Exception):
+    """``verify`` was given features without keypoints for a pair that the frame-to-frame comparison does not
+    settle: extract them with keypoints and verify again (with ``frame=False``)."""
+
+
+FRAME_ASPECT = 0.02  # shapes within 2 % (log of the aspect ratios): one may be the other resized
+_FRAME_SIDE = 24  # grey thumbnail side for choosing between the frame and its mirror
+_FRAME_CORR = 0.8  # ... and the correlation it needs before the photometric check is tried
+
+
+def _frame_verdict(a: ImageFeatures, b: ImageFeatures, complete: bool = False) -> Verdict | None:
+    """The pair compared frame to frame, without keypoints: None unless both are whole pictures (no trimmed
+    bars or canvas) of one shape whose small grey versions correlate, directly or mirrored (the better one
+    is checked). The same photometric check as after a keypoint alignment decides, and the flow's global
+    part must not move the frame by more than ``RULE["frame_shift"]`` thumbnail pixels (the alignment that
+    keypoint inliers vouch for otherwise)."""
+    whole_box = (0.0, 0.0, 1.0, 1.0)
+    if a.box != whole_box or b.box != whole_box:
+        return None
+    ha, wa = a.thumb.shape[:2]
+    hb, wb = b.thumb.shape[:2]
+    if min(ha, wa, hb, wb) < 16 or abs(np.log((wa / ha) / (wb / hb))) > FRAME_ASPECT:
+        return None
+    ga, gb = (
+        cv2.resize(
+            cv2.cvtColor(t, cv2.COLOR_RGB2GRAY), (_FRAME_SIDE, _FRAME_SIDE), interpolation=cv2.INTER_AREA
+        )
+        .astype(np.float32)
+        .ravel()
+        for t in (a.thumb, b.thumb)
+    )
+    gm = gb.reshape(_FRAME_SIDE, _FRAME_SIDE)[:, ::-1].ravel()
+
+    def corr(x: np.ndarray, y: np.ndarray) -> float:
+        x, y = x - x.mean(), y - y.mean()
+        return float(x @ y / (np.sqrt((x @ x) * (y @ y)) + 1e-6))
+
+    direct, mirror = corr(ga, gb), corr(ga, gm)
+    mirrored = abs(mirror) > abs(direct)
+    if max(abs(direct), abs(mirror)) < _FRAME_CORR:  # a negative or a channel swap may invert grey
+        return None
+    t_norm = np.array([[-1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]) if mirrored else np.eye(2, 3)
+    measures = {"frame": 1.0, "inliers": 0.0, "mirrored": float(mirrored), "cover_a": 1.0, "cover_b": 1.0}
+    measures["cover"] = 1.0
+    v = _aligned_verdict(a, b, t_norm, measures, complete, 0, mirrored, t_norm)
+    if v.same:
+        reason = f"same picture, frame to frame: structure explained {measures.get('r2_1', 0.0):.2f}"
+        return Verdict(True, reason, 0, v.score, t_norm, mirrored, measures)
+    return v
 
 
 def _uncrop(t_norm: np.ndarray, a: ImageFeatures, b: ImageFeatures) -> np.ndarray:

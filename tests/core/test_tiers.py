@@ -185,9 +185,9 @@ def test_pairs_are_checked_in_blocks_with_few_features_held_and_the_same_verdict
     held = []
     real_verify = V.verify
 
-    def counting(a, b):
+    def counting(a, b, **kw):
         held.append(sum(isinstance(o, V.ImageFeatures) for o in gc.get_objects()))
-        return real_verify(a, b)
+        return real_verify(a, b, **kw)
 
     monkeypatch.setattr(V, "verify", counting)
     engine = engine_factory(tmp_path / "cache" if cached else None)
@@ -195,7 +195,9 @@ def test_pairs_are_checked_in_blocks_with_few_features_held_and_the_same_verdict
     assert np.array_equal(lib.same, first.same)
     # features read back from the cache give the same verdicts; a measure in a reason may differ by 0.01
     assert [r.split(":")[0] for r in lib.reasons] == [r.split(":")[0] for r in first.reasons]
-    assert len(held) == first.stats["verification"]["verified"] > 3
+    # every pair once, and again with keypoints where it was not settled frame to frame
+    st = first.stats["verification"]
+    assert st["verified"] <= len(held) <= 2 * st["verified"] and st["verified"] > 3
     # kept between blocks + one block's two pairs + the last one extracted, still named by its loop (all
     # at once: 16 here)
     assert max(held) <= 3 + 2 * 2 + 1, held

@@ -258,3 +258,85 @@ def test_skipping_what_cannot_change_the_verdict_gives_the_same_verdicts(photo, 
         if fast.same:
             assert fast.measures == full.measures
     assert skipped and flow_only  # other shots fail before the flow is needed, some after the detail checks
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "downscale", "grayscale", "sepia", "noise", "flip"])
+def test_a_copy_of_the_whole_picture_is_settled_frame_to_frame_without_keypoints(photo, original, kind):
+    """Most copies are the whole picture resized, re-saved, recoloured or mirrored: they are compared frame to
+    frame, so neither side needs keypoints (~8 of an extraction's ~10 ms)."""
+    light_a = V.extract(photo, keypoints=False)
+    light_b = V.extract(_copy(photo, kind), keypoints=False)
+    assert not light_a.keypoints and len(light_a.points) == 0 and light_a.gray is not None
+    np.testing.assert_array_equal(light_a.thumb, original.thumb)  # the same thumbnail as with keypoints
+    verdict = V.verify(light_a, light_b)
+    assert verdict.same and verdict.measures["frame"] == 1.0, verdict.reason
+    assert verdict.mirrored == (kind == "flip")
+    assert verdict.measures["shift"] <= V.RULE["frame_shift"]
+
+
+def test_a_pair_not_settled_frame_to_frame_asks_for_keypoints(photo, original):
+    """A crop keeps the shape but not the frame: the frame-to-frame comparison does not pass, the pair needs
+    keypoints, and with them (added from the grey picture the features kept) it is the same capture."""
+    w, h = photo.size
+    crop = photo.crop((w // 8, h // 8, w - w // 8, h - h // 8))
+    light = V.extract(crop, keypoints=False)
+    with pytest.raises(V.NeedKeypoints):
+        V.verify(V.extract(photo, keypoints=False), light)
+    full = V.with_keypoints(light)
+    fresh = V.extract(crop)
+    np.testing.assert_array_equal(full.descriptors, fresh.descriptors)
+    assert full.gray is None and full.to_bytes() == fresh.to_bytes()
+    verdict = V.verify(original, full, frame=False)
+    assert verdict.same and "frame" not in verdict.measures and verdict.inliers >= V.RULE["inliers"]
+
+
+@pytest.mark.parametrize("kind", list(OTHER_SHOTS))
+def test_other_shots_are_not_the_same_frame_to_frame_either(kind):
+    a, b = (V.extract(DATA / f, keypoints=False) for f in OTHER_SHOTS[kind])
+    for x, y in ((a, b), (b, a)):
+        try:
+            verdict = V.verify(x, y)
+        except V.NeedKeypoints:
+            continue
+        assert not verdict.same, f"{kind}: {verdict.reason} {verdict.measures}"
+
+
+def test_features_without_keypoints_round_trip_and_then_ask_for_them(photo):
+    light = V.extract(photo, keypoints=False)
+    back = V.ImageFeatures.from_bytes(light.to_bytes())
+    assert not back.keypoints and back.gray is None  # the grey picture is never stored
+    with pytest.raises(ValueError, match="extract them again"):
+        V.with_keypoints(back)
+
+
+def test_the_scan_extracts_keypoints_only_for_pairs_not_settled_frame_to_frame(photo, tmp_path):
+    """``confirm_pairs``: copies of the whole picture cost a thumbnail each; a crop of the same shape gets
+    keypoints after its frame-to-frame comparison fails, and a turned copy (another shape) gets them at once.
+    The verdicts are those of ``verify`` on features with keypoints."""
+    import os
+
+    from core import confirm
+    from core.results import ImageRecord, Pairs
+
+    w, h = photo.size
+    made = {
+        "photo.jpg": photo,
+        "jpeg.jpg": _copy(photo, "jpeg"),
+        "small.jpg": photo.resize((w // 2, h // 2)),
+        "crop.jpg": photo.crop((w // 8, h // 8, w - w // 8, h - h // 8)),
+        "turned.jpg": photo.transpose(Image.Transpose.ROTATE_90),
+    }
+    files = []
+    for name, im in made.items():
+        im.save(tmp_path / name, quality=90)
+        path, st = str(tmp_path / name), os.stat(tmp_path / name)
+        files.append(ImageRecord(path, st.st_size, st.st_mtime_ns, im.width, im.height, "JPEG"))
+    pairs = Pairs(np.zeros(4, np.int64), np.arange(1, 5), np.full(4, 0.9, np.float32))
+    out = confirm.confirm_pairs(files, pairs, identical=lambda a, b: False)
+    assert out.same.tolist() == [True] * 4, out.reasons
+    st = out.stats
+    assert st["frame_to_frame"] == 2 and "frame to frame" in out.reasons[0], out.reasons
+    # keypoints for the photo, its crop and its turned copy; the two whole copies never needed them
+    assert st["features_extracted"] == 5 and st["keypoints_extracted"] == 3, st
+    full = [V.extract(f.path) for f in files]
+    assert [V.verify(full[0], full[k]).same for k in range(1, 5)] == out.same.tolist()
