@@ -3,6 +3,11 @@ scanned with an empty cache with the check and without it, alternately. Prints f
 
     python -m benchmarks.verify_cost [--photos 400] [--rounds 2] [--src ../shared/datasets]
     python -m benchmarks.verify_cost --peers [--files 1000] [--workdir DIR]
+    python -m benchmarks.verify_cost --peers --files 300 --candidate 0.80 0.82
+
+``--candidate``: scan with these candidate thresholds instead of the bundled one (each round scans without
+the check, then with it at each threshold), to weigh what a threshold saves against the copies it loses
+(``training.verify_eval``'s candidate table).
 
 The photos come from ``--src`` (any folder of distinct photos), else from the demo folder's originals, at
 their own sizes (0.1-1 MP for the datasets: a cheap scan, so the check weighs most there). ``--peers`` scans
@@ -51,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--src", type=Path, default=Path("../shared/datasets"))
     p.add_argument("--peers", action="store_true", help="scan the peer benchmark's mixed library")
     p.add_argument("--files", type=int, default=1000, help="with --peers: its size")
+    p.add_argument("--candidate", type=float, nargs="*", default=None, help="candidate thresholds to try")
     p.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "lookalike-bench-peers")
     a = p.parse_args(argv)
     src = a.src if a.src.is_dir() else resource_path("demo", "Camera")
@@ -66,26 +72,45 @@ def main(argv: list[str] | None = None) -> None:
             folder.mkdir()
             n = build(folder, src, a.photos)
             print(f"{n} files in {folder} ({a.photos} photos, 10 % with an edited copy) from {src}")
-        times: dict[bool, list[float]] = {False: [], True: []}
+        # None: the check off; a number: on, at that candidate threshold (the bundled one by default).
+        # The order alternates from round to round: this machine's speed drifts by 10-20 % over minutes, and
+        # a fixed order charged the drift to whichever setting came last.
+        settings: list[float | None] = [None, *(a.candidate or [None])]
+        times: dict[str, list[tuple[float, float, float]]] = {}  # seconds, CPU seconds, the stage's CPU
         for r in range(a.rounds):
-            for verify in (False, True):
-                engine = Engine(cache_dir=Path(tmp) / f"cache-{r}-{verify}", verify=verify)
-                t0 = time.perf_counter()
+            order = range(len(settings)) if r % 2 == 0 else reversed(range(len(settings)))
+            for n_set in order:
+                cand, verify = settings[n_set], n_set > 0
+                engine = Engine(cache_dir=Path(tmp) / f"cache-{r}-{n_set}", verify=verify)
+                if cand is not None:  # the manifest is the bundle's own dict: set it for this engine
+                    engine.bundle.manifest["thresholds"] = {**engine.bundle.manifest["thresholds"]}
+                    engine.bundle.manifest["thresholds"]["candidate"] = cand
+                name = f"on at {engine.bundle.candidate_threshold:.2f}" if verify else "off"
+                t0, c0 = time.perf_counter(), time.process_time()
                 lib = engine.scan([folder])
-                times[verify].append(time.perf_counter() - t0)
-                res = lib.result(engine.default_threshold())
                 extra = lib.stats.get("verification", {})
+                times.setdefault(name, []).append(
+                    (time.perf_counter() - t0, time.process_time() - c0, extra.get("cpu_seconds", 0.0))
+                )
+                res = lib.result(engine.default_threshold())
+                secs, cpu_secs, _ = times[name][-1]
                 print(
-                    f"round {r + 1}, check {'on ' if verify else 'off'}: {times[verify][-1]:.1f} s, "
+                    f"round {r + 1}, check {name}: {secs:.1f} s ({cpu_secs:.1f} s CPU), "
                     f"{len(res.groups)} groups, {res.duplicates} duplicates {extra}"
                 )
-        off, on = min(times[False]), min(times[True])
-        rounds = sorted((b - o) / o for o, b in zip(times[False], times[True], strict=True))
-        print(
-            f"first scan: {off:.1f} s without the check, {on:.1f} s with it: +{(on - off) / off:.1%} "
-            f"(best of {a.rounds} each); round by round +{rounds[0]:.1%} to +{rounds[-1]:.1%}, "
-            f"median +{rounds[len(rounds) // 2]:.1%}"
-        )
+        off = np.array(times.pop("off"))
+        for name, on in times.items():
+            on = np.array(on)
+            wall = np.sort((on[:, 0] - off[:, 0]) / off[:, 0])
+            cpu = np.sort((on[:, 1] - off[:, 1]) / off[:, 1])
+            stage = np.sort(on[:, 2] / off[:, 1])
+            print(
+                f"check {name}: first scan {np.median(off[:, 0]):.1f} s without it, "
+                f"{np.median(on[:, 0]):.1f} s with it (medians of {a.rounds}); round by round "
+                f"{wall[0]:+.1%} to {wall[-1]:+.1%} (median {np.median(wall):+.1%}); CPU {cpu[0]:+.1%} to "
+                f"{cpu[-1]:+.1%} (median {np.median(cpu):+.1%}); the check stage's own CPU "
+                f"{np.median(stage):.1%} of a scan without it"
+            )
 
 
 if __name__ == "__main__":

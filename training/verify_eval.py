@@ -24,12 +24,12 @@ import numpy as np
 from core import layout
 from core import verify as V
 from core.decode import _border_box, _canvas_box, content_box, decode_for_model, read_full, resize_for_model
-from core.embed import Embedder, is_portrait
+from core.embed import Embedder, is_portrait, load_bundle
 from training.pairset import DATASETS, KINDS, SPLITS, Pair, copy_pairs, load, photos, shot_pairs, subset
 
 log = logging.getLogger(__name__)
 
-CAND_THRESHOLDS = (0.70, 0.75, 0.80, 0.85, 0.8858)
+CAND_THRESHOLDS = (0.70, 0.75, 0.80, 0.82, 0.83, 0.85, 0.8858)
 FLOOR = 0.6  # the engine's default floor: pairs under it are not in a scan's table at all
 
 
@@ -61,6 +61,8 @@ def _measures_source() -> str:
         V._blurs,
         V._motion,
         V.verify,
+        V._aligned_verdict,
+        V._frame_verdict,
     )
     consts = (
         V.VERSION,
@@ -464,7 +466,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cache", type=Path, default=Path(".data/verify"))
     p.add_argument("--out", type=Path, default=Path("training/reports/verification_metrics.json"))
     p.add_argument("--splits", nargs="+", default=list(SPLITS))
-    p.add_argument("--candidate", type=float, default=0.80)
+    p.add_argument(
+        "--candidate",
+        type=float,
+        default=None,
+        help="candidate threshold of the duplicate tier (default: the bundled manifest's)",
+    )
     p.add_argument("--similar-feat", type=float, default=0.60)
     p.add_argument("--similar-emb", type=float, default=0.70)
     p.add_argument(
@@ -487,6 +494,8 @@ def main(argv: list[str] | None = None) -> None:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.with_name("verification_bench.json").write_text(json.dumps(result, indent=1))
         return
+    if a.candidate is None:
+        a.candidate = float(load_bundle(verify=False).manifest["thresholds"]["candidate"])
     rule = {
         "candidate": a.candidate,
         "similar": {"feat": a.similar_feat, "emb": a.similar_emb},
