@@ -280,6 +280,7 @@ def metrics(records: list[dict], background: dict, rule: dict) -> dict:
                 "shots": float(d[fam == "shot"].mean()),
                 "false_positives": fp,
                 "precision": float(d[fam == "copy"].sum() / max(1, d.sum())),
+                "unrelated_per_photo": float((background["emb"] >= t).sum() * 2 / background["n_photos"]),
             }
         )
     # which "similar shots" rule reaches how many other-shot pairs, and what it lets in from unrelated photos
@@ -397,13 +398,14 @@ def table(name: str, m: dict) -> str:
     ]
     lines += [
         "| candidate threshold | copies in duplicate tier | worst kind | other shots in duplicate tier | "
-        "false positives | precision |",
-        "|---|---|---|---|---|---|",
+        "false positives | precision | unrelated candidates a photo |",
+        "|---|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {c['candidate']:g} | {c['copies']:.4f} | {c['worst_copy_kind'][1]} "
         f"{c['worst_copy_kind'][0]:.3f} | "
-        f"{c['shots']:.3f} | {c['false_positives']} | {c['precision']:.4f} |"
+        f"{c['shots']:.3f} | {c['false_positives']} | {c['precision']:.4f} | "
+        f"{c.get('unrelated_per_photo', float('nan')):.3f} |"
         for c in m["by_candidate"]
     ]
     lines += [
