@@ -340,3 +340,51 @@ def test_the_scan_extracts_keypoints_only_for_pairs_not_settled_frame_to_frame(p
     assert st["features_extracted"] == 5 and st["keypoints_extracted"] == 3, st
     full = [V.extract(f.path) for f in files]
     assert [V.verify(full[0], full[k]).same for k in range(1, 5)] == out.same.tolist()
+
+
+def test_features_cached_without_keypoints_get_them_when_a_later_scan_needs_them(photo, tmp_path):
+    """A first scan caches a photo's features without keypoints (its only pair was settled frame to frame);
+    a later scan pairs it with a turned copy, which needs keypoints: they are added, the pair is the same
+    capture, and the cache now holds the photo's features with keypoints."""
+    import os
+
+    from core import confirm
+    from core.cache import EmbeddingCache
+    from core.results import ImageRecord, Pairs
+
+    made = {
+        "photo.jpg": photo,
+        "jpeg.jpg": _copy(photo, "jpeg"),
+        "turned.jpg": photo.transpose(Image.Transpose.ROTATE_90),
+    }
+    files = []
+    for name, im in made.items():
+        im.save(tmp_path / name, quality=90)
+        path, st = str(tmp_path / name), os.stat(tmp_path / name)
+        files.append(ImageRecord(path, st.st_size, st.st_mtime_ns, im.width, im.height, "JPEG"))
+    cache = EmbeddingCache(tmp_path / "cache")
+    photo_key = [(files[0].path, files[0].size, files[0].mtime_ns)]
+
+    def cached_photo() -> V.ImageFeatures:
+        return V.ImageFeatures.from_bytes(cache.verify_features(V.VERSION, photo_key)[files[0].path])
+
+    first = confirm.confirm_pairs(
+        files[:2],
+        Pairs(np.array([0]), np.array([1]), np.array([0.95], np.float32)),
+        identical=lambda a, b: False,
+        cache=cache,
+    )
+    assert first.same.tolist() == [True] and first.stats["keypoints_extracted"] == 0, first.stats
+    assert not cached_photo().keypoints
+
+    later = confirm.confirm_pairs(
+        [files[0], files[2]],
+        Pairs(np.array([0]), np.array([1]), np.array([0.9], np.float32)),
+        identical=lambda a, b: False,
+        cache=cache,
+    )
+    assert later.same.tolist() == [True], later.reasons
+    assert later.stats["keypoints_extracted"] == 2 and later.stats["frame_to_frame"] == 0, later.stats
+    upgraded = cached_photo()
+    assert upgraded.keypoints and len(upgraded.points) > 100
+    np.testing.assert_array_equal(upgraded.descriptors, V.extract(files[0].path).descriptors)
