@@ -36,9 +36,14 @@ class Difference:
 
 
 def describe(verdict: verify.Verdict, shown: float = 1.0) -> str:
-    """The verdict in a sentence for people, e.g. "Same photo: aligned 212 points; mirrored."; ``shown``: the
-    share of the first picture that the second covers once lined up."""
-    how = f"aligned {verdict.inliers} points" + ("; mirrored" if verdict.mirrored else "")
+    """The verdict in a sentence for people, e.g. "Same photo: aligned 212 points; mirrored." or "Same photo:
+    the whole picture lines up."; ``shown``: the share of the first picture that the second covers once lined
+    up."""
+    # a copy of the whole picture is compared frame to frame (``core.verify``): no points to count
+    lined = (
+        "the whole picture lines up" if verdict.measures.get("frame") else f"aligned {verdict.inliers} points"
+    )
+    how = lined + ("; mirrored" if verdict.mirrored else "")
     if verdict.transform is None:
         return f"These two do not line up, so there is no difference to show ({verdict.reason})."
     crop = f" The second shows {shown:.0%} of the first (blue: not in it)." if shown < 0.97 else ""

@@ -97,3 +97,21 @@ def test_a_crop_is_shown_as_the_part_the_copy_does_not_reach(tmp_path):
     )
     assert cut.blue() > cut.red() + 60  # blue: not in the crop
     assert abs(kept.blue() - kept.red()) < 40  # inside it: the greyed picture
+
+
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_a_copy_of_the_whole_picture_is_said_to_line_up_as_a_whole(tmp_path, mirrored):
+    """A copy settled frame to frame has no matched points to count: the words must not say "0 points"."""
+    from desktop.difference import compute_difference
+
+    original = DEMO / "Camera/misty_lake.jpg"
+    im = Image.open(original).convert("RGB")
+    if mirrored:
+        im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    copy = tmp_path / "misty_lake_copy.jpg"
+    im.resize((im.width // 2, im.height // 2)).save(copy, quality=80)
+    diff = compute_difference(str(original), str(copy))
+    assert diff.same and diff.aligned and diff.image is not None
+    assert " 0 points" not in diff.text, diff.text
+    assert diff.text.startswith("Same photo: the whole picture lines up"), diff.text
+    assert ("mirrored" in diff.text) == mirrored
