@@ -62,7 +62,7 @@ class _OpenCV:
 
 cv2 = _OpenCV()
 
-VERSION = 6  # part of a cache key: bump when extraction or its byte format changes
+VERSION = 7  # part of a cache key: bump when extraction, its byte format or what a verdict means changes
 
 DETECT_SIDE = 384  # long side of the image ORB sees (extract() measured 7.7 ms mean, 1 thread: report's Cost)
 # A phone HEIC is read from its 320 px thumbnail (0.83 of DETECT_SIDE, enlarged to it) rather than decoded
