@@ -850,7 +850,14 @@ class _ScanRun:
         if saved is not None:
             st = saved.stats
             looked_up = len(close) - st.get("identical", 0) - st.get("camera_data", 0)
-            st |= {"verdicts_cached": looked_up, "verified": 0, "features_extracted": 0, "from_previews": 0}
+            st |= {
+                "verdicts_cached": looked_up,
+                "verified": 0,
+                "features_extracted": 0,
+                "from_previews": 0,
+                "keypoints_extracted": 0,
+                "frame_to_frame": 0,
+            }
             confirmed = Confirmed(saved.same, tuple(saved.reasons), st)
         else:
             confirmed = confirm_pairs(

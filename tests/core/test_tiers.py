@@ -99,6 +99,9 @@ def test_verdicts_are_cached_and_reused_on_a_rescan(scanned, library):
     again = engine.scan([library])
     st = again.stats["verification"]
     assert st["verified"] == 0 and st["features_extracted"] == 0
+    # nothing read, so no keypoints either (the first scan's counts must not carry over)
+    assert stats["keypoints_extracted"] > 0
+    assert st["keypoints_extracted"] == 0 and st["frame_to_frame"] == 0 and st["from_previews"] == 0, st
     assert st["verdicts_cached"] == stats["verified"] + stats["verdicts_cached"]
     assert np.array_equal(again.same, first.same)
     second = again.result(engine.default_threshold())
