@@ -144,23 +144,32 @@ def confirm_pairs(
     for bi, block in enumerate(blocks):
         for k in block:
             last_use[int(i[k])] = last_use[int(j[k])] = bi
+    # Keypoints (~8 of an extraction's ~10 ms) only for images with a pair that cannot be compared frame to
+    # frame: two shapes (by the files' sizes), over all their pairs, whichever block checks them. An image
+    # whose pairs all have its shape is extracted without them (~2 ms); a pair that then does not pass frame
+    # to frame gets them (from the grey picture kept, within its block).
+    framed: dict[int, bool] = dict.fromkeys(last_use, True)
+    for k in fresh:
+        if not _one_shape(files[i[k]], files[j[k]]):
+            framed[int(i[k])] = framed[int(j[k])] = False
     total = len(last_use) + len(fresh)
     progress(0, total, f"Checking {len(fresh)} pairs of look-alikes")
     feats: dict[int, verify.ImageFeatures | None] = {}  # in order of arrival: the oldest go first
     seen: set[int] = set()
     done = extracted = previewed = with_keypoints = frame_to_frame = 0
 
-    def extract(job: tuple[int, bool]) -> tuple[int, verify.ImageFeatures | None, bytes, bool]:
+    def extract(job: tuple[int, bool]) -> tuple[int, verify.ImageFeatures | None, bytes, bool, bool]:
         """An image's features (with keypoints or not) and, when there is a cache, their bytes for it:
-        coded here, in the pool (1.1 ms an image, which the collecting thread did one after another); and
-        whether they came from the scan's preview of it. Keypoints for features extracted without them
-        come from the grey picture they still hold, when they do."""
+        coded here, in the pool (1.1 ms an image, which the collecting thread did one after another);
+        whether they came from the scan's preview of it; and whether the image was read (decoded) for
+        them. Keypoints for features extracted without them come from the grey picture they still hold,
+        when they do, without reading anything."""
         x, keypoints = job
         rec = files[x]
         light = feats.get(x)
         if keypoints and light is not None and light.gray is not None:
             f = verify.with_keypoints(light)
-            return x, f, f.to_bytes() if cache else b"", False
+            return x, f, f.to_bytes() if cache else b"", False, False
         kept = previews.get(rec.path, rec.size, rec.mtime_ns) if previews is not None else None
         f = None
         if kept:
@@ -175,8 +184,8 @@ def confirm_pairs(
                 f = verify.extract(rec.path, keypoints=keypoints)
             except (DecodeError, ValueError, OSError, MemoryError) as e:
                 log.info("no verification features for %s: %s", rec.path, e)
-                return x, None, b"", False
-        return x, f, f.to_bytes() if cache else b"", from_preview
+                return x, None, b"", False, True
+        return x, f, f.to_bytes() if cache else b"", from_preview, True
 
     def check(job: tuple[int, bool]) -> tuple[int, verify.Verdict | None]:
         """A pair's verdict; None when it needs keypoints that one of its images was extracted without
@@ -221,12 +230,13 @@ def confirm_pairs(
             """Extract ``jobs`` in the pool, keep their features and store them in the cache."""
             nonlocal extracted, previewed, with_keypoints
             new_features: dict[str, tuple[int, int, bytes]] = {}
-            for x, f, coded, from_preview in pool.map(extract, jobs):
+            for x, f, coded, from_preview, decoded in pool.map(extract, jobs):
                 cancel.raise_if_cancelled()
-                again = x in feats  # keypoints added to an image's features extracted without them
-                feats[x] = f
-                extracted += not again
+                extracted += decoded  # images read, once each unless their grey picture was let go
                 previewed += from_preview
+                if f is None and feats.get(x) is not None:
+                    continue  # read again for keypoints and failed (changed meanwhile?): keep what it had
+                feats[x] = f
                 with_keypoints += f is not None and f.keypoints
                 if coded:
                     rec = files[x]
@@ -244,20 +254,18 @@ def confirm_pairs(
                 if cache and want
                 else {}
             )
-            # Keypoints (~8 of an extraction's ~10 ms) only where a pair cannot be compared frame to frame:
-            # two shapes (by the files' sizes; a pair of one shape that does not pass frame to frame gets
-            # them below, after one thumbnail-only extraction of ~2 ms)
-            framed = {int(x): True for k in block for x in (i[k], j[k])}
-            for k in block:
-                if not _one_shape(files[i[k]], files[j[k]]):
-                    framed[int(i[k])] = framed[int(j[k])] = False
             missing = []
             for x in want:
                 try:
-                    feats[x] = verify.ImageFeatures.from_bytes(stored[files[x].path])
-                    count(x)
+                    got = verify.ImageFeatures.from_bytes(stored[files[x].path])
                 except (KeyError, ValueError):
                     missing.append((x, not framed[x]))
+                    continue
+                if got.keypoints or framed[x]:
+                    feats[x] = got
+                    count(x)
+                else:  # cached without keypoints, and a pair of two shapes needs them
+                    missing.append((x, True))
             del stored
             collect(missing)
             verdicts: dict[tuple[str, str], tuple[str, bool, str]] = {}

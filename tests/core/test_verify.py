@@ -388,3 +388,94 @@ def test_features_cached_without_keypoints_get_them_when_a_later_scan_needs_them
     upgraded = cached_photo()
     assert upgraded.keypoints and len(upgraded.points) > 100
     np.testing.assert_array_equal(upgraded.descriptors, V.extract(files[0].path).descriptors)
+
+
+def test_an_image_is_read_once_when_its_pairs_fall_in_different_blocks(photo, tmp_path, monkeypatch):
+    """Whether an image needs keypoints is decided over all its pairs, not one block's: a photo whose copy of
+    its own shape is checked in one block and whose turned copy in the next is read once, with keypoints,
+    and the stats count what was read."""
+    import os
+
+    from core import confirm
+    from core.results import ImageRecord, Pairs
+
+    w, h = photo.size
+    made = {
+        "photo.jpg": photo,
+        "small.jpg": photo.resize((w // 2, h // 2)),
+        "turned.jpg": photo.transpose(Image.Transpose.ROTATE_90),
+    }
+    files = []
+    for name, im in made.items():
+        im.save(tmp_path / name, quality=90)
+        path, st = str(tmp_path / name), os.stat(tmp_path / name)
+        files.append(ImageRecord(path, st.st_size, st.st_mtime_ns, im.width, im.height, "JPEG"))
+    reads = []
+    extract = V.extract
+
+    def counted(image, source=None, *, keypoints=True):
+        reads.append((os.path.basename(str(source or image)), keypoints))
+        return extract(image, source, keypoints=keypoints)
+
+    monkeypatch.setattr(V, "extract", counted)
+    monkeypatch.setattr(confirm, "PAIRS_PER_BLOCK", 1)
+    out = confirm.confirm_pairs(
+        files,
+        Pairs(np.array([0, 0]), np.array([1, 2]), np.full(2, 0.9, np.float32)),
+        identical=lambda a, b: False,
+        workers=1,
+    )
+    assert out.same.tolist() == [True, True], out.reasons
+    assert sorted(reads) == [("photo.jpg", True), ("small.jpg", False), ("turned.jpg", True)], reads
+    assert out.stats["features_extracted"] == 3 and out.stats["keypoints_extracted"] == 2, out.stats
+
+
+def test_a_failed_read_for_keypoints_keeps_the_features_an_image_had(photo, tmp_path, monkeypatch):
+    """An image cached without keypoints is read again when a pair needs them; if that read fails (the file
+    changed or went away meanwhile), the pair is not compared, but the image's other pairs are still
+    compared with the features it had, rather than "could not be read"."""
+    import os
+
+    from core import confirm
+    from core.cache import EmbeddingCache
+    from core.results import ImageRecord, Pairs
+
+    w, h = photo.size
+    made = {
+        "photo.jpg": photo,
+        "jpeg.jpg": _copy(photo, "jpeg"),
+        "crop.jpg": photo.crop((w // 8, h // 8, w - w // 8, h - h // 8)),
+        "small.jpg": photo.resize((w // 2, h // 2)),
+    }
+    files = []
+    for name, im in made.items():
+        im.save(tmp_path / name, quality=90)
+        path, st = str(tmp_path / name), os.stat(tmp_path / name)
+        files.append(ImageRecord(path, st.st_size, st.st_mtime_ns, im.width, im.height, "JPEG"))
+    cache = EmbeddingCache(tmp_path / "cache")
+    first = confirm.confirm_pairs(
+        files[:2],
+        Pairs(np.array([0]), np.array([1]), np.array([0.95], np.float32)),
+        identical=lambda a, b: False,
+        cache=cache,
+    )
+    assert first.same.tolist() == [True] and first.stats["keypoints_extracted"] == 0, first.stats
+
+    extract = V.extract
+
+    def photo_gone_for_keypoints(image, source=None, *, keypoints=True):
+        if keypoints and str(source or image).endswith("photo.jpg"):
+            raise OSError("No such file or directory")
+        return extract(image, source, keypoints=keypoints)
+
+    monkeypatch.setattr(V, "extract", photo_gone_for_keypoints)
+    monkeypatch.setattr(confirm, "PAIRS_PER_BLOCK", 1)  # the crop's pair first, then the small copy's
+    later = confirm.confirm_pairs(
+        files,
+        Pairs(np.array([0, 0]), np.array([2, 3]), np.full(2, 0.9, np.float32)),
+        identical=lambda a, b: False,
+        cache=cache,
+        workers=1,
+    )
+    assert not later.same[0], later.reasons  # the crop needed the photo's keypoints
+    assert later.same[1] and "frame to frame" in later.reasons[1], later.reasons
