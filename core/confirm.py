@@ -159,6 +159,15 @@ def confirm_pairs(
     done = extracted = previewed = with_keypoints = frame_to_frame = 0
 
     def extract(job: tuple[int, bool]) -> tuple[int, verify.ImageFeatures | None, bytes, bool, bool]:
+        """``features(job)``, where any failure leaves the image without features: one image must never
+        stop a scan's check (its pairs stay unconfirmed, "could not be read again")."""
+        try:
+            return features(job)
+        except Exception:  # noqa: BLE001 - reported in the log, with its traceback
+            log.exception("extracting verification features of %s failed", files[job[0]].path)
+            return job[0], None, b"", False, True
+
+    def features(job: tuple[int, bool]) -> tuple[int, verify.ImageFeatures | None, bytes, bool, bool]:
         """An image's features (with keypoints or not) and, when there is a cache, their bytes for it:
         coded here, in the pool (1.1 ms an image, which the collecting thread did one after another);
         whether they came from the scan's preview of it; and whether the image was read (decoded) for

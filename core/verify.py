@@ -267,13 +267,16 @@ def one_thread_each() -> Iterator[None]:
         cv2.setNumThreads(before)
 
 
+_EDGE = 15  # ORB's border: a picture under 2 * _EDGE + 1 px on a side has no keypoints
+
+
 def _detector():
     """This thread's ORB detector: OpenCV's detectors and matchers must not be shared between threads (the
     scan extracts and verifies in a thread pool; a shared matcher aborted the process)."""
     orb = getattr(_local, "orb", None)
     if orb is None:
         orb = _local.orb = cv2.ORB_create(
-            _N_CANDIDATES, scaleFactor=1.2, nlevels=8, edgeThreshold=15, patchSize=15, fastThreshold=8
+            _N_CANDIDATES, scaleFactor=1.2, nlevels=8, edgeThreshold=_EDGE, patchSize=15, fastThreshold=8
         )
     return orb
 
@@ -305,6 +308,8 @@ def _detect(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     """Keypoints and descriptors of ``g`` and of its mirror image (the same corners, mirrored: FAST is
     symmetric, only the descriptors must be computed again), the mirror's points in unmirrored coordinates."""
     none = np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
+    if min(g.shape[:2]) < 2 * _EDGE + 1:  # none to find; and a 1 px strip made ORB's pyramid raise
+        return *none, *none
     orb = _detector()
     kps = _spread(orb.detect(g, None), g.shape, N_FEATURES)
     kps, des = orb.compute(g, kps) if kps else ((), None)

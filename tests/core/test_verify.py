@@ -479,3 +479,63 @@ def test_a_failed_read_for_keypoints_keeps_the_features_an_image_had(photo, tmp_
     )
     assert not later.same[0], later.reasons  # the crop needed the photo's keypoints
     assert later.same[1] and "frame to frame" in later.reasons[1], later.reasons
+
+
+@pytest.mark.parametrize("size", [(3000, 2), (2, 3000), (800, 1)])
+def test_a_picture_one_pixel_thin_at_the_check_size_is_compared_not_a_crash(photo, tmp_path, size):
+    """A strip so thin that it is one pixel high at 384 px made ORB's pyramid raise a cv2.error, which no
+    handler expected: the whole scan's check stopped. It has no keypoints (none under 31 px), so its pairs
+    are simply not the same capture."""
+    import os
+
+    from core import confirm
+    from core.results import ImageRecord, Pairs
+
+    strip = photo.resize(size)
+    f = V.extract(strip)
+    assert f.keypoints and len(f.points) == 0
+    light = V.extract(strip, keypoints=False)
+    assert len(V.with_keypoints(light).points) == 0
+    assert not V.verify(f, V.extract(strip.transpose(Image.Transpose.FLIP_LEFT_RIGHT))).same
+    files = []
+    for name, im in {"strip.png": strip, "copy.png": strip.copy(), "photo.jpg": photo}.items():
+        im.save(tmp_path / name)
+        path, st = str(tmp_path / name), os.stat(tmp_path / name)
+        files.append(ImageRecord(path, st.st_size, st.st_mtime_ns, im.width, im.height, "PNG"))
+    out = confirm.confirm_pairs(
+        files,
+        Pairs(np.array([0, 0]), np.array([1, 2]), np.full(2, 0.9, np.float32)),
+        identical=lambda a, b: False,
+    )
+    assert not out.same.any() and all(out.reasons), out.reasons
+
+
+def test_an_unexpected_error_extracting_one_image_leaves_its_pairs_unconfirmed(photo, tmp_path, monkeypatch):
+    """Any failure extracting one image's features (an OpenCV assertion, a library bug) must not stop the
+    scan's check: that image's pairs stay unconfirmed, and the others are still compared."""
+    import os
+
+    from core import confirm
+    from core.results import ImageRecord, Pairs
+
+    made = {"photo.jpg": photo, "jpeg.jpg": _copy(photo, "jpeg"), "odd.jpg": _copy(photo, "noise")}
+    files = []
+    for name, im in made.items():
+        im.save(tmp_path / name, quality=90)
+        path, st = str(tmp_path / name), os.stat(tmp_path / name)
+        files.append(ImageRecord(path, st.st_size, st.st_mtime_ns, im.width, im.height, "JPEG"))
+    extract = V.extract
+
+    def fails_on_odd(image, source=None, *, keypoints=True):
+        if str(source or image).endswith("odd.jpg"):
+            raise RuntimeError("an assertion deep in a library")
+        return extract(image, source, keypoints=keypoints)
+
+    monkeypatch.setattr(V, "extract", fails_on_odd)
+    out = confirm.confirm_pairs(
+        files,
+        Pairs(np.array([0, 0]), np.array([1, 2]), np.full(2, 0.9, np.float32)),
+        identical=lambda a, b: False,
+    )
+    assert out.same.tolist() == [True, False], out.reasons
+    assert "could not be read again" in out.reasons[1]
