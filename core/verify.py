@@ -590,6 +590,20 @@ def photometric(
     return out
 
 
+_FLOW_MIN = 32  # OpenCV 5.1's DIS flow killed the process on pictures 8-31 px high (from ~80 px wide)
+
+
+def _flow(flow, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """DIS flow from ``a`` to ``b``; a thin picture (a wide panorama's thumbnail is under 32 px high) is
+    padded by repeating its edge first, and the flow of the picture itself returned."""
+    h, w = a.shape[:2]
+    ph, pw = max(0, _FLOW_MIN - h), max(0, _FLOW_MIN - w)
+    if not (ph or pw):
+        return flow.calc(a, b, None)
+    a, b = (cv2.copyMakeBorder(x, 0, ph, 0, pw, cv2.BORDER_REPLICATE) for x in (a, b))
+    return np.ascontiguousarray(flow.calc(a, b, None)[:h, :w])
+
+
 def _motion(y: np.ndarray, x: np.ndarray, w: np.ndarray, cells: np.ndarray, k: int) -> dict[str, float]:
     """Local motion left after the global alignment: dense optical flow between one image and the other
     mapped into its colours (global 3x3 mix), per cell. A copy has none; a burst, a moved subject or parallax
@@ -610,7 +624,7 @@ def _motion(y: np.ndarray, x: np.ndarray, w: np.ndarray, cells: np.ndarray, k: i
         return (128 + 40 * np.clip(g / sd, -3, 3)).astype(np.uint8)
 
     gy, gp = to8(y), to8(pred)
-    f = flow.calc(gy, gp, None)
+    f = _flow(flow, gy, gp)
     tex = cells & (_cells(_sqsum(y), k) > _TEXTURE**2 * 3 * k * k)
     if not tex.any():
         return {"moved": 1.0, "flow": 4.0}

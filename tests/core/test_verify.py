@@ -539,3 +539,29 @@ def test_an_unexpected_error_extracting_one_image_leaves_its_pairs_unconfirmed(p
     )
     assert out.same.tolist() == [True, False], out.reasons
     assert "could not be read again" in out.reasons[1]
+
+
+@pytest.mark.parametrize("size", [(2800, 400), (4600, 400), (1920, 250)])
+def test_a_wide_panorama_and_its_copy_are_compared_without_killing_the_process(photo, tmp_path, size):
+    """A panorama of about 6:1 to 13:1 has a thumbnail 8-31 px high, on which OpenCV's optical flow crashed
+    the whole process (a segfault: no exception to catch), in a scan and in the compare view. Run in a child
+    process, so that a crash fails this test rather than the test run."""
+    import subprocess
+    import sys
+
+    pano, copy = tmp_path / "pano.jpg", tmp_path / "pano_copy.jpg"
+    wide = photo.resize(size)
+    wide.save(pano, quality=92)
+    wide.save(copy, quality=75)
+    code = (
+        "import sys; from core import verify as V; "
+        "a, b = V.extract(sys.argv[1]), V.extract(sys.argv[2]); v = V.verify(a, b); "
+        "print(a.thumb.shape[0], v.same, v.reason)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(pano), str(copy)], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
+    high, same, _ = run.stdout.split(" ", 2)
+    assert int(high) < 32  # the thin thumbnail that crashed
+    assert same == "True", run.stdout
