@@ -116,16 +116,22 @@ def capture_signature(exif: Image.Exif) -> str | None:
         if v is None or v == "":
             continue
         text = f"{float(v):.6g}" if isinstance(v, (int, float)) or hasattr(v, "numerator") else str(v)
-        fields.append(f"{name}={text.strip(chr(0)).strip()}")
+        # ";" separates the fields: a value holding one would pose as more fields
+        fields.append(f"{name}={text.strip(chr(0)).strip().replace(';', ',')}")
     return ";".join(fields) if any(f.startswith("time=") for f in fields) else None
+
+
+def _fields(signature: str) -> dict[str, str]:
+    """A capture signature's fields; a part without "=" (a cache row written before values were cleaned of
+    ";") is not a field."""
+    return dict(f.split("=", 1) for f in signature.split(";") if "=" in f)
 
 
 def same_capture(a: str | None, b: str | None) -> bool | None:
     """False when two capture signatures disagree on a field both carry; None when they cannot tell."""
     if not a or not b:
         return None
-    fa = dict(f.split("=", 1) for f in a.split(";"))
-    fb = dict(f.split("=", 1) for f in b.split(";"))
+    fa, fb = _fields(a), _fields(b)
     common = fa.keys() & fb.keys()
     if "time" not in common:
         return None

@@ -170,6 +170,31 @@ def test_the_cameras_record_tells_bracket_and_burst_frames_from_copies(tmp_path,
     assert lib.stats["verification"]["camera_data"] >= 1
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"time": "2024:07:14 18:02:31;x"},
+        {"time": "2024:07:14 18:02:31", "subsec": "12;3"},
+        {"time": "2024:07:14 18:02:31", "subsec": "1;exposure=9"},
+    ],
+)
+def test_a_semicolon_in_the_cameras_record_is_not_a_stopped_scan(tmp_path, engine_factory, fields):
+    """The capture record is kept as "name=value;..." text: a value holding ";" made parsing it raise, and
+    the whole scan failed; one holding ";name=value" could pose as another field. A copy with that record
+    (and one whose record is whole) is still the same photo."""
+    root = tmp_path / "odd"
+    root.mkdir()
+    photo = Image.open(VERIFY / "photo.jpg").convert("RGB")
+    _with_exif(photo, root / "IMG_0001.jpg", exposure=1 / 250, **fields)
+    _with_exif(
+        photo.resize((photo.width // 2, photo.height // 2)), root / "copy.jpg", exposure=1 / 250, **fields
+    )
+    engine = engine_factory()
+    lib = engine.scan([root])
+    result = lib.result(engine.default_threshold(), lib.floor)
+    assert _pairs(result, result.groups) == {frozenset(("IMG_0001.jpg", "copy.jpg"))}
+
+
 @pytest.mark.parametrize("cached", [True, False])
 def test_pairs_are_checked_in_blocks_with_few_features_held_and_the_same_verdicts(
     scanned, library, tmp_path, engine_factory, monkeypatch, cached
