@@ -415,3 +415,37 @@ def test_a_3_2_heic_is_read_through_its_320_x_213_thumbnail(tmp_path):
         seconds[name] = time.process_time() - t
         assert (decoded.width, decoded.height) == (3000, 2000)
     assert seconds["thumb"] < seconds["plain"] / 3, seconds
+
+
+def _progressive_with_scans(path, repeats: int) -> None:
+    """A real progressive JPEG (a demo photo) whose last scan is repeated ``repeats`` times: each scan is
+    decoded in full, so thousands of them made one 123 KB file take 18 s (12 MP) to minutes."""
+    import io
+    import struct
+
+    from helpers import DEMO
+
+    buf = io.BytesIO()
+    Image.open(DEMO / "Camera/misty_lake.jpg").convert("RGB").save(buf, "JPEG", quality=85, progressive=True)
+    data = buf.getvalue()
+    pos, last = 2, b""
+    while data[pos + 1] != 0xD9:
+        marker, length = data[pos + 1], struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+        end = pos + 2 + length
+        if marker == 0xDA:  # the scan's entropy-coded data runs to the next marker that is not a restart
+            while not (data[end] == 0xFF and data[end + 1] != 0 and not 0xD0 <= data[end + 1] <= 0xD7):
+                end += 1
+            last = data[pos:end]
+        pos = end
+    path.write_bytes(data[:pos] + last * repeats + b"\xff\xd9")
+
+
+def test_a_progressive_jpeg_with_thousands_of_scans_is_refused_not_decoded(tmp_path):
+    bomb, normal = tmp_path / "bomb.jpg", tmp_path / "normal.jpg"
+    _progressive_with_scans(bomb, 3000)
+    _progressive_with_scans(normal, 0)
+    assert decode_for_model(str(normal), 224).pixels.shape == (224, 224, 3)
+    assert read_full(str(normal)).size == Image.open(normal).size
+    for read in (lambda p: decode_for_model(p, 224), read_full):
+        with pytest.raises(DecodeError, match="scans"):
+            read(str(bomb))
