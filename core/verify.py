@@ -46,6 +46,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from PIL import Image
 
+from core.errors import DecodeError
+
 log = logging.getLogger(__name__)
 
 
@@ -395,7 +397,11 @@ def _picture(rgb: np.ndarray, source) -> tuple[np.ndarray, tuple[float, float, f
     whole = box == (0.0, 0.0, 1.0, 1.0)
     if not whole and isinstance(source, (str, os.PathLike)) and max(pic.shape[:2]) < 0.8 * DETECT_SIDE:
         k = min(_MAX_REREAD, DETECT_SIDE / max(1, max(pic.shape[:2])))
-        larger = _rgb(_read(str(source), round(DETECT_SIDE * k)))
+        try:
+            larger = _rgb(_read(str(source), round(DETECT_SIDE * k)))
+        except (DecodeError, OSError, ValueError, MemoryError) as e:  # over the memory budget, changed...
+            log.info("%s not read again larger (%s): its picture as read", source, e)
+            larger = rgb
         if max(larger.shape[:2]) > max(rgb.shape[:2]):
             pic, box = trimmed(larger)
     if min(pic.shape[:2]) < 8:  # nothing sensible left: the whole image

@@ -565,3 +565,24 @@ def test_a_wide_panorama_and_its_copy_are_compared_without_killing_the_process(p
     high, same, _ = run.stdout.split(" ", 2)
     assert int(high) < 32  # the thin thumbnail that crashed
     assert same == "True", run.stdout
+
+
+def test_a_picture_on_a_canvas_that_cannot_be_read_larger_keeps_the_picture_it_has(
+    photo, tmp_path, monkeypatch
+):
+    """The small picture on a canvas is read again larger; when that read fails (a huge PNG over the memory
+    budget at the larger size), the features come from the picture already read, rather than none at all
+    ("could not be read again to compare them" for a pair the scan had grouped)."""
+    from core.errors import DecodeError
+
+    _small_on_a_canvas(photo, tmp_path / "screenshot.jpg")
+    read = V._read
+
+    def no_larger(path, side):
+        if side > V.DETECT_SIDE:
+            raise DecodeError("too large to decode within the memory budget")
+        return read(path, side)
+
+    monkeypatch.setattr(V, "_read", no_larger)
+    shot = V.extract(tmp_path / "screenshot.jpg")
+    assert shot.box != (0.0, 0.0, 1.0, 1.0) and shot.native < V.DETECT_SIDE  # the trimmed picture as read
