@@ -635,13 +635,8 @@ def decode_for_model(
                 shape = layout_hash(rgb)
                 pixels = resize_for_model(rgb, size)
                 del rgb
-        except (Image.DecompressionBombError, MemoryError) as e:
-            raise DecodeError(f"image too large to decode safely ({e})") from e
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as e:
-            msg = str(e)
-            if "truncated" in msg or "end of file" in msg.lower() or isinstance(e, EOFError):
-                raise DecodeError("file is truncated (incomplete download or copy?)") from e
-            raise DecodeError(f"corrupt image data ({msg or type(e).__name__})") from e
+        except _BAD_DATA as e:
+            raise _bad_data(e) from e
         if orientation in (5, 6, 7, 8):
             w, h = h, w
         return Decoded(pixels, w, h, fmt, taken, capture, shape, kept)
@@ -703,6 +698,29 @@ def _load_opaque_webp(im: Image.Image) -> Image.Image | None:
     return Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr))
 
 
+# What decoding a file's data raises when the data is bad (truncated, corrupt, too large once decoded)
+_BAD_DATA = (
+    Image.DecompressionBombError,
+    MemoryError,
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    struct.error,
+)
+
+
+def _bad_data(e: BaseException) -> DecodeError:
+    """The one-line reason for an error of ``_BAD_DATA``."""
+    if isinstance(e, (Image.DecompressionBombError, MemoryError)):
+        return DecodeError(f"image too large to decode safely ({e})")
+    msg = str(e)
+    if "truncated" in msg or "end of file" in msg.lower() or isinstance(e, EOFError):
+        return DecodeError("file is truncated (incomplete download or copy?)")
+    return DecodeError(f"corrupt image data ({msg or type(e).__name__})")
+
+
 def read_full(path: str, max_side: int | None = None, heif_share: float = 1.0) -> Image.Image:
     """Upright RGB image for viewing (optionally reduced so its longest side is about ``max_side``).
 
@@ -719,8 +737,11 @@ def read_full(path: str, max_side: int | None = None, heif_share: float = 1.0) -
             im.draft("RGB", (max_side, max_side))
         if max_side:
             _check_cost(im, max_side, keep_aspect=True)
-        im.seek(0)
-        im.load()
+        try:
+            im.seek(0)
+            im.load()
+        except _BAD_DATA as e:
+            raise _bad_data(e) from e
         try:
             orientation = im.info.get("raw_orientation") or im.getexif().get(0x0112, 1)
         except Exception:  # noqa: BLE001

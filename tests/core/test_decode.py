@@ -45,6 +45,16 @@ def test_bad_files_raise_a_reason(name):
     assert str(err.value)  # a reason a person can read
 
 
+@pytest.mark.parametrize("name", sorted(n for n, (kind, _) in EXPECTED.items() if kind == "error"))
+@pytest.mark.parametrize("side", [None, 1024])
+def test_bad_files_raise_a_reason_when_read_for_viewing_too(name, side):
+    """The viewer, the thumbnails and the compare view read through ``read_full``: a truncated or corrupt
+    file is the same one-line reason there, not a raw OSError that the GUI reports as a bug."""
+    with pytest.raises(DecodeError) as err:
+        read_full(str(DATA / name), max_side=side)
+    assert str(err.value)
+
+
 def test_specific_reasons():
     def reason(name):
         with pytest.raises(DecodeError) as e:
