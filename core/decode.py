@@ -168,8 +168,11 @@ def to_rgb(im: Image.Image) -> Image.Image:
     if im.mode == "RGB":
         return im
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        a = np.asarray(im, dtype=np.uint32 if im.mode == "I" else np.uint16)
-        top = 65535 if a.max(initial=0) > 255 else 255
+        a = np.asarray(im, dtype=np.int32 if im.mode == "I" else np.uint16)
+        lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+        if lo < 0 or hi > 65535:  # 32-bit data (a scientific TIFF): its own range, as for floats
+            return Image.fromarray(_to_8bit(a, float(lo), 255.0 / (hi - lo or 1)), "L").convert("RGB")
+        top = 65535 if hi > 255 else 255
         return Image.fromarray(_to_8bit(a, 0.0, 255.0 / top), "L").convert("RGB")
     if im.mode == "F":
         a = np.asarray(im, dtype=np.float32)

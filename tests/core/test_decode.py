@@ -459,3 +459,21 @@ def test_a_progressive_jpeg_with_thousands_of_scans_is_refused_not_decoded(tmp_p
     for read in (lambda p: decode_for_model(p, 224), read_full):
         with pytest.raises(DecodeError, match="scans"):
             read(str(bomb))
+
+
+@pytest.mark.parametrize("offset", [-30_000, 100_000])
+def test_a_32_bit_grey_tiff_outside_16_bits_keeps_its_picture(tmp_path, offset):
+    """Signed 32-bit pixels below 0 wrapped round to the top of an unsigned range, and ones over 65535 were
+    clipped: the whole picture turned white and the file was listed as blank."""
+    from helpers import DEMO
+
+    grey = np.asarray(Image.open(DEMO / "Camera/misty_lake.jpg").convert("L"), np.int32)
+    path = tmp_path / "science.tif"
+    Image.fromarray(grey * 100 + offset, "I").save(path)
+    assert Image.open(path).mode == "I"
+    for rgb in (np.asarray(read_full(str(path))), decode_for_model(str(path), SIZE).pixels):
+        g = rgb[..., 0].astype(np.float32)
+        assert g.std() > 10, g.std()  # a picture, not one flat colour
+    small = np.asarray(read_full(str(path)).convert("L").resize((64, 40)), np.float32)
+    ref = np.asarray(Image.fromarray(grey.astype(np.uint8)).resize((64, 40)), np.float32)
+    assert np.corrcoef(small.ravel(), ref.ravel())[0, 1] > 0.95
