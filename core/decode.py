@@ -621,7 +621,7 @@ def decode_for_model(
                 im.seek(0)
                 opaque_webp = _load_opaque_webp(im)
                 if opaque_webp is None:
-                    im.load()
+                    _load(im)
                 # after load: PNG's getexif loads pixels
                 orientation, taken, capture = _orientation_and_date(im)
                 small = _shrink(opaque_webp or im, size)
@@ -714,6 +714,15 @@ _BAD_DATA = (
 )
 
 
+def _load(im: Image.Image) -> None:
+    """``im.load()``; a decoder plugin's RuntimeError (AVIF, HEIF: "Failed to decode frame 0: ...") is damaged
+    data like any other, not a bug."""
+    try:
+        im.load()
+    except RuntimeError as e:
+        raise DecodeError(f"corrupt image data ({e})") from e
+
+
 def _bad_data(e: BaseException) -> DecodeError:
     """The one-line reason for an error of ``_BAD_DATA``."""
     if isinstance(e, (Image.DecompressionBombError, MemoryError)):
@@ -742,7 +751,7 @@ def read_full(path: str, max_side: int | None = None, heif_share: float = 1.0) -
             _check_cost(im, max_side, keep_aspect=True)
         try:
             im.seek(0)
-            im.load()
+            _load(im)
         except _BAD_DATA as e:
             raise _bad_data(e) from e
         try:

@@ -477,3 +477,32 @@ def test_a_32_bit_grey_tiff_outside_16_bits_keeps_its_picture(tmp_path, offset):
     small = np.asarray(read_full(str(path)).convert("L").resize((64, 40)), np.float32)
     ref = np.asarray(Image.fromarray(grey.astype(np.uint8)).resize((64, 40)), np.float32)
     assert np.corrcoef(small.ravel(), ref.ravel())[0, 1] > 0.95
+
+
+def test_a_corrupt_avif_is_a_reason_not_an_unexpected_error(tmp_path):
+    """The AVIF decoder raises RuntimeError ("Failed to decode frame 0: ...") on damaged data: that is a
+    corrupt file (a one-line reason), not "unexpected decoder error" with a traceback in the log."""
+    import random
+
+    from helpers import DEMO
+
+    from core.decode import register_plugins
+
+    register_plugins()
+    good = tmp_path / "good.avif"
+    Image.open(DEMO / "Camera/misty_lake.jpg").convert("RGB").save(good, "AVIF", quality=70)
+    data = good.read_bytes()
+    rng, refused = random.Random(1), 0
+    for n in range(30):
+        damaged = bytearray(data)
+        for _ in range(20):
+            damaged[rng.randrange(len(data) // 4, len(data))] = rng.randrange(256)
+        path = tmp_path / f"damaged{n}.avif"
+        path.write_bytes(bytes(damaged))
+        for read in (lambda p: decode_for_model(p, SIZE), read_full):
+            try:
+                read(str(path))
+            except DecodeError as e:
+                refused += 1
+                assert "corrupt" in str(e) or "not a recognised" in str(e), e
+    assert refused >= 2  # some of the damage is in the picture's data
