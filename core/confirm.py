@@ -60,13 +60,6 @@ def verdicts_key(library: str, verify_from: float, checked: np.ndarray | None = 
     return h.hexdigest()
 
 
-def _one_shape(a: ImageRecord, b: ImageRecord) -> bool:
-    """Whether two files have one shape (as ``core.verify`` compares frames: aspect ratios within 2 %)."""
-    if min(a.width, a.height, b.width, b.height) <= 0:
-        return False
-    return abs(float(np.log((a.width / a.height) / (b.width / b.height)))) <= verify.FRAME_ASPECT
-
-
 def _stats_key(a: ImageRecord, b: ImageRecord) -> str:
     return f"{a.size}:{a.mtime_ns}/{b.size}:{b.mtime_ns}/v{verify.VERSION}"
 
@@ -150,7 +143,8 @@ def confirm_pairs(
     # to frame gets them (from the grey picture kept, within its block).
     framed: dict[int, bool] = dict.fromkeys(last_use, True)
     for k in fresh:
-        if not _one_shape(files[i[k]], files[j[k]]):
+        a, b = files[i[k]], files[j[k]]
+        if not verify.one_shape((a.width, a.height), (b.width, b.height)):
             framed[int(i[k])] = framed[int(j[k])] = False
     total = len(last_use) + len(fresh)
     progress(0, total, f"Checking {len(fresh)} pairs of look-alikes")

@@ -802,6 +802,17 @@ class NeedKeypoints(Exception):
 
 
 FRAME_ASPECT = 0.02  # shapes within 2 % (log of the aspect ratios): one may be the other resized
+
+
+def one_shape(size_a: tuple[int, int], size_b: tuple[int, int]) -> bool:
+    """Whether two (width, height) sizes have one shape: aspect ratios within ``FRAME_ASPECT``, as a pair
+    must be to be compared frame to frame."""
+    (wa, ha), (wb, hb) = size_a, size_b
+    if min(wa, ha, wb, hb) <= 0:
+        return False
+    return abs(float(np.log((wa / ha) / (wb / hb)))) <= FRAME_ASPECT
+
+
 _FRAME_SIDE = 24  # grey thumbnail side for choosing between the frame and its mirror
 _FRAME_CORR = 0.8  # ... and the correlation it needs before the photometric check is tried
 
@@ -815,9 +826,8 @@ def _frame_verdict(a: ImageFeatures, b: ImageFeatures, complete: bool = False) -
     whole_box = (0.0, 0.0, 1.0, 1.0)
     if a.box != whole_box or b.box != whole_box:
         return None
-    ha, wa = a.thumb.shape[:2]
-    hb, wb = b.thumb.shape[:2]
-    if min(ha, wa, hb, wb) < 16 or abs(np.log((wa / ha) / (wb / hb))) > FRAME_ASPECT:
+    (ha, wa), (hb, wb) = a.thumb.shape[:2], b.thumb.shape[:2]
+    if min(ha, wa, hb, wb) < 16 or not one_shape((wa, ha), (wb, hb)):
         return None
     ga, gb = (
         cv2.resize(
@@ -838,8 +848,14 @@ def _frame_verdict(a: ImageFeatures, b: ImageFeatures, complete: bool = False) -
     if max(abs(direct), abs(mirror)) < _FRAME_CORR:  # a negative or a channel swap may invert grey
         return None
     t_norm = np.array([[-1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]) if mirrored else np.eye(2, 3)
-    measures = {"frame": 1.0, "inliers": 0.0, "mirrored": float(mirrored), "cover_a": 1.0, "cover_b": 1.0}
-    measures["cover"] = 1.0
+    measures = {
+        "frame": 1.0,
+        "inliers": 0.0,
+        "mirrored": float(mirrored),
+        "cover_a": 1.0,
+        "cover_b": 1.0,
+        "cover": 1.0,
+    }
     v = _aligned_verdict(a, b, t_norm, measures, complete, 0, mirrored, t_norm)
     if v.same:
         reason = f"same picture, frame to frame: structure explained {measures.get('r2_1', 0.0):.2f}"
