@@ -47,6 +47,11 @@ class Confirmed:
     stats: dict
 
 
+# What a check that compares pairs counts of its own work (stats): none of it is done when every verdict
+# comes from a saved scan
+WORK_COUNTS = ("features_extracted", "from_previews", "keypoints_extracted", "frame_to_frame")
+
+
 def verdicts_key(library: str, verify_from: float, checked: np.ndarray | None = None) -> str:
     """A name for the verdicts on a library's pairs (``core.pair_store.library_key``) checked from
     ``verify_from``, by this verifier; ``checked``: the rows of the pairs table that were checked."""
@@ -119,10 +124,7 @@ def confirm_pairs(
         "camera_data": camera,
         "verdicts_cached": len(todo) - len(fresh),
         "verified": len(fresh),
-        "features_extracted": 0,
-        "from_previews": 0,
-        "keypoints_extracted": 0,
-        "frame_to_frame": 0,
+        **dict.fromkeys(WORK_COUNTS, 0),
     }
     if not fresh:
         return Confirmed(same, tuple(reasons), stats)

@@ -20,7 +20,7 @@ import numpy as np
 from core import layout
 from core.blank import is_blank
 from core.cache import CachedEntry, EmbeddingCache, default_cache_dir
-from core.confirm import Confirmed, confirm_pairs, verdicts_key
+from core.confirm import WORK_COUNTS, Confirmed, confirm_pairs, verdicts_key
 from core.decode import PREPROCESS_VERSION, DecodeError, decode_for_model, open_regular
 from core.embed import Embedded, Embedder, ModelBundle, embed_files, load_bundle
 from core.grouping import code_digest as grouping_code
@@ -850,14 +850,7 @@ class _ScanRun:
         if saved is not None:
             st = saved.stats
             looked_up = len(close) - st.get("identical", 0) - st.get("camera_data", 0)
-            st |= {
-                "verdicts_cached": looked_up,
-                "verified": 0,
-                "features_extracted": 0,
-                "from_previews": 0,
-                "keypoints_extracted": 0,
-                "frame_to_frame": 0,
-            }
+            st |= {"verdicts_cached": looked_up, "verified": 0, **dict.fromkeys(WORK_COUNTS, 0)}
             confirmed = Confirmed(saved.same, tuple(saved.reasons), st)
         else:
             confirmed = confirm_pairs(
