@@ -198,6 +198,22 @@ def test_a_phone_heic_is_checked_through_its_thumbnail_and_still_matches_its_jpe
     assert read_full(str(tmp_path / "IMG_1.heic"), max_side=384).size == (384, 288)
 
 
+def _saved(folder: Path, made: dict[str, Image.Image]) -> list:
+    """Each picture saved in ``folder`` under its name (JPEG at quality 90, or PNG), as the scan's records."""
+    import os
+
+    from core.results import ImageRecord
+
+    files = []
+    for name, im in made.items():
+        path = folder / name
+        im.save(path, quality=90)
+        st = os.stat(path)
+        fmt = "PNG" if name.endswith(".png") else "JPEG"
+        files.append(ImageRecord(str(path), st.st_size, st.st_mtime_ns, im.width, im.height, fmt))
+    return files
+
+
 def _small_on_a_canvas(photo: Image.Image, path: Path) -> tuple[float, float, float, float]:
     """The photo shown small in an app window (1600x1000, title bar, sidebar text), saved to ``path``; the
     photo's normalised box."""
@@ -313,10 +329,8 @@ def test_the_scan_extracts_keypoints_only_for_pairs_not_settled_frame_to_frame(p
     """``confirm_pairs``: copies of the whole picture cost a thumbnail each; a crop of the same shape gets
     keypoints after its frame-to-frame comparison fails, and a turned copy (another shape) gets them at once.
     The verdicts are those of ``verify`` on features with keypoints."""
-    import os
-
     from core import confirm
-    from core.results import ImageRecord, Pairs
+    from core.results import Pairs
 
     w, h = photo.size
     made = {
@@ -326,11 +340,7 @@ def test_the_scan_extracts_keypoints_only_for_pairs_not_settled_frame_to_frame(p
         "crop.jpg": photo.crop((w // 8, h // 8, w - w // 8, h - h // 8)),
         "turned.jpg": photo.transpose(Image.Transpose.ROTATE_90),
     }
-    files = []
-    for name, im in made.items():
-        im.save(tmp_path / name, quality=90)
-        path, st = str(tmp_path / name), os.stat(tmp_path / name)
-        files.append(ImageRecord(path, st.st_size, st.st_mtime_ns, im.width, im.height, "JPEG"))
+    files = _saved(tmp_path, made)
     pairs = Pairs(np.zeros(4, np.int64), np.arange(1, 5), np.full(4, 0.9, np.float32))
     out = confirm.confirm_pairs(files, pairs, identical=lambda a, b: False)
     assert out.same.tolist() == [True] * 4, out.reasons
@@ -346,22 +356,16 @@ def test_features_cached_without_keypoints_get_them_when_a_later_scan_needs_them
     """A first scan caches a photo's features without keypoints (its only pair was settled frame to frame);
     a later scan pairs it with a turned copy, which needs keypoints: they are added, the pair is the same
     capture, and the cache now holds the photo's features with keypoints."""
-    import os
-
     from core import confirm
     from core.cache import EmbeddingCache
-    from core.results import ImageRecord, Pairs
+    from core.results import Pairs
 
     made = {
         "photo.jpg": photo,
         "jpeg.jpg": _copy(photo, "jpeg"),
         "turned.jpg": photo.transpose(Image.Transpose.ROTATE_90),
     }
-    files = []
-    for name, im in made.items():
-        im.save(tmp_path / name, quality=90)
-        path, st = str(tmp_path / name), os.stat(tmp_path / name)
-        files.append(ImageRecord(path, st.st_size, st.st_mtime_ns, im.width, im.height, "JPEG"))
+    files = _saved(tmp_path, made)
     cache = EmbeddingCache(tmp_path / "cache")
     photo_key = [(files[0].path, files[0].size, files[0].mtime_ns)]
 
@@ -394,10 +398,8 @@ def test_an_image_is_read_once_when_its_pairs_fall_in_different_blocks(photo, tm
     """Whether an image needs keypoints is decided over all its pairs, not one block's: a photo whose copy of
     its own shape is checked in one block and whose turned copy in the next is read once, with keypoints,
     and the stats count what was read."""
-    import os
-
     from core import confirm
-    from core.results import ImageRecord, Pairs
+    from core.results import Pairs
 
     w, h = photo.size
     made = {
@@ -405,16 +407,12 @@ def test_an_image_is_read_once_when_its_pairs_fall_in_different_blocks(photo, tm
         "small.jpg": photo.resize((w // 2, h // 2)),
         "turned.jpg": photo.transpose(Image.Transpose.ROTATE_90),
     }
-    files = []
-    for name, im in made.items():
-        im.save(tmp_path / name, quality=90)
-        path, st = str(tmp_path / name), os.stat(tmp_path / name)
-        files.append(ImageRecord(path, st.st_size, st.st_mtime_ns, im.width, im.height, "JPEG"))
+    files = _saved(tmp_path, made)
     reads = []
     extract = V.extract
 
     def counted(image, source=None, *, keypoints=True):
-        reads.append((os.path.basename(str(source or image)), keypoints))
+        reads.append((Path(str(source or image)).name, keypoints))
         return extract(image, source, keypoints=keypoints)
 
     monkeypatch.setattr(V, "extract", counted)
@@ -434,11 +432,9 @@ def test_a_failed_read_for_keypoints_keeps_the_features_an_image_had(photo, tmp_
     """An image cached without keypoints is read again when a pair needs them; if that read fails (the file
     changed or went away meanwhile), the pair is not compared, but the image's other pairs are still
     compared with the features it had, rather than "could not be read"."""
-    import os
-
     from core import confirm
     from core.cache import EmbeddingCache
-    from core.results import ImageRecord, Pairs
+    from core.results import Pairs
 
     w, h = photo.size
     made = {
@@ -447,11 +443,7 @@ def test_a_failed_read_for_keypoints_keeps_the_features_an_image_had(photo, tmp_
         "crop.jpg": photo.crop((w // 8, h // 8, w - w // 8, h - h // 8)),
         "small.jpg": photo.resize((w // 2, h // 2)),
     }
-    files = []
-    for name, im in made.items():
-        im.save(tmp_path / name, quality=90)
-        path, st = str(tmp_path / name), os.stat(tmp_path / name)
-        files.append(ImageRecord(path, st.st_size, st.st_mtime_ns, im.width, im.height, "JPEG"))
+    files = _saved(tmp_path, made)
     cache = EmbeddingCache(tmp_path / "cache")
     first = confirm.confirm_pairs(
         files[:2],
@@ -486,10 +478,8 @@ def test_a_picture_one_pixel_thin_at_the_check_size_is_compared_not_a_crash(phot
     """A strip so thin that it is one pixel high at 384 px made ORB's pyramid raise a cv2.error, which no
     handler expected: the whole scan's check stopped. It has no keypoints (none under 31 px), so its pairs
     are simply not the same capture."""
-    import os
-
     from core import confirm
-    from core.results import ImageRecord, Pairs
+    from core.results import Pairs
 
     strip = photo.resize(size)
     f = V.extract(strip)
@@ -497,11 +487,7 @@ def test_a_picture_one_pixel_thin_at_the_check_size_is_compared_not_a_crash(phot
     light = V.extract(strip, keypoints=False)
     assert len(V.with_keypoints(light).points) == 0
     assert not V.verify(f, V.extract(strip.transpose(Image.Transpose.FLIP_LEFT_RIGHT))).same
-    files = []
-    for name, im in {"strip.png": strip, "copy.png": strip.copy(), "photo.jpg": photo}.items():
-        im.save(tmp_path / name)
-        path, st = str(tmp_path / name), os.stat(tmp_path / name)
-        files.append(ImageRecord(path, st.st_size, st.st_mtime_ns, im.width, im.height, "PNG"))
+    files = _saved(tmp_path, {"strip.png": strip, "copy.png": strip.copy(), "photo.jpg": photo})
     out = confirm.confirm_pairs(
         files,
         Pairs(np.array([0, 0]), np.array([1, 2]), np.full(2, 0.9, np.float32)),
@@ -513,17 +499,11 @@ def test_a_picture_one_pixel_thin_at_the_check_size_is_compared_not_a_crash(phot
 def test_an_unexpected_error_extracting_one_image_leaves_its_pairs_unconfirmed(photo, tmp_path, monkeypatch):
     """Any failure extracting one image's features (an OpenCV assertion, a library bug) must not stop the
     scan's check: that image's pairs stay unconfirmed, and the others are still compared."""
-    import os
-
     from core import confirm
-    from core.results import ImageRecord, Pairs
+    from core.results import Pairs
 
     made = {"photo.jpg": photo, "jpeg.jpg": _copy(photo, "jpeg"), "odd.jpg": _copy(photo, "noise")}
-    files = []
-    for name, im in made.items():
-        im.save(tmp_path / name, quality=90)
-        path, st = str(tmp_path / name), os.stat(tmp_path / name)
-        files.append(ImageRecord(path, st.st_size, st.st_mtime_ns, im.width, im.height, "JPEG"))
+    files = _saved(tmp_path, made)
     extract = V.extract
 
     def fails_on_odd(image, source=None, *, keypoints=True):
