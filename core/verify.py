@@ -64,7 +64,7 @@ class _OpenCV:
 
 cv2 = _OpenCV()
 
-VERSION = 7  # part of a cache key: bump when extraction, its byte format or what a verdict means changes
+VERSION = 8  # part of a cache key: bump when extraction, its byte format or what a verdict means changes
 
 DETECT_SIDE = 384  # long side of the image ORB sees (extract() measured 7.7 ms mean, 1 thread: report's Cost)
 # A phone HEIC is read from its 320 px thumbnail (0.83 of DETECT_SIDE, enlarged to it) rather than decoded
@@ -95,6 +95,7 @@ RULE = {
     # move by ~0.1, a frame off by one pixel is not the same alignment.
     "frame_shift": 0.5,
 }
+SMALL_FROM = 2.0  # a thumbnail-sized picture is compared enlarged at most this much (``_frame_verdict``)
 MIN_INLIERS = 12  # stops the mirror search early when 3x this many align directly ...
 CLEAN_RESIDUAL = 1.0  # ... with a median residual under this (detection pixels; true copies: 0.1-0.6)
 MAX_STRETCH = 2.4  # anisotropy of the fitted affine (stretch edits reach 1.8)
@@ -596,12 +597,16 @@ def photometric(
     return out
 
 
+_DIS_FINEST = 2  # DIS's finest pyramid level in its FAST preset (OpenCV 4-5)
 _FLOW_MIN = 32  # OpenCV 5.1's DIS flow killed the process on pictures 8-31 px high (from ~80 px wide)
 
 
 def _flow(flow, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """DIS flow from ``a`` to ``b``; a thin picture (a wide panorama's thumbnail is under 32 px high) is
     padded by repeating its edge first, and the flow of the picture itself returned."""
+    # DIS lowers its finest scale to fit a small picture and keeps it lowered: every later flow of the thread
+    # was then computed at full resolution, so a pair's verdict depended on the pictures checked before it
+    flow.setFinestScale(_DIS_FINEST)
     h, w = a.shape[:2]
     ph, pw = max(0, _FLOW_MIN - h), max(0, _FLOW_MIN - w)
     if not (ph or pw):
@@ -689,7 +694,10 @@ def decide(measures: dict[str, float], rule: dict[str, float] | None = None) -> 
         return False, "contrast moved both ways between the two: another exposure"
     if measures.get("moved", 1.0) > r["moved"]:
         return False, f"parts of the picture moved ({measures['moved']:.0%} of it): another shot"
-    if measures.get("frame") and measures.get("shift", np.inf) > r["frame_shift"]:
+    # a copy resized to a few dozen pixels had its size rounded by up to half a pixel: its frame may be off
+    # by a quarter of one of its own pixels at the corners, enlarged (``enlarged``) into the thumbnail
+    shift_limit = r["frame_shift"] + 0.25 * max(0.0, measures.get("enlarged", 1.0) - 1.0)
+    if measures.get("frame") and measures.get("shift", np.inf) > shift_limit:
         return False, "not aligned frame to frame"
     fine_bad = measures.get("fine_ok", 1.0) and (r1 < r["r2_1"] or measures.get("bad_1", 1.0) > r["bad_1"])
     if fine_bad or r2 < r["r2_2"] or measures.get("bad_2", 1.0) > r["bad_2"]:
@@ -804,13 +812,16 @@ class NeedKeypoints(Exception):
 FRAME_ASPECT = 0.02  # shapes within 2 % (log of the aspect ratios): one may be the other resized
 
 
-def one_shape(size_a: tuple[int, int], size_b: tuple[int, int]) -> bool:
+def one_shape(size_a: tuple[float, float], size_b: tuple[float, float]) -> bool:
     """Whether two (width, height) sizes have one shape: aspect ratios within ``FRAME_ASPECT``, as a pair
-    must be to be compared frame to frame."""
+    must be to be compared frame to frame, plus what rounding the smaller one's sides to whole pixels can
+    change (a 20 x 12 thumbnail of a 16:10 photo is 4 % off its shape)."""
     (wa, ha), (wb, hb) = size_a, size_b
     if min(wa, ha, wb, hb) <= 0:
         return False
-    return abs(float(np.log((wa / ha) / (wb / hb)))) <= FRAME_ASPECT
+    w, h = min((wa, ha), (wb, hb), key=lambda s: s[0] * s[1])
+    rounding = 0.5 / w + 0.5 / h
+    return abs(float(np.log((wa / ha) / (wb / hb)))) <= FRAME_ASPECT + rounding
 
 
 _FRAME_SIDE = 24  # grey thumbnail side for choosing between the frame and its mirror
@@ -827,7 +838,7 @@ def _frame_verdict(a: ImageFeatures, b: ImageFeatures, complete: bool = False) -
     if a.box != whole_box or b.box != whole_box:
         return None
     (ha, wa), (hb, wb) = a.thumb.shape[:2], b.thumb.shape[:2]
-    if min(ha, wa, hb, wb) < 16 or not one_shape((wa, ha), (wb, hb)):
+    if min(ha, wa, hb, wb) < 16 or not one_shape(_native_size(a), _native_size(b)):
         return None
     ga, gb = (
         cv2.resize(
@@ -848,8 +859,21 @@ def _frame_verdict(a: ImageFeatures, b: ImageFeatures, complete: bool = False) -
     if max(abs(direct), abs(mirror)) < _FRAME_CORR:  # a negative or a channel swap may invert grey
         return None
     t_norm = np.array([[-1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]) if mirrored else np.eye(2, 3)
+    # A thumbnail copy (a 40 px picture enlarged into the 192 px thumbnail) is compared with the other side
+    # brought down to its resolution, both at most SMALL_FROM times its size: against the sharp side its
+    # enlarged blur and resampling grid read as lost structure and a misaligned frame, and at 192 px the
+    # photometric bands fall inside one of its pixels, where its JPEG blocks are (tiny copies all failed).
+    small, sharp = (a, b) if a.native <= b.native else (b, a)
+    enlarged = max(small.thumb.shape[:2]) / small.native if small.native else 1.0
+    if enlarged > _MAX_UPSCALE:
+        side = min(THUMB_SIDE, round(SMALL_FROM * small.native))
+        if side * min(ha, wa, hb, wb) < 16 * THUMB_SIDE:  # a few pixels: nothing to compare in them
+            return None
+        low, high = _at_resolution(small, small.native, side), _at_resolution(sharp, small.native, side)
+        a, b = (low, high) if small is a else (high, low)
     measures = {
         "frame": 1.0,
+        "enlarged": max(1.0, min(enlarged, SMALL_FROM)),  # the smaller picture, in the compared thumbnails
         "inliers": 0.0,
         "mirrored": float(mirrored),
         "cover_a": 1.0,
@@ -861,6 +885,24 @@ def _frame_verdict(a: ImageFeatures, b: ImageFeatures, complete: bool = False) -
         reason = f"same picture, frame to frame: structure explained {measures.get('r2_1', 0.0):.2f}"
         return Verdict(True, reason, 0, v.score, t_norm, mirrored, measures)
     return v
+
+
+def _native_size(f: ImageFeatures) -> tuple[float, float]:
+    """(width, height) of the picture ``f`` was extracted from, as far as its thumbnail tells (its own size
+    when the native size is unknown)."""
+    h, w = f.thumb.shape[:2]
+    s = f.native / max(h, w) if f.native else 1.0
+    return w * s, h * s
+
+
+def _at_resolution(f: ImageFeatures, native: int, side: int) -> ImageFeatures:
+    """``f`` with a thumbnail ``side`` pixels long made as if from a picture ``native`` pixels long: shrunk to
+    that size, then enlarged the way ``extract`` enlarges a small picture."""
+    h, w = f.thumb.shape[:2]
+    s, t = native / max(h, w), side / max(h, w)
+    small = cv2.resize(f.thumb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    size = (max(1, round(w * t)), max(1, round(h * t)))
+    return replace(f, thumb=cv2.resize(small, size, interpolation=cv2.INTER_LINEAR), native=native)
 
 
 def _uncrop(t_norm: np.ndarray, a: ImageFeatures, b: ImageFeatures) -> np.ndarray:

@@ -63,6 +63,10 @@ def _measures_source() -> str:
         V.verify,
         V._aligned_verdict,
         V._frame_verdict,
+        V.one_shape,
+        V._native_size,
+        V._at_resolution,
+        V._flow,
     )
     consts = (
         V.VERSION,
@@ -79,6 +83,7 @@ def _measures_source() -> str:
         V._CELL,
         V._PICTURE_SHARE,
         V._PHOTOMETRIC_FROM,
+        V.FRAME_ASPECT,
     )
     return repr(consts) + "".join(inspect.getsource(f) for f in fns)
 

@@ -23,6 +23,7 @@ OTHER_SHOTS = {  # kind of pair: (a, b)
     "exposure (Oxford leuven)": ("leuven_a.jpg", "leuven_b.jpg"),
     "viewpoint (street)": ("toronto_a.jpg", "toronto_b.jpg"),
     "panorama (camera turned)": ("uttower_a.jpg", "uttower_b.jpg"),
+    "burst (players moved)": ("basketball_a.jpg", "basketball_b.jpg"),
 }
 COPY_KINDS = [
     "crop_50",
@@ -149,9 +150,15 @@ def test_a_flat_image_has_no_keypoints_and_is_never_same(original):
         assert not verdict.same and verdict.inliers == 0
 
 
-def test_tiny_and_grey_inputs_are_handled(original):
+def test_tiny_and_grey_inputs_are_handled(photo, original):
     for image in (np.zeros((3, 5), np.uint8), Image.new("L", (40, 30), 200), np.zeros((1, 1, 3), np.uint8)):
         assert not V.verify(original, V.extract(image)).same
+    # pictures of a few pixels, with each other and with the photo (two 2 x 2 ones crashed the frame check)
+    few = [V.extract(photo.resize(size)) for size in [(2, 2), (7, 5), (12, 8), (30, 2)]]
+    for a in few:
+        for b in [*few, original]:
+            V.verify(a, b, complete=True)
+            V.verify(b, a, complete=True)
 
 
 def test_extract_reads_a_path(original):
@@ -288,6 +295,38 @@ def test_a_copy_of_the_whole_picture_is_settled_frame_to_frame_without_keypoints
     assert verdict.same and verdict.measures["frame"] == 1.0, verdict.reason
     assert verdict.mirrored == (kind == "flip")
     assert verdict.measures["shift"] <= V.RULE["frame_shift"]
+
+
+def _shrunk(im: Image.Image, side: int) -> Image.Image:
+    s = side / max(im.size)
+    return im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.Resampling.BILINEAR)
+
+
+@pytest.mark.parametrize("side", [16, 20, 24, 32, 48, 80])
+def test_a_thumbnail_copy_is_compared_at_its_own_resolution(photo, original, side):
+    """A copy shrunk to a few dozen pixels (a messenger's thumbnail) has no keypoints to match, and enlarged
+    into the 192 px thumbnail its blur read as lost structure and its pixel grid as a misaligned frame: such
+    copies were never verified. Both are now compared at twice its size, the sharp side brought down to its
+    resolution first (a 20 x 12 thumbnail of a 16:10 photo still has the photo's shape, within rounding)."""
+    tiny = V.extract(_shrunk(photo, side), keypoints=False)
+    for a, b in ((original, tiny), (tiny, original)):
+        verdict = V.verify(a, b)
+        assert verdict.same and verdict.measures["frame"] == 1.0, (side, verdict.reason)
+        assert verdict.measures["enlarged"] == pytest.approx(min(V.SMALL_FROM, V.THUMB_SIDE / side))
+
+
+@pytest.mark.parametrize("kind", list(OTHER_SHOTS))
+def test_a_pairs_verdict_does_not_depend_on_the_pairs_checked_before_it(photo, original, kind):
+    """OpenCV's DIS flow lowers its finest scale to fit a small picture and keeps it lowered: once a thumbnail
+    copy had been compared (at 2x its size), every later flow of the thread ran at full resolution and other
+    pairs' motion measures changed (a London Bridge pair went from 8 % to 25 % moved)."""
+    a_file, b_file = OTHER_SHOTS[kind]
+    a, b = V.extract(DATA / a_file), V.extract(DATA / b_file)
+    V._local.__dict__.pop("flow", None)  # a fresh flow, as a new check thread has
+    before = V.verify(a, b, complete=True).measures
+    tiny = V.verify(original, V.extract(_shrunk(photo, 24)), complete=True)
+    assert tiny.measures["frame"] == 1.0 and "moved" in tiny.measures  # a flow at 48 px was computed
+    assert V.verify(a, b, complete=True).measures == before
 
 
 def test_a_pair_not_settled_frame_to_frame_asks_for_keypoints(photo, original):
