@@ -695,7 +695,8 @@ def decide(measures: dict[str, float], rule: dict[str, float] | None = None) -> 
     if measures.get("moved", 1.0) > r["moved"]:
         return False, f"parts of the picture moved ({measures['moved']:.0%} of it): another shot"
     # a copy resized to a few dozen pixels had its size rounded by up to half a pixel: its frame may be off
-    # by a quarter of one of its own pixels at the corners, enlarged (``enlarged``) into the thumbnail
+    # by a quarter of one of its own pixels at the corners, which the compared thumbnails enlarge ``enlarged``
+    # times
     shift_limit = r["frame_shift"] + 0.25 * max(0.0, measures.get("enlarged", 1.0) - 1.0)
     if measures.get("frame") and measures.get("shift", np.inf) > shift_limit:
         return False, "not aligned frame to frame"

@@ -84,6 +84,9 @@ def _measures_source() -> str:
         V._PICTURE_SHARE,
         V._PHOTOMETRIC_FROM,
         V.FRAME_ASPECT,
+        V.SMALL_FROM,
+        V._DIS_FINEST,
+        V._FLOW_MIN,
     )
     return repr(consts) + "".join(inspect.getsource(f) for f in fns)
 
