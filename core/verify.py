@@ -64,7 +64,7 @@ class _OpenCV:
 
 cv2 = _OpenCV()
 
-VERSION = 8  # part of a cache key: bump when extraction, its byte format or what a verdict means changes
+VERSION = 9  # part of a cache key: bump when extraction, its byte format or what a verdict means changes
 
 DETECT_SIDE = 384  # long side of the image ORB sees (extract() measured 7.7 ms mean, 1 thread: report's Cost)
 # A phone HEIC is read from its 320 px thumbnail (0.83 of DETECT_SIDE, enlarged to it) rather than decoded
@@ -541,7 +541,11 @@ def _linear_fit(x: np.ndarray, y: np.ndarray, cells: np.ndarray, k: int) -> tupl
 
 
 def photometric(
-    ref: np.ndarray, mov: np.ndarray, m: np.ndarray, need_motion: Callable[[dict], bool] | None = None
+    ref: np.ndarray,
+    mov: np.ndarray,
+    m: np.ndarray,
+    need_motion: Callable[[dict], bool] | None = None,
+    correction: list[np.ndarray] | None = None,
 ) -> dict[str, float]:
     """Compare ``ref`` with ``mov`` warped onto it by ``m`` (2x3, mov pixels -> ref pixels, not enlarging).
 
@@ -593,10 +597,14 @@ def photometric(
             out["lost_a"], out["lost_b"] = float(lost_a.sum() / n), float(lost_b.sum() / n)
             out["mutual_loss"] = min(out["lost_a"], out["lost_b"])
     if need_motion is None or need_motion(out):
-        out.update(_motion(by[_SIGMAS[0]] - by[_SIGMAS[2]], bx[_SIGMAS[0]] - bx[_SIGMAS[2]], w, cells, k))
+        y, x = by[_SIGMAS[0]] - by[_SIGMAS[2]], bx[_SIGMAS[0]] - bx[_SIGMAS[2]]
+        out.update(_motion(y, x, w, cells, k, correction))
     return out
 
 
+# A keypoint alignment whose flow's global part still moves the frame more than this (thumbnail pixels) while
+# parts of the picture seem to move is corrected by that global part and measured once more
+_REALIGN_SHIFT = 1.5
 _DIS_FINEST = 2  # DIS's finest pyramid level in its FAST preset (OpenCV 4-5)
 _FLOW_MIN = 32  # OpenCV 5.1's DIS flow killed the process on pictures 8-31 px high (from ~80 px wide)
 
@@ -615,7 +623,14 @@ def _flow(flow, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(flow.calc(a, b, None)[:h, :w])
 
 
-def _motion(y: np.ndarray, x: np.ndarray, w: np.ndarray, cells: np.ndarray, k: int) -> dict[str, float]:
+def _motion(
+    y: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    cells: np.ndarray,
+    k: int,
+    correction: list[np.ndarray] | None = None,
+) -> dict[str, float]:
     """Local motion left after the global alignment: dense optical flow between one image and the other
     mapped into its colours (global 3x3 mix), per cell. A copy has none; a burst, a moved subject or parallax
     has some. ``moved``: share of textured cells whose mean flow exceeds half a thumbnail pixel."""
@@ -647,6 +662,8 @@ def _motion(y: np.ndarray, x: np.ndarray, w: np.ndarray, cells: np.ndarray, k: i
     a = design * wt[:, None]
     coef = np.linalg.lstsq(a.T @ design + np.eye(3) * 1e-3, a.T @ f.reshape(-1, 2), rcond=None)[0]
     glob = (design @ coef).reshape(h, wd, 2).astype(np.float32)
+    if correction is not None:  # the flow's global part as a 2x3 displacement of ref's pixels
+        correction.append(coef.T.astype(np.float64))
     local = f - glob
     # how far the flow's global part moves the frame (at its corners): a pair aligned frame to frame
     # without keypoints must not be off by more than FRAME_SHIFT
@@ -800,7 +817,20 @@ def _aligned_verdict(
             m["mutual_loss"] <= RULE["mutual_loss"] and max(m["uneven_1"], m["uneven_2"]) <= RULE["uneven"]
         )
 
-    measures.update(photometric(ref.thumb, mov.thumb, m_ref, need_motion))
+    correction: list[np.ndarray] = []
+    measures.update(photometric(ref.thumb, mov.thumb, m_ref, need_motion, correction))
+    if inliers and correction and measures["shift"] > _REALIGN_SHIFT and not decide(measures)[0]:
+        # The keypoint fit was off (a stretched copy, a few noisy inliers): the flow's global part says by how
+        # much. Compose it into the alignment and look again; what a better fit cannot explain still moves.
+        g = correction[0]
+        h3 = np.vstack([np.hstack([np.eye(2) + g[:, :2], g[:, 2:]]), [0, 0, 1]])
+        m_new = (np.linalg.inv(h3) @ np.vstack([m_ref, [0, 0, 1]]))[:2]
+        again = photometric(ref.thumb, mov.thumb, m_new, need_motion)
+        # kept if the pair passes that way or the frame lines up better than it did
+        if decide({**measures, **again})[0] or again.get("shift", np.inf) < measures["shift"]:
+            measures.update(again, realigned=1.0)
+            m_thumb = m_new if ref is a else cv2.invertAffineTransform(m_new)
+            whole = _uncrop(_compose(m_thumb, size_a, size_b), a, b)
     same, reason = decide(measures)
     return Verdict(same, reason, inliers, measures.get("r2_1", 0.0), whole, mirrored, measures)
 

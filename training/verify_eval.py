@@ -86,6 +86,7 @@ def _measures_source() -> str:
         V.FRAME_ASPECT,
         V.SMALL_FROM,
         V._DIS_FINEST,
+        V._REALIGN_SHIFT,
         V._FLOW_MIN,
     )
     return repr(consts) + "".join(inspect.getsource(f) for f in fns)

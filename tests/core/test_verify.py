@@ -329,6 +329,20 @@ def test_a_pairs_verdict_does_not_depend_on_the_pairs_checked_before_it(photo, o
     assert V.verify(a, b, complete=True).measures == before
 
 
+@pytest.mark.parametrize("offset", [(0.01, 1.0), (0.02, 1.02), (0.0, 1.03)])
+def test_a_keypoint_fit_that_is_off_is_corrected_by_the_flow(photo, original, offset):
+    """A few noisy inliers (a stretched or re-shared copy) can fit a transform a few thumbnail pixels off: the
+    fine structure then disagrees and copies were refused ("the picture differs", "parts moved"). The flow's
+    global part measures the error; composed into the alignment, the copy lines up and passes."""
+    copy = V.extract(_copy(photo, "jpeg"))
+    dx, scale = offset
+    t = np.array([[scale, 0.0, dx], [0.0, scale, 0.0]])
+    verdict = V._aligned_verdict(original, copy, t, {"inliers": 50.0, "cover": 1.0}, True, 50, False, t)
+    assert verdict.same and verdict.measures["realigned"] == 1.0, verdict.reason
+    assert verdict.measures["shift"] < V._REALIGN_SHIFT
+    np.testing.assert_allclose(verdict.transform, np.eye(2, 3), atol=0.02)  # the alignment the verdict shows
+
+
 def test_a_pair_not_settled_frame_to_frame_asks_for_keypoints(photo, original):
     """A crop keeps the shape but not the frame: the frame-to-frame comparison does not pass, the pair needs
     keypoints, and with them (added from the grey picture the features kept) it is the same capture."""
