@@ -602,8 +602,8 @@ def photometric(
     return out
 
 
-# A keypoint alignment whose flow's global part still moves the frame more than this (thumbnail pixels) while
-# parts of the picture seem to move is corrected by that global part and measured once more
+# A keypoint-aligned pair that fails the rule while the flow's global part still moves the frame more than
+# this (thumbnail pixels) is corrected by that global part and measured once more (``_aligned_verdict``)
 _REALIGN_SHIFT = 1.5
 _DIS_FINEST = 2  # DIS's finest pyramid level in its FAST preset (OpenCV 4-5)
 _FLOW_MIN = 32  # OpenCV 5.1's DIS flow killed the process on pictures 8-31 px high (from ~80 px wide)
@@ -930,8 +930,8 @@ def _at_resolution(f: ImageFeatures, native: int, side: int) -> ImageFeatures:
     """``f`` with a thumbnail ``side`` pixels long made as if from a picture ``native`` pixels long: shrunk to
     that size, then enlarged the way ``extract`` enlarges a small picture."""
     h, w = f.thumb.shape[:2]
-    s, t = native / max(h, w), side / max(h, w)
-    small = cv2.resize(f.thumb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    t = side / max(h, w)
+    small = _resize_long(f.thumb, native)  # native is under the thumbnail's side: shrunk by area
     size = (max(1, round(w * t)), max(1, round(h * t)))
     return replace(f, thumb=cv2.resize(small, size, interpolation=cv2.INTER_LINEAR), native=native)
 
