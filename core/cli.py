@@ -226,7 +226,13 @@ def cmd_scan(a) -> int:
             if a.ray:
                 result = _ray_scan(a, engine, threshold, similar, update)
             else:
-                lib = engine.scan(a.paths, _options(a), floor=floor, verify_from=threshold, progress=update)
+                lib = engine.scan(
+                    a.paths,
+                    _options(a),
+                    floor=floor,
+                    verify_from=engine.checked_from(threshold),
+                    progress=update,
+                )
                 result = lib.result(threshold, similar)
         finally:
             close()

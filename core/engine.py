@@ -393,6 +393,12 @@ class Engine:
         one."""
         return self.bundle.candidate_threshold if self.verify else self.bundle.duplicate_threshold
 
+    def checked_from(self, threshold: float) -> float:
+        """Where a scan that reports duplicates at ``threshold`` starts checking pairs (``scan``'s
+        ``verify_from``): at the model's candidate threshold even when ``threshold`` is stricter. A copy
+        between the two left unchecked would be taken for another shot and shown among the similar shots."""
+        return min(threshold, self.bundle.candidate_threshold)
+
     def open_cache(self) -> EmbeddingCache | None:
         """The cache this engine reads and writes (None when caching is off); the caller closes it."""
         return EmbeddingCache(self.cache_dir) if self.use_cache else None

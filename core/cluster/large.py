@@ -133,7 +133,9 @@ def large_result(
     try:
         ignored = cache.not_duplicate_pairs() if cache else set()
         same = np.zeros(len(pairs), bool)
-        verify_from = max(floor, threshold)
+        # from the candidate threshold even when the duplicates' is stricter: a copy left unchecked would be
+        # taken for a similar shot
+        verify_from = max(floor, engine.checked_from(threshold))
         if engine.verify:
             at = 0
             for chunk in pairs.chunks():

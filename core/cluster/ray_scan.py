@@ -248,7 +248,7 @@ def ray_scan(
             walk,
             entries,
             floor=floor,
-            verify_from=threshold,
+            verify_from=engine.checked_from(threshold),
             embedded=len(todo),
             progress=progress,
             cancel=cancel,

@@ -187,3 +187,28 @@ def test_scan_says_what_the_same_capture_check_did_and_what_it_cost(library, tmp
     again = run("scan", library, "--cache-dir", tmp_path / "c")
     line = next(x for x in again.stdout.splitlines() if x.startswith("same-capture check:"))
     assert f"{candidates} candidate pairs, 0 compared, {compared} from the cache; 0 images read" in line, line
+
+
+def test_a_stricter_threshold_never_turns_copies_into_similar_shots(tmp_path):
+    # Copies under the asked threshold but over the candidate one were not checked at all, and fell into the
+    # similar-shot tier, described as "other captures" (a new user's trial: a sepia copy at --threshold 0.95).
+    import numpy as np
+    from PIL import Image
+
+    from training.augment import EDITS
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo = Image.open(DATA / "verify" / "photo.jpg").convert("RGB")
+    photo.save(folder / "photo.jpg", quality=95)
+    kinds = ["grayscale", "colour", "text", "crop_75"]
+    for k, kind in enumerate(kinds):
+        EDITS[kind](photo, np.random.default_rng([3, k])).convert("RGB").save(
+            folder / f"{kind}.jpg", quality=90
+        )
+    out = tmp_path / "strict.json"
+    p = run("scan", folder, "--threshold", "0.999", "--json", out, "--no-cache")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(out.read_text())
+    assert d["groups"] == []  # every copy is under 0.999 ...
+    assert d["similar_groups"] == [], d["similar_groups"]  # ... and none of them is another shot
