@@ -5,6 +5,8 @@ colour filters), all other-shot pairs of shots/, and similar-scene negatives (th
 of different photos by embedding and by features). Embeds everything as the app does, extracts verification
 features, verifies every pair, and writes one record per pair to ``--cache`` so that ``--rule`` sweeps can be
 re-run without recomputing. Prints and writes the metrics table (per kind, tune and held-out).
+``--as-files``: every edited copy saved as a file first (JPEG q90, screenshots PNG) and read back as the app
+reads files, rather than compared straight from memory.
 """
 
 from __future__ import annotations
@@ -187,13 +189,35 @@ def negatives(store: Store, files: list[str], top: int) -> list[Pair]:
     return [Pair("negative", kind, files[i], files[j]) for (i, j), kind in out.items()]
 
 
+# ``--as-files``: how each edited copy is stored, as a user's file would be (a screenshot is a PNG)
+SAVED_AS = {"screenshot": ("png", {})}
+SAVED_JPEG = ("jpg", {"quality": 90})
+
+
+def saved_copy(ref: str, folder: Path) -> str:
+    """The edited copy ``ref`` ("path#kind") written once to a file under ``folder``, and that file's path."""
+    kind = ref.partition("#")[2]
+    ext, options = SAVED_AS.get(kind, SAVED_JPEG)
+    path = folder / f"{_key(ref, ext, sorted(options.items()))}.{ext}"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        load(ref).save(tmp, format="PNG" if ext == "png" else "JPEG", **options)
+        tmp.replace(path)
+    return str(path)
+
+
 def run_split(
-    store: Store, split: str, n_photos: int, n_neg_photos: int, top: int
+    store: Store, split: str, n_photos: int, n_neg_photos: int, top: int, as_files: bool = False
 ) -> tuple[list[dict], dict]:
     all_files = [str(p) for p in photos(split)]
     sub = [str(p) for p in subset([Path(p) for p in all_files], n_photos)]
     neg_files = [str(p) for p in subset([Path(p) for p in all_files], n_neg_photos)]
-    pairs = copy_pairs([Path(p) for p in sub]) + shot_pairs(split) + negatives(store, neg_files, top)
+    copies = copy_pairs([Path(p) for p in sub])
+    if as_files:  # each copy read from its own file, as the app reads it, rather than edited in memory
+        folder = store.folder / "copies"
+        copies = [Pair(p.family, p.kind, p.a, saved_copy(p.b, folder)) for p in copies]
+    pairs = copies + shot_pairs(split) + negatives(store, neg_files, top)
     refs = [r for p in pairs for r in (p.a, p.b)]
     store.embed(refs)
     store.features(refs)
@@ -493,6 +517,11 @@ def main(argv: list[str] | None = None) -> None:
         "--bench", type=int, default=0, help="only time extraction and verification on this many files"
     )
     p.add_argument("--target", type=float, default=0.985, help="--tune: share of every copy kind to keep")
+    p.add_argument(
+        "--as-files",
+        action="store_true",
+        help="store every edited copy as a file (JPEG q90, screenshots PNG) and read it back as the app does",
+    )
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if a.bench:
@@ -515,11 +544,14 @@ def main(argv: list[str] | None = None) -> None:
     store = Store(a.cache, Embedder(threads=2))
     report = {"rule": rule, "splits": {}}
     for split in a.splits:
-        rec_file = a.cache / f"records_{split}_{_key(a.photos, a.neg_photos, a.top, _measures_source())}.pkl"
+        parts = (a.photos, a.neg_photos, a.top, _measures_source())
+        if a.as_files:
+            parts += ("files", SAVED_AS, SAVED_JPEG)
+        rec_file = a.cache / f"records_{split}_{_key(*parts)}.pkl"
         if rec_file.exists():
             records, background = pickle.loads(rec_file.read_bytes())
         else:
-            records, background = run_split(store, split, a.photos, a.neg_photos, a.top)
+            records, background = run_split(store, split, a.photos, a.neg_photos, a.top, a.as_files)
             rec_file.write_bytes(pickle.dumps((records, background)))
         store.layouts([x for r in records for x in (r["a"], r["b"])])
         for r in records:
