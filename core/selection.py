@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 
+from core.grouping import SAME_AGE_NS
 from core.results import Group, ImageRecord, ScanResult
 
 RULES: dict[str, str] = {
@@ -42,9 +43,20 @@ def _keeper(group: Group, rule: str, reference: list[str]) -> int:
     """The position in ``group`` of the copy ``rule`` keeps."""
     members = group.files
     camera = any(r.taken for r in members)
+    first_of: dict[str, int] = {}  # a capture date -> when the oldest file that records it was written
+    for r in members:
+        if r.taken:
+            first_of[r.taken] = min(first_of.get(r.taken, r.mtime_ns), r.mtime_ns)
+
+    def export(r: ImageRecord) -> bool:
+        """Records a capture that an older file of the group records too: made from it later (an export or
+        an upscale that kept the camera's EXIF), as ``core.grouping.rank_copies`` reads file ages."""
+        return bool(r.taken) and r.mtime_ns > first_of[r.taken] + SAME_AGE_NS
+
     keys: dict[str, Callable[[ImageRecord], tuple]] = {
-        # Among the camera's captures when there are any: an upscaled export has more pixels, not more photo.
-        "resolution": lambda r: (camera and not r.taken, -r.pixels, -r.size),
+        # Among the camera's captures when there are any, and of those the originals: an upscaled or
+        # re-saved export has more pixels or more bytes, not more photo.
+        "resolution": lambda r: (camera and not r.taken, export(r), -r.pixels, -r.size),
         "size": lambda r: (-r.size, -r.pixels),
         "oldest": _date_key,
     }
