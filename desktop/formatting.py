@@ -7,7 +7,12 @@ import time
 from core.report import human_bytes
 from core.results import ImageRecord
 
-__all__ = ["human_bytes", "human_duration", "percent", "taken_or_modified"]
+__all__ = ["count", "human_bytes", "human_duration", "percent", "taken_or_modified"]
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and the noun agreeing with it: "1 group", "2 groups", "1 copy", "3 copies"."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def human_duration(seconds: float) -> str:

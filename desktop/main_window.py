@@ -31,7 +31,7 @@ from desktop.banner import ResultBanner, describe
 from desktop.compare_pane import ComparePane
 from desktop.error_dialog import ErrorDialog
 from desktop.folder_panel import FolderPanel
-from desktop.formatting import human_bytes
+from desktop.formatting import count, human_bytes
 from desktop.gc_guard import install as collect_on_gui_thread
 from desktop.group_list import GroupList
 from desktop.icons import action_icon
@@ -533,14 +533,15 @@ class MainWindow(QMainWindow):
         n, m = len(result.groups), len(result.similar_groups)
         self.duplicates.show_result(
             result,
-            f"<b>{n} groups</b> · {result.duplicates} copies · {human_bytes(result.reclaimable)} to free",
+            f"<b>{count(n, 'group')}</b> · {count(result.duplicates, 'copy', 'copies')} · "
+            f"{human_bytes(result.reclaimable)} to free",
             dup_floor,
             result.threshold,
         )
         self.groups_model.set_marked(self.session.marks.paths)
         self.similar_shots.show_result(
             result,
-            f"<b>{m} groups</b> of other shots of one subject: to look at, nothing to remove",
+            f"<b>{count(m, 'group')}</b> of other shots of one subject: to look at, nothing to remove",
             floor,
             similar,
         )

@@ -26,6 +26,7 @@ from core.report import scan_json, write_csv, write_json
 from core.results import Group, ImageRecord, ScanResult
 from core.scan import ScanOptions
 from core.selection import choose
+from desktop.formatting import count
 from desktop.marks import Marks
 from desktop.workers import Task, TaskRunner
 
@@ -196,9 +197,13 @@ class Session(QObject):
         self.busy_changed.emit(False)
         self.scan_finished.emit()
         st = self.library.stats
+        # the photos read (a file that could not be read is a problem, listed apart, not a photo scanned)
+        problems = len(self.library.problems)
+        unread = f", {count(problems, 'file')} could not be read" if problems else ""
         self.message.emit(
-            f"Scanned {st.get('found', len(self.library.files))} photos "
-            f"({st.get('cached', 0)} from the cache): {len(self.result.groups)} groups of duplicates, "
+            f"Scanned {count(len(self.library.files), 'photo')} "
+            f"({st.get('cached', 0)} from the cache{unread}): "
+            f"{count(len(self.result.groups), 'group')} of duplicates, "
             f"{len(self.result.similar_groups)} of similar shots."
         )
 
@@ -298,7 +303,7 @@ class Session(QObject):
         """Mark by ``rule`` in the duplicate groups only: similar shots are other captures, never marked."""
         if self.result is not None:
             self.marks.replace(choose(self.result, rule, self.marks.reference))
-            self.message.emit(f"Marked {len(self.marks)} copies.")
+            self.message.emit(f"Marked {count(len(self.marks), 'copy', 'copies')}.")
 
     # -- acting on marked files
     # -------------------------------------------------------------------------------
@@ -448,4 +453,4 @@ class Session(QObject):
         else:
             marked = self.marks.paths
             write_csv(self.result, path, keep={f.path for f in self.result.files if f.path not in marked})
-        self.message.emit(f"Exported {len(self.result.groups)} groups to {path}")
+        self.message.emit(f"Exported {count(len(self.result.groups), 'group')} to {path}")

@@ -98,3 +98,26 @@ def test_the_first_grouping_is_made_in_the_scan_worker_not_on_the_gui_thread(qtb
         window.open_folders([str(DEMO)])
     assert threads == [False]  # once, in the worker
     assert window.session.result.groups  # and shown
+
+
+def test_the_status_counts_the_photos_read_and_the_files_that_could_not_be(qtbot, make_window, tmp_path):
+    # A new user's trial: 36 files, 4 unreadable, read "Scanned 35 photos", and "1 groups of duplicates".
+    import shutil
+
+    from helpers import DATA, copy_demo
+
+    folder = copy_demo(
+        tmp_path / "few", ["Camera/forest_path.jpg", "Backup/forest_path.jpg", "Camera/kite_sky.jpg"]
+    )
+    shutil.copy(DATA / "truncated.jpg", folder / "broken.jpg")
+    (folder / "empty.jpg").write_bytes(b"")
+    window = make_window()
+    messages = []
+    window.session.message.connect(messages.append)
+    with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
+        drop_paths(window, folder)
+    qtbot.waitUntil(lambda: any(m.startswith("Scanned") for m in messages))
+    (line,) = [m for m in messages if m.startswith("Scanned")]
+    assert line.startswith(
+        "Scanned 3 photos (0 from the cache, 2 files could not be read): 1 group of duplicates"
+    )
