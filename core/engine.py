@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import marshal
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -200,13 +201,14 @@ class Library:
             return self._grouped(groups, shots, pairs, threshold)
         shots: tuple[Group, ...] = ()
         if self.same is not None:
-            other = ~self.same & (self.feature_similarity() >= self.similar_features)
+            # Not verified as one capture, or said by a person not to be a duplicate: "not a duplicate" is
+            # not "not alike", and another capture the check took for a copy belongs here.
+            other = (~self.same | self._ignored_rows()) & (self.feature_similarity() >= self.similar_features)
             shots = tuple(
                 group_pairs(
                     self.files,
                     self.pairs.select(other),
                     similar_threshold,
-                    ignored=self.ignored,
                     share=SIMILAR_SHARE,
                     similarity=lambda a, b: float(self.embeddings[a] @ self.embeddings[b]),
                 )
@@ -218,12 +220,26 @@ class Library:
             store.save_groups(key, (groups, shots), self.index_of)
         return self._grouped(groups, shots, pairs, threshold)
 
+    def _ignored_rows(self) -> np.ndarray:
+        """Which rows of the pairs table are pairs a person marked "not a duplicate"."""
+        n = len(self.files)
+        rows = np.zeros(len(self.pairs), bool)
+        at = [(self.index_of(a), self.index_of(b)) for a, b in self.ignored]
+        at = [(min(x, y), max(x, y)) for x, y in at if x is not None and y is not None]
+        keys = np.array([x * n + y for x, y in at], np.int64)
+        if len(keys) and len(rows):
+            a, b = self.pairs.a.astype(np.int64), self.pairs.b.astype(np.int64)
+            rows = np.isin(np.minimum(a, b) * n + np.maximum(a, b), keys)
+        return rows
+
     def _groups_key(self, threshold: float, similar_threshold: float) -> str:
         """A name for this library's groups at these thresholds, with its ignored pairs, by this code (the
         verdicts' name, ``saved_as``, stands for the library, its pairs and verdicts)."""
         h = hashlib.blake2b(digest_size=16)
         parts = (self.saved_as, threshold, similar_threshold, SIMILAR_SHARE, self.similar_features)
         h.update(f"{parts!r}\0{grouping_code()}\n".encode())
+        for f in (Library.result, Library._ignored_rows):  # which pairs each tier is made of
+            h.update(marshal.dumps(f.__code__))
         for a, b in sorted(self.ignored):
             h.update(f"{a}\0{b}\n".encode("utf-8", "surrogateescape"))
         return h.hexdigest()

@@ -766,10 +766,15 @@ class MainWindow(QMainWindow):
             paths = [r.path for r in self.groups_model.records(index.row())]
             pairs = self.session.not_duplicate([(a, b) for i, a in enumerate(paths) for b in paths[i + 1 :]])
             if pairs:
+
+                def undo() -> None:
+                    self.session.forget_not_duplicate(pairs)
+                    self.banner.show_message(f"{len(paths)} photos are grouped as duplicates again.")
+
                 self.banner.show_message(
-                    f"{len(paths)} photos will no longer be grouped as duplicates of each "
-                    "other (Edit → Not-a-duplicate pairs… lists them).",
-                    lambda: self.session.forget_not_duplicate(pairs),
+                    f"{len(paths)} photos will no longer be grouped as duplicates of each other; close "
+                    "ones are listed under Similar shots (Edit → Not-a-duplicate pairs… lists them).",
+                    undo,
                 )
 
     def edit_ignored(self) -> None:

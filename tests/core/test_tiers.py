@@ -92,6 +92,24 @@ def test_other_shots_that_are_close_are_similar_shots(scanned):
     assert shots_in_similar, "at least one real other-shot pair is a candidate and lands in similar shots"
 
 
+def test_a_pair_said_not_to_be_a_duplicate_is_shown_among_similar_shots(scanned):
+    # A new user's trial: exposure brackets the check took for copies, marked "not a duplicate", vanished
+    # from both tiers instead of joining the similar shots (where another capture belongs).
+    engine, lib, _ = scanned
+    a, b = (
+        next(f.path for f in lib.files if os.path.basename(f.path) == n)
+        for n in ("photo.jpg", "photo_jpeg.jpg")
+    )
+    lib.ignored.add(tuple(sorted((a, b))))
+    try:
+        result = lib.result(engine.default_threshold(), lib.floor, remember=False)
+    finally:
+        lib.ignored.clear()
+    pair = frozenset(("photo.jpg", "photo_jpeg.jpg"))
+    assert pair not in _pairs(result, result.groups)
+    assert pair in _pairs(result, result.similar_groups)
+
+
 def test_verdicts_are_cached_and_reused_on_a_rescan(scanned, library):
     engine, first, result = scanned
     stats = first.stats["verification"]

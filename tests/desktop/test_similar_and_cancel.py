@@ -144,3 +144,19 @@ def test_not_a_duplicate_is_written_off_the_gui_thread(qtbot, make_window, photo
     assert writers[0] is not threading.main_thread()
     engine = window.session.engine()
     qtbot.waitUntil(lambda: tuple(sorted(paths[:2])) in engine.not_duplicate_pairs(), timeout=10_000)
+
+
+def test_undoing_not_a_duplicate_says_so_and_the_group_comes_back(qtbot, make_window, photos):
+    # A new user's trial: after the banner's Undo the banner still said the photos would no longer be grouped.
+    window = make_window()
+    scan(qtbot, window, photos)
+    groups = window.groups_model.rowCount()
+    paths = sorted(c.rec.path for c in window.compare.cards)
+    window.act_notdup.trigger()
+    qtbot.waitUntil(lambda: window.groups_model.rowCount() == groups - 1, timeout=20_000)
+    assert "no longer be grouped" in window.banner.text.text()
+    window.banner.undo_button.click()
+    qtbot.waitUntil(lambda: window.groups_model.rowCount() == groups, timeout=20_000)
+    assert "no longer" not in window.banner.text.text() and "again" in window.banner.text.text()
+    shown = [sorted(r.path for r in window.groups_model.records(row)) for row in range(groups)]
+    assert paths in shown
