@@ -11,7 +11,7 @@ import logging
 import marshal
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -120,6 +120,41 @@ class FileDigests:
         return self.get(a) is not None and self.get(a) == self.get(b)
 
 
+def pair_keys(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """One int64 per unordered pair of positions ``a[k]``, ``b[k]`` among ``n`` files."""
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    return np.minimum(a, b) * n + np.maximum(a, b)
+
+
+def ignored_keys(
+    ignored: Iterable[tuple[str, str]], index_of: Callable[[str], int | None], n: int
+) -> np.ndarray:
+    """The ``pair_keys`` of path pairs a person marked "not a duplicate" (pairs of files not among the ``n``
+    left out)."""
+    at = [(index_of(a), index_of(b)) for a, b in ignored]
+    at = [(x, y) for x, y in at if x is not None and y is not None]
+    return pair_keys(np.array([x for x, _ in at], np.int64), np.array([y for _, y in at], np.int64), n)
+
+
+def copy_mask(groups: Iterable[Group], index_of: Callable[[str], int | None], n: int) -> np.ndarray:
+    """Which of ``n`` files are copies in a duplicate group other than its best copy."""
+    out = np.zeros(n, bool)
+    for g in groups:
+        out[[k for m in g.members[1:] if (k := index_of(m.file.path)) is not None]] = True
+    return out
+
+
+def similar_rows(
+    pairs: Pairs, same: np.ndarray, ignored: np.ndarray, copies: np.ndarray, n: int
+) -> np.ndarray:
+    """Which ``pairs`` may be similar shots (the features' threshold aside): those not verified as one
+    capture, and those a person marked "not a duplicate" (``ignored``: their ``pair_keys``): that is not "not
+    alike", and another capture the check took for a copy belongs there. A photo with copies is listed once,
+    by its duplicate group's best copy: a pair through one of its other ``copies`` is left out."""
+    marked = np.isin(pair_keys(pairs.a, pairs.b, n), ignored) if len(ignored) else np.zeros(len(pairs), bool)
+    return (~same | marked) & (marked | ~(copies[pairs.a] | copies[pairs.b]))
+
+
 @dataclass
 class Library:
     """What one scan found: records, vectors, problems, and the pairs at or above ``floor``."""
@@ -199,11 +234,15 @@ class Library:
         if saved is not None and len(saved) == 2:
             groups, shots = saved
             return self._grouped(groups, shots, pairs, threshold)
+        groups = tuple(
+            group_pairs(self.files, pairs, threshold, identical=self.identical, ignored=self.ignored)
+        )
         shots: tuple[Group, ...] = ()
         if self.same is not None:
-            # Not verified as one capture, or said by a person not to be a duplicate: "not a duplicate" is
-            # not "not alike", and another capture the check took for a copy belongs here.
-            other = (~self.same | self._ignored_rows()) & (self.feature_similarity() >= self.similar_features)
+            copies = copy_mask(groups, self.index_of, len(self.files))
+            marked = ignored_keys(self.ignored, self.index_of, len(self.files))
+            other = similar_rows(self.pairs, self.same, marked, copies, len(self.files))
+            other &= self.feature_similarity() >= self.similar_features
             shots = tuple(
                 group_pairs(
                     self.files,
@@ -213,24 +252,9 @@ class Library:
                     similarity=lambda a, b: float(self.embeddings[a] @ self.embeddings[b]),
                 )
             )
-        groups = tuple(
-            group_pairs(self.files, pairs, threshold, identical=self.identical, ignored=self.ignored)
-        )
         if store and remember:
             store.save_groups(key, (groups, shots), self.index_of)
         return self._grouped(groups, shots, pairs, threshold)
-
-    def _ignored_rows(self) -> np.ndarray:
-        """Which rows of the pairs table are pairs a person marked "not a duplicate"."""
-        n = len(self.files)
-        rows = np.zeros(len(self.pairs), bool)
-        at = [(self.index_of(a), self.index_of(b)) for a, b in self.ignored]
-        at = [(min(x, y), max(x, y)) for x, y in at if x is not None and y is not None]
-        keys = np.array([x * n + y for x, y in at], np.int64)
-        if len(keys) and len(rows):
-            a, b = self.pairs.a.astype(np.int64), self.pairs.b.astype(np.int64)
-            rows = np.isin(np.minimum(a, b) * n + np.maximum(a, b), keys)
-        return rows
 
     def _groups_key(self, threshold: float, similar_threshold: float) -> str:
         """A name for this library's groups at these thresholds, with its ignored pairs, by this code (the
@@ -238,7 +262,7 @@ class Library:
         h = hashlib.blake2b(digest_size=16)
         parts = (self.saved_as, threshold, similar_threshold, SIMILAR_SHARE, self.similar_features)
         h.update(f"{parts!r}\0{grouping_code()}\n".encode())
-        for f in (Library.result, Library._ignored_rows):  # which pairs each tier is made of
+        for f in (Library.result, similar_rows, copy_mask):  # which pairs each tier takes
             h.update(marshal.dumps(f.__code__))
         for a, b in sorted(self.ignored):
             h.update(f"{a}\0{b}\n".encode("utf-8", "surrogateescape"))

@@ -21,7 +21,15 @@ import numpy as np
 from core.cluster.pairs import PairFile, cell_pairs, stream_groups
 from core.cluster.shards import ShardStore, column_matrix
 from core.confirm import confirm_pairs
-from core.engine import SIMILAR_SHARE, Engine, FileDigests, pair_cosines
+from core.engine import (
+    SIMILAR_SHARE,
+    Engine,
+    FileDigests,
+    copy_mask,
+    ignored_keys,
+    pair_cosines,
+    similar_rows,
+)
 from core.errors import LookalikeError
 from core.grouping import group_order
 from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
@@ -157,14 +165,6 @@ def large_result(
     finally:
         if cache:
             cache.close()
-    other = ~same
-    if engine.verify:  # a similar shot must also reach the features' threshold
-        at = 0
-        for chunk in pairs.chunks():
-            k = np.nonzero(other[at : at + len(chunk)])[0]
-            sims = pair_cosines(_Rows32(feat), chunk.a[k], chunk.b[k]) if len(k) else np.zeros(0, np.float32)
-            other[at + k] = sims >= engine.bundle.similar_shot_features
-            at += len(chunk)
 
     def selected(mask: np.ndarray):
         def chunks():
@@ -178,23 +178,6 @@ def large_result(
     def cosine(a: int, b: int) -> float:
         return float(emb[a].astype(np.float32) @ emb[b].astype(np.float32))
 
-    shots = ()
-    if engine.verify:
-        shots = tuple(
-            sorted(
-                stream_groups(
-                    files,
-                    selected(other),
-                    similar,
-                    work / "similar",
-                    ignored=ignored,
-                    share=SIMILAR_SHARE,
-                    similarity=cosine,
-                    cancel=cancel,
-                ),
-                key=group_order,
-            )
-        )
     groups = tuple(
         sorted(
             stream_groups(
@@ -209,6 +192,41 @@ def large_result(
             key=group_order,
         )
     )
+    # as Library.result: pairs not verified or marked "not a duplicate", none through a copy that its group's
+    # best copy stands for, and close by the features too
+    n = len(files)
+    position = {f.path: k for k, f in enumerate(files)}
+    copies = copy_mask(groups, position.get, n)
+    marked = ignored_keys(ignored, position.get, n)
+    other = np.zeros(len(pairs), bool)
+    at = 0
+    for chunk in pairs.chunks():
+        other[at : at + len(chunk)] = similar_rows(chunk, same[at : at + len(chunk)], marked, copies, n)
+        at += len(chunk)
+    if engine.verify:  # a similar shot must also reach the features' threshold
+        at = 0
+        for chunk in pairs.chunks():
+            k = np.nonzero(other[at : at + len(chunk)])[0]
+            sims = pair_cosines(_Rows32(feat), chunk.a[k], chunk.b[k]) if len(k) else np.zeros(0, np.float32)
+            other[at + k] = sims >= engine.bundle.similar_shot_features
+            at += len(chunk)
+
+    shots = ()
+    if engine.verify:
+        shots = tuple(
+            sorted(
+                stream_groups(
+                    files,
+                    selected(other),
+                    similar,
+                    work / "similar",
+                    share=SIMILAR_SHARE,
+                    similarity=cosine,
+                    cancel=cancel,
+                ),
+                key=group_order,
+            )
+        )
     kept = [c.select(c.similarity >= threshold) for c in selected(same)()]
     matches = Pairs(
         np.concatenate([c.a for c in kept]) if kept else np.zeros(0, np.int64),

@@ -288,3 +288,22 @@ def test_reasons_are_one_per_pair_without_a_string_per_pair_held(scanned):
         reasons[len(reasons)]
     small = PairReasons(4, np.array([1, 3]), ("one", "three"), "-")
     assert list(small) == ["-", "one", "-", "three"] and small[-3] == "one" and small[1:3] == ["one", "-"]
+
+
+def test_similar_shots_show_a_photo_with_copies_once(tmp_path, engine_factory):
+    # A new user's trial: a photo and its edited copy were both listed among similar shots beside another
+    # shot of the subject; the copy is already in duplicates, where its group's best copy stands for it.
+    root = tmp_path / "lib"
+    root.mkdir()
+    for name in ("leuven_a.jpg", "leuven_b.jpg"):
+        shutil.copy(VERIFY / name, root / name)
+    Image.open(VERIFY / "leuven_a.jpg").save(root / "leuven_a_resaved.jpg", quality=70)
+    engine = engine_factory(tmp_path / "cache")
+    lib = engine.scan([root])
+    result = lib.result(engine.default_threshold(), lib.floor)
+    (group,) = result.groups
+    best, copy = (os.path.basename(m.file.path) for m in group.members)
+    assert {best, copy} == {"leuven_a.jpg", "leuven_a_resaved.jpg"}
+    shots = _pairs(result, result.similar_groups)
+    assert frozenset((best, "leuven_b.jpg")) in shots
+    assert not any(copy in pair for pair in shots)
