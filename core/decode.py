@@ -229,17 +229,24 @@ def _margin_box(
     return round(left * sx), round(top * sy), W - round(right * sx), H - round(bottom * sy)
 
 
+# The verifier's picture may be this small a share of a side of an app's canvas (the model's trim keeps 20 %):
+# a photo shown in a phone screenshot can be under a fifth of its height, and the trim then kept the whole
+# column of buttons and captions around it, where ORB found too few of the photo's corners.
+CONTENT_MIN_SIDE = 0.1
+
+
 def content_box(rgb: Image.Image) -> Box:
     """Where the picture is once flat bars and an app's canvas are trimmed, as ``resize_for_model`` trims
-    them: the box in ``rgb``'s pixels (the whole image when nothing is trimmed)."""
+    them (but down to ``CONTENT_MIN_SIDE`` of a side of a canvas): the box in ``rgb``'s pixels (the whole
+    image when nothing is trimmed)."""
     W, H = rgb.size
     if rgb.height < 16 or rgb.width < 16:
         return 0, 0, W, H
     thumb = _thumbnail(rgb)
     outer = _border_box(rgb, thumb=thumb)
     if outer is None:
-        return _canvas_box(rgb, thumb=thumb) or (0, 0, W, H)
-    inner = _canvas_box(rgb.crop(outer))
+        return _canvas_box(rgb, thumb=thumb, min_side=CONTENT_MIN_SIDE) or (0, 0, W, H)
+    inner = _canvas_box(rgb.crop(outer), min_side=CONTENT_MIN_SIDE)
     if inner is None:
         return outer
     return outer[0] + inner[0], outer[1] + inner[1], outer[0] + inner[2], outer[1] + inner[3]
@@ -328,8 +335,9 @@ def _canvas_box(
     line_share: float = 0.85,
     k: int = 6,
     thumb: np.ndarray | None = None,
+    min_side: float = 0.2,
 ) -> Box | None:
-    """The box ``trim_canvas`` crops to (None: no canvas)."""
+    """The box ``trim_canvas`` crops to (None: no canvas, or content under ``min_side`` of a side)."""
     if rgb.height < 16 or rgb.width < 16:
         return None
     a = _thumbnail(rgb) if thumb is None else thumb
@@ -363,7 +371,7 @@ def _canvas_box(
     if len(ys) == 0:
         return None
     y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
-    if y1 - y0 < 0.2 * h or x1 - x0 < 0.2 * w:
+    if y1 - y0 < min_side * h or x1 - x0 < min_side * w:
         return None
     return _margin_box(rgb.size, a.shape, y0, h - y1, x0, w - x1)
 

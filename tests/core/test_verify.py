@@ -255,6 +255,31 @@ def test_a_small_photo_in_a_screenshot_is_compared_without_the_app_around_it(pho
     assert back.box == pytest.approx(shot.box) and V.verify(original, back).same
 
 
+def test_a_photo_a_tenth_of_a_phone_screenshot_is_found_among_its_buttons(photo, original, tmp_path):
+    """A phone screenshot (1080 x 2340, title bar, buttons and captions scattered over the canvas) of a photo
+    under a fifth of its height: the canvas trim kept at least a fifth of each side, so it returned the whole
+    column with the buttons, and ORB found too few of the photo's corners (read back from files, the
+    evaluation's phone screenshots failed so)."""
+    from PIL import ImageDraw
+
+    canvas = Image.new("RGB", (1080, 2340), (32, 32, 32))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle((0, 0, 1080, 160), fill=(12, 12, 12))
+    draw.text((120, 50), "Photos", fill=(230, 230, 230))
+    for x, y, fill in ((320, 300, (70, 60, 66)), (90, 1010, (110, 225, 160)), (900, 2200, (165, 220, 110))):
+        draw.rounded_rectangle((x, y, x + 130, y + 80), radius=6, fill=fill)
+    small = photo.resize((480, round(480 * photo.height / photo.width)), Image.Resampling.LANCZOS)
+    x, y = 300, 1700
+    canvas.paste(small, (x, y))
+    canvas.save(tmp_path / "phone.png")
+    box = (x / 1080, y / 2340, (x + small.width) / 1080, (y + small.height) / 2340)
+    assert box[3] - box[1] < 0.15  # a seventh of the screenshot's height
+    shot = V.extract(tmp_path / "phone.png")
+    np.testing.assert_allclose(shot.box, box, atol=0.02)
+    verdict = V.verify(original, shot)
+    assert verdict.same, f"{verdict.reason} {verdict.measures}"
+
+
 def test_skipping_what_cannot_change_the_verdict_gives_the_same_verdicts(photo, original):
     """A scan skips the photometric check after a failed alignment and the optical flow after failed
     detail checks; the evaluation measures everything. Both must agree on every pair, reasons included."""
