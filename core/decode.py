@@ -30,6 +30,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from core.errors import DecodeError
 from core.layout import layout_hash
 from core.raw import is_raw, open_raw
+from core.results import RECORDED_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,11 @@ def capture_signature(exif: Image.Exif) -> str | None:
         text = f"{float(v):.6g}" if isinstance(v, (int, float)) or hasattr(v, "numerator") else str(v)
         # ";" separates the fields: a value holding one would pose as more fields
         fields.append(f"{name}={text.strip(chr(0)).strip().replace(';', ',')}")
+    # the size the camera wrote the picture at (PixelXDimension, PixelYDimension): not part of the capture (an
+    # editor that resizes may update it), but a file with more pixels than that was enlarged after it
+    w, h = ifd.get(0xA002), ifd.get(0xA003)
+    if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0:
+        fields.append(f"{RECORDED_SIZE}={w}x{h}")
     return ";".join(fields) if any(f.startswith("time=") for f in fields) else None
 
 
@@ -135,7 +141,7 @@ def same_capture(a: str | None, b: str | None) -> bool | None:
     if not a or not b:
         return None
     fa, fb = _fields(a), _fields(b)
-    common = fa.keys() & fb.keys()
+    common = fa.keys() & fb.keys() - {RECORDED_SIZE}
     if "time" not in common:
         return None
     return all(fa[k] == fb[k] for k in common)

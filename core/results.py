@@ -24,6 +24,10 @@ class Problem:
     reason: str
 
 
+# The field of a capture signature (``core.decode.capture_signature``) that holds the size the camera recorded
+RECORDED_SIZE = "pixels"
+
+
 @dataclass(frozen=True)
 class ImageRecord:
     """What the engine knows of one image file (all cheap to show in the UI)."""
@@ -42,6 +46,19 @@ class ImageRecord:
     @property
     def pixels(self) -> int:
         return self.width * self.height
+
+    @property
+    def upscaled(self) -> bool:
+        """More pixels on both sides than the camera recorded for this capture (EXIF PixelXDimension and
+        PixelYDimension, kept in ``capture``): an enlarged export that kept the camera's EXIF."""
+        key = RECORDED_SIZE + "="
+        recorded = next((f[len(key) :] for f in (self.capture or "").split(";") if f.startswith(key)), "")
+        try:
+            w, h = sorted(int(v) for v in recorded.split("x"))
+        except ValueError:
+            return False
+        small, large = sorted((self.width, self.height))
+        return small > 1.01 * w and large > 1.01 * h
 
     @property
     def folder(self) -> str:

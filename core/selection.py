@@ -56,7 +56,7 @@ def _keeper(group: Group, rule: str, reference: list[str]) -> int:
     keys: dict[str, Callable[[ImageRecord], tuple]] = {
         # Among the camera's captures when there are any, and of those the originals: an upscaled or
         # re-saved export has more pixels or more bytes, not more photo.
-        "resolution": lambda r: (camera and not r.taken, export(r), -r.pixels, -r.size),
+        "resolution": lambda r: (camera and not r.taken, r.upscaled, export(r), -r.pixels, -r.size),
         "size": lambda r: (-r.size, -r.pixels),
         "oldest": _date_key,
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from helpers import camera_jpeg
+from helpers import DEMO, camera_jpeg
 from PIL import Image
 
 from core.grouping import rank_copies
@@ -40,3 +40,42 @@ def test_the_rule_in_order():
     small = rec("small.jpg", 2000, 900_000, 1010, "2021-06-05 07:41:12")
     recompressed = rec("q40.jpg", 4000, 1_500_000, 1020, "2021-06-05 07:41:12")
     assert rank_copies([small, recompressed, camera]) == [2, 1, 0]
+
+
+def test_an_upscale_that_kept_the_cameras_exif_is_told_by_the_size_the_camera_recorded(
+    tmp_path, engine_factory
+):
+    # Both files dated alike (copied without their dates) and both with the camera's EXIF: the export's
+    # pixels outnumber what the camera recorded (EXIF PixelXDimension/PixelYDimension), so it was enlarged.
+    from core.selection import choose
+
+    root = tmp_path / "lib"
+    root.mkdir()
+    src = Image.open(DEMO / "Camera" / "misty_lake.jpg").convert("RGB")
+    exif = Image.Exif()
+    exif.get_ifd(0x8769).update({0x9003: "2021:06:05 07:41:12", 0xA002: src.width, 0xA003: src.height})
+    src.save(root / "IMG_2041.jpg", quality=92, exif=exif)
+    big = src.resize((src.width * 3 // 2, src.height * 3 // 2), Image.Resampling.LANCZOS)
+    big.save(root / "IMG_2041_export.jpg", quality=95, exif=exif)  # an editor that kept the EXIF as it was
+    t = os.stat(root / "IMG_2041.jpg").st_mtime
+    os.utime(root / "IMG_2041_export.jpg", (t, t))
+    engine = engine_factory()
+    result = engine.scan([root]).result(engine.default_threshold())
+    (group,) = result.groups
+    assert os.path.basename(group.members[0].file.path) == "IMG_2041.jpg"
+    assert {os.path.basename(p) for p in choose(result, "resolution")} == {"IMG_2041_export.jpg"}
+
+
+def test_the_recorded_size_never_splits_copies_into_two_captures():
+    from core.decode import same_capture
+
+    camera = "time=2021:06:05 07:41:12;exposure=0.004;pixels=4032x3024"
+    resized = "time=2021:06:05 07:41:12;exposure=0.004;pixels=1008x756"  # an editor that updated it
+    assert same_capture(camera, resized) is True
+    assert ImageRecord("/p/a.jpg", 1, 1, 6048, 4536, "JPEG", "2021-06-05 07:41:12", camera).upscaled
+    assert not ImageRecord("/p/b.jpg", 1, 1, 4032, 3024, "JPEG", "2021-06-05 07:41:12", camera).upscaled
+    assert not ImageRecord(
+        "/p/c.jpg", 1, 1, 3024, 4032, "JPEG", "2021-06-05 07:41:12", camera
+    ).upscaled  # turned
+    assert not ImageRecord("/p/d.jpg", 1, 1, 1008, 756, "JPEG", "2021-06-05 07:41:12", resized).upscaled
+    assert not ImageRecord("/p/e.jpg", 1, 1, 6048, 4536, "JPEG").upscaled  # nothing recorded
