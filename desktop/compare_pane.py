@@ -45,15 +45,16 @@ BETTER_TIPS = {
 
 
 def better_facts(records: list[ImageRecord]) -> list[frozenset[str]]:
-    """For each record, the facts in which it is the best of its group: the most pixels, the largest file,
-    the earliest date (an EXIF capture date before a file date). A fact every member shares is nobody's."""
+    """For each record, the facts in which it is the best of its group: the most pixels (not counting a file
+    enlarged past the size its camera recorded: ``ImageRecord.upscaled``), the largest file, the earliest date
+    (an EXIF capture date before a file date). A fact every member shares is nobody's."""
 
     def when(r: ImageRecord) -> tuple[int, str]:
         label, text = taken_or_modified(r)  # compared as shown: copies made in one minute tie
         return (0 if label == "Taken" else 1, text)
 
     keys = {
-        "Resolution": lambda r: -r.pixels,
+        "Resolution": lambda r: (r.upscaled, -r.pixels),
         "Size": lambda r: -r.size,
         "Date": when,
     }
@@ -134,6 +135,8 @@ class MemberCard(QFrame):
             tags.append("reference folder")
         if raw_pair:  # a RAW file and the JPEG its camera wrote with it: kept together on purpose
             tags.append("RAW+JPEG pair")
+        if rec.upscaled:  # more pixels than its camera recorded: an enlarged export, not more photo
+            tags.append("enlarged past the camera's size")
         facts = QFormLayout()
         facts.setContentsMargins(0, 0, 0, 0)
         facts.setHorizontalSpacing(8)

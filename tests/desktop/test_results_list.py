@@ -199,3 +199,15 @@ def test_the_table_keeps_the_end_of_a_long_folder_and_the_start_of_a_long_name(q
     # /home/me/Pictures/2019/…/Holiday: the folder that tells copies apart is at the end of the path
     assert elide_mode(COLUMN_KEYS.index("folder")) == Qt.TextElideMode.ElideMiddle
     assert elide_mode(COLUMN_KEYS.index("name")) == Qt.TextElideMode.ElideRight
+
+
+def test_an_enlarged_export_gets_no_tick_for_its_resolution():
+    # A new user's trial: the upscaled export had two ticks (Resolution, Size) against the original's one,
+    # nudging people to keep it. Pixels past what the camera recorded are not more photo.
+    from core.results import ImageRecord
+
+    sig = "time=2021:06:05 07:41:12;pixels=1600x1067"
+    original = ImageRecord("/p/IMG_1.jpg", 107_808, 1, 1600, 1067, "JPEG", "2021-06-05 07:41:12", sig)
+    export = ImageRecord("/p/IMG_1_big.jpg", 426_794, 1, 2400, 1601, "JPEG", "2021-06-05 07:41:12", sig)
+    assert export.upscaled and not original.upscaled
+    assert better_facts([original, export]) == [frozenset({"Resolution"}), frozenset({"Size"})]
