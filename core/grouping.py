@@ -56,8 +56,9 @@ def rank_copies(records: list[ImageRecord]) -> list[int]:
     0. a camera RAW file before anything else: it is the capture itself;
     1. a file with the camera's capture date (EXIF DateTimeOriginal) before one without: editors and
        converters drop it, cameras write it;
-    2. among those, one not enlarged past the size the camera recorded (EXIF PixelXDimension), then the
-       oldest file (within a minute of the oldest): derivatives are made later;
+    2. among those, one at the size the camera recorded (EXIF PixelXDimension: a file enlarged, reduced or
+       cropped since is not the camera's), then the oldest file (within a minute of the oldest): derivatives
+       are made later;
     3. then the higher resolution, then the larger file (more bytes per pixel at equal content), then the
        shorter path and the path itself (a stable tie-break).
     """
@@ -71,7 +72,7 @@ def rank_copies(records: list[ImageRecord]) -> list[int]:
         return (
             not r.is_raw,
             not r.taken if with_exif else False,
-            r.upscaled,
+            r.resized,
             late,
             -r.pixels,
             -r.size,

@@ -47,18 +47,32 @@ class ImageRecord:
     def pixels(self) -> int:
         return self.width * self.height
 
-    @property
-    def upscaled(self) -> bool:
-        """More pixels on both sides than the camera recorded for this capture (EXIF PixelXDimension and
-        PixelYDimension, kept in ``capture``): an enlarged export that kept the camera's EXIF."""
+    def _against_recorded(self) -> tuple[float, float] | None:
+        """This file's sides over the ones its camera recorded (EXIF PixelXDimension and PixelYDimension,
+        kept in ``capture``), shortest with shortest (a turned file is not resized); None when none was
+        recorded."""
         key = RECORDED_SIZE + "="
         recorded = next((f[len(key) :] for f in (self.capture or "").split(";") if f.startswith(key)), "")
         try:
             w, h = sorted(int(v) for v in recorded.split("x"))
         except ValueError:
-            return False
+            return None
         small, large = sorted((self.width, self.height))
-        return small > 1.01 * w and large > 1.01 * h
+        return small / max(w, 1), large / max(h, 1)
+
+    @property
+    def upscaled(self) -> bool:
+        """More pixels on both sides than the camera recorded for this capture: an enlarged export that kept
+        the camera's EXIF."""
+        r = self._against_recorded()
+        return r is not None and min(r) > 1.01
+
+    @property
+    def resized(self) -> bool:
+        """Not the size the camera recorded for this capture (enlarged, reduced or cropped by something that
+        kept its EXIF as it was): not the camera's file."""
+        r = self._against_recorded()
+        return r is not None and not all(0.99 <= x <= 1.01 for x in r)
 
     @property
     def folder(self) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 
-from core.grouping import SAME_AGE_NS
+from core.grouping import rank_copies
 from core.results import Group, ImageRecord, ScanResult
 
 RULES: dict[str, str] = {
@@ -43,20 +43,15 @@ def _keeper(group: Group, rule: str, reference: list[str]) -> int:
     """The position in ``group`` of the copy ``rule`` keeps."""
     members = group.files
     camera = any(r.taken for r in members)
-    first_of: dict[str, int] = {}  # a capture date -> when the oldest file that records it was written
-    for r in members:
-        if r.taken:
-            first_of[r.taken] = min(first_of.get(r.taken, r.mtime_ns), r.mtime_ns)
-
-    def export(r: ImageRecord) -> bool:
-        """Records a capture that an older file of the group records too: made from it later (an export or
-        an upscale that kept the camera's EXIF), as ``core.grouping.rank_copies`` reads file ages."""
-        return bool(r.taken) and r.mtime_ns > first_of[r.taken] + SAME_AGE_NS
+    # Of equal resolution, the one the best-copy rule ranks first (an original before a later re-save that
+    # kept its EXIF), not the larger file
+    rank = {id(members[k]): n for n, k in enumerate(rank_copies(members))}
 
     keys: dict[str, Callable[[ImageRecord], tuple]] = {
-        # Among the camera's captures when there are any, and of those the originals: an upscaled or
-        # re-saved export has more pixels or more bytes, not more photo.
-        "resolution": lambda r: (camera and not r.taken, r.upscaled, export(r), -r.pixels, -r.size),
+        # Among the camera's captures when there are any, and of those the files at the size the camera
+        # recorded: an enlarged export has more pixels, not more photo. The file dates say nothing here: an
+        # original copied again is newer than the small export made from it.
+        "resolution": lambda r: (camera and not r.taken, r.resized, -r.pixels, rank[id(r)]),
         "size": lambda r: (-r.size, -r.pixels),
         "oldest": _date_key,
     }

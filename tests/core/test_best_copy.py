@@ -79,3 +79,8 @@ def test_the_recorded_size_never_splits_copies_into_two_captures():
     ).upscaled  # turned
     assert not ImageRecord("/p/d.jpg", 1, 1, 1008, 756, "JPEG", "2021-06-05 07:41:12", resized).upscaled
     assert not ImageRecord("/p/e.jpg", 1, 1, 6048, 4536, "JPEG").upscaled  # nothing recorded
+    # resized either way from what the camera recorded: not the camera's file
+    assert ImageRecord("/p/f.jpg", 1, 1, 2016, 1512, "JPEG", "2021-06-05 07:41:12", camera).resized
+    assert ImageRecord("/p/g.jpg", 1, 1, 6048, 4536, "JPEG", "2021-06-05 07:41:12", camera).resized
+    assert not ImageRecord("/p/h.jpg", 1, 1, 3024, 4032, "JPEG", "2021-06-05 07:41:12", camera).resized
+    assert not ImageRecord("/p/i.jpg", 1, 1, 2016, 1512, "JPEG").resized

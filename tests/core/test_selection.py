@@ -19,25 +19,40 @@ def test_keep_the_highest_resolution_keeps_the_capture(tmp_path, engine_factory)
     assert {os.path.basename(p) for p in choose(result, "resolution")} == {"IMG_2041_big.png"}
 
 
+def _camera_file(path, src, *, size=None):
+    """``src`` saved as a camera would, recording its capture date and the size it was written at (EXIF
+    PixelXDimension, PixelYDimension); ``size``: resized first, the recorded size left as the camera's (an
+    export that kept the EXIF as it was)."""
+    from PIL import Image
+
+    im = Image.open(src).convert("RGB")
+    exif = Image.Exif()
+    exif.get_ifd(0x8769).update({0x9003: "2021:06:05 07:41:12", 0xA002: im.width, 0xA003: im.height})
+    (im.resize(size, Image.Resampling.LANCZOS) if size else im).save(path, quality=92, exif=exif)
+    return im
+
+
 def test_keep_the_highest_resolution_keeps_the_original_over_exports_that_kept_its_exif(
     tmp_path, engine_factory
 ):
-    # A new user's trial: exports made later that kept the camera's EXIF (a 1.5x upscale, a quality-100
-    # re-save) were kept by "Keep the highest resolution" (more pixels, more bytes) and the originals marked.
+    # A new user's trial: exports that kept the camera's EXIF (a 1.5x upscale, a quality-100 re-save) were
+    # kept by "Keep the highest resolution" (more pixels, more bytes) and the originals marked.
     from helpers import DEMO
     from PIL import Image
 
     root = tmp_path / "lib"
     (root / "Camera").mkdir(parents=True)
     (root / "Export").mkdir()
-    lake = camera_jpeg(root / "Camera" / "IMG_2041.jpg")
-    camera_jpeg(root / "Camera" / "IMG_2042.jpg", DEMO / "Camera" / "forest_path.jpg")
-    exif = {n: Image.open(root / "Camera" / f"IMG_{n}.jpg").info["exif"] for n in (2041, 2042)}
-    lake.resize((lake.width * 3 // 2, lake.height * 3 // 2), Image.Resampling.LANCZOS).save(
-        root / "Export" / "IMG_2041_big.jpg", quality=95, exif=exif[2041]
+    lake = _camera_file(root / "Camera" / "IMG_2041.jpg", DEMO / "Camera" / "misty_lake.jpg")
+    _camera_file(root / "Camera" / "IMG_2042.jpg", DEMO / "Camera" / "forest_path.jpg")
+    _camera_file(
+        root / "Export" / "IMG_2041_big.jpg",
+        DEMO / "Camera" / "misty_lake.jpg",
+        size=(lake.width * 3 // 2, lake.height * 3 // 2),
     )
+    exif = Image.open(root / "Camera" / "IMG_2042.jpg").info["exif"]
     Image.open(root / "Camera" / "IMG_2042.jpg").save(
-        root / "Export" / "IMG_2042_q100.jpg", quality=100, exif=exif[2042]
+        root / "Export" / "IMG_2042_q100.jpg", quality=100, exif=exif
     )
     made = os.stat(root / "Camera" / "IMG_2041.jpg").st_mtime
     for name in ("IMG_2041_big.jpg", "IMG_2042_q100.jpg"):
@@ -47,3 +62,28 @@ def test_keep_the_highest_resolution_keeps_the_original_over_exports_that_kept_i
     assert len(result.groups) == 2
     marked = {os.path.basename(p) for p in choose(result, "resolution")}
     assert marked == {"IMG_2041_big.jpg", "IMG_2042_q100.jpg"}
+
+
+def test_keep_the_highest_resolution_keeps_an_original_copied_again_after_its_small_export(
+    tmp_path, engine_factory
+):
+    # The second trial: the original's file was written after a half-size export that kept its EXIF (restored
+    # from a backup, copied again): the date rule then kept the small export and marked the original.
+    from helpers import DEMO
+
+    root = tmp_path / "lib"
+    (root / "Camera").mkdir(parents=True)
+    (root / "Shared").mkdir()
+    im = _camera_file(root / "Camera" / "storm.jpg", DEMO / "Camera" / "storm_clouds.jpg")
+    _camera_file(
+        root / "Shared" / "storm_small.jpg",
+        DEMO / "Camera" / "storm_clouds.jpg",
+        size=(im.width // 2, im.height // 2),
+    )
+    t = os.stat(root / "Shared" / "storm_small.jpg").st_mtime
+    os.utime(root / "Camera" / "storm.jpg", (t + 3600, t + 3600))
+    engine = engine_factory()
+    result = engine.scan([root]).result(engine.default_threshold())
+    (group,) = result.groups
+    assert os.path.basename(group.members[0].file.path) == "storm.jpg"  # the best copy too
+    assert {os.path.basename(p) for p in choose(result, "resolution")} == {"storm_small.jpg"}
