@@ -136,23 +136,49 @@ def ignored_keys(
     return pair_keys(np.array([x for x, _ in at], np.int64), np.array([y for _, y in at], np.int64), n)
 
 
-def copy_mask(groups: Iterable[Group], index_of: Callable[[str], int | None], n: int) -> np.ndarray:
-    """Which of ``n`` files are copies in a duplicate group other than its best copy."""
-    out = np.zeros(n, bool)
+def best_copies(groups: Iterable[Group], index_of: Callable[[str], int | None], n: int) -> np.ndarray:
+    """For each of ``n`` files, the position of its duplicate group's best copy when it is another copy of
+    that group, else -1."""
+    out = np.full(n, -1, np.int64)
     for g in groups:
-        out[[k for m in g.members[1:] if (k := index_of(m.file.path)) is not None]] = True
+        first = index_of(g.members[0].file.path)
+        out[[k for m in g.members[1:] if (k := index_of(m.file.path)) is not None]] = (
+            -1 if first is None else first
+        )
     return out
 
 
+def _candidates(pairs: Pairs, same: np.ndarray, ignored: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pairs not verified as one capture or marked "not a duplicate", those marked)."""
+    marked = np.isin(pair_keys(pairs.a, pairs.b, n), ignored) if len(ignored) else np.zeros(len(pairs), bool)
+    return ~same | marked, marked
+
+
+def through_best(pairs: Pairs, same: np.ndarray, ignored: np.ndarray, best: np.ndarray, n: int) -> np.ndarray:
+    """The ``pair_keys`` of the similar-shot candidates among ``pairs`` that have a best copy at one end (the
+    ``best`` of ``best_copies``), for ``similar_rows``: a few per group."""
+    rows, _ = _candidates(pairs, same, ignored, n)
+    is_best = np.zeros(n, bool)
+    is_best[best[best >= 0]] = True
+    rows &= is_best[pairs.a] | is_best[pairs.b]
+    return pair_keys(pairs.a[rows], pairs.b[rows], n)
+
+
 def similar_rows(
-    pairs: Pairs, same: np.ndarray, ignored: np.ndarray, copies: np.ndarray, n: int
+    pairs: Pairs, same: np.ndarray, ignored: np.ndarray, best: np.ndarray, stood: np.ndarray, n: int
 ) -> np.ndarray:
     """Which ``pairs`` may be similar shots (the features' threshold aside): those not verified as one
     capture, and those a person marked "not a duplicate" (``ignored``: their ``pair_keys``): that is not "not
     alike", and another capture the check took for a copy belongs there. A photo with copies is listed once,
-    by its duplicate group's best copy: a pair through one of its other ``copies`` is left out."""
-    marked = np.isin(pair_keys(pairs.a, pairs.b, n), ignored) if len(ignored) else np.zeros(len(pairs), bool)
-    return (~same | marked) & (marked | ~(copies[pairs.a] | copies[pairs.b]))
+    by its duplicate group's best copy: a pair of another copy ``x`` and a photo ``y`` is left out when the
+    best copy of ``x`` is a candidate with ``y`` too (``stood``: ``through_best`` over all the pairs)."""
+    rows, marked = _candidates(pairs, same, ignored, n)
+    a, b = np.asarray(pairs.a, np.int64), np.asarray(pairs.b, np.int64)
+    drop = np.zeros(len(pairs), bool)
+    for x, y in ((a, b), (b, a)):
+        s = best[x]
+        drop |= (s >= 0) & (s != y) & np.isin(pair_keys(np.maximum(s, 0), y, n), stood)
+    return rows & (marked | ~drop)
 
 
 @dataclass
@@ -239,9 +265,10 @@ class Library:
         )
         shots: tuple[Group, ...] = ()
         if self.same is not None:
-            copies = copy_mask(groups, self.index_of, len(self.files))
-            marked = ignored_keys(self.ignored, self.index_of, len(self.files))
-            other = similar_rows(self.pairs, self.same, marked, copies, len(self.files))
+            n = len(self.files)
+            best, marked = best_copies(groups, self.index_of, n), ignored_keys(self.ignored, self.index_of, n)
+            stood = through_best(self.pairs, self.same, marked, best, n)
+            other = similar_rows(self.pairs, self.same, marked, best, stood, n)
             other &= self.feature_similarity() >= self.similar_features
             shots = tuple(
                 group_pairs(
@@ -262,7 +289,7 @@ class Library:
         h = hashlib.blake2b(digest_size=16)
         parts = (self.saved_as, threshold, similar_threshold, SIMILAR_SHARE, self.similar_features)
         h.update(f"{parts!r}\0{grouping_code()}\n".encode())
-        for f in (Library.result, similar_rows, copy_mask):  # which pairs each tier takes
+        for f in (Library.result, similar_rows, best_copies, through_best, _candidates):  # each tier's pairs
             h.update(marshal.dumps(f.__code__))
         for a, b in sorted(self.ignored):
             h.update(f"{a}\0{b}\n".encode("utf-8", "surrogateescape"))

@@ -25,10 +25,11 @@ from core.engine import (
     SIMILAR_SHARE,
     Engine,
     FileDigests,
-    copy_mask,
+    best_copies,
     ignored_keys,
     pair_cosines,
     similar_rows,
+    through_best,
 )
 from core.errors import LookalikeError
 from core.grouping import group_order
@@ -196,12 +197,16 @@ def large_result(
     # best copy stands for, and close by the features too
     n = len(files)
     position = {f.path: k for k, f in enumerate(files)}
-    copies = copy_mask(groups, position.get, n)
-    marked = ignored_keys(ignored, position.get, n)
+    best, marked = best_copies(groups, position.get, n), ignored_keys(ignored, position.get, n)
+    stood, at = [], 0
+    for chunk in pairs.chunks():  # the candidates through a best copy, over all chunks first
+        stood.append(through_best(chunk, same[at : at + len(chunk)], marked, best, n))
+        at += len(chunk)
+    stood = np.concatenate(stood) if stood else np.zeros(0, np.int64)
     other = np.zeros(len(pairs), bool)
     at = 0
     for chunk in pairs.chunks():
-        other[at : at + len(chunk)] = similar_rows(chunk, same[at : at + len(chunk)], marked, copies, n)
+        other[at : at + len(chunk)] = similar_rows(chunk, same[at : at + len(chunk)], marked, best, stood, n)
         at += len(chunk)
     if engine.verify:  # a similar shot must also reach the features' threshold
         at = 0

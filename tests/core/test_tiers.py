@@ -307,3 +307,27 @@ def test_similar_shots_show_a_photo_with_copies_once(tmp_path, engine_factory):
     shots = _pairs(result, result.similar_groups)
     assert frozenset((best, "leuven_b.jpg")) in shots
     assert not any(copy in pair for pair in shots)
+
+
+def test_a_copy_leaves_similar_shots_only_where_its_best_copy_stands_for_it():
+    # A second trial: a photo verified as a copy of A but not grouped with it (complete linkage), and close to
+    # A's other copy, vanished from both tabs once pairs through that copy were left out of similar shots.
+    from core.engine import similar_rows, through_best
+    from core.results import Pairs
+
+    n = 3  # 0: A, the best copy of the group {A, A'}; 1: A'; 2: B
+    best = np.array([-1, 0, -1])
+    pairs = Pairs(np.array([0, 0, 1]), np.array([1, 2, 2]), np.array([0.99, 0.9, 0.9], np.float32))
+    none = np.zeros(0, np.int64)
+
+    def rows(same, ignored=none):
+        same = np.array(same)
+        stood = through_best(pairs, same, ignored, best, n)
+        return similar_rows(pairs, same, ignored, best, stood, n).tolist()
+
+    # A-B another shot: A stands for A' beside B, so A'-B is not listed again
+    assert rows([True, False, False]) == [False, True, False]
+    # A-B verified (a duplicate pair, but not in A's group): nothing stands for A' beside B, so A'-B stays
+    assert rows([True, True, False]) == [False, False, True]
+    # marked "not a duplicate" by a person: listed whatever stands for it
+    assert rows([True, False, False], ignored=np.array([1 * n + 2])) == [False, True, True]
