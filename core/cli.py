@@ -16,7 +16,7 @@ from pathlib import Path
 
 from core.errors import Cancelled, LookalikeError, OutputError
 from core.index import MIN_THRESHOLD
-from core.report import Output, csv_text, human_bytes, json_text, scan_json
+from core.report import Output, count, csv_text, human_bytes, json_text, scan_json
 
 log = logging.getLogger("lookalike")
 
@@ -243,16 +243,16 @@ def cmd_scan(a) -> int:
             out.discard()
     out = sys.stderr if any(o.stdout for _, o in outputs) else sys.stdout
     print(
-        f"{len(result.files)} images, {len(result.groups)} groups, {result.duplicates} duplicates, "
-        f"{human_bytes(result.reclaimable)} reclaimable, {len(result.problems)} problems, "
-        f"{len(result.blank)} blank "
+        f"{count(len(result.files), 'image')}, {count(len(result.groups), 'group')}, "
+        f"{count(result.duplicates, 'duplicate')}, {human_bytes(result.reclaimable)} reclaimable, "
+        f"{count(len(result.problems), 'problem')}, {len(result.blank)} blank "
         f"(threshold {threshold:.3f}, model {result.model.name})",
         file=out,
     )
     shots = sum(len(g.members) for g in result.similar_groups)
     print(
         f"similar shots (other captures of one subject, never selected for removal): "
-        f"{len(result.similar_groups)} groups, {shots} photos (threshold {similar:.3f})",
+        f"{count(len(result.similar_groups), 'group')}, {count(shots, 'photo')} (threshold {similar:.3f})",
         file=out,
     )
     check = result.stats.get("verification")

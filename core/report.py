@@ -25,6 +25,11 @@ CSV_HEADER = ["group", "exact", "keep", "path", "width", "height", "bytes", "sim
 STDOUT = "-"
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and the noun agreeing with it: "1 group", "2 groups", "1 copy", "3 copies"."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def human_bytes(n: float) -> str:
     """``1536`` → ``"1.5 KB"``: whole bytes below 1 KB, one decimal above (binary units, as file managers
     show)."""

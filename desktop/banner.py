@@ -11,16 +11,16 @@ from collections.abc import Callable
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QWidget
 
 from core.actions import ActionResult
-from desktop.formatting import human_bytes
+from desktop.formatting import count, human_bytes
 from desktop.widgets import let_shrink
 
 
 def describe(result: ActionResult) -> str:
     """One line for a person: what moved, how much, where, and what was skipped."""
     n = len(result.done)
-    files = f"{n} {'copy' if n == 1 else 'copies'}"
+    files = count(n, "copy", "copies")
     if result.kind.startswith("undo"):
-        text = f"Put back {n} {'file' if n == 1 else 'files'} where they were"
+        text = f"Put back {count(n, 'file')} where {'it was' if n == 1 else 'they were'}"
     else:
         where = "to the trash" if result.kind == "trash" else "to the chosen folder"
         text = f"Moved {files} ({human_bytes(result.bytes)}) {where}"

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import time
 
-from core.report import human_bytes
+from core.report import count, human_bytes
 from core.results import ImageRecord
 
 __all__ = ["count", "human_bytes", "human_duration", "percent", "taken_or_modified"]
-
-
-def count(n: int, noun: str, plural: str | None = None) -> str:
-    """``n`` and the noun agreeing with it: "1 group", "2 groups", "1 copy", "3 copies"."""
-    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def human_duration(seconds: float) -> str:

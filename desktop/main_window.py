@@ -733,7 +733,8 @@ class MainWindow(QMainWindow):
         where = "to the trash" if mode == "trash" else f"into {dest}"
         if self.confirm(
             "Remove copies",
-            f"Move {len(marks)} marked copies ({human_bytes(marks.bytes)}) {where}?\n\nYou can undo this.",
+            f"Move {count(len(marks), 'marked copy', 'marked copies')} ({human_bytes(marks.bytes)}) {where}?"
+            "\n\nYou can undo this.",
         ):
             self.session.act(mode, dest)
 

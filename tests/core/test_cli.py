@@ -43,7 +43,7 @@ def test_scan_json_contract(library, tmp_path):
     out = tmp_path / "r.json"
     p = run("scan", library, "--json", out, "--csv", tmp_path / "r.csv", "--cache-dir", tmp_path / "c")
     assert p.returncode == 0, p.stderr
-    assert "groups" in p.stdout and "problems" in p.stdout
+    assert "2 groups" in p.stdout and "1 problem," in p.stdout  # counts agree with their nouns
     d = json.loads(out.read_text())
     assert set(d) == {"threshold", "model", "files", "groups", "similar_groups", "pairs", "problems", "blank"}
     assert d["blank"] == []
@@ -121,7 +121,7 @@ def test_similar_threshold_sets_the_similar_shots_tier(library, tmp_path):
     line = [x for x in p.stdout.splitlines() if x.startswith("similar shots")]
     assert line and "threshold 0.500" in line[0]
     d = json.loads(out.read_text())
-    assert int(line[0].split(": ")[1].split(" groups")[0]) == len(d["similar_groups"])
+    assert int(line[0].split(": ")[1].split(" group")[0]) == len(d["similar_groups"])
     duplicate_pairs = {frozenset((q["a"], q["b"])) for q in d["pairs"]}
     for g in d["similar_groups"]:  # a similar-shot pair is never also a duplicate pair
         paths = [f["path"] for f in g["files"]]

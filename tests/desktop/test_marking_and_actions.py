@@ -127,7 +127,8 @@ def test_move_to_a_folder_and_undo(qtbot, scanned, monkeypatch, tmp_path):
     window.session.marks.mark(first.path)
     with qtbot.waitSignal(window.session.scan_finished, timeout=60_000):
         window.act_move.trigger()
-    assert "1 marked copies" in asked[0] and str(dest) in asked[0]  # the confirmation says count and place
+    # the confirmation says count and place
+    assert "Move 1 marked copy (" in asked[0] and str(dest) in asked[0]
     assert not os.path.exists(first.path)
     assert (dest / os.path.basename(first.path)).read_bytes()
     with qtbot.waitSignal(window.session.scan_finished, timeout=60_000):

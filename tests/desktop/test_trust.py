@@ -350,3 +350,15 @@ def test_problems_can_be_opened_shown_and_trashed_with_undo(qtbot, make_window, 
     with qtbot.waitSignal(window.session.action_done, timeout=60_000):
         window.banner.undo_button.click()
     assert broken.exists() and broken.read_bytes() == (DATA / "truncated.jpg").read_bytes()
+
+
+def test_one_file_is_said_in_the_singular():
+    # A second trial: "Put back 1 file where they were", and a dialog asking to move "1 marked copies".
+    from core.actions import ActionResult
+    from desktop.banner import describe
+
+    assert describe(ActionResult(7, "undo trash", ("/p/a.jpg",), ())) == "Put back 1 file where it was."
+    one = describe(ActionResult(7, "trash", ("/p/a.jpg",), (), 2048))
+    assert one == "Moved 1 copy (2.0 KB) to the trash."
+    two = describe(ActionResult(7, "undo trash", ("/p/a.jpg", "/p/b.jpg"), ()))
+    assert two == "Put back 2 files where they were."
