@@ -43,6 +43,7 @@ class ResultBanner(QFrame):
         self.undo_button = QPushButton("Undo")
         self.undo_button.clicked.connect(self._undo_clicked)
         self._undo: Callable[[], object] | None = None
+        self._until_scan = False
         close = QToolButton()
         close.setText("×")
         close.setToolTip("Dismiss")
@@ -54,12 +55,21 @@ class ResultBanner(QFrame):
         lay.addWidget(close)
         self.hide()
 
-    def show_message(self, text: str, undo: Callable[[], object] | None = None) -> None:
-        """Say ``text`` until dismissed; with ``undo``, offer an Undo button that runs it (once)."""
+    def show_message(
+        self, text: str, undo: Callable[[], object] | None = None, *, until_scan: bool = False
+    ) -> None:
+        """Say ``text`` until dismissed (``until_scan``: or until the next scan starts: news about the groups
+        on screen, not about files moved); with ``undo``, offer an Undo button that runs it (once)."""
         self.text.setText(text)
         self._undo = undo
+        self._until_scan = until_scan
         self.undo_button.setVisible(undo is not None)
         self.show()
+
+    def scan_started(self) -> None:
+        """A scan began: a message about the groups it replaces goes (what was moved, and its Undo, stays)."""
+        if self._until_scan:
+            self.hide()
 
     def _undo_clicked(self) -> None:
         undo, self._undo = self._undo, None

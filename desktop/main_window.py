@@ -457,6 +457,7 @@ class MainWindow(QMainWindow):
     @Slot()
     def _scan_started(self) -> None:
         self.status_text.setText("Scanning…")
+        self.banner.scan_started()
         if self.session.result is None and self._restoring:
             self.empty.setText(
                 "<h2>Bringing back your last results…</h2><p>Unchanged photos come from the cache.</p>"
@@ -770,12 +771,15 @@ class MainWindow(QMainWindow):
 
                 def undo() -> None:
                     self.session.forget_not_duplicate(pairs)
-                    self.banner.show_message(f"{len(paths)} photos are grouped as duplicates again.")
+                    self.banner.show_message(
+                        f"{len(paths)} photos are grouped as duplicates again.", until_scan=True
+                    )
 
                 self.banner.show_message(
                     f"{len(paths)} photos will no longer be grouped as duplicates of each other; close "
                     "ones are listed under Similar shots (Edit → Not-a-duplicate pairs… lists them).",
                     undo,
+                    until_scan=True,
                 )
 
     def edit_ignored(self) -> None:

@@ -160,3 +160,7 @@ def test_undoing_not_a_duplicate_says_so_and_the_group_comes_back(qtbot, make_wi
     assert "no longer" not in window.banner.text.text() and "again" in window.banner.text.text()
     shown = [sorted(r.path for r in window.groups_model.records(row)) for row in range(groups)]
     assert paths in shown
+    # news about the groups on screen: gone once another scan starts (it stayed through three, a trial found)
+    with qtbot.waitSignal(window.session.scan_finished, timeout=60_000):
+        window.session.scan([str(photos)])
+    assert not window.banner.isVisible()
