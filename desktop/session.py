@@ -236,6 +236,11 @@ class Session(QObject):
         setattr(self, which, threshold)
         if self.library is not None:
             self._regroup()
+            # the scan's summary no longer counts what is shown: say what the new strictness shows
+            similar = which == "similar_threshold"
+            shown = count(len(self.result.similar_groups if similar else self.result.groups), "group")
+            tier = "similar shots" if similar else "duplicates"
+            self.message.emit(f"At {threshold * 100:.0f} % strictness: {shown} of {tier}.")
 
     def clear_result(self) -> None:
         """Forget the current library and result (every folder was removed): nothing left to show or mark."""

@@ -51,6 +51,9 @@ def test_strictness_slider_regroups_live(qtbot, make_window, tmp_path, engine_fa
     assert after != before
     assert sum(map(len, after)) < sum(map(len, before))
     assert window.strictness_label.text().endswith(f"{window.strictness.maximum()} %")
+    # the status counts what is shown now, not what the scan found (a trial: "1 group", "Duplicates (0)")
+    qtbot.waitUntil(lambda: window.status_text.text().startswith(f"At {window.strictness.maximum()} %"))
+    assert f"{len(want.groups)} group" in window.status_text.text()
 
 
 def test_keyboard_moves_between_groups_and_into_the_cards(qtbot, make_window, photos):
