@@ -50,7 +50,10 @@ class ImageRecord:
     def _against_recorded(self) -> tuple[float, float] | None:
         """This file's sides over the ones its camera recorded (EXIF PixelXDimension and PixelYDimension,
         kept in ``capture``), shortest with shortest (a turned file is not resized); None when none was
-        recorded."""
+        recorded, or for a RAW file (the capture itself, measured at its sensor's size; its EXIF may be its
+        preview's)."""
+        if self.is_raw:
+            return None
         key = RECORDED_SIZE + "="
         recorded = next((f[len(key) :] for f in (self.capture or "").split(";") if f.startswith(key)), "")
         try:

@@ -84,3 +84,6 @@ def test_the_recorded_size_never_splits_copies_into_two_captures():
     assert ImageRecord("/p/g.jpg", 1, 1, 6048, 4536, "JPEG", "2021-06-05 07:41:12", camera).resized
     assert not ImageRecord("/p/h.jpg", 1, 1, 3024, 4032, "JPEG", "2021-06-05 07:41:12", camera).resized
     assert not ImageRecord("/p/i.jpg", 1, 1, 2016, 1512, "JPEG").resized
+    # a RAW file is measured at its sensor's size, and its EXIF may be its preview's: it is the capture itself
+    raw = ImageRecord("/p/j.dng", 1, 1, 6048, 4536, "DNG", "2021-06-05 07:41:12", resized)
+    assert raw.is_raw and not raw.resized and not raw.upscaled
