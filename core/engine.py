@@ -148,16 +148,28 @@ def best_copies(groups: Iterable[Group], index_of: Callable[[str], int | None], 
     return out
 
 
-def _candidates(pairs: Pairs, same: np.ndarray, ignored: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(pairs not verified as one capture or marked "not a duplicate", those marked)."""
+def similar_candidates(
+    pairs: Pairs, same: np.ndarray, ignored: np.ndarray, n: int, close: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(pairs not verified as one capture or marked "not a duplicate", and ``close`` by the features when
+    given; those marked)."""
     marked = np.isin(pair_keys(pairs.a, pairs.b, n), ignored) if len(ignored) else np.zeros(len(pairs), bool)
-    return ~same | marked, marked
+    rows = ~same | marked
+    return (rows if close is None else rows & close), marked
 
 
-def through_best(pairs: Pairs, same: np.ndarray, ignored: np.ndarray, best: np.ndarray, n: int) -> np.ndarray:
-    """The ``pair_keys`` of the similar-shot candidates among ``pairs`` that have a best copy at one end (the
-    ``best`` of ``best_copies``), for ``similar_rows``: a few per group."""
-    rows, _ = _candidates(pairs, same, ignored, n)
+def through_best(
+    pairs: Pairs,
+    same: np.ndarray,
+    ignored: np.ndarray,
+    best: np.ndarray,
+    n: int,
+    close: np.ndarray | None = None,
+) -> np.ndarray:
+    """The ``pair_keys`` of the similar-shot candidates among ``pairs`` (``close``: those close enough by the
+    features, when given) that have a best copy at one end (the ``best`` of ``best_copies``), for
+    ``similar_rows``: a few per group."""
+    rows, _ = similar_candidates(pairs, same, ignored, n, close)
     is_best = np.zeros(n, bool)
     is_best[best[best >= 0]] = True
     rows &= is_best[pairs.a] | is_best[pairs.b]
@@ -165,14 +177,21 @@ def through_best(pairs: Pairs, same: np.ndarray, ignored: np.ndarray, best: np.n
 
 
 def similar_rows(
-    pairs: Pairs, same: np.ndarray, ignored: np.ndarray, best: np.ndarray, stood: np.ndarray, n: int
+    pairs: Pairs,
+    same: np.ndarray,
+    ignored: np.ndarray,
+    best: np.ndarray,
+    stood: np.ndarray,
+    n: int,
+    close: np.ndarray | None = None,
 ) -> np.ndarray:
     """Which ``pairs`` may be similar shots (the features' threshold aside): those not verified as one
     capture, and those a person marked "not a duplicate" (``ignored``: their ``pair_keys``): that is not "not
     alike", and another capture the check took for a copy belongs there. A photo with copies is listed once,
     by its duplicate group's best copy: a pair of another copy ``x`` and a photo ``y`` is left out when the
-    best copy of ``x`` is a candidate with ``y`` too (``stood``: ``through_best`` over all the pairs)."""
-    rows, marked = _candidates(pairs, same, ignored, n)
+    best copy of ``x`` is a candidate with ``y`` too (``stood``: ``through_best`` over all the pairs, with
+    the same ``close``)."""
+    rows, marked = similar_candidates(pairs, same, ignored, n, close)
     a, b = np.asarray(pairs.a, np.int64), np.asarray(pairs.b, np.int64)
     drop = np.zeros(len(pairs), bool)
     for x, y in ((a, b), (b, a)):
@@ -267,9 +286,9 @@ class Library:
         if self.same is not None:
             n = len(self.files)
             best, marked = best_copies(groups, self.index_of, n), ignored_keys(self.ignored, self.index_of, n)
-            stood = through_best(self.pairs, self.same, marked, best, n)
-            other = similar_rows(self.pairs, self.same, marked, best, stood, n)
-            other &= self.feature_similarity() >= self.similar_features
+            close = self.feature_similarity() >= self.similar_features
+            stood = through_best(self.pairs, self.same, marked, best, n, close)
+            other = similar_rows(self.pairs, self.same, marked, best, stood, n, close)
             shots = tuple(
                 group_pairs(
                     self.files,
@@ -289,7 +308,13 @@ class Library:
         h = hashlib.blake2b(digest_size=16)
         parts = (self.saved_as, threshold, similar_threshold, SIMILAR_SHARE, self.similar_features)
         h.update(f"{parts!r}\0{grouping_code()}\n".encode())
-        for f in (Library.result, similar_rows, best_copies, through_best, _candidates):  # each tier's pairs
+        for f in (
+            Library.result,
+            similar_rows,
+            best_copies,
+            through_best,
+            similar_candidates,
+        ):  # each tier's pairs
             h.update(marshal.dumps(f.__code__))
         for a, b in sorted(self.ignored):
             h.update(f"{a}\0{b}\n".encode("utf-8", "surrogateescape"))

@@ -28,6 +28,7 @@ from core.engine import (
     best_copies,
     ignored_keys,
     pair_cosines,
+    similar_candidates,
     similar_rows,
     through_best,
 )
@@ -193,27 +194,28 @@ def large_result(
             key=group_order,
         )
     )
-    # as Library.result: pairs not verified or marked "not a duplicate", none through a copy that its group's
-    # best copy stands for, and close by the features too
+    # as Library.result: pairs not verified or marked "not a duplicate", close by the features, and none
+    # through a copy that its group's best copy stands for (the pairs through best copies, over all chunks
+    # first)
     n = len(files)
     position = {f.path: k for k, f in enumerate(files)}
     best, marked = best_copies(groups, position.get, n), ignored_keys(ignored, position.get, n)
-    stood, at = [], 0
-    for chunk in pairs.chunks():  # the candidates through a best copy, over all chunks first
-        stood.append(through_best(chunk, same[at : at + len(chunk)], marked, best, n))
-        at += len(chunk)
-    stood = np.concatenate(stood) if stood else np.zeros(0, np.int64)
     other = np.zeros(len(pairs), bool)
-    at = 0
-    for chunk in pairs.chunks():
-        other[at : at + len(chunk)] = similar_rows(chunk, same[at : at + len(chunk)], marked, best, stood, n)
-        at += len(chunk)
-    if engine.verify:  # a similar shot must also reach the features' threshold
+    if engine.verify:
+        close = np.zeros(len(pairs), bool)
+        stood, at = [], 0
+        for chunk in pairs.chunks():
+            rows = slice(at, at + len(chunk))
+            k = np.nonzero(similar_candidates(chunk, same[rows], marked, n, None)[0])[0]
+            sims = pair_cosines(_Rows32(feat), chunk.a[k], chunk.b[k]) if len(k) else np.zeros(0, np.float32)
+            close[at + k] = sims >= engine.bundle.similar_shot_features
+            stood.append(through_best(chunk, same[rows], marked, best, n, close[rows]))
+            at += len(chunk)
+        stood = np.concatenate(stood) if stood else np.zeros(0, np.int64)
         at = 0
         for chunk in pairs.chunks():
-            k = np.nonzero(other[at : at + len(chunk)])[0]
-            sims = pair_cosines(_Rows32(feat), chunk.a[k], chunk.b[k]) if len(k) else np.zeros(0, np.float32)
-            other[at + k] = sims >= engine.bundle.similar_shot_features
+            rows = slice(at, at + len(chunk))
+            other[rows] = similar_rows(chunk, same[rows], marked, best, stood, n, close[rows])
             at += len(chunk)
 
     shots = ()

@@ -331,3 +331,7 @@ def test_a_copy_leaves_similar_shots_only_where_its_best_copy_stands_for_it():
     assert rows([True, True, False]) == [False, False, True]
     # marked "not a duplicate" by a person: listed whatever stands for it
     assert rows([True, False, False], ignored=np.array([1 * n + 2])) == [False, True, True]
+    # A and B not close by the features: A stands for nothing there, so A'-B (close) stays
+    same, close = np.array([True, False, False]), np.array([True, False, True])
+    stood = through_best(pairs, same, none, best, n, close)
+    assert similar_rows(pairs, same, none, best, stood, n, close).tolist() == [False, False, True]
