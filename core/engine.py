@@ -149,49 +149,31 @@ def best_copies(groups: Iterable[Group], index_of: Callable[[str], int | None], 
 
 
 def similar_candidates(
-    pairs: Pairs, same: np.ndarray, ignored: np.ndarray, n: int, close: np.ndarray | None
+    pairs: Pairs, same: np.ndarray, ignored: np.ndarray, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(pairs not verified as one capture or marked "not a duplicate", and ``close`` by the features when
-    given; those marked)."""
+    """(pairs that may be similar shots: not verified as one capture, or marked "not a duplicate" by a person,
+    which is not "not alike": another capture the check took for a copy belongs there; those marked).
+    ``ignored``: the marked pairs' ``pair_keys``."""
     marked = np.isin(pair_keys(pairs.a, pairs.b, n), ignored) if len(ignored) else np.zeros(len(pairs), bool)
-    rows = ~same | marked
-    return (rows if close is None else rows & close), marked
+    return ~same | marked, marked
 
 
-def through_best(
-    pairs: Pairs,
-    same: np.ndarray,
-    ignored: np.ndarray,
-    best: np.ndarray,
-    n: int,
-    close: np.ndarray | None = None,
-) -> np.ndarray:
-    """The ``pair_keys`` of the similar-shot candidates among ``pairs`` (``close``: those close enough by the
-    features, when given) that have a best copy at one end (the ``best`` of ``best_copies``), for
-    ``similar_rows``: a few per group."""
-    rows, _ = similar_candidates(pairs, same, ignored, n, close)
+def through_best(pairs: Pairs, rows: np.ndarray, best: np.ndarray, n: int) -> np.ndarray:
+    """The ``pair_keys`` of the candidate ``rows`` of ``pairs`` that have a best copy at one end (the
+    ``best`` of ``best_copies``), for ``similar_rows``: a few per group."""
     is_best = np.zeros(n, bool)
     is_best[best[best >= 0]] = True
-    rows &= is_best[pairs.a] | is_best[pairs.b]
+    rows = rows & (is_best[pairs.a] | is_best[pairs.b])
     return pair_keys(pairs.a[rows], pairs.b[rows], n)
 
 
 def similar_rows(
-    pairs: Pairs,
-    same: np.ndarray,
-    ignored: np.ndarray,
-    best: np.ndarray,
-    stood: np.ndarray,
-    n: int,
-    close: np.ndarray | None = None,
+    pairs: Pairs, rows: np.ndarray, marked: np.ndarray, best: np.ndarray, stood: np.ndarray, n: int
 ) -> np.ndarray:
-    """Which ``pairs`` may be similar shots (the features' threshold aside): those not verified as one
-    capture, and those a person marked "not a duplicate" (``ignored``: their ``pair_keys``): that is not "not
-    alike", and another capture the check took for a copy belongs there. A photo with copies is listed once,
-    by its duplicate group's best copy: a pair of another copy ``x`` and a photo ``y`` is left out when the
-    best copy of ``x`` is a candidate with ``y`` too (``stood``: ``through_best`` over all the pairs, with
-    the same ``close``)."""
-    rows, marked = similar_candidates(pairs, same, ignored, n, close)
+    """Which ``pairs`` are similar shots, of the candidate ``rows`` (``similar_candidates``, close by the
+    features): a photo with copies is listed once, by its duplicate group's best copy, so a pair of another
+    copy ``x`` and a photo ``y`` is left out when the best copy of ``x`` is a candidate with ``y`` too
+    (``stood``: ``through_best`` over all the pairs), unless a person ``marked`` it "not a duplicate"."""
     a, b = np.asarray(pairs.a, np.int64), np.asarray(pairs.b, np.int64)
     drop = np.zeros(len(pairs), bool)
     for x, y in ((a, b), (b, a)):
@@ -285,10 +267,12 @@ class Library:
         shots: tuple[Group, ...] = ()
         if self.same is not None:
             n = len(self.files)
-            best, marked = best_copies(groups, self.index_of, n), ignored_keys(self.ignored, self.index_of, n)
-            close = self.feature_similarity() >= self.similar_features
-            stood = through_best(self.pairs, self.same, marked, best, n, close)
-            other = similar_rows(self.pairs, self.same, marked, best, stood, n, close)
+            best = best_copies(groups, self.index_of, n)
+            rows, marked = similar_candidates(
+                self.pairs, self.same, ignored_keys(self.ignored, self.index_of, n), n
+            )
+            rows &= self.feature_similarity() >= self.similar_features
+            other = similar_rows(self.pairs, rows, marked, best, through_best(self.pairs, rows, best, n), n)
             shots = tuple(
                 group_pairs(
                     self.files,

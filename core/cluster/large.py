@@ -199,23 +199,24 @@ def large_result(
     # first)
     n = len(files)
     position = {f.path: k for k, f in enumerate(files)}
-    best, marked = best_copies(groups, position.get, n), ignored_keys(ignored, position.get, n)
-    other = np.zeros(len(pairs), bool)
+    best, keys = best_copies(groups, position.get, n), ignored_keys(ignored, position.get, n)
+    other = np.zeros(len(pairs), bool)  # the candidates close by the features, then the similar shots
     if engine.verify:
-        close = np.zeros(len(pairs), bool)
+        marked = np.zeros(len(pairs), bool)
         stood, at = [], 0
         for chunk in pairs.chunks():
             rows = slice(at, at + len(chunk))
-            k = np.nonzero(similar_candidates(chunk, same[rows], marked, n, None)[0])[0]
+            cand, marked[rows] = similar_candidates(chunk, same[rows], keys, n)
+            k = np.nonzero(cand)[0]
             sims = pair_cosines(_Rows32(feat), chunk.a[k], chunk.b[k]) if len(k) else np.zeros(0, np.float32)
-            close[at + k] = sims >= engine.bundle.similar_shot_features
-            stood.append(through_best(chunk, same[rows], marked, best, n, close[rows]))
+            other[at + k] = sims >= engine.bundle.similar_shot_features
+            stood.append(through_best(chunk, other[rows], best, n))
             at += len(chunk)
         stood = np.concatenate(stood) if stood else np.zeros(0, np.int64)
         at = 0
         for chunk in pairs.chunks():
             rows = slice(at, at + len(chunk))
-            other[rows] = similar_rows(chunk, same[rows], marked, best, stood, n, close[rows])
+            other[rows] = similar_rows(chunk, other[rows], marked[rows], best, stood, n)
             at += len(chunk)
 
     shots = ()

@@ -312,7 +312,7 @@ def test_similar_shots_show_a_photo_with_copies_once(tmp_path, engine_factory):
 def test_a_copy_leaves_similar_shots_only_where_its_best_copy_stands_for_it():
     # A second trial: a photo verified as a copy of A but not grouped with it (complete linkage), and close to
     # A's other copy, vanished from both tabs once pairs through that copy were left out of similar shots.
-    from core.engine import similar_rows, through_best
+    from core.engine import similar_candidates, similar_rows, through_best
     from core.results import Pairs
 
     n = 3  # 0: A, the best copy of the group {A, A'}; 1: A'; 2: B
@@ -320,10 +320,10 @@ def test_a_copy_leaves_similar_shots_only_where_its_best_copy_stands_for_it():
     pairs = Pairs(np.array([0, 0, 1]), np.array([1, 2, 2]), np.array([0.99, 0.9, 0.9], np.float32))
     none = np.zeros(0, np.int64)
 
-    def rows(same, ignored=none):
-        same = np.array(same)
-        stood = through_best(pairs, same, ignored, best, n)
-        return similar_rows(pairs, same, ignored, best, stood, n).tolist()
+    def rows(same, ignored=none, close=(True, True, True)):
+        cand, marked = similar_candidates(pairs, np.array(same), ignored, n)
+        cand &= np.array(close)
+        return similar_rows(pairs, cand, marked, best, through_best(pairs, cand, best, n), n).tolist()
 
     # A-B another shot: A stands for A' beside B, so A'-B is not listed again
     assert rows([True, False, False]) == [False, True, False]
@@ -332,6 +332,4 @@ def test_a_copy_leaves_similar_shots_only_where_its_best_copy_stands_for_it():
     # marked "not a duplicate" by a person: listed whatever stands for it
     assert rows([True, False, False], ignored=np.array([1 * n + 2])) == [False, True, True]
     # A and B not close by the features: A stands for nothing there, so A'-B (close) stays
-    same, close = np.array([True, False, False]), np.array([True, False, True])
-    stood = through_best(pairs, same, none, best, n, close)
-    assert similar_rows(pairs, same, none, best, stood, n, close).tolist() == [False, False, True]
+    assert rows([True, False, False], close=(True, False, True)) == [False, False, True]
