@@ -44,8 +44,8 @@ def _keeper(group: Group, rule: str, reference: list[str]) -> int:
     members = group.files
     camera = any(r.taken for r in members)
     # Of equal resolution, the one the best-copy rule ranks first (an original before a later re-save that
-    # kept its EXIF), not the larger file
-    rank = {id(members[k]): n for n, k in enumerate(rank_copies(members))}
+    # kept its EXIF), not the larger file: ranked for that rule only
+    rank = {id(members[k]): n for n, k in enumerate(rank_copies(members))} if rule == "resolution" else {}
 
     keys: dict[str, Callable[[ImageRecord], tuple]] = {
         # Among the camera's captures when there are any, and of those the files at the size the camera

@@ -32,6 +32,14 @@ def _camera_file(path, src, *, size=None):
     return im
 
 
+def _kept_by_resolution(root, engine_factory):
+    """Scan ``root`` at the default threshold: its result, and the names "Keep the highest resolution"
+    marks."""
+    engine = engine_factory()
+    result = engine.scan([root]).result(engine.default_threshold())
+    return result, {os.path.basename(p) for p in choose(result, "resolution")}
+
+
 def test_keep_the_highest_resolution_keeps_the_original_over_exports_that_kept_its_exif(
     tmp_path, engine_factory
 ):
@@ -57,10 +65,8 @@ def test_keep_the_highest_resolution_keeps_the_original_over_exports_that_kept_i
     made = os.stat(root / "Camera" / "IMG_2041.jpg").st_mtime
     for name in ("IMG_2041_big.jpg", "IMG_2042_q100.jpg"):
         os.utime(root / "Export" / name, (made + 3600, made + 3600))  # exported an hour later
-    engine = engine_factory()
-    result = engine.scan([root]).result(engine.default_threshold())
+    result, marked = _kept_by_resolution(root, engine_factory)
     assert len(result.groups) == 2
-    marked = {os.path.basename(p) for p in choose(result, "resolution")}
     assert marked == {"IMG_2041_big.jpg", "IMG_2042_q100.jpg"}
 
 
@@ -82,8 +88,7 @@ def test_keep_the_highest_resolution_keeps_an_original_copied_again_after_its_sm
     )
     t = os.stat(root / "Shared" / "storm_small.jpg").st_mtime
     os.utime(root / "Camera" / "storm.jpg", (t + 3600, t + 3600))
-    engine = engine_factory()
-    result = engine.scan([root]).result(engine.default_threshold())
+    result, marked = _kept_by_resolution(root, engine_factory)
     (group,) = result.groups
     assert os.path.basename(group.members[0].file.path) == "storm.jpg"  # the best copy too
-    assert {os.path.basename(p) for p in choose(result, "resolution")} == {"storm_small.jpg"}
+    assert marked == {"storm_small.jpg"}
