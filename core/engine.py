@@ -45,10 +45,12 @@ from core.scan import FoundFile, ScanOptions, Walk, find_images
 
 log = logging.getLogger(__name__)
 
-# Similar shots group when half the pairs between two sets are close (a burst's first and last frames, a
-# panorama's ends, need not be); complete linkage there split the subjects of shots/: 59 % of other-shot pairs
-# grouped on the tuning split against 70 % with this (training/reports/verification.md, tiers.json).
-SIMILAR_SHARE = 0.5
+# Similar shots group by complete linkage (every two members a close pair), their pairs merged by
+# ``shot_rank``. Merged by the duplicate embedding's cosine alone, complete linkage kept 64 % of the tuning
+# split's other-shot pairs of shots/ together and half-linkage 66 %, with 603 pairs of different subjects in
+# the tier; merged by the mean with the features, complete linkage keeps 70 % and 178 such pairs
+# (training/reports/verification.md, "Similar shots grouped by both measures").
+SIMILAR_SHARE = 1.0
 
 
 def file_digest(path: str) -> str:
@@ -118,6 +120,18 @@ class FileDigests:
         if self.files[a].size != self.files[b].size:
             return False
         return self.get(a) is not None and self.get(a) == self.get(b)
+
+
+def shot_rank(features) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """The order in which similar shots' pairs ``(a, b)`` of duplicate-embedding cosine ``s`` merge into
+    groups: by the mean of ``s`` and their ImageNet ``features``' cosine. The embedding is taught that a
+    copy under any edit is the same picture, and two scenes of a kind (two HDR brackets of two houses) come
+    closer by it than two exposures of one; the features tell subjects apart."""
+
+    def rank(a: np.ndarray, b: np.ndarray, s: np.ndarray) -> np.ndarray:
+        return (np.asarray(s, np.float32) + pair_cosines(features, a, b)) / 2
+
+    return rank
 
 
 def pair_keys(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
@@ -280,6 +294,7 @@ class Library:
                     similar_threshold,
                     share=SIMILAR_SHARE,
                     similarity=lambda a, b: float(self.embeddings[a] @ self.embeddings[b]),
+                    rank=shot_rank(self.features),
                 )
             )
         if store and remember:
@@ -298,6 +313,7 @@ class Library:
             best_copies,
             through_best,
             similar_candidates,
+            shot_rank,
         ):  # each tier's pairs
             h.update(marshal.dumps(f.__code__))
         for a, b in sorted(self.ignored):

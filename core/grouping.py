@@ -136,6 +136,7 @@ def group_pairs(
     ignored: set[tuple[str, str]] | None = None,
     share: float = 1.0,
     similarity: Callable[[int, int], float] | None = None,
+    rank: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> list[Group]:
     """Groups of ``files`` from the ``pairs`` at or above ``threshold``, largest reclaimable space first.
 
@@ -144,7 +145,8 @@ def group_pairs(
     merge (1.0: complete linkage, every two members a pair; less lets loosely knit sets such as a burst or a
     panorama sequence stay together without chaining everything). ``similarity(a, b)`` gives a member's
     similarity to the best copy where the two are not a pair of the table (a loosely knit group, ``share``
-    < 1).
+    < 1). ``rank(a, b, s)``: which of a component's pairs merge first, highest first (default: the most
+    similar, ``s``); the members' similarities stay ``s``.
     """
     pairs = pairs.select(pairs.similarity >= threshold)
     if ignored and len(pairs):
@@ -178,7 +180,8 @@ def group_pairs(
         lo, hi = edge_bounds[c], edge_bounds[c + 1]
         ca, cb, cs = ei[lo:hi], ej[lo:hi], es[lo:hi]
         sim = dict(zip(zip(ca.tolist(), cb.tolist(), strict=True), cs.tolist(), strict=True))
-        for cluster in _clusters(comp_nodes, ca, cb, cs, share):
+        order = cs if rank is None else np.asarray(rank(ca, cb, cs), np.float32)
+        for cluster in _clusters(comp_nodes, ca, cb, order, share):
             groups.append(_make_group(files, cluster, sim, identical, similarity))
     groups.sort(key=group_order)
     return groups

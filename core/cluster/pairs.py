@@ -244,6 +244,7 @@ def stream_groups(
     ignored: set[tuple[str, str]] | None = None,
     share: float = 1.0,
     similarity: Callable[[int, int], float] | None = None,
+    rank: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
     bucket_pairs: int = BUCKET_PAIRS,
     cancel: CancelToken = NEVER_CANCELLED,
 ) -> Iterator[Group]:
@@ -303,4 +304,5 @@ def stream_groups(
             similarity=(lambda x, y, nodes=nodes: similarity(int(nodes[x]), int(nodes[y])))
             if similarity
             else None,
+            rank=(lambda x, y, s, nodes=nodes: rank(nodes[x], nodes[y], s)) if rank else None,
         )

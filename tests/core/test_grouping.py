@@ -254,3 +254,15 @@ def test_a_loosely_knit_group_reports_each_members_similarity_to_the_best_copy()
     for k in unpaired:
         assert by_path[files[k].path] == pytest.approx(float(vectors[best] @ vectors[k]), abs=1e-5)
     assert min(by_path.values()) > 0.5
+
+
+def test_a_rank_decides_which_pairs_merge_first_and_the_similarities_stay():
+    # Similar shots merge by another measure than the one shown: A~C is the most similar pair, but A~B ranks
+    # first, so under complete linkage {A, B} forms and C stays out; the members keep their similarity.
+    files = _files(3)
+    i, j, s = np.array([0, 0]), np.array([1, 2]), np.array([0.7, 0.9], np.float32)
+    plain = group_pairs(files, Pairs(i, j, s), 0.6)
+    assert sorted(_at(files, plain[0])) == [0, 2]
+    ranked = group_pairs(files, Pairs(i, j, s), 0.6, rank=lambda a, b, sim: np.where(b == 1, 1.0, 0.5))
+    assert len(ranked) == 1 and sorted(_at(files, ranked[0])) == [0, 1]
+    assert [m.similarity for m in ranked[0].members[1:]] == [pytest.approx(0.7)]

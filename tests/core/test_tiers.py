@@ -84,12 +84,28 @@ def test_other_shots_that_are_close_are_similar_shots(scanned):
     candidates = {
         frozenset((names[a], names[b])) for a, b in zip(i[close].tolist(), j[close].tolist(), strict=True)
     }
-    # (a pair that is not close itself can still share a similar-shots group: a group needs half its pairs
-    # close, and these four buildings make one group)
     assert {frozenset(p) for p in SHOTS if frozenset(p) in candidates} <= {
         frozenset(p) for p in shots_in_similar
     }
     assert shots_in_similar, "at least one real other-shot pair is a candidate and lands in similar shots"
+
+
+def test_every_two_similar_shots_of_a_group_are_close(scanned):
+    # Four buildings of tests/data made one similar-shots group when half the pairs between two sets had
+    # to be close: another building's photo beside a subject it is not close to. Every two members of a
+    # group must be a pair that is close by the embedding and the features, and not one capture.
+    engine, lib, _ = scanned
+    result = lib.result(engine.default_threshold(), lib.floor)
+    close = lib.feature_similarity() >= lib.similar_features
+    names = [os.path.basename(f.path) for f in lib.files]
+    candidates = {
+        frozenset((names[a], names[b]))
+        for a, b, ok, same in zip(lib.pairs.a.tolist(), lib.pairs.b.tolist(), close, lib.same, strict=True)
+        if ok and not same
+    }
+    assert result.similar_groups
+    for pair in _pairs(result, result.similar_groups):
+        assert pair in candidates, f"{sorted(pair)} share a similar-shots group without being close"
 
 
 def test_a_pair_said_not_to_be_a_duplicate_is_shown_among_similar_shots(scanned):
