@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> None:
         # The order alternates from round to round: this machine's speed drifts by 10-20 % over minutes, and
         # a fixed order charged the drift to whichever setting came last.
         settings: list[float | None] = [None, *(a.candidate or [None])]
-        times: dict[str, list[tuple[float, float, float]]] = {}  # seconds, CPU seconds, the stage's CPU
+        # seconds, CPU seconds, the stage's CPU seconds and its own seconds
+        times: dict[str, list[tuple[float, float, float, float]]] = {}
         for r in range(a.rounds):
             order = range(len(settings)) if r % 2 == 0 else reversed(range(len(settings)))
             for n_set in order:
@@ -90,10 +91,15 @@ def main(argv: list[str] | None = None) -> None:
                 lib = engine.scan([folder])
                 extra = lib.stats.get("verification", {})
                 times.setdefault(name, []).append(
-                    (time.perf_counter() - t0, time.process_time() - c0, extra.get("cpu_seconds", 0.0))
+                    (
+                        time.perf_counter() - t0,
+                        time.process_time() - c0,
+                        extra.get("cpu_seconds", 0.0),
+                        extra.get("seconds", 0.0),
+                    )
                 )
                 res = lib.result(engine.default_threshold())
-                secs, cpu_secs, _ = times[name][-1]
+                secs, cpu_secs, _, _ = times[name][-1]
                 print(
                     f"round {r + 1}, check {name}: {secs:.1f} s ({cpu_secs:.1f} s CPU), "
                     f"{len(res.groups)} groups, {res.duplicates} duplicates {extra}"
@@ -104,12 +110,17 @@ def main(argv: list[str] | None = None) -> None:
             wall = np.sort((on[:, 0] - off[:, 0]) / off[:, 0])
             cpu = np.sort((on[:, 1] - off[:, 1]) / off[:, 1])
             stage = np.sort(on[:, 2] / off[:, 1])
+            # the stage's own seconds against a scan without it, and what the rest of the scan (reading and
+            # embedding, which keeps previews when the check is on) took more: round by round, as above
+            stage_wall = np.median(on[:, 3]) / np.median(off[:, 0])
+            rest = np.sort((on[:, 0] - on[:, 3] - off[:, 0]) / off[:, 0])
             print(
                 f"check {name}: first scan {np.median(off[:, 0]):.1f} s without it, "
                 f"{np.median(on[:, 0]):.1f} s with it (medians of {a.rounds}); round by round "
                 f"{wall[0]:+.1%} to {wall[-1]:+.1%} (median {np.median(wall):+.1%}); CPU {cpu[0]:+.1%} to "
                 f"{cpu[-1]:+.1%} (median {np.median(cpu):+.1%}); the check stage's own CPU "
-                f"{np.median(stage):.1%} of a scan without it"
+                f"{np.median(stage):.1%} of a scan without it; its own seconds {stage_wall:.1%} (median "
+                f"{np.median(on[:, 3]):.2f} s), the rest of the scan {np.median(rest):+.1%} (median)"
             )
 
 
