@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from core.results import ScanResult
 from desktop.group_delegate import GroupDelegate
-from desktop.group_model import COLUMN_KEYS, SORTS, GroupListModel
+from desktop.group_model import COLUMN_KEYS, SIMILAR_SORTS, SORTS, GroupListModel
 from desktop.thumbnails import ThumbnailCache
 
 
@@ -85,7 +85,9 @@ class GroupList(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setSortingEnabled(True)
         self.table.setTabKeyNavigation(False)  # Tab leaves for the cards, as from the list
-        self.table.horizontalHeader().setSortIndicator(2, Qt.SortOrder.DescendingOrder)
+        self.sorts = SIMILAR_SORTS if similar else SORTS  # the orders its menu names, the first shown first
+        first, _ = next(iter(self.sorts.values()))
+        self.table.horizontalHeader().setSortIndicator(COLUMN_KEYS.index(first), Qt.SortOrder.DescendingOrder)
         self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.table.verticalHeader().hide()
@@ -106,7 +108,7 @@ class GroupList(QWidget):
 
         self.sort = QComboBox()
         self.sort.setToolTip("Order of the groups")
-        for text in SORTS:
+        for text in self.sorts:
             self.sort.addItem(text)
         self.search = QLineEdit()
         self.search.setPlaceholderText("Filter by name or folder")
@@ -156,7 +158,7 @@ class GroupList(QWidget):
 
     @Slot(str)
     def _sort_chosen(self, text: str) -> None:
-        key, descending = SORTS[text]
+        key, descending = self.sorts[text]
         head = self.table.horizontalHeader()
         head.blockSignals(True)  # the model sorts once, here
         order = Qt.SortOrder.DescendingOrder if descending else Qt.SortOrder.AscendingOrder
@@ -169,7 +171,7 @@ class GroupList(QWidget):
     def _header_sorted(self, column: int, order: Qt.SortOrder) -> None:
         """A header click sorted the model; the menu names the order when it is one of its own."""
         wanted = (COLUMN_KEYS[column], order == Qt.SortOrder.DescendingOrder)
-        text = next((t for t, v in SORTS.items() if v == wanted), None)
+        text = next((t for t, v in self.sorts.items() if v == wanted), None)
         if text is not None:
             self.sort.blockSignals(True)
             self.sort.setCurrentText(text)

@@ -34,6 +34,8 @@ SORTS = {
     "Newest first": ("date", True),
     "Folder A–Z": ("folder", False),
 }
+# Similar shots free nothing (none is selected for removal): the largest sets of shots come first.
+SIMILAR_SORTS = {"Most shots first": ("files", True), **{k: v for k, v in SORTS.items() if v[0] != "space"}}
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ class GroupListModel(QAbstractTableModel):
         self._marked: frozenset[str] = frozenset()
         self._all: list[_Row] = []  # in the engine's order (most space freed first)
         self._rows: list[_Row] = []  # sorted and filtered: what the views show
-        self.sort_key, self.descending = "space", True
+        self.sort_key, self.descending = next(iter((SIMILAR_SORTS if similar else SORTS).values()))
         self.filter_text = ""
 
     @property
@@ -226,7 +228,7 @@ class GroupListModel(QAbstractTableModel):
         """The row's second line. Wording: a group has *files*; the ones beyond the best are its *copies*."""
         n = len(r.records)
         if self.similar:
-            return f"{n} shots · not copies · {r.similarity * 100:.0f} % alike"
+            return f"{n} shots · {r.similarity * 100:.0f} % alike"  # not copies: the tab and header say so
         alike = "identical" if r.group.exact else f"{r.similarity * 100:.0f} % alike"
         raw = " · RAW+JPEG" if r.raw_pair else ""
         return f"{n} files · frees {human_bytes(r.group.reclaimable)} · {alike}{raw}"

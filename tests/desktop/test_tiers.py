@@ -18,6 +18,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication, QMenu
 
 from core.selection import RULES, choose
+from desktop.group_model import SummaryRole
 from desktop.viewer import ViewerDialog
 
 SHOTS = ({"leuven_a.jpg", "leuven_b.jpg"}, {"uttower_a.jpg", "uttower_b.jpg"})
@@ -65,10 +66,25 @@ def duplicate_paths(window) -> set[str]:
     return {r.path for row in range(m.rowCount()) for r in m.records(row)}
 
 
+def test_similar_shots_sort_by_what_they_hold_not_by_space_freed(qtbot, window):
+    # Nothing is freed among similar shots: their menu offered "Most space freed" first (every group frees
+    # nothing), and their rows ran out of room before saying how alike the shots are.
+    tier, model = window.similar_shots, window.shots_model
+    orders = [tier.sort.itemText(k) for k in range(tier.sort.count())]
+    assert "Most space freed" not in orders
+    assert tier.sort.currentText() == orders[0] == "Most shots first"
+    sizes = [len(model.records(row)) for row in range(model.rowCount())]
+    assert sizes == sorted(sizes, reverse=True)
+    for row in range(model.rowCount()):
+        _, detail, _ = model.index(row).data(SummaryRole)
+        lowest = min(m.similarity for m in model.group(row).members[1:])
+        assert detail == f"{len(model.records(row))} shots · {lowest * 100:.0f} % alike"
+    assert window.duplicates.sort.currentText() == "Most space freed"  # the duplicates keep theirs
+
+
 def test_similar_tab_lists_the_other_shots_and_not_the_copies(qtbot, window):
     dups, shots = names(window.groups_model), names(window.shots_model)
-    # Each real other-shot pair is shown together in the similar tab (two loosely alike subjects may share a
-    # group: similar shots need half their pairs close), and nothing else is there.
+    # Each real other-shot pair is shown together in the similar tab, and nothing else is there.
     for pair in SHOTS:
         assert any(pair <= group for group in shots), pair
     assert set().union(*shots) == SHOT_FILES
