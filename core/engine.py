@@ -46,7 +46,7 @@ from core.scan import FoundFile, ScanOptions, Walk, find_images
 log = logging.getLogger(__name__)
 
 # Similar shots group by complete linkage (every two members a close pair), their pairs merged by
-# ``shot_rank``. Merged by the duplicate embedding's cosine alone, complete linkage kept 64 % of the tuning
+# ``shot_order``. Merged by the duplicate embedding's cosine alone, complete linkage kept 64 % of the tuning
 # split's other-shot pairs of shots/ together and half-linkage 66 %, with 603 pairs of different subjects in
 # the tier; merged by the mean with the features, complete linkage keeps 70 % and 178 such pairs
 # (training/reports/verification.md, "Similar shots grouped by both measures").
@@ -122,14 +122,20 @@ class FileDigests:
         return self.get(a) is not None and self.get(a) == self.get(b)
 
 
+def shot_order(similarity: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """The order in which similar shots' pairs merge into groups, highest first: the mean of their
+    duplicate-embedding cosine (``similarity``) and their ImageNet features' cosine. The embedding is taught
+    that a copy under any edit is the same picture, and two scenes of a kind (two HDR brackets of two houses)
+    come closer by it than two exposures of one; the features tell subjects apart."""
+    return (np.asarray(similarity, np.float32) + np.asarray(features, np.float32)) / 2
+
+
 def shot_rank(features) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
-    """The order in which similar shots' pairs ``(a, b)`` of duplicate-embedding cosine ``s`` merge into
-    groups: by the mean of ``s`` and their ImageNet ``features``' cosine. The embedding is taught that a
-    copy under any edit is the same picture, and two scenes of a kind (two HDR brackets of two houses) come
-    closer by it than two exposures of one; the features tell subjects apart."""
+    """``shot_order`` of pairs ``(a, b)`` of cosine ``s``, their features' cosines computed from the vectors
+    ``features`` (the archive path's ``stream_groups``, which sees a chunk of pairs at a time)."""
 
     def rank(a: np.ndarray, b: np.ndarray, s: np.ndarray) -> np.ndarray:
-        return (np.asarray(s, np.float32) + pair_cosines(features, a, b)) / 2
+        return shot_order(s, pair_cosines(features, a, b))
 
     return rank
 
@@ -285,7 +291,8 @@ class Library:
             rows, marked = similar_candidates(
                 self.pairs, self.same, ignored_keys(self.ignored, self.index_of, n), n
             )
-            rows &= self.feature_similarity() >= self.similar_features
+            features = self.feature_similarity()  # computed once: 1M pairs' took 7 s
+            rows &= features >= self.similar_features
             other = similar_rows(self.pairs, rows, marked, best, through_best(self.pairs, rows, best, n), n)
             shots = tuple(
                 group_pairs(
@@ -294,7 +301,7 @@ class Library:
                     similar_threshold,
                     share=SIMILAR_SHARE,
                     similarity=lambda a, b: float(self.embeddings[a] @ self.embeddings[b]),
-                    rank=shot_rank(self.features),
+                    order=shot_order(self.pairs.similarity[other], features[other]),
                 )
             )
         if store and remember:
@@ -313,7 +320,7 @@ class Library:
             best_copies,
             through_best,
             similar_candidates,
-            shot_rank,
+            shot_order,
         ):  # each tier's pairs
             h.update(marshal.dumps(f.__code__))
         for a, b in sorted(self.ignored):

@@ -136,7 +136,7 @@ def group_pairs(
     ignored: set[tuple[str, str]] | None = None,
     share: float = 1.0,
     similarity: Callable[[int, int], float] | None = None,
-    rank: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+    order: np.ndarray | None = None,
 ) -> list[Group]:
     """Groups of ``files`` from the ``pairs`` at or above ``threshold``, largest reclaimable space first.
 
@@ -145,10 +145,12 @@ def group_pairs(
     merge (1.0: complete linkage, every two members a pair; less lets loosely knit sets such as a burst or a
     panorama sequence stay together without chaining everything). ``similarity(a, b)`` gives a member's
     similarity to the best copy where the two are not a pair of the table (a loosely knit group, ``share``
-    < 1). ``rank(a, b, s)``: which of a component's pairs merge first, highest first (default: the most
-    similar, ``s``); the members' similarities stay ``s``.
+    < 1). ``order``: per pair of ``pairs``, which merge first, highest first (default: the most similar);
+    the members' similarities stay the pairs' own.
     """
-    pairs = pairs.select(pairs.similarity >= threshold)
+    keep = pairs.similarity >= threshold
+    pairs = pairs.select(keep)
+    o = None if order is None else np.asarray(order, np.float32)[keep]
     if ignored and len(pairs):
         drop = np.fromiter(
             (
@@ -159,7 +161,9 @@ def group_pairs(
             count=len(pairs),
         )
         pairs = pairs.select(~drop)
+        o = None if o is None else o[~drop]
     i, j, s = pairs.a, pairs.b, pairs.similarity
+    o = s if o is None else o
     n = len(files)
     if not len(i):
         return []
@@ -170,7 +174,7 @@ def group_pairs(
     nodes = nodes[np.argsort(labels[nodes], kind="stable")]
     node_splits = np.split(nodes, np.cumsum(np.bincount(labels[nodes]))[:-1]) if len(nodes) else []
     edge_order = np.argsort(labels[i], kind="stable")
-    ei, ej, es = i[edge_order], j[edge_order], s[edge_order]
+    ei, ej, es, eo = i[edge_order], j[edge_order], s[edge_order], o[edge_order]
     edge_bounds = np.searchsorted(labels[ei], np.arange(len(sizes) + 1))
     groups: list[Group] = []
     for comp_nodes in node_splits:
@@ -178,10 +182,9 @@ def group_pairs(
             continue
         c = labels[comp_nodes[0]]
         lo, hi = edge_bounds[c], edge_bounds[c + 1]
-        ca, cb, cs = ei[lo:hi], ej[lo:hi], es[lo:hi]
+        ca, cb, cs, co = ei[lo:hi], ej[lo:hi], es[lo:hi], eo[lo:hi]
         sim = dict(zip(zip(ca.tolist(), cb.tolist(), strict=True), cs.tolist(), strict=True))
-        order = cs if rank is None else np.asarray(rank(ca, cb, cs), np.float32)
-        for cluster in _clusters(comp_nodes, ca, cb, order, share):
+        for cluster in _clusters(comp_nodes, ca, cb, co, share):
             groups.append(_make_group(files, cluster, sim, identical, similarity))
     groups.sort(key=group_order)
     return groups

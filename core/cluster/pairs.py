@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 CELL_SIZE = 1024
 PROBES = 10
 PAIR = np.dtype([("a", "<i8"), ("b", "<i8"), ("s", "<f4")])
+_RANKED = np.dtype([("a", "<i8"), ("b", "<i8"), ("s", "<f4"), ("o", "<f4")])  # stream_groups' buckets
 QUERY_CELLS = 8_000_000  # similarities computed at once (float32)
 BUCKET_PAIRS = 4_000_000  # pairs sorted in memory at once (80 MB)
 CHUNK = 1 << 20
@@ -252,7 +253,8 @@ def stream_groups(
 
     ``chunks`` is called twice (components, then buckets), so it must give the same pairs each time. Groups
     come bucket by bucket; sort them with ``core.grouping.group_order`` for the in-memory order. The other
-    arguments are ``group_pairs``'s, by position in ``files``.
+    arguments are ``group_pairs``'s, by position in ``files``; ``rank(a, b, s)`` gives a chunk's pairs their
+    ``order`` there (computed once per pair, as the buckets are written).
     """
     folder = Path(folder)
     shutil.rmtree(folder, ignore_errors=True)
@@ -273,8 +275,9 @@ def stream_groups(
     try:
         for p in chunks():
             keep = p.similarity >= threshold
-            rec = np.empty(int(keep.sum()), PAIR)
+            rec = np.empty(int(keep.sum()), _RANKED)
             rec["a"], rec["b"], rec["s"] = p.a[keep], p.b[keep], p.similarity[keep]
+            rec["o"] = rank(rec["a"], rec["b"], rec["s"]) if rank is not None and len(rec) else rec["s"]
             which = parent[rec["a"]] // width  # a component's pairs share its label, so one bucket
             order = np.argsort(which, kind="stable")
             bounds = np.searchsorted(which[order], np.arange(count + 1))
@@ -286,7 +289,7 @@ def stream_groups(
     for k in range(count):
         cancel.raise_if_cancelled()
         path = folder / f"component-{k:05d}.bin"
-        rec = np.fromfile(path, PAIR)
+        rec = np.fromfile(path, _RANKED)
         path.unlink()
         if not len(rec):
             continue
@@ -304,5 +307,5 @@ def stream_groups(
             similarity=(lambda x, y, nodes=nodes: similarity(int(nodes[x]), int(nodes[y])))
             if similarity
             else None,
-            rank=(lambda x, y, s, nodes=nodes: rank(nodes[x], nodes[y], s)) if rank else None,
+            order=rec["o"] if rank is not None else None,
         )

@@ -51,15 +51,19 @@ def test_streamed_groups_are_the_in_memory_groups(tmp_path):
     streamed = stream_groups(files, lambda: pairs.chunks(3000), 0.85, tmp_path / "g", bucket_pairs=2000)
     assert sorted(streamed, key=group_order) == whole
     assert len(whole) > 100
-    # merged in another order (as similar shots are, core.engine.shot_rank): the streamed buckets hand the
-    # rank the library's positions, not their own
-    rank = lambda a, b, s: ((np.asarray(a) * 7919 + np.asarray(b) * 104729) % 1009).astype(np.float32)  # noqa: E731
-    whole = group_pairs(files, pairs.load(), 0.85, rank=rank)
+
+    # merged in another order (as similar shots are, core.engine.shot_rank): the streamed buckets give each
+    # pair the rank of its library positions, as the order of the whole table does
+    def rank(a, b, s):
+        return ((np.asarray(a) * 7919 + np.asarray(b) * 104729) % 1009).astype(np.float32)
+
+    table = pairs.load()
+    whole = group_pairs(files, table, 0.85, order=rank(table.a, table.b, table.similarity))
     streamed = stream_groups(
         files, lambda: pairs.chunks(3000), 0.85, tmp_path / "g", bucket_pairs=2000, rank=rank
     )
     assert sorted(streamed, key=group_order) == whole
-    assert whole != group_pairs(files, pairs.load(), 0.85)  # the order made other groups
+    assert whole != group_pairs(files, table, 0.85)  # the order made other groups
 
 
 def test_the_large_archive_path_writes_the_local_scans_json(ray_run, photos, local_report, engine_factory):

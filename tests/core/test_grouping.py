@@ -256,13 +256,22 @@ def test_a_loosely_knit_group_reports_each_members_similarity_to_the_best_copy()
     assert min(by_path.values()) > 0.5
 
 
-def test_a_rank_decides_which_pairs_merge_first_and_the_similarities_stay():
-    # Similar shots merge by another measure than the one shown: A~C is the most similar pair, but A~B ranks
+def test_an_order_decides_which_pairs_merge_first_and_the_similarities_stay():
+    # Similar shots merge by another measure than the one shown: A~C is the most similar pair, but A~B comes
     # first, so under complete linkage {A, B} forms and C stays out; the members keep their similarity.
     files = _files(3)
     i, j, s = np.array([0, 0]), np.array([1, 2]), np.array([0.7, 0.9], np.float32)
     plain = group_pairs(files, Pairs(i, j, s), 0.6)
     assert sorted(_at(files, plain[0])) == [0, 2]
-    ranked = group_pairs(files, Pairs(i, j, s), 0.6, rank=lambda a, b, sim: np.where(b == 1, 1.0, 0.5))
-    assert len(ranked) == 1 and sorted(_at(files, ranked[0])) == [0, 1]
-    assert [m.similarity for m in ranked[0].members[1:]] == [pytest.approx(0.7)]
+    ordered = group_pairs(files, Pairs(i, j, s), 0.6, order=np.array([1.0, 0.5]))
+    assert len(ordered) == 1 and sorted(_at(files, ordered[0])) == [0, 1]
+    assert [m.similarity for m in ordered[0].members[1:]] == [pytest.approx(0.7)]
+    # the order follows its pairs through the threshold and the pairs a person marked "not a duplicate":
+    # A~C merges first by it, though A~B is the more similar
+    files = _files(4)
+    i, j = np.array([0, 1, 0, 0]), np.array([3, 3, 1, 2])
+    s = np.array([0.5, 0.95, 0.9, 0.7], np.float32)
+    marked = {(files[1].path, files[3].path)}
+    kept = group_pairs(files, Pairs(i, j, s), 0.6, ignored=marked, order=np.array([0.0, 9.0, 0.5, 1.0]))
+    assert sorted(_at(files, kept[0])) == [0, 2]
+    assert sorted(_at(files, group_pairs(files, Pairs(i, j, s), 0.6, ignored=marked)[0])) == [0, 1]
