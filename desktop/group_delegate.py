@@ -63,7 +63,7 @@ class GroupDelegate(QStyledItemDelegate):
             x += THUMB + PAD
         tx = r.left() + PAD + strip * (THUMB + PAD)
         text_rect = QRect(tx, y, max(10, r.right() - tx - PAD), THUMB)
-        top, middle, bottom = self.lines(option, index, text_rect.width(), strip)
+        top, middle, bottom = self.lines(option, index, text_rect.width())
         bold = QFont(option.font)
         bold.setBold(True)
         painter.setFont(bold)
@@ -78,13 +78,12 @@ class GroupDelegate(QStyledItemDelegate):
         painter.restore()
 
     def lines(
-        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex, width: int, strip: int
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex, width: int
     ) -> tuple[str, str, str]:
         """The row's three lines as painted in ``width`` pixels: the best copy's name; files, space, how
         alike; the folder (and how many are marked). Long ones end in an ellipsis instead of running on."""
         records = index.data(RecordsRole) or []
         group = index.data(GroupRole)
-        extra = f"  (+{len(records) - strip} more)" if len(records) > strip else ""
         name, detail, folder = index.data(SummaryRole) or ("", f"{len(records)} files", "")
         marked = index.data(MarkedRole) or 0
         bold = QFont(option.font)
@@ -93,7 +92,7 @@ class GroupDelegate(QStyledItemDelegate):
         last = f"{folder} · {marked} marked" if marked else folder
         badge = self._badge_width(option) + PAD if group is not None and group.exact else 0
         return (
-            QFontMetrics(bold).elidedText(name + extra, Qt.TextElideMode.ElideRight, width),
+            QFontMetrics(bold).elidedText(name, Qt.TextElideMode.ElideRight, width),
             fm.elidedText(detail, Qt.TextElideMode.ElideRight, width),
             # the folder's end (its own name) is what tells folders apart: cut from the left
             fm.elidedText(last, Qt.TextElideMode.ElideLeft, max(10, width - badge)),

@@ -89,6 +89,7 @@ class GroupList(QWidget):
         first, _ = next(iter(self.sorts.values()))
         self.table.horizontalHeader().setSortIndicator(COLUMN_KEYS.index(first), Qt.SortOrder.DescendingOrder)
         self.table.setWordWrap(False)
+        self.table.setColumnHidden(COLUMN_KEYS.index("space"), similar)  # similar shots free nothing
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.table.verticalHeader().hide()
         rows = self.table.verticalHeader()

@@ -35,7 +35,11 @@ SORTS = {
     "Folder A–Z": ("folder", False),
 }
 # Similar shots free nothing (none is selected for removal): the largest sets of shots come first.
-SIMILAR_SORTS = {"Most shots first": ("files", True), **{k: v for k, v in SORTS.items() if v[0] != "space"}}
+SIMILAR_SORTS = {
+    "Most shots first": ("files", True),
+    "Most similar first": ("similarity", True),
+    **{k: v for k, v in SORTS.items() if v[0] != "space"},
+}
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,9 @@ class GroupListModel(QAbstractTableModel):
         needle = self.filter_text.lower()
         rows = [r for r in self._all if needle in r.haystack] if needle else list(self._all)
         key = self.sort_key
-        rows.sort(key=lambda r: r.key(key), reverse=self.descending)  # stable: ties keep the engine's order
+        if self.similar:  # ties most similar first (the engine orders similar shots by the space they take)
+            rows.sort(key=lambda r: r.similarity, reverse=True)
+        rows.sort(key=lambda r: r.key(key), reverse=self.descending)  # stable: ties keep the order so far
         return rows
 
     def sort_by(self, key: str, descending: bool) -> None:

@@ -682,8 +682,11 @@ class MainWindow(QMainWindow):
         marked = len(self.session.marks) > 0
         self.act_scan.setEnabled(not busy and bool(self.folders.folders()))
         self.welcome_add.setVisible(not self.folders.folders())
-        self.act_trash.setEnabled(not busy and marked)
-        self.act_move.setEnabled(not busy and marked)
+        # The similar shots are for looking: the marks and the rules that make them belong to Duplicates,
+        # and acting on them from here would remove what this tab does not show
+        looking = self.showing_similar()
+        self.act_trash.setEnabled(not busy and marked and not looking)
+        self.act_move.setEnabled(not busy and marked and not looking)
         undoable = not busy and self.session.can_undo()
         self.act_undo.setEnabled(undoable)
         tip = f"Undo {self.session.undo_label()}" if undoable else "Nothing to undo"
@@ -699,7 +702,8 @@ class MainWindow(QMainWindow):
         )
         self.act_export.setEnabled(has_result)
         for act in self.auto_actions.values():
-            act.setEnabled(has_result and not busy)
+            act.setEnabled(has_result and not busy and not looking)
+        self.auto_button.setEnabled(not looking)
 
     # -- marking and acting
     # -------------------------------------------------------------------------------------

@@ -145,7 +145,7 @@ def test_a_long_name_ends_in_an_ellipsis(qtbot, scanned_window, photos):
     delegate = window.groups.itemDelegate()
     option = QStyleOptionViewItem()
     option.font = window.groups.font()
-    top, _, _ = delegate.lines(option, index, 200, 2)
+    top, _, _ = delegate.lines(option, index, 200)
     assert top.endswith("…") and option.fontMetrics.horizontalAdvance(top) <= 220
     window.select_group(model.row_of(str(long)))
     card = window.compare.card(str(long))

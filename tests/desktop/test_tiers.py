@@ -114,7 +114,6 @@ def test_similar_tab_lists_the_other_shots_and_not_the_copies(qtbot, window):
 
 @pytest.mark.parametrize("rule", list(RULES))
 def test_auto_select_never_marks_a_similar_shot(qtbot, window, rule):
-    window.tiers.setCurrentIndex(1)  # even run while the similar shots are in front
     window.auto_actions[rule].trigger()
     marked = window.session.marks.paths
     assert marked, "the duplicate groups have copies to mark"
@@ -123,6 +122,50 @@ def test_auto_select_never_marks_a_similar_shot(qtbot, window, rule):
     # The rule itself, not only the marks' guard, leaves the similar shots alone.
     chosen = choose(window.session.result, rule, window.session.marks.reference)
     assert chosen and chosen <= duplicate_paths(window)
+
+
+def test_the_similar_tab_offers_nothing_to_remove(qtbot, window):
+    # A new user's trial: with copies marked under Duplicates, the Similar shots tab said "nothing is
+    # selected for removal" while Auto-select, Move to trash (Del) and Move to folder stayed enabled there,
+    # acting on marks it does not show.
+    window.auto_actions["resolution"].trigger()
+    assert len(window.session.marks)
+    removal = [window.act_trash, window.act_move, *window.auto_actions.values()]
+    assert all(a.isEnabled() for a in removal)
+    window.tiers.setCurrentIndex(1)
+    assert "nothing is selected for removal" in window.group_header.text()
+    assert not any(a.isEnabled() for a in removal) and not window.auto_button.isEnabled()
+    qtbot.keyClick(window.shots, Qt.Key.Key_Delete)
+    assert len(window.session.marks) and all(os.path.exists(p) for p in window.session.marks.paths)
+    window.tiers.setCurrentIndex(0)
+    assert all(a.isEnabled() for a in removal) and window.auto_button.isEnabled()
+
+
+def test_the_similar_shots_table_and_rows_show_what_they_hold(qtbot, window):
+    # Similar shots free nothing: their table has no Frees column; groups of as many shots come most
+    # similar first, and they can be sorted by that alone; a row's name line counts no thumbnails
+    from desktop.group_model import COLUMN_KEYS, GroupRole
+
+    tier, model = window.similar_shots, window.shots_model
+    assert tier.table.isColumnHidden(COLUMN_KEYS.index("space"))
+    assert not window.duplicates.table.isColumnHidden(COLUMN_KEYS.index("space"))
+    rows = [
+        (len(model.records(r)), min(m.similarity for m in model.group(r).members[1:]))
+        for r in range(model.rowCount())
+    ]
+    assert rows == sorted(rows, reverse=True)
+    tier.sort.setCurrentText("Most similar first")
+    assert tier.sort.currentText() == "Most similar first"
+    sims = [min(m.similarity for m in model.group(r).members[1:]) for r in range(model.rowCount())]
+    assert sims == sorted(sims, reverse=True)
+    delegate = window.shots.itemDelegate()
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    option = QStyleOptionViewItem()
+    option.font = window.shots.font()
+    for r in range(model.rowCount()):
+        top, _, _ = delegate.lines(option, model.index(r), 400)
+        assert top == os.path.basename(model.records(r)[0].path) and model.index(r).data(GroupRole)
 
 
 def test_a_similar_shot_cannot_be_marked_by_hand(qtbot, window):
