@@ -23,7 +23,7 @@ def taken_or_modified(rec: ImageRecord) -> tuple[str, str]:
     """("Taken", EXIF date) when the camera recorded one, else ("Modified", the file's date)."""
     if rec.taken:
         return "Taken", rec.taken
-    return "Modified", time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.mtime_ns / 1e9))
+    return "Modified", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.mtime_ns / 1e9))  # as EXIF's
 
 
 def percent(similarity: float) -> str:

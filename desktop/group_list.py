@@ -98,8 +98,12 @@ class GroupList(QWidget):
         head = self.table.horizontalHeader()
         head.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         head.setStretchLastSection(True)
-        for col, width in enumerate((160, 44, 76, 86, 130)):
+        for col, width in enumerate((160, 44, 76, 86)):
             self.table.setColumnWidth(col, width)
+        # a date whole, "2019-07-14 10:27:00" (seconds tell a burst's frames apart), whatever the font
+        self.table.setColumnWidth(
+            COLUMN_KEYS.index("date"), self.table.fontMetrics().horizontalAdvance("0000-00-00 00:00:00") + 24
+        )
         # a path's end (the folder that tells two copies apart) matters more than its start
         self._folder_delegate = _ElideMiddle(self.table)
         self.table.setItemDelegateForColumn(COLUMN_KEYS.index("folder"), self._folder_delegate)

@@ -211,3 +211,23 @@ def test_an_enlarged_export_gets_no_tick_for_its_resolution():
     export = ImageRecord("/p/IMG_1_big.jpg", 426_794, 1, 2400, 1601, "JPEG", "2021-06-05 07:41:12", sig)
     assert export.upscaled and not original.upscaled
     assert better_facts([original, export]) == [frozenset({"Resolution"}), frozenset({"Size"})]
+
+
+def test_the_tables_dates_are_whole_and_of_one_format(qtbot, scanned_window, photos):
+    # A new user's trial: the table cut a camera date short ("2019-07-14 10:27…"), and dates read from EXIF
+    # carried seconds while file dates did not.
+    from desktop.formatting import taken_or_modified
+
+    window = scanned_window(photos)
+    tier, model = window.duplicates, window.groups_model
+    tier.show_table(True)
+    table, column = tier.table, COLUMN_KEYS.index("date")
+    texts = [model.index(row, column).data() for row in range(model.rowCount())]
+    assert any(model.records(row)[0].taken for row in range(model.rowCount()))
+    assert all(len(t) == len("2019-07-14 10:27:00") for t in texts), texts
+    room = table.columnWidth(column) - 2 * table.style().pixelMetric(
+        table.style().PixelMetric.PM_FocusFrameHMargin
+    )
+    assert max(table.fontMetrics().horizontalAdvance(t) for t in texts) <= room - 6
+    modified = next(r for row in range(model.rowCount()) for r in model.records(row) if not r.taken)
+    assert len(taken_or_modified(modified)[1]) == len("2019-07-14 10:27:00")
