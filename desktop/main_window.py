@@ -121,7 +121,9 @@ class MainWindow(QMainWindow):
             "<h2>Find duplicate photos</h2>"
             "<p><b>Drop a folder of photos here</b>, or click <b>Add folder…</b>: "
             "the scan starts at once.</p>"
-            "<p>Groups of copies appear on the left; pick one to compare its photos side by side.</p>"
+            "<p>Groups of copies appear on the left; pick one to compare its photos side by side. "
+            "Other shots of one subject (a burst, a re-take) are listed apart under <b>Similar shots</b>, "
+            "to look at: nothing there is removed.</p>"
         )
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty.setWordWrap(True)
@@ -639,7 +641,8 @@ class MainWindow(QMainWindow):
         selected = (
             "nothing is selected for removal"
             if not marked
-            else f"{marked} of them {'is' if marked == 1 else 'are'} marked only as a copy in Duplicates"
+            else f"{marked} of them {'is' if marked == 1 else 'are'} marked for removal in Duplicates, "
+            "as a copy of a photo there"
         )
         self.group_header.setText(
             f"<b>Similar shots {row + 1}</b>: {len(records)} photos. "

@@ -13,6 +13,7 @@ def test_the_first_run_screen_has_one_add_folder_button_that_scans(qtbot, make_w
     window = make_window()
     assert window.center.currentIndex() == 0
     assert "Drop a folder" in window.empty.text() and window.welcome_add.isVisible()
+    assert "Similar shots" in window.empty.text()  # the second tab is named before a new user meets it
     with qtbot.waitSignal(window.session.scan_finished, timeout=120_000):
         window.welcome_add.click()
     assert window.folders.folders() == [str(photos)]

@@ -270,7 +270,10 @@ def test_a_shot_marked_as_a_copy_elsewhere_says_so(qtbot, make_window, tmp_path)
     )
     assert window.session.marks.mark(copy_here)
     (marked,) = window.session.marks.paths
-    assert "marked only as a copy in Duplicates" in window.group_header.text()
+    assert (
+        "1 of them is marked for removal in Duplicates, as a copy of a photo there"
+        in window.group_header.text()
+    )
     assert "nothing is selected" not in window.group_header.text()
     for card in window.compare.cards:
         assert card.check.isHidden()
