@@ -72,8 +72,9 @@ def _row(group: Group) -> _Row:
     folders = {os.path.dirname(r.path) for r in records}  # not ``r.folder``: pathlib is slow for 10,000
     extra = len(folders) - 1
     folder = os.path.dirname(best.path) + (f"  (+{extra} more)" if extra else "")
-    # A member paired with another member but not with the best copy (similar shots may) has no similarity
-    # to it (0.0): the lowest known one is the honest summary.
+    # A member paired with another member but not with the best copy has no similarity to it (0.0; a group
+    # made with ``share`` < 1 may hold one, none the app makes now): the lowest known one is the honest
+    # summary.
     sim = (
         1.0
         if group.exact

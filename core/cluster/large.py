@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core import layout
 from core.cluster.pairs import PairFile, cell_pairs, stream_groups
 from core.cluster.shards import ShardStore, column_matrix
 from core.confirm import confirm_pairs
@@ -91,6 +92,7 @@ def _read_shards(store: ShardStore, walk: Walk, work: Path):
     work.mkdir(parents=True, exist_ok=True)
     emb = np.lib.format.open_memmap(work / "embeddings.npy", "w+", np.float16, (max(n, 1), d))[:n]
     feat = np.lib.format.open_memmap(work / "features.npy", "w+", np.float16, (max(n, 1), fd))[:n]
+    layouts = np.zeros(n, np.uint64)  # core.layout's hashes; 0 (near nothing) where a shard has none
     owner: list[np.ndarray] = []
     per_shard: dict[int, list[tuple[int, int]]] = {}
     for path, (si, r) in where.items():
@@ -106,6 +108,7 @@ def _read_shards(store: ShardStore, walk: Walk, work: Path):
             t = t.take(rows)
             emb[at] = column_matrix(t, "embedding", d)[0]
             feat[at] = column_matrix(t, "features", fd)[0]
+            layouts[at] = store.layouts(name)[rows]
             rot, has = column_matrix(t, "turned", 2 * d)
             turned.write(np.ascontiguousarray(rot[has]).tobytes())
             owner.append(np.repeat(at[has].astype(np.int64), 2))
@@ -115,7 +118,7 @@ def _read_shards(store: ShardStore, walk: Walk, work: Path):
         if len(owners)
         else None
     )
-    return files, blank, problems, emb, feat, rows
+    return files, blank, problems, emb, feat, rows, layouts
 
 
 def large_result(
@@ -135,7 +138,7 @@ def large_result(
     """
     started = time.perf_counter()
     work = store.folder / "work"
-    files, blank, problems, emb, feat, turned = _read_shards(store, walk, work)
+    files, blank, problems, emb, feat, turned, layouts = _read_shards(store, walk, work)
     read_s = time.perf_counter() - started
     pairs: PairFile = cell_pairs(emb, floor, work / "pairs", turned=turned, progress=progress, cancel=cancel)
     pairs_s = time.perf_counter() - started - read_s
@@ -147,10 +150,15 @@ def large_result(
         # from the candidate threshold even when the duplicates' is stricter: a copy left unchecked would be
         # taken for a similar shot
         verify_from = max(floor, engine.checked_from(threshold))
+        # as the local scan (Engine's verify step): a pair under the candidate cosine whose grey-level
+        # layouts match (a strong colour filter's copy) is checked too, unless a stricter threshold was asked
+        rescue = verify_from <= engine.bundle.candidate_threshold + 1e-9
         if engine.verify:
             at = 0
             for chunk in pairs.chunks():
-                close = np.nonzero(chunk.similarity >= verify_from)[0]
+                near = rescue & (chunk.similarity < verify_from)
+                near[near] = layout.near(layouts[chunk.a[near]], layouts[chunk.b[near]])
+                close = np.nonzero((chunk.similarity >= verify_from) | near)[0]
                 if len(close):
                     confirmed = confirm_pairs(
                         files,
@@ -178,6 +186,14 @@ def large_result(
 
         return chunks
 
+    def verified():
+        """The pairs verified as one capture, as Library.result counts them: a copy checked because its layout
+        matched counts as the loosest candidate (``verify_from``), shown at the default strictness."""
+        for chunk in selected(same)():
+            if engine.verify:
+                chunk = Pairs(chunk.a, chunk.b, np.maximum(chunk.similarity, np.float32(verify_from)))
+            yield chunk
+
     def cosine(a: int, b: int) -> float:
         return float(emb[a].astype(np.float32) @ emb[b].astype(np.float32))
 
@@ -185,7 +201,7 @@ def large_result(
         sorted(
             stream_groups(
                 files,
-                selected(same),
+                verified,
                 threshold,
                 work / "groups",
                 identical=identical,
@@ -237,7 +253,7 @@ def large_result(
                 key=group_order,
             )
         )
-    kept = [c.select(c.similarity >= threshold) for c in selected(same)()]
+    kept = [c.select(c.similarity >= threshold) for c in verified()]
     matches = Pairs(
         np.concatenate([c.a for c in kept]) if kept else np.zeros(0, np.int64),
         np.concatenate([c.b for c in kept]) if kept else np.zeros(0, np.int64),

@@ -265,6 +265,15 @@ class ShardStore:
         os.replace(tmp, self.manifest_path)
         self._saved = time.monotonic()
 
+    def layouts(self, name: str) -> np.ndarray:
+        """One shard's grey-level layout hashes by row (uint64, ``core.layout``); 0, which is near nothing,
+        where a row has none and for a whole shard written before they were kept."""
+        path = self.folder / name
+        if "layout" not in pq.read_schema(path).names:
+            return np.zeros(pq.read_metadata(path).num_rows, np.uint64)
+        column = pq.read_table(path, columns=["layout"]).column("layout").fill_null(0)
+        return np.asarray(column.to_numpy(), np.uint64)
+
     def tables(
         self, columns: Sequence[str] | None = None, names: Sequence[str] | None = None
     ) -> Iterator[tuple[str, pa.Table]]:

@@ -74,3 +74,52 @@ def test_the_large_archive_path_writes_the_local_scans_json(ray_run, photos, loc
     result = ray_scan(engine_factory(), [str(photos)], shards=shards, large_from=0)  # all in the shards
     assert result.stats["large"] and result.stats["embedded"] == 0
     assert json_text(scan_json(result)) == local_report
+
+
+def test_the_archive_path_checks_a_pair_whose_layouts_match_as_the_local_scan_does(
+    ray_local, tmp_path, engine_factory
+):
+    # A reviewer's finding: the local scan also checks pairs under the candidate cosine whose grey-level
+    # layouts match (a strong colour filter's copy, core.layout); the archive path checked only the cosine,
+    # so such a copy was a duplicate in one and a similar shot in the other.
+    import json
+    import shutil
+
+    from helpers import DATA
+    from PIL import Image
+
+    from core.cluster.ray_scan import ray_scan
+    from core.resources import resource_path
+    from training.augment import COLOUR_FILTERS
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo = Image.open(DATA / "verify" / "photo.jpg").convert("RGB")
+    photo.save(folder / "photo.jpg", quality=95)
+    COLOUR_FILTERS["duotone"](photo, np.random.default_rng([3, 0])).convert("RGB").save(
+        folder / "photo_duotone.jpg", quality=90
+    )
+    for name in ("leuven_a.jpg", "toronto_a.jpg", "facade_a.jpg"):
+        shutil.copy(DATA / "verify" / name, folder / name)
+    # candidate cosine 0.995: the duotone copy is a candidate by its layout alone (tests/core/test_layout.py)
+    model = tmp_path / "model"
+    shutil.copytree(resource_path("model"), model)
+    manifest = json.loads((model / "manifest.json").read_text())
+    manifest["thresholds"]["candidate"] = 0.995
+    (model / "manifest.json").write_text(json.dumps(manifest))
+
+    def names(result):
+        return [{m.file.path.rsplit("/", 1)[1] for m in g.members} for g in result.groups]
+
+    local_engine = engine_factory(tmp_path / "cache", model_dir=model)
+    local = local_engine.scan([folder]).result(local_engine.default_threshold())
+    assert names(local) == [{"photo.jpg", "photo_duotone.jpg"}]
+    archive = ray_scan(
+        engine_factory(tmp_path / "cache2", model_dir=model),
+        [str(folder)],
+        shards=tmp_path / "s",
+        large_from=0,
+    )
+    assert archive.stats["large"]
+    assert names(archive) == names(local)
+    assert [m.similarity for m in archive.pairs] == [m.similarity for m in local.pairs]
