@@ -88,8 +88,14 @@ def test_shards_written_before_layouts_read_without_one(tmp_path):
     store = _store(tmp_path)
     info = write_shard(tmp_path, _entries(), D, F)
     path = tmp_path / info["file"]
+    with_layouts = _store(tmp_path / "new")
+    with_layouts.add(write_shard(tmp_path / "new", _entries(), D, F))
+    (name,) = with_layouts.shards
+    expected = [0 if e.layout is None else e.layout for e in _entries()]
+    assert with_layouts.layouts(name).tolist() == expected and with_layouts.layouts(name).dtype == np.uint64
     pq.write_table(pq.read_table(path).drop_columns(["layout"]), path)
     store.add(info)
     back = store.lookup([(e.path, e.record.size, e.record.mtime_ns) for e in _entries()])
     assert len(back) == 3 and all(e.layout is None for e in back.values())
     assert back["/photos/a.jpg"].embedding is not None
+    assert store.layouts(info["file"]).tolist() == [0, 0, 0]  # near nothing: pairs by cosine alone
