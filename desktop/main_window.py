@@ -580,6 +580,21 @@ class MainWindow(QMainWindow):
             self._shots_selected(view.currentIndex())
         else:
             self._group_selected(view.currentIndex())
+        self._tier_status(similar)
+
+    def _tier_status(self, similar: bool) -> None:
+        """The status line on a change of tab: what holds for the tab now in front (a slider's message was
+        about the other tier's groups; Del does nothing among similar shots, and says why here)."""
+        if self.session.result is None or self.session.busy:
+            return
+        marks = self.session.marks
+        if similar:
+            text = "Similar shots are for looking: nothing is removed from here."
+            self.status_text.setText(text + (f" {len(marks)} marked in Duplicates." if len(marks) else ""))
+        elif len(marks):
+            self.status_text.setText(f"{len(marks)} marked ({human_bytes(marks.bytes)})")
+        else:
+            self.status_text.setText(f"{count(self.groups_model.rowCount(), 'group')} of duplicates.")
 
     def _show_no_group(self) -> None:
         self.compare.show_group(None, [], frozenset(), lambda p: False)

@@ -141,6 +141,22 @@ def test_the_similar_tab_offers_nothing_to_remove(qtbot, window):
     assert all(a.isEnabled() for a in removal) and window.auto_button.isEnabled()
 
 
+def test_the_status_line_speaks_of_the_tab_in_front(qtbot, window):
+    # A new user's trial: after the similar slider, the Duplicates tab still said "At 60 % strictness: 9
+    # groups of similar shots."; and Del on the Similar tab did nothing, without a word.
+    window.auto_actions["resolution"].trigger()
+    marked = len(window.session.marks)
+    window.tiers.setCurrentIndex(1)
+    window.similar_shots.strictness_changed.emit(0.7)
+    assert "similar shots" in window.status_text.text()
+    window.tiers.setCurrentIndex(0)
+    assert "similar shots" not in window.status_text.text()
+    assert window.status_text.text().startswith(f"{marked} marked")
+    window.tiers.setCurrentIndex(1)
+    assert "nothing is removed from here" in window.status_text.text()
+    assert f"{marked} marked in Duplicates" in window.status_text.text()
+
+
 def test_the_similar_shots_table_and_rows_show_what_they_hold(qtbot, window):
     # Similar shots free nothing: their table has no Frees column; groups of as many shots come most
     # similar first, and they can be sorted by that alone; a row's name line counts no thumbnails
