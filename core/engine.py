@@ -140,6 +140,24 @@ def shot_rank(features) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.nda
     return rank
 
 
+def near_layout(pairs: Pairs, layouts: np.ndarray | None, below: float) -> np.ndarray:
+    """Per pair: under the cosine ``below`` but with nearly the same grey-level layout (``core.layout``), as a
+    strong colour filter leaves a copy (``layouts``: per file, uint64; None: unknown, nothing is near)."""
+    near = np.zeros(len(pairs), bool)
+    if layouts is None or not len(pairs):
+        return near
+    low = np.nonzero(pairs.similarity < below)[0]
+    near[low[layout.near(layouts[pairs.a[low]], layouts[pairs.b[low]])]] = True
+    return near
+
+
+def counted_at(verified: Pairs, verify_from: float) -> Pairs:
+    """Pairs verified as one capture as the duplicates count them: one checked because its layout matched
+    (``near_layout``, under ``verify_from``) counts as the loosest candidate, shown at the default
+    strictness."""
+    return Pairs(verified.a, verified.b, np.maximum(verified.similarity, np.float32(verify_from)))
+
+
 def pair_keys(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     """One int64 per unordered pair of positions ``a[k]``, ``b[k]`` among ``n`` files."""
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
@@ -272,9 +290,7 @@ class Library:
         # duplicates are verified pairs only; the others are at most similar shots
         pairs = self.pairs if self.same is None else self.pairs.select(self.same)
         if self.same is not None and self.verify_from:
-            # a copy checked because its layout matched (a strong colour filter took its cosine under the
-            # candidate threshold) counts as the loosest candidate: shown at the default strictness
-            pairs = Pairs(pairs.a, pairs.b, np.maximum(pairs.similarity, np.float32(self.verify_from)))
+            pairs = counted_at(pairs, self.verify_from)
         store = PairStore(self.index_dir) if self.index_dir and self.saved_as else None
         key = self._groups_key(threshold, similar_threshold) if store else ""
         saved = store.load_groups(key, self.files) if store else None
@@ -321,6 +337,7 @@ class Library:
             through_best,
             similar_candidates,
             shot_order,
+            counted_at,
         ):  # each tier's pairs
             h.update(marshal.dumps(f.__code__))
         for a, b in sorted(self.ignored):
@@ -344,14 +361,8 @@ class Library:
         )
 
     def near_layout(self, below: float) -> np.ndarray:
-        """Per pair: under the cosine ``below`` but with nearly the same grey-level layout (``core.layout``),
-        as a strong colour filter leaves a copy. Such pairs are checked like candidates."""
-        near = np.zeros(len(self.pairs), bool)
-        if self.layouts is None or not len(self.pairs):
-            return near
-        low = np.nonzero(self.pairs.similarity < below)[0]
-        near[low[layout.near(self.layouts[self.pairs.a[low]], self.layouts[self.pairs.b[low]])]] = True
-        return near
+        """``near_layout`` of this library's pairs. Such pairs are checked like candidates."""
+        return near_layout(self.pairs, self.layouts, below)
 
     def feature_similarity(self) -> np.ndarray:
         """The ImageNet-features cosine of every pair (computed once)."""
@@ -497,6 +508,15 @@ class Engine:
         ``verify_from``): at the model's candidate threshold even when ``threshold`` is stricter. A copy
         between the two left unchecked would be taken for another shot and shown among the similar shots."""
         return min(threshold, self.bundle.candidate_threshold)
+
+    def checked_rows(self, pairs: Pairs, layouts: np.ndarray | None, verify_from: float) -> np.ndarray:
+        """The rows of ``pairs`` a scan checking from ``verify_from`` verifies: those at or above it and,
+        unless a stricter threshold than the candidate one was asked for, those under it whose grey-level
+        layouts match (``near_layout``; such a pair counts at ``verify_from``, ``counted_at``)."""
+        close = pairs.similarity >= verify_from
+        if verify_from <= self.bundle.candidate_threshold + 1e-9:
+            close |= near_layout(pairs, layouts, verify_from)
+        return np.nonzero(close)[0]
 
     def open_cache(self) -> EmbeddingCache | None:
         """The cache this engine reads and writes (None when caching is off); the caller closes it."""
@@ -947,9 +967,7 @@ class _ScanRun:
         # it rescues counts at verify_from (Library.result). Asked for a stricter threshold than the
         # candidate one, nothing under it is a duplicate (`--threshold 0.9995` grouped a copy at 0.999).
         started, cpu_started = time.perf_counter(), time.process_time()
-        rescue = verify_from <= self.engine.bundle.candidate_threshold + 1e-9
-        near = lib.near_layout(verify_from) if rescue else np.zeros(len(lib.pairs), bool)
-        close = np.nonzero((lib.pairs.similarity >= verify_from) | near)[0]
+        close = self.engine.checked_rows(lib.pairs, lib.layouts, verify_from)
         key = verdicts_key(self.library_key, verify_from, close) if self.store else ""
         saved = self.store.load_verdicts(key, len(close)) if self.store else None
         if saved is not None:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from core import layout
 from core.cluster.pairs import PairFile, cell_pairs, stream_groups
 from core.cluster.shards import ShardStore, column_matrix
 from core.confirm import confirm_pairs
@@ -27,6 +26,7 @@ from core.engine import (
     Engine,
     FileDigests,
     best_copies,
+    counted_at,
     ignored_keys,
     pair_cosines,
     shot_rank,
@@ -150,15 +150,10 @@ def large_result(
         # from the candidate threshold even when the duplicates' is stricter: a copy left unchecked would be
         # taken for a similar shot
         verify_from = max(floor, engine.checked_from(threshold))
-        # as the local scan (Engine's verify step): a pair under the candidate cosine whose grey-level
-        # layouts match (a strong colour filter's copy) is checked too, unless a stricter threshold was asked
-        rescue = verify_from <= engine.bundle.candidate_threshold + 1e-9
         if engine.verify:
             at = 0
             for chunk in pairs.chunks():
-                near = rescue & (chunk.similarity < verify_from)
-                near[near] = layout.near(layouts[chunk.a[near]], layouts[chunk.b[near]])
-                close = np.nonzero((chunk.similarity >= verify_from) | near)[0]
+                close = engine.checked_rows(chunk, layouts, verify_from)  # as the local scan's
                 if len(close):
                     confirmed = confirm_pairs(
                         files,
@@ -187,12 +182,9 @@ def large_result(
         return chunks
 
     def verified():
-        """The pairs verified as one capture, as Library.result counts them: a copy checked because its layout
-        matched counts as the loosest candidate (``verify_from``), shown at the default strictness."""
+        """The pairs verified as one capture, counted as Library.result counts them (``counted_at``)."""
         for chunk in selected(same)():
-            if engine.verify:
-                chunk = Pairs(chunk.a, chunk.b, np.maximum(chunk.similarity, np.float32(verify_from)))
-            yield chunk
+            yield counted_at(chunk, verify_from) if engine.verify else chunk
 
     def cosine(a: int, b: int) -> float:
         return float(emb[a].astype(np.float32) @ emb[b].astype(np.float32))
