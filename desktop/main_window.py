@@ -582,6 +582,11 @@ class MainWindow(QMainWindow):
             self._group_selected(view.currentIndex())
         self._tier_status(similar)
 
+    def _marked_text(self) -> str:
+        """The status line's count of the marked copies (``_marks_changed`` recognises it by " marked (")."""
+        marks = self.session.marks
+        return f"{len(marks)} marked ({human_bytes(marks.bytes)})"
+
     def _tier_status(self, similar: bool) -> None:
         """The status line on a change of tab: what holds for the tab now in front (a slider's message was
         about the other tier's groups; Del does nothing among similar shots, and says why here)."""
@@ -592,7 +597,7 @@ class MainWindow(QMainWindow):
             text = "Similar shots are for looking: nothing is removed from here."
             self.status_text.setText(text + (f" {len(marks)} marked in Duplicates." if len(marks) else ""))
         elif len(marks):
-            self.status_text.setText(f"{len(marks)} marked ({human_bytes(marks.bytes)})")
+            self.status_text.setText(self._marked_text())
         else:
             self.status_text.setText(f"{count(self.groups_model.rowCount(), 'group')} of duplicates.")
 
@@ -691,7 +696,7 @@ class MainWindow(QMainWindow):
         if self.showing_similar() and self.shots.currentIndex().isValid():
             self._shots_header()
         if len(marks):
-            self.status_text.setText(f"{len(marks)} marked ({human_bytes(marks.bytes)})")
+            self.status_text.setText(self._marked_text())
         elif (
             " marked (" in self.status_text.text()
         ):  # a count that no longer holds (a stricter slider hid it)
