@@ -146,7 +146,7 @@ def confirm_pairs(
     framed: dict[int, bool] = dict.fromkeys(last_use, True)
     for k in fresh:
         a, b = files[i[k]], files[j[k]]
-        if not verify.one_shape((a.width, a.height), (b.width, b.height)):
+        if not verify.frame_shapes((a.width, a.height), (b.width, b.height)):
             framed[int(i[k])] = framed[int(j[k])] = False
     total = len(last_use) + len(fresh)
     progress(0, total, f"Checking {len(fresh)} pairs of look-alikes")

@@ -859,37 +859,72 @@ _FRAME_SIDE = 24  # grey thumbnail side for choosing between the frame and its m
 _FRAME_CORR = 0.8  # ... and the correlation it needs before the photometric check is tried
 
 
+def frame_shapes(size_a: tuple[float, float], size_b: tuple[float, float]) -> bool:
+    """Whether two (width, height) sizes can be compared frame to frame: one shape (``one_shape``), or one
+    shape once one of them is turned a quarter (a copy turned 90°)."""
+    return one_shape(size_a, size_b) or one_shape(size_a, (size_b[1], size_b[0]))
+
+
+# The frames a copy of the whole picture can take without keypoints: b's normalised coordinates -> a's, for b
+# as it is, mirrored, turned 180°, flipped upside down; and (sides swapped) turned 90° either way, or
+# transposed either way (turned and mirrored)
+_SAME_FRAMES = (
+    ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),
+    ((-1.0, 0.0, 1.0), (0.0, 1.0, 0.0)),
+    ((-1.0, 0.0, 1.0), (0.0, -1.0, 1.0)),
+    ((1.0, 0.0, 0.0), (0.0, -1.0, 1.0)),
+)
+_TURNED_FRAMES = (
+    ((0.0, 1.0, 0.0), (-1.0, 0.0, 1.0)),
+    ((0.0, -1.0, 1.0), (1.0, 0.0, 0.0)),
+    ((0.0, 1.0, 0.0), (1.0, 0.0, 0.0)),
+    ((0.0, -1.0, 1.0), (-1.0, 0.0, 1.0)),
+)
+
+
 def _frame_verdict(a: ImageFeatures, b: ImageFeatures, complete: bool = False) -> Verdict | None:
     """The pair compared frame to frame, without keypoints: None unless both are whole pictures (no trimmed
-    bars or canvas) of one shape whose small grey versions correlate, directly or mirrored (the better one
+    bars or canvas) of one shape, or of one shape once turned a quarter, whose small grey versions correlate
+    in one of the frames a copy of the whole picture can take (as it is, mirrored, turned, flipped: the best
     is checked). The same photometric check as after a keypoint alignment decides, and the flow's global
     part must not move the frame by more than ``RULE["frame_shift"]`` thumbnail pixels (the alignment that
-    keypoint inliers vouch for otherwise)."""
+    keypoint inliers vouch for otherwise). Turned exactly, a turned copy is compared without the sub-pixel
+    error of a keypoint fit, which blurs its fine band."""
     whole_box = (0.0, 0.0, 1.0, 1.0)
     if a.box != whole_box or b.box != whole_box:
         return None
     (ha, wa), (hb, wb) = a.thumb.shape[:2], b.thumb.shape[:2]
-    if min(ha, wa, hb, wb) < 16 or not one_shape(_native_size(a), _native_size(b)):
+    if min(ha, wa, hb, wb) < 16:
+        return None
+    native_a, native_b = _native_size(a), _native_size(b)
+    frames = (_SAME_FRAMES if one_shape(native_a, native_b) else ()) + (
+        _TURNED_FRAMES if one_shape(native_a, (native_b[1], native_b[0])) else ()
+    )
+    if not frames:
         return None
     ga, gb = (
         cv2.resize(
             cv2.cvtColor(t, cv2.COLOR_RGB2GRAY), (_FRAME_SIDE, _FRAME_SIDE), interpolation=cv2.INTER_AREA
-        )
-        .astype(np.float32)
-        .ravel()
+        ).astype(np.float32)
         for t in (a.thumb, b.thumb)
     )
-    gm = gb.reshape(_FRAME_SIDE, _FRAME_SIDE)[:, ::-1].ravel()
+    ga = ga.ravel() - ga.mean()
+    square = (_FRAME_SIDE, _FRAME_SIDE)
 
-    def corr(x: np.ndarray, y: np.ndarray) -> float:
-        x, y = x - x.mean(), y - y.mean()
-        return float(x @ y / (np.sqrt((x @ x) * (y @ y)) + 1e-6))
+    def corr(t: tuple) -> float:
+        # b's grey square in a's frame: the frame's own map, pixel for pixel (every frame is a whole turn or
+        # flip, so nearest-neighbour moves each pixel exactly)
+        m = _to_pixels(np.array(t), square, square)
+        y = cv2.warpAffine(gb, m, square, flags=cv2.INTER_NEAREST).ravel()
+        y = y - y.mean()
+        return float(ga @ y / (np.sqrt((ga @ ga) * (y @ y)) + 1e-6))
 
-    direct, mirror = corr(ga, gb), corr(ga, gm)
-    mirrored = abs(mirror) > abs(direct)
-    if max(abs(direct), abs(mirror)) < _FRAME_CORR:  # a negative or a channel swap may invert grey
+    scores = [abs(corr(t)) for t in frames]  # a negative or a channel swap may invert grey
+    best = int(np.argmax(scores))
+    if scores[best] < _FRAME_CORR:
         return None
-    t_norm = np.array([[-1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]) if mirrored else np.eye(2, 3)
+    t_norm = np.array(frames[best])
+    mirrored = bool(np.linalg.det(t_norm[:, :2]) < 0)
     # A thumbnail copy (a 40 px picture enlarged into the 192 px thumbnail) is compared with the other side
     # brought down to its resolution, both at most SMALL_FROM times its size: against the sharp side its
     # enlarged blur and resampling grid read as lost structure and a misaligned frame, and at 192 px the

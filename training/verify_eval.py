@@ -66,6 +66,7 @@ def _measures_source() -> str:
         V._aligned_verdict,
         V._frame_verdict,
         V.one_shape,
+        V.frame_shapes,
         V._native_size,
         V._at_resolution,
         V._flow,

@@ -404,8 +404,8 @@ def test_features_without_keypoints_round_trip_and_then_ask_for_them(photo):
 
 
 def test_the_scan_extracts_keypoints_only_for_pairs_not_settled_frame_to_frame(photo, tmp_path):
-    """``confirm_pairs``: copies of the whole picture cost a thumbnail each; a crop of the same shape gets
-    keypoints after its frame-to-frame comparison fails, and a turned copy (another shape) gets them at once.
+    """``confirm_pairs``: copies of the whole picture cost a thumbnail each, turned ones too (compared in
+    their turned frame); a crop of the same shape gets keypoints after its frame-to-frame comparison fails.
     The verdicts are those of ``verify`` on features with keypoints."""
     from core import confirm
     from core.results import Pairs
@@ -423,17 +423,17 @@ def test_the_scan_extracts_keypoints_only_for_pairs_not_settled_frame_to_frame(p
     out = confirm.confirm_pairs(files, pairs, identical=lambda a, b: False)
     assert out.same.tolist() == [True] * 4, out.reasons
     st = out.stats
-    assert st["frame_to_frame"] == 2 and "frame to frame" in out.reasons[0], out.reasons
-    # keypoints for the photo, its crop and its turned copy; the two whole copies never needed them
-    assert st["features_extracted"] == 5 and st["keypoints_extracted"] == 3, st
+    assert st["frame_to_frame"] == 3 and "frame to frame" in out.reasons[3], out.reasons
+    # keypoints for the photo and its crop; the whole copies, turned or not, never needed them
+    assert st["features_extracted"] == 5 and st["keypoints_extracted"] == 2, st
     full = [V.extract(f.path) for f in files]
     assert [V.verify(full[0], full[k]).same for k in range(1, 5)] == out.same.tolist()
 
 
 def test_features_cached_without_keypoints_get_them_when_a_later_scan_needs_them(photo, tmp_path):
     """A first scan caches a photo's features without keypoints (its only pair was settled frame to frame);
-    a later scan pairs it with a turned copy, which needs keypoints: they are added, the pair is the same
-    capture, and the cache now holds the photo's features with keypoints."""
+    a later scan pairs it with a crop of another shape, which needs keypoints: they are added, the pair is
+    the same capture, and the cache now holds the photo's features with keypoints."""
     from core import confirm
     from core.cache import EmbeddingCache
     from core.results import Pairs
@@ -441,7 +441,7 @@ def test_features_cached_without_keypoints_get_them_when_a_later_scan_needs_them
     made = {
         "photo.jpg": photo,
         "jpeg.jpg": _copy(photo, "jpeg"),
-        "turned.jpg": photo.transpose(Image.Transpose.ROTATE_90),
+        "cropped.jpg": photo.crop((0, 0, photo.width * 3 // 5, photo.height)),  # another shape
     }
     files = _saved(tmp_path, made)
     cache = EmbeddingCache(tmp_path / "cache")
@@ -474,8 +474,8 @@ def test_features_cached_without_keypoints_get_them_when_a_later_scan_needs_them
 
 def test_an_image_is_read_once_when_its_pairs_fall_in_different_blocks(photo, tmp_path, monkeypatch):
     """Whether an image needs keypoints is decided over all its pairs, not one block's: a photo whose copy of
-    its own shape is checked in one block and whose turned copy in the next is read once, with keypoints,
-    and the stats count what was read."""
+    its own shape is checked in one block and whose crop of another shape in the next is read once, with
+    keypoints, and the stats count what was read."""
     from core import confirm
     from core.results import Pairs
 
@@ -483,7 +483,7 @@ def test_an_image_is_read_once_when_its_pairs_fall_in_different_blocks(photo, tm
     made = {
         "photo.jpg": photo,
         "small.jpg": photo.resize((w // 2, h // 2)),
-        "turned.jpg": photo.transpose(Image.Transpose.ROTATE_90),
+        "cropped.jpg": photo.crop((0, 0, photo.width * 3 // 5, photo.height)),  # another shape
     }
     files = _saved(tmp_path, made)
     reads = []
@@ -502,7 +502,7 @@ def test_an_image_is_read_once_when_its_pairs_fall_in_different_blocks(photo, tm
         workers=1,
     )
     assert out.same.tolist() == [True, True], out.reasons
-    assert sorted(reads) == [("photo.jpg", True), ("small.jpg", False), ("turned.jpg", True)], reads
+    assert sorted(reads) == [("cropped.jpg", True), ("photo.jpg", True), ("small.jpg", False)], reads
     assert out.stats["features_extracted"] == 3 and out.stats["keypoints_extracted"] == 2, out.stats
 
 
@@ -644,3 +644,34 @@ def test_a_picture_on_a_canvas_that_cannot_be_read_larger_keeps_the_picture_it_h
     monkeypatch.setattr(V, "_read", no_larger)
     shot = V.extract(tmp_path / "screenshot.jpg")
     assert shot.box != (0.0, 0.0, 1.0, 1.0) and shot.native < V.DETECT_SIDE  # the trimmed picture as read
+
+
+@pytest.mark.parametrize(
+    "turn",
+    [
+        Image.Transpose.ROTATE_90,
+        Image.Transpose.ROTATE_180,
+        Image.Transpose.ROTATE_270,
+        Image.Transpose.TRANSPOSE,
+    ],
+)
+def test_a_turned_copy_is_compared_frame_to_frame_turned_exactly(photo, original, turn):
+    """A copy turned a quarter (a phone photo set upright, or not) or half: compared frame to frame in its
+    turned frame, without keypoints, so the sub-pixel error of a keypoint fit does not blur its fine band (it
+    had, and such copies read as doubtful: ``doubt``)."""
+    turned = photo.transpose(turn)
+    light = V.extract(turned, keypoints=False)
+    verdict = V.verify(V.extract(photo, keypoints=False), light)  # no keypoints to fall back on
+    assert verdict.same and verdict.measures["frame"] == 1.0, verdict.reason
+    assert verdict.measures["r2_1"] > 0.97, verdict.measures
+    assert bool(verdict.mirrored) == (turn == Image.Transpose.TRANSPOSE)
+    # the transform maps the copy's corners onto the original's: the copy's top left is where the turn put it
+    w, h = photo.size
+    mark = photo.copy()
+    mark.paste((255, 0, 0), (0, 0, w // 8, h // 8))  # a red corner, found again through the transform
+    m = np.asarray(mark.transpose(turn).convert("RGB"))
+    ys, xs = np.nonzero((m[..., 0] > 200) & (m[..., 1] < 60))
+    centre_b = np.array([(xs.mean() + 0.5) / m.shape[1], (ys.mean() + 0.5) / m.shape[0]])
+    centre_a = verdict.transform[:, :2] @ centre_b + verdict.transform[:, 2]
+    np.testing.assert_allclose(centre_a, [1 / 16, 1 / 16], atol=0.02)
+    assert V.frame_shapes(photo.size, turned.size)
