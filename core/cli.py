@@ -249,6 +249,14 @@ def cmd_scan(a) -> int:
         f"(threshold {threshold:.3f}, model {result.model.name})",
         file=out,
     )
+    unsure = [g for g in result.groups if any(m.unsure for m in g.members)]
+    if unsure:
+        files = sum(m.unsure for g in unsure for m in g.members)
+        print(
+            f"not surely copies: {count(files, 'file')} in {count(len(unsure), 'group')} (what differs looks "
+            f'like another exposure or a burst frame; "unsure" in the JSON, never auto-selected in the app)',
+            file=out,
+        )
     shots = sum(len(g.members) for g in result.similar_groups)
     print(
         f"similar shots (other captures of one subject, never selected for removal): "

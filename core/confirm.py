@@ -58,7 +58,8 @@ def verdicts_key(library: str, verify_from: float, checked: np.ndarray | None = 
     # The pairs checked are the close ones and those with near layouts (core.layout), which the library's key
     # does not cover (a scan whose rows carry no layout, such as one from old cluster shards, checks fewer):
     # the rows themselves are part of the name, so groups saved beside other verdicts are never read back.
-    text = f"{library}\0{verify_from!r}\0v{verify.VERSION}\0layout{layout.VERSION}/{layout.NEAR_BITS}"
+    version = f"v{verify.VERSION}.{verify.RULE_VERSION}\0layout{layout.VERSION}/{layout.NEAR_BITS}"
+    text = f"{library}\0{verify_from!r}\0{version}"
     h = hashlib.blake2b(text.encode(), digest_size=16)
     if checked is not None:
         h.update(np.ascontiguousarray(checked, np.int64).tobytes())
@@ -66,7 +67,7 @@ def verdicts_key(library: str, verify_from: float, checked: np.ndarray | None = 
 
 
 def _stats_key(a: ImageRecord, b: ImageRecord) -> str:
-    return f"{a.size}:{a.mtime_ns}/{b.size}:{b.mtime_ns}/v{verify.VERSION}"
+    return f"{a.size}:{a.mtime_ns}/{b.size}:{b.mtime_ns}/v{verify.VERSION}.{verify.RULE_VERSION}"
 
 
 def confirm_pairs(

@@ -25,7 +25,7 @@ from core.confirm import WORK_COUNTS, Confirmed, confirm_pairs, verdicts_key
 from core.decode import PREPROCESS_VERSION, DecodeError, decode_for_model, open_regular
 from core.embed import Embedded, Embedder, ModelBundle, embed_files, load_bundle
 from core.grouping import code_digest as grouping_code
-from core.grouping import group_pairs
+from core.grouping import group_pairs, with_unsure
 from core.index import (
     EXACT_LIMIT,
     VectorIndex,
@@ -42,6 +42,7 @@ from core.previews import PreviewSpool
 from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
 from core.results import Group, ImageRecord, ModelInfo, Pairs, Problem, ScanResult
 from core.scan import FoundFile, ScanOptions, Walk, find_images
+from core.verify import unsure as unsure_verdict
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,18 @@ def counted_at(verified: Pairs, verify_from: float) -> Pairs:
     return Pairs(verified.a, verified.b, np.maximum(verified.similarity, np.float32(verify_from)))
 
 
+def unsure_pairs(
+    files: Sequence[ImageRecord], a: Iterable[int], b: Iterable[int], reasons: Iterable[str]
+) -> set[tuple[str, str]]:
+    """The path pairs (sorted) of verified pairs ``(a, b)`` whose verdict was unsure (``core.verify.unsure``),
+    for ``core.grouping.with_unsure``."""
+    return {
+        (min(files[x].path, files[y].path), max(files[x].path, files[y].path))
+        for x, y, r in zip(a, b, reasons, strict=True)
+        if unsure_verdict(r)
+    }
+
+
 def pair_keys(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     """One int64 per unordered pair of positions ``a[k]``, ``b[k]`` among ``n`` files."""
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
@@ -249,6 +262,7 @@ class Library:
     _file_digests: FileDigests | None = field(default=None, repr=False)
     _similar_index: VectorIndex | None = field(default=None, repr=False)
     _positions: dict[str, int] | None = field(default=None, repr=False)
+    _unsure: set[tuple[str, str]] | None = field(default=None, repr=False)
 
     def _hashes(self) -> FileDigests:
         if self._file_digests is None:
@@ -344,13 +358,26 @@ class Library:
             h.update(f"{a}\0{b}\n".encode("utf-8", "surrogateescape"))
         return h.hexdigest()
 
+    def unsure_pairs(self) -> set[tuple[str, str]]:
+        """The verified pairs the check was not sure of, by path (``unsure_pairs``)."""
+        if self._unsure is None:
+            rows = np.nonzero(self.same)[0] if self.same is not None else np.zeros(0, np.int64)
+            self._unsure = unsure_pairs(
+                self.files,
+                self.pairs.a[rows].tolist(),
+                self.pairs.b[rows].tolist(),
+                [self.reasons[k] for k in rows.tolist()],
+            )
+        return self._unsure
+
     def _grouped(
         self, groups: tuple[Group, ...], shots: tuple[Group, ...], pairs: Pairs, threshold: float
     ) -> ScanResult:
-        """The result of ``groups`` and ``shots``, with the duplicates' ``pairs`` at ``threshold``."""
+        """The result of ``groups`` (their members marked where the check was unsure, ``with_unsure``) and
+        ``shots``, with the duplicates' ``pairs`` at ``threshold``."""
         return ScanResult(
             self.files,
-            groups,
+            with_unsure(groups, self.unsure_pairs()),
             pairs.select(pairs.similarity >= threshold).matches(self.files),
             self.problems,
             threshold,
@@ -993,6 +1020,7 @@ class _ScanRun:
         same[close] = confirmed.same
         reasons = PairReasons(len(lib.pairs), close, confirmed.reasons, "not close enough to be a copy")
         lib.same, lib.reasons, lib.verify_from = same, reasons, verify_from
+        lib._unsure = None
         lib.saved_as = key  # its groups are saved beside its verdicts
         # the stage's own time, so that any scan shows what the check cost (the previews it reads were made
         # while reading the photos: ~1 ms a picture of 2 MP or more, not counted here); and its CPU time,

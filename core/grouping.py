@@ -12,6 +12,7 @@ import functools
 import hashlib
 import marshal
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -125,6 +126,25 @@ def _clusters(
             lc = links[c]
             lc[ca] = lc.get(ca, 0) + lc.pop(cb)
     return [c for c in members.values() if len(c) > 1]
+
+
+def with_unsure(groups: Sequence[Group], unsure: set[tuple[str, str]]) -> tuple[Group, ...]:
+    """``groups`` with ``Member.unsure`` set on every member of a pair of ``unsure`` (path pairs, sorted)
+    within its group: a verified pair whose check was not sure it is one photo (``core.verify.unsure``)."""
+    if not unsure:
+        return tuple(groups)
+    partners: dict[str, set[str]] = {}
+    for a, b in unsure:
+        partners.setdefault(a, set()).add(b)
+        partners.setdefault(b, set()).add(a)
+    out = []
+    for g in groups:
+        paths = {m.file.path for m in g.members}
+        doubtful = {p for p in paths if partners.get(p, set()) & paths}
+        if doubtful:
+            g = replace(g, members=tuple(replace(m, unsure=m.file.path in doubtful) for m in g.members))
+        out.append(g)
+    return tuple(out)
 
 
 def group_pairs(

@@ -50,6 +50,7 @@ def _group_json(g: Group) -> dict:
                 "height": m.file.height,
                 "bytes": m.file.size,
                 "similarity": m.similarity,
+                "unsure": m.unsure,
             }
             for m in g.members
         ],

@@ -155,6 +155,9 @@ class Member:
     file: ImageRecord
     similarity: float  # to the group's best copy (1.0 for the best copy itself)
     identical: bool = False  # byte-identical to another member of the group (an exact copy)
+    # the check verified this file as one photo with the others but was not sure of it with one of them (a
+    # verdict ``core.verify.unsure``: it could be another exposure or a burst frame): auto-select leaves it
+    unsure: bool = False
 
 
 @dataclass(frozen=True)

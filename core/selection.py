@@ -74,7 +74,8 @@ def choose(result: ScanResult, rule: str, reference: Iterable[str] = ()) -> set[
     """Paths to mark under ``rule``: every copy but one per duplicate group, never a file in a reference
     folder, and never either file of a RAW+JPEG pair unless ``rule`` is "raw".
 
-    Similar shots (``result.similar_groups``) are other captures, not copies: a rule never marks them."""
+    Similar shots (``result.similar_groups``) are other captures, not copies: a rule never marks them; nor a
+    member the check was not sure of (``Member.unsure``: it could be another exposure or a burst frame)."""
     reference = list(reference)
     marked: set[str] = set()
     for group in result.groups:
@@ -82,6 +83,6 @@ def choose(result: ScanResult, rule: str, reference: Iterable[str] = ()) -> set[
         paired = set() if rule == "raw" else {r.path for pair in group.raw_pairs for r in pair}
         for k, m in enumerate(group.members):
             path = m.file.path
-            if k != keep and path not in paired and not in_folders(path, reference):
+            if k != keep and not m.unsure and path not in paired and not in_folders(path, reference):
                 marked.add(path)
     return marked

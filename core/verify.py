@@ -65,6 +65,9 @@ class _OpenCV:
 cv2 = _OpenCV()
 
 VERSION = 9  # part of a cache key: bump when extraction, its byte format or what a verdict means changes
+# part of the verdicts' cache key with VERSION: bump when only the rule or the doubt changes (the features
+# extracted stay valid)
+RULE_VERSION = 1
 
 DETECT_SIDE = 384  # long side of the image ORB sees (extract() measured 7.7 ms mean, 1 thread: report's Cost)
 # A phone HEIC is read from its 320 px thumbnail (0.83 of DETECT_SIDE, enlarged to it) rather than decoded
@@ -696,6 +699,55 @@ def _coverage(t_norm: np.ndarray) -> dict[str, float]:
     return {"cover_a": cov_a, "cover_b": cov_b, "cover": max(cov_a, cov_b)}
 
 
+# Doubt about a pair the rule verified: how much its measures look like another capture (an exposure
+# bracket, a burst frame) rather than an edit, as a logistic score fitted on the tuning split's copies and
+# other shots (``python -m training.verify_eval --fit-doubt``). No threshold of the rule separates the two
+# without losing copies of some kind (report, "What else was tried"); this only says which verified pairs to
+# show as unsure: they stay duplicates, and auto-select leaves them to the person (``core.selection``).
+DOUBT_MEASURES = ("r2_1", "r2_2", "bad_1", "bad_2", "uneven_1", "uneven_2", "moved", "flow", "lost")
+DOUBT_WEIGHTS = (-9.7137, -7.5159, 8.0435, 6.9602, 0.2968, 0.2618, 3.3558, 3.9812, 0.4952)
+DOUBT_BIAS = 13.8820
+# Verified pairs scoring above this are unsure: 5 % of the tuning split's verified copies
+DOUBT_FROM = -1.7973
+UNSURE = "probably the same picture, but not surely"
+
+
+def doubt_inputs(measures: dict[str, float]) -> list[float]:
+    """The measures ``doubt`` weighs, in ``DOUBT_MEASURES`` order (the fine band's stand in for the coarse
+    band's where it was not compared; ``lost``: the larger share of cells one side lost)."""
+    fine = measures.get("fine_ok", 1.0)
+    r2_2, bad_2 = measures.get("r2_2", 0.0), measures.get("bad_2", 1.0)
+    return [
+        measures.get("r2_1", 0.0) if fine else r2_2,
+        r2_2,
+        measures.get("bad_1", 1.0) if fine else bad_2,
+        bad_2,
+        measures.get("uneven_1", 1.0),
+        measures.get("uneven_2", 1.0),
+        measures.get("moved", 1.0),
+        min(measures.get("flow", 4.0), 4.0),
+        max(measures.get("lost_a", 1.0), measures.get("lost_b", 1.0)),
+    ]
+
+
+def doubt(measures: dict[str, float]) -> float:
+    """The doubt score of a verified pair's measures (higher: more like another capture)."""
+    return float(np.dot(DOUBT_WEIGHTS, doubt_inputs(measures)) + DOUBT_BIAS)
+
+
+def unsure(reason: str) -> bool:
+    """Whether a verdict's reason is that of a verified pair the check was not sure of (``UNSURE``)."""
+    return reason.startswith(UNSURE)
+
+
+def _with_doubt(v: Verdict) -> Verdict:
+    """``v``, its reason saying so when it is a verified pair above ``DOUBT_FROM``."""
+    if not v.same or doubt(v.measures) <= DOUBT_FROM:
+        return v
+    reason = f"{UNSURE}: it could be another exposure or a burst frame ({v.reason})"
+    return replace(v, reason=reason)
+
+
 def decide(measures: dict[str, float], rule: dict[str, float] | None = None) -> tuple[bool, str]:
     """The rule on ``Verdict.measures``; apart from ``verify`` so that evaluation can sweep its thresholds."""
     r = {**RULE, **(rule or {})}
@@ -762,7 +814,13 @@ def verify(a: ImageFeatures, b: ImageFeatures, *, complete: bool = False, frame:
     alignment already fails the rule, the optical flow when the detail checks made before it do): a scan's
     candidates are mostly other photos. ``complete``: measure everything, for evaluation sweeps.
     Raises ``NeedKeypoints`` when either side was extracted without keypoints and the frame-to-frame
-    comparison does not settle the pair."""
+    comparison does not settle the pair.
+
+    A verified pair whose measures look like another capture says so in its reason (``unsure``)."""
+    return _with_doubt(_verify(a, b, complete=complete, frame=frame))
+
+
+def _verify(a: ImageFeatures, b: ImageFeatures, *, complete: bool, frame: bool) -> Verdict:
     if frame:
         v = _frame_verdict(a, b, complete)
         if v is not None and v.same:

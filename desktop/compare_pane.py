@@ -90,6 +90,7 @@ class MemberCard(QFrame):
         markable: bool = True,
         better: frozenset[str] = frozenset(),
         raw_pair: bool = False,
+        unsure: bool = False,
     ) -> None:
         super().__init__(parent)
         self.rec = rec
@@ -123,6 +124,18 @@ class MemberCard(QFrame):
         self.elsewhere = QLabel("<i>Marked for removal as a copy (in Duplicates)</i>")
         self.elsewhere.setWordWrap(True)
         self.elsewhere.hide()
+        # verified as one photo with the others, but not surely (Member.unsure): auto-select left it alone
+        self.unsure = QLabel(
+            "⚠ <b>Not surely a copy</b>: it could be another exposure or a burst frame. Auto-select left it; "
+            "look before removing."
+        )
+        self.unsure.setObjectName("Unsure")
+        self.unsure.setWordWrap(True)
+        self.unsure.setToolTip(
+            "The check lined the two up as one photo, but what differs between them looks more like another "
+            "capture of the scene than an edit"
+        )
+        self.unsure.setVisible(markable and unsure and not best)  # the best copy is never marked anyway
         self.difference = QPushButton("What changed?")
         self.difference.setToolTip("Line this copy up with the best copy and show where they differ")
         self.difference.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -173,6 +186,7 @@ class MemberCard(QFrame):
         if tags:
             lay.addWidget(QLabel(f"<i>{', '.join(tags)}</i>"))
         lay.addWidget(self.check)
+        lay.addWidget(self.unsure)
         lay.addWidget(self.elsewhere)
         lay.addWidget(self.difference)
         lay.addLayout(facts)
@@ -296,6 +310,7 @@ class ComparePane(QScrollArea):
                 markable=markable,
                 better=better[k],
                 raw_pair=rec.path in paired,
+                unsure=m.unsure,
             )
             card.toggle.connect(self.toggle)
             card.show_difference.connect(self.show_difference)

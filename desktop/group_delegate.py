@@ -1,5 +1,5 @@
 """Paints one group row: a strip of thumbnails, the best copy's name, the count, the space it frees, how
-alike, the folder, an exact-copy badge.
+alike, the folder, a badge: EXACT (every file byte-identical) or CHECK (a file the check was not sure of).
 
 Every row has the same size (the view sets ``uniformItemSizes``), and only visible rows are painted and
 ask for thumbnails, so 10,000 groups scroll smoothly.
@@ -11,6 +11,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
+from core.results import Group
 from desktop.group_model import GroupRole, MarkedRole, RecordsRole, SummaryRole
 from desktop.thumbnails import ThumbnailCache
 
@@ -18,6 +19,18 @@ THUMB = 56
 PAD = 6
 STRIP = 4  # thumbnails shown per row, at most
 TEXT = 190  # room kept for the text column: names and folders must stay readable
+
+# A row's badge: every file byte-identical (green), or a file the check was not sure is a copy (amber: auto-
+# select leaves it, ``Member.unsure``)
+BADGE_COLOURS = {"EXACT": QColor(46, 125, 50), "CHECK": QColor(191, 120, 0)}
+
+
+def _badge_of(group: Group | None) -> str:
+    if group is None:
+        return ""
+    if group.exact:
+        return "EXACT"
+    return "CHECK" if any(m.unsure for m in group.members) else ""
 
 
 class GroupDelegate(QStyledItemDelegate):
@@ -73,8 +86,9 @@ class GroupDelegate(QStyledItemDelegate):
         painter.setPen(dim)
         painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, middle)
         painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom, bottom)
-        if group is not None and group.exact:
-            self._badge(painter, option, text_rect, "EXACT")
+        badge = _badge_of(group)
+        if badge:
+            self._badge(painter, option, text_rect, badge)
         painter.restore()
 
     def lines(
@@ -90,7 +104,7 @@ class GroupDelegate(QStyledItemDelegate):
         bold.setBold(True)
         fm = QFontMetrics(option.font)
         last = f"{folder} · {marked} marked" if marked else folder
-        badge = self._badge_width(option) + PAD if group is not None and group.exact else 0
+        badge = self._badge_width(option, _badge_of(group)) + PAD if _badge_of(group) else 0
         return (
             QFontMetrics(bold).elidedText(name, Qt.TextElideMode.ElideRight, width),
             fm.elidedText(detail, Qt.TextElideMode.ElideRight, width),
@@ -115,7 +129,7 @@ class GroupDelegate(QStyledItemDelegate):
         box = QRect(area.right() - w, area.bottom() - h, w, h)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(46, 125, 50))
+        painter.setBrush(BADGE_COLOURS[text])
         painter.drawRoundedRect(box, 4, 4)
         painter.setPen(QColor("white"))
         painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)

@@ -308,7 +308,13 @@ class Session(QObject):
         """Mark by ``rule`` in the duplicate groups only: similar shots are other captures, never marked."""
         if self.result is not None:
             self.marks.replace(choose(self.result, rule, self.marks.reference))
-            self.message.emit(f"Marked {count(len(self.marks), 'copy', 'copies')}.")
+            text = f"Marked {count(len(self.marks), 'copy', 'copies')}."
+            # members the check was not sure of (Member.unsure) are left: say so ("0 copies" read as a fault)
+            left = sum(m.unsure for g in self.result.groups for m in g.members[1:])
+            if left:
+                what = "is a copy" if left == 1 else "are copies"
+                text += f" Left for you: {count(left, 'file')} the check was not sure {what} (CHECK)."
+            self.message.emit(text)
 
     # -- acting on marked files
     # -------------------------------------------------------------------------------

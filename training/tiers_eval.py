@@ -16,10 +16,12 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from core.engine import Engine
 from core.results import Group
+from core.selection import RULES, choose
 from training.pairset import DATASETS, shot_split
 
 
@@ -72,8 +74,32 @@ def evaluate(shots: Path, cache_dir: Path | None = None) -> dict:
         tier: sum(len({subject.get(m.file.path) for m in g.members}) > 1 for g in found)
         for tier, found in (("duplicate", result.groups), ("similar", result.similar_groups))
     }
+    # what auto-select would mark (every rule; here every marked photo is another capture, lost if removed),
+    # and what it would mark if the check's unsure members (Member.unsure) were marked too
+    doubtless = replace(
+        result,
+        groups=tuple(
+            replace(g, members=tuple(replace(m, unsure=False) for m in g.members)) for g in result.groups
+        ),
+    )
+
+    def by_split(paths: set[str]) -> dict[str, int]:
+        splits = [shot_split(subject[p]) if p in subject else "other" for p in paths]
+        return {k: splits.count(k) for k in sorted(set(splits) | {"tune", "heldout"})}
+
+    rules = [rule for rule in RULES if rule not in ("reference", "raw")]
+    marked = {rule: by_split(choose(result, rule)) for rule in rules}
+    marked_all = {rule: by_split(choose(doubtless, rule)) for rule in rules}
+    unsure_pairs = sum(
+        1
+        for g in result.groups
+        for a, b in itertools.combinations(g.members, 2)
+        if a.unsure and b.unsure and subject.get(a.file.path) is not None
+    )
     return {
         "photos": len(lib.files),
+        "auto_select": {"marked": marked, "marked_if_unsure_were": marked_all},
+        "duplicate_pairs_unsure": unsure_pairs,
         "scan_seconds": round(seconds, 1),
         "threshold": result.threshold,
         "similar_threshold": lib.floor,
@@ -113,6 +139,12 @@ def main(argv: list[str] | None = None) -> None:
         f"{o['similar_pairs_all']} pairs in similar shots; {o['similar_groups_mixed']} of "
         f"{o['similar_groups']} similar-shot groups mix subjects "
         f"({o['duplicate_groups_mixed']} duplicate groups)"
+    )
+    m = report["auto_select"]
+    print(
+        f"other-shot pairs in duplicates between two members shown as unsure: "
+        f"{report['duplicate_pairs_unsure']}; photos auto-select marks, by rule: {m['marked']} "
+        f"(marking unsure members too: {m['marked_if_unsure_were']})"
     )
     if a.out:
         a.out.write_text(json.dumps(report, indent=1) + "\n")

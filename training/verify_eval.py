@@ -63,6 +63,7 @@ def _measures_source() -> str:
         V._blurs,
         V._motion,
         V.verify,
+        V._verify,
         V._aligned_verdict,
         V._frame_verdict,
         V.one_shape,
@@ -281,6 +282,8 @@ def metrics(records: list[dict], background: dict, rule: dict) -> dict:
                 "verified": sum(same(r, rule) for r, _ in rs) / n,
                 "dup_tier": sum(d for _, d in rs) / n,
                 "similar_tier": sum(similar_tier(r, d) for r, d in rs) / n,
+                # in the duplicate tier but shown as unsure (core.verify.doubt): never auto-selected
+                "unsure": sum(d and V.doubt(r) > V.DOUBT_FROM for r, d in rs) / n,
             }
             if fam == "copy":
                 row["candidate"] = {t: sum(candidate(r, t) for r, _ in rs) / n for t in CAND_THRESHOLDS}
@@ -289,10 +292,15 @@ def metrics(records: list[dict], background: dict, rule: dict) -> dict:
     fp = sum(d for r, d in zip(records, dup, strict=True) if r["family"] != "copy")
     out["precision"] = tp / max(1, tp + fp)
     out["false_positives"] = [
-        (r["family"], r["kind"], r["a"], r["b"])
+        (r["family"], r["kind"], r["a"], r["b"], "unsure" if V.doubt(r) > V.DOUBT_FROM else "sure")
         for r, d in zip(records, dup, strict=True)
         if d and r["family"] != "copy"
     ]
+    # what auto-select may mark: the duplicate tier less its unsure pairs
+    sure = [d and V.doubt(r) <= V.DOUBT_FROM for r, d in zip(records, dup, strict=True)]
+    tp_sure = sum(d for r, d in zip(records, sure, strict=True) if r["family"] == "copy")
+    fp_sure = sum(d for r, d in zip(records, sure, strict=True) if r["family"] != "copy")
+    out["precision_sure"] = tp_sure / max(1, tp_sure + fp_sure)
     out["background_similar"] = float(
         np.mean((background["feat"] >= sim["feat"]) | (background["emb"] >= sim["emb"]))
     )
@@ -395,36 +403,61 @@ def tune_rule(records: list[dict], target: float = 0.985) -> tuple[dict, float, 
     return rule, float(rates.min()), shot_rate
 
 
+DOUBT_FLAGGED = 0.05  # share of the tuning split's verified copies shown as unsure
+
+
+def fit_doubt(
+    records: list[dict], rule: dict, flagged: float = DOUBT_FLAGGED
+) -> tuple[list[float], float, float]:
+    """``core.verify.doubt`` fitted on one split's records: a logistic regression of other shot (1) against
+    copy (0) over ``core.verify.doubt_inputs``, on every pair whose photometric test ran, classes weighted
+    equally; and the score above which a verified pair is unsure: the one that ``flagged`` of the verified
+    copies exceed. Returns (weights, bias, threshold)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rows = [r for r in records if r["family"] in ("copy", "shot") and "r2_2" in r and "moved" in r]
+    x = np.array([V.doubt_inputs(r) for r in rows], np.float64)
+    y = np.array([r["family"] == "shot" for r in rows])
+    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=10000).fit(x, y)
+    weights, bias = [float(w) for w in model.coef_[0]], float(model.intercept_[0])
+    scores = x @ np.array(weights) + bias
+    verified = np.array(
+        [r["family"] == "copy" and candidate(r, rule["candidate"]) and same(r, rule) for r in rows]
+    )
+    return weights, bias, float(np.quantile(scores[verified], 1 - flagged))
+
+
 def table(name: str, m: dict) -> str:
     lines = [
         f"### {name}",
         "",
         "| copies: kind | n | verified | candidate@"
         + " | @".join(f"{t:g}" for t in CAND_THRESHOLDS)
-        + " | duplicate tier |",
-        "|---|---|---|" + "---|" * len(CAND_THRESHOLDS) + "---|",
+        + " | duplicate tier | of which unsure |",
+        "|---|---|---|" + "---|" * len(CAND_THRESHOLDS) + "---|---|",
     ]
     for k, r in m["copies"].items():
         lines.append(
             f"| {k} | {r['n']} | {r['verified']:.3f} | "
             + " | ".join(f"{r['candidate'][t]:.3f}" for t in CAND_THRESHOLDS)
-            + f" | {r['dup_tier']:.3f} |"
+            + f" | {r['dup_tier']:.3f} | {r['unsure']:.3f} |"
         )
     lines += [
         "",
-        "| other shots / negatives: kind | n | verified | duplicate tier | similar tier |",
-        "|---|---|---|---|---|",
+        "| other shots / negatives: kind | n | verified | duplicate tier | of which unsure | similar tier |",
+        "|---|---|---|---|---|---|",
     ]
     for fam in ("shots", "negatives"):
         for k, r in m[fam].items():
             lines.append(
-                f"| {fam}: {k} | {r['n']} | {r['verified']:.3f} | {r['dup_tier']:.3f} | "
+                f"| {fam}: {k} | {r['n']} | {r['verified']:.3f} | {r['dup_tier']:.3f} | {r['unsure']:.3f} | "
                 f"{r['similar_tier']:.3f} |"
             )
     lines += [
         "",
         f"precision of the duplicate tier: {m['precision']:.4f}; false positives: "
-        f"{len(m['false_positives'])}",
+        f"{len(m['false_positives'])}; of the pairs shown as sure (what auto-select marks): "
+        f"{m['precision_sure']:.4f}",
         f"unrelated photo pairs in the similar tier: "
         f"{m['background_similar']:.4%} (of all pairs of {m['background_photos']} photos)",
         f"verify ms per pair: {m['verify_ms']}",
@@ -517,6 +550,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--bench", type=int, default=0, help="only time extraction and verification on this many files"
     )
+    p.add_argument(
+        "--fit-doubt",
+        action="store_true",
+        help="fit core.verify's doubt score on the tuning split (prints it; the run reports with it)",
+    )
     p.add_argument("--target", type=float, default=0.985, help="--tune: share of every copy kind to keep")
     p.add_argument(
         "--as-files",
@@ -558,6 +596,13 @@ def main(argv: list[str] | None = None) -> None:
         for r in records:
             h = np.array([store.layout[r["a"]], store.layout[r["b"]]], np.uint64)
             r["layout_bits"] = int(layout.distance(h[:1], h[1:])[0])
+        if a.fit_doubt and split == "tune":
+            weights, bias, start = fit_doubt(records, rule)
+            V.DOUBT_WEIGHTS, V.DOUBT_BIAS, V.DOUBT_FROM = tuple(weights), bias, start
+            print(
+                f"DOUBT_WEIGHTS = ({', '.join(f'{w:.4f}' for w in weights)})\n"
+                f"DOUBT_BIAS = {bias:.4f}\nDOUBT_FROM = {start:.4f}"
+            )
         if a.tune and split == "tune":
             found, worst, shot_rate = tune_rule(records, a.target)
             log.info(

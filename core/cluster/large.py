@@ -33,9 +33,10 @@ from core.engine import (
     similar_candidates,
     similar_rows,
     through_best,
+    unsure_pairs,
 )
 from core.errors import LookalikeError
-from core.grouping import group_order
+from core.grouping import group_order, with_unsure
 from core.progress import NEVER_CANCELLED, CancelToken, ProgressFn, no_progress
 from core.results import ImageRecord, Pairs, Problem, ScanResult
 from core.scan import Walk
@@ -147,6 +148,7 @@ def large_result(
     try:
         ignored = cache.not_duplicate_pairs() if cache else set()
         same = np.zeros(len(pairs), bool)
+        unsure: set[tuple[str, str]] = set()  # verified pairs the check was not sure of, by path
         # from the candidate threshold even when the duplicates' is stricter: a copy left unchecked would be
         # taken for a similar shot
         verify_from = max(floor, engine.checked_from(threshold))
@@ -165,6 +167,8 @@ def large_result(
                         cancel=cancel,
                     )
                     same[at + close] = confirmed.same
+                    checked = chunk.select(close)
+                    unsure |= unsure_pairs(files, checked.a, checked.b, confirmed.reasons)
                 at += len(chunk)
         else:
             same[:] = True
@@ -203,6 +207,7 @@ def large_result(
             key=group_order,
         )
     )
+    groups = with_unsure(groups, unsure)
     # as Library.result: pairs not verified or marked "not a duplicate", close by the features, and none
     # through a copy that its group's best copy stands for (the pairs through best copies, over all chunks
     # first)

@@ -162,6 +162,7 @@ class CompareOut(BaseModel):
     duplicate_similarity: float
     similarity: float
     same: bool
+    unsure: bool  # verified as one photo, but its pixels look like another capture (never auto-selected)
     reason: str
     tier: Literal["duplicate", "similar_shot", "similar"]
 

@@ -123,3 +123,35 @@ def test_the_archive_path_checks_a_pair_whose_layouts_match_as_the_local_scan_do
     assert archive.stats["large"]
     assert names(archive) == names(local)
     assert [m.similarity for m in archive.pairs] == [m.similarity for m in local.pairs]
+
+
+def test_the_archive_path_flags_pairs_the_check_is_unsure_of_as_the_local_scan_does(
+    ray_local, tmp_path, engine_factory, monkeypatch
+):
+    """``Member.unsure`` (a verified pair whose measures look like another capture, ``core.verify.doubt``)
+    comes out of the archive path as out of the local scan; here every verified pair is unsure."""
+    from helpers import DATA
+    from PIL import Image
+
+    from core import verify
+    from core.cluster.ray_scan import ray_scan
+    from core.report import scan_json
+    from core.selection import choose
+    from training.augment import EDITS
+
+    monkeypatch.setattr(verify, "DOUBT_FROM", -np.inf)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo = Image.open(DATA / "verify" / "photo.jpg").convert("RGB")
+    photo.save(folder / "photo.jpg", quality=95)
+    EDITS["downscale"](photo, np.random.default_rng(3)).convert("RGB").save(folder / "photo_small.jpg")
+    local_engine = engine_factory(tmp_path / "cache")
+    local = local_engine.scan([folder]).result(local_engine.default_threshold())
+    archive = ray_scan(
+        engine_factory(tmp_path / "cache2"), [str(folder)], shards=tmp_path / "s", large_from=0
+    )
+    assert archive.stats["large"]
+    for result in (local, archive):
+        assert [[m.unsure for m in g.members] for g in result.groups] == [[True, True]]
+        assert not choose(result, "resolution")
+    assert scan_json(archive)["groups"] == scan_json(local)["groups"]

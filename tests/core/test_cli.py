@@ -49,7 +49,7 @@ def test_scan_json_contract(library, tmp_path):
     assert d["blank"] == []
     for g in d["similar_groups"]:  # the same shape as duplicate groups
         assert set(g) == {"exact", "files", "raw_jpeg_pairs"} and len(g["files"]) >= 2
-        assert all(set(f) == {"path", "width", "height", "bytes", "similarity"} for f in g["files"])
+        assert all(set(f) == {"path", "width", "height", "bytes", "similarity", "unsure"} for f in g["files"])
     assert isinstance(d["threshold"], float) and 0 < d["threshold"] <= 1
     assert set(d["model"]) == {"name", "sha256"} and len(d["model"]["sha256"]) == 64
     assert d["files"] == 6
@@ -58,7 +58,8 @@ def test_scan_json_contract(library, tmp_path):
         assert set(g) == {"exact", "files", "raw_jpeg_pairs"} and isinstance(g["exact"], bool)
         assert g["raw_jpeg_pairs"] == []  # no RAW files here (tests/core/test_raw.py has them)
         for f in g["files"]:
-            assert set(f) == {"path", "width", "height", "bytes", "similarity"}
+            assert set(f) == {"path", "width", "height", "bytes", "similarity", "unsure"}
+            assert isinstance(f["unsure"], bool)  # verified, but not surely one photo: never auto-selected
             assert os.path.isabs(f["path"]) and f["width"] > 0 and f["height"] > 0
             assert f["bytes"] == os.path.getsize(f["path"])
             assert isinstance(f["similarity"], float) and d["threshold"] <= f["similarity"] <= 1.0

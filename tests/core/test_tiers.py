@@ -349,3 +349,50 @@ def test_a_copy_leaves_similar_shots_only_where_its_best_copy_stands_for_it():
     assert rows([True, False, False], ignored=np.array([1 * n + 2])) == [False, True, True]
     # A and B not close by the features: A stands for nothing there, so A'-B (close) stays
     assert rows([True, False, False], close=(True, False, True)) == [False, False, True]
+
+
+def _doubt_library(root):
+    """A photo, a byte-identical copy of it and two edited copies: one duplicate group."""
+    root.mkdir()
+    photo = Image.open(VERIFY / "photo.jpg").convert("RGB")
+    photo.save(root / "photo.jpg", quality=95)
+    shutil.copy(root / "photo.jpg", root / "photo_same.jpg")
+    for k, kind in enumerate(("downscale", "grayscale")):
+        EDITS[kind](photo, np.random.default_rng([3, k])).convert("RGB").save(root / f"photo_{kind}.jpg")
+    return root
+
+
+@pytest.mark.parametrize("unsure", [False, True])
+def test_a_pair_the_check_is_unsure_of_stays_a_duplicate_that_auto_select_leaves(
+    tmp_path, engine_factory, monkeypatch, capsys, unsure
+):
+    """Verified pairs whose measures look like another capture (``core.verify.doubt`` over ``DOUBT_FROM``;
+    here every edited pair, or none) stay duplicates; every member of such a pair is flagged ``unsure`` in the
+    result, its saved groups read back and the JSON, and no auto-select rule marks it. Byte-identical copies
+    are never unsure among themselves."""
+    from core import verify
+    from core.report import scan_json
+    from core.selection import RULES, choose
+
+    monkeypatch.setattr(verify, "DOUBT_FROM", -np.inf if unsure else np.inf)
+    root = _doubt_library(tmp_path / "photos")
+    engine = engine_factory(tmp_path / "cache")
+    for _ in range(2):  # the second scan reads verdicts and groups back from the first
+        lib = engine.scan([root])
+        result = lib.result(engine.default_threshold(), lib.floor)
+        assert len(result.groups) == 1 and len(result.groups[0].members) == 4
+        flags = {os.path.basename(m.file.path): m.unsure for m in result.groups[0].members}
+        assert flags == dict.fromkeys(flags, unsure)
+        reasons = [r for r in lib.reasons if r.startswith(("same", "probably", "byte"))]
+        assert sum(verify.unsure(r) for r in reasons) == (5 if unsure else 0)  # all pairs but the identical
+        files = scan_json(result)["groups"][0]["files"]
+        assert [f["unsure"] for f in files] == [unsure] * 4
+        for rule in RULES:
+            if rule != "reference":
+                assert not choose(result, rule) if unsure else len(choose(result, rule)) == 3, rule
+    # the command line's summary says how many files are not surely copies
+    from core.cli import main
+
+    assert main(["scan", str(root), "--cache-dir", str(tmp_path / "cli-cache")]) == 0
+    said = [x for x in capsys.readouterr().out.splitlines() if x.startswith("not surely copies")]
+    assert len(said) == unsure and all(x.startswith("not surely copies: 4 files in 1 group (") for x in said)

@@ -6,6 +6,7 @@ other-shot pairs are real (see tests/data/verify/README.md for sources and licen
 
 from __future__ import annotations
 
+import io
 import struct
 from pathlib import Path
 
@@ -675,3 +676,40 @@ def test_a_turned_copy_is_compared_frame_to_frame_turned_exactly(photo, original
     centre_a = verdict.transform[:, :2] @ centre_b + verdict.transform[:, 2]
     np.testing.assert_allclose(centre_a, [1 / 16, 1 / 16], atol=0.02)
     assert V.frame_shapes(photo.size, turned.size)
+
+
+def test_clean_copies_are_sure_and_other_captures_read_as_doubtful(photo, original):
+    """The doubt score on real pairs: plain copies (re-saved, resized, flipped, turned) are far under the
+    threshold and their reason is a plain one; every other-shot pair's full measures are over it (the rule
+    rejects those anyway: what the score catches are the few it lets through, measured in the report)."""
+    for kind in ("downscale", "flip", "rotate_90", "grayscale", "sepia"):
+        v = V.verify(original, V.extract(_copy(photo, kind, seed=3)))
+        assert v.same and not V.unsure(v.reason) and V.doubt(v.measures) < V.DOUBT_FROM - 0.5, kind
+    buf = io.BytesIO()
+    photo.save(buf, "JPEG", quality=80)  # re-saved
+    resaved = V.verify(original, V.extract(Image.open(buf)))
+    assert resaved.same and not V.unsure(resaved.reason)
+    for kind, (fa, fb) in OTHER_SHOTS.items():
+        v = V.verify(V.extract(DATA / fa), V.extract(DATA / fb), complete=True)
+        assert V.doubt(v.measures) > V.DOUBT_FROM, f"{kind}: {V.doubt(v.measures)} {v.measures}"
+
+
+def test_a_verified_pair_over_the_doubt_threshold_stays_the_same_and_says_it_is_unsure(
+    photo, original, monkeypatch
+):
+    copy = V.extract(_copy(photo, "text"))
+    monkeypatch.setattr(V, "DOUBT_FROM", np.inf)
+    plain = V.verify(original, copy)
+    assert plain.same
+    score = V.doubt(plain.measures)
+    monkeypatch.setattr(V, "DOUBT_FROM", score - 0.01)
+    v = V.verify(original, copy)
+    assert v.same and V.unsure(v.reason) and plain.reason in v.reason
+    assert "another exposure or a burst frame" in v.reason
+    monkeypatch.setattr(V, "DOUBT_FROM", score + 0.01)
+    assert V.verify(original, copy).reason == plain.reason
+    # a pair that is not the same is never "unsure": it is not a duplicate at all
+    monkeypatch.setattr(V, "DOUBT_FROM", -np.inf)
+    a, b = (V.extract(DATA / f) for f in OTHER_SHOTS["burst (players moved)"])
+    other = V.verify(a, b)
+    assert not other.same and not V.unsure(other.reason)

@@ -138,9 +138,10 @@ def test_compare(client):
 
     same = compare(DEMO / "Camera/ladybird.jpg", DEMO / "Edited/ladybird_flipped.jpg").json()
     assert same["same"] is True and same["tier"] == "duplicate" and same["reason"].startswith("same picture")
+    assert same["unsure"] is False  # a plain flip: nothing like another capture
     assert same["duplicate_similarity"] > 0.9 and 0 < same["similarity"] <= 1
     shot = compare(VERIFY / "leuven_a.jpg", VERIFY / "leuven_b.jpg").json()
-    assert shot["same"] is False and shot["tier"] == "similar_shot" and shot["reason"]
+    assert shot["same"] is False and shot["tier"] == "similar_shot" and shot["reason"] and not shot["unsure"]
     r = compare(VERIFY / "leuven_a.jpg", DATA / "truncated.jpg")
     assert r.status_code == 422 and r.json() == {"detail": cli_reason(DATA / "truncated.jpg"), "field": "b"}
     assert compare(DATA / "bomb.png", VERIFY / "leuven_a.jpg").status_code == 413
@@ -163,6 +164,7 @@ def test_groups(client, service):
         "height",
         "bytes",
         "similarity",
+        "unsure",
     }
     similar = client.get("/v1/groups", params={"tier": "similar"}).json()
     assert similar["tier"] == "similar" and isinstance(similar["groups"], list)
