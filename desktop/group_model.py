@@ -16,7 +16,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
 from core.results import Group, ImageRecord, ScanResult
-from desktop.formatting import human_bytes, taken_or_modified
+from desktop.formatting import count, human_bytes, taken_or_modified
 
 GroupRole = Qt.ItemDataRole.UserRole + 1  # the core Group
 RecordsRole = Qt.ItemDataRole.UserRole + 2  # list[ImageRecord], best copy first
@@ -40,6 +40,8 @@ SIMILAR_SORTS = {
     "Most similar first": ("similarity", True),
     **{k: v for k, v in SORTS.items() if v[0] != "space"},
 }
+# A group with a member the check verified but was not sure of (``Member.unsure``)
+UNSURE_TIP = "CHECK: not surely copies (another exposure or a burst frame?); auto-select leaves them"
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,11 @@ class GroupListModel(QAbstractTableModel):
         if role == SummaryRole:
             return r.name, self._detail(r), r.folder
         if role == Qt.ItemDataRole.ToolTipRole:
-            return "\n".join(rec.path for rec in r.records)
+            paths = "\n".join(rec.path for rec in r.records)
+            doubtful = sum(m.unsure for m in r.group.members)
+            if doubtful and not self.similar:  # the list's CHECK badge, said in words (and in the table)
+                return f"{UNSURE_TIP} ({count(doubtful, 'file')})\n{paths}"
+            return paths
         if role == GroupRole:
             return r.group
         if role == RecordsRole:
@@ -220,7 +226,9 @@ class GroupListModel(QAbstractTableModel):
 
     def _cell(self, r: _Row, column: int) -> str:
         if column == 0:
-            return r.name
+            # the table has no badges: a group the check was not sure of is marked before its name
+            doubtful = not self.similar and any(m.unsure for m in r.group.members)
+            return f"⚠ {r.name}" if doubtful else r.name
         if column == 1:
             return str(len(r.records))
         if column == 2:

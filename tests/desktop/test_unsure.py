@@ -37,6 +37,10 @@ def test_an_unsure_copy_is_badged_warned_and_left_by_auto_select(
     assert model.rowCount() == 1
     group = model.index(0).data(GroupRole)
     assert _badge_of(group) == ("CHECK" if unsure else "")
+    # the table has no badges: the name cell and the tooltip say it
+    index = model.index(0, 0)
+    assert index.data(Qt.ItemDataRole.DisplayRole).startswith("⚠ ") == unsure
+    assert index.data(Qt.ItemDataRole.ToolTipRole).startswith("CHECK: not surely copies") == unsure
     window.select_group(0)
     cards = window.compare.cards
     assert len(cards) == 3
