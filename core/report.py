@@ -21,7 +21,9 @@ from core.errors import OutputError
 from core.results import Group, ScanResult
 from core.scan import IMAGE_EXTENSIONS, sniff
 
-CSV_HEADER = ["group", "exact", "keep", "path", "width", "height", "bytes", "similarity", "taken"]
+CSV_HEADER = ["group", "exact", "keep", "path", "width", "height", "bytes", "similarity", "taken", "unsure"]
+# a report written before the "unsure" column: still ours to replace
+_CSV_PREFIX = ",".join(CSV_HEADER[:-1])
 STDOUT = "-"
 
 
@@ -80,7 +82,9 @@ def json_text(data: dict) -> str:
 
 
 def csv_text(result: ScanResult, keep: set[str] | None = None) -> str:
-    """One row per grouped file. ``keep``: the paths to mark as kept (default: each group's best copy)."""
+    """One row per grouped file. ``keep``: the paths to mark as kept (default: each group's best copy).
+    ``unsure``: the check was not sure the file is a copy (``Member.unsure``): the app never auto-selects it,
+    and a script should not remove it on ``keep`` alone."""
     buf = io.StringIO(newline="")
     w = csv.writer(buf)
     w.writerow(CSV_HEADER)
@@ -88,14 +92,15 @@ def csv_text(result: ScanResult, keep: set[str] | None = None) -> str:
         for k, m in enumerate(g.members):
             f = m.file
             kept = k == 0 if keep is None else f.path in keep
-            w.writerow([n, g.exact, kept, f.path, f.width, f.height, f.size, m.similarity, f.taken or ""])
+            row = [n, g.exact, kept, f.path, f.width, f.height, f.size, m.similarity, f.taken or "", m.unsure]
+            w.writerow(row)
     return buf.getvalue()
 
 
 def _ours(data: bytes) -> bool:
     """Whether an existing file's bytes are a JSON or CSV report this module wrote (and so may be
     replaced)."""
-    if data.startswith(",".join(CSV_HEADER).encode()):
+    if data.startswith(_CSV_PREFIX.encode()):
         return True
     try:
         report = json.loads(data) if data.lstrip().startswith(b"{") else None

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterable
 
 from core.grouping import rank_copies
-from core.results import Group, ImageRecord, ScanResult
+from core.results import Group, ImageRecord, Member, ScanResult
 
 RULES: dict[str, str] = {
     "resolution": "Keep the highest resolution",
@@ -77,12 +77,22 @@ def choose(result: ScanResult, rule: str, reference: Iterable[str] = ()) -> set[
     Similar shots (``result.similar_groups``) are other captures, not copies: a rule never marks them; nor a
     member the check was not sure of (``Member.unsure``: it could be another exposure or a burst frame)."""
     reference = list(reference)
-    marked: set[str] = set()
-    for group in result.groups:
-        keep = _keeper(group, rule, reference)
-        paired = set() if rule == "raw" else {r.path for pair in group.raw_pairs for r in pair}
-        for k, m in enumerate(group.members):
-            path = m.file.path
-            if k != keep and not m.unsure and path not in paired and not in_folders(path, reference):
-                marked.add(path)
-    return marked
+    return {m.file.path for g in result.groups for m in _removable(g, rule, reference) if not m.unsure}
+
+
+def left_unsure(result: ScanResult, rule: str, reference: Iterable[str] = ()) -> int:
+    """How many files ``choose`` leaves under ``rule`` only because the check was not sure of them."""
+    reference = list(reference)
+    return sum(m.unsure for g in result.groups for m in _removable(g, rule, reference))
+
+
+def _removable(group: Group, rule: str, reference: list[str]) -> list[Member]:
+    """The members of ``group`` that ``rule`` would mark if the check had been sure of every one: all but
+    the one it keeps, a RAW+JPEG pair's files (unless the rule is "raw") and files in a reference folder."""
+    keep = _keeper(group, rule, reference)
+    paired = set() if rule == "raw" else {r.path for pair in group.raw_pairs for r in pair}
+    return [
+        m
+        for k, m in enumerate(group.members)
+        if k != keep and m.file.path not in paired and not in_folders(m.file.path, reference)
+    ]

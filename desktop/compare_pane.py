@@ -126,8 +126,8 @@ class MemberCard(QFrame):
         self.elsewhere.hide()
         # verified as one photo with the others, but not surely (Member.unsure): auto-select left it alone
         self.unsure = QLabel(
-            "⚠ <b>Not surely a copy</b>: it could be another exposure or a burst frame. Auto-select left it; "
-            "look before removing."
+            "⚠ <b>Not surely the same photo</b> as the others: it could be another exposure or a burst "
+            "frame. Auto-select leaves it; look before removing."
         )
         self.unsure.setObjectName("Unsure")
         self.unsure.setWordWrap(True)
@@ -135,7 +135,7 @@ class MemberCard(QFrame):
             "The check lined the two up as one photo, but what differs between them looks more like another "
             "capture of the scene than an edit"
         )
-        self.unsure.setVisible(markable and unsure and not best)  # the best copy is never marked anyway
+        self.unsure.setVisible(markable and unsure)  # the best copy too: a rule may keep another one
         self.difference = QPushButton("What changed?")
         self.difference.setToolTip("Line this copy up with the best copy and show where they differ")
         self.difference.setFocusPolicy(Qt.FocusPolicy.NoFocus)

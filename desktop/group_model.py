@@ -17,6 +17,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 
 from core.results import Group, ImageRecord, ScanResult
 from desktop.formatting import count, human_bytes, taken_or_modified
+from desktop.icons import action_icon
 
 GroupRole = Qt.ItemDataRole.UserRole + 1  # the core Group
 RecordsRole = Qt.ItemDataRole.UserRole + 2  # list[ImageRecord], best copy first
@@ -208,6 +209,11 @@ class GroupListModel(QAbstractTableModel):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == SummaryRole:
             return r.name, self._detail(r), r.folder
+        if role == Qt.ItemDataRole.DecorationRole and index.column() == 0:
+            # the table has no badges: a group the check was not sure of gets a warning icon by its name
+            if not self.similar and any(m.unsure for m in r.group.members):
+                return action_icon("problems")
+            return None
         if role == Qt.ItemDataRole.ToolTipRole:
             paths = "\n".join(rec.path for rec in r.records)
             doubtful = sum(m.unsure for m in r.group.members)
@@ -226,9 +232,7 @@ class GroupListModel(QAbstractTableModel):
 
     def _cell(self, r: _Row, column: int) -> str:
         if column == 0:
-            # the table has no badges: a group the check was not sure of is marked before its name
-            doubtful = not self.similar and any(m.unsure for m in r.group.members)
-            return f"⚠ {r.name}" if doubtful else r.name
+            return r.name
         if column == 1:
             return str(len(r.records))
         if column == 2:

@@ -25,7 +25,7 @@ from core.progress import CancelToken, ProgressFn
 from core.report import scan_json, write_csv, write_json
 from core.results import Group, ImageRecord, ScanResult
 from core.scan import ScanOptions
-from core.selection import choose
+from core.selection import choose, left_unsure
 from desktop.formatting import count
 from desktop.marks import Marks
 from desktop.workers import Task, TaskRunner
@@ -310,7 +310,7 @@ class Session(QObject):
             self.marks.replace(choose(self.result, rule, self.marks.reference))
             text = f"Marked {count(len(self.marks), 'copy', 'copies')}."
             # members the check was not sure of (Member.unsure) are left: say so ("0 copies" read as a fault)
-            left = sum(m.unsure for g in self.result.groups for m in g.members[1:])
+            left = left_unsure(self.result, rule, self.marks.reference)
             if left:
                 what = "is a copy" if left == 1 else "are copies"
                 text += f" Left for you: {count(left, 'file')} the check was not sure {what} (CHECK)."

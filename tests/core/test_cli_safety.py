@@ -81,6 +81,13 @@ def test_our_own_report_can_be_replaced(lib, tmp_path):
     assert p.returncode == 0, p.stderr
     assert json.loads(out.read_text())["groups"] == first["groups"]
     assert run("scan", lib, "--csv", tmp_path / "r.csv", "--no-cache").returncode == 0
+    # a CSV report written before the "unsure" column is ours too
+    old = tmp_path / "old.csv"
+    old.write_text(
+        "group,exact,keep,path,width,height,bytes,similarity,taken\r\n1,False,True,/a.jpg,1,1,1,1.0,\r\n"
+    )
+    assert run("scan", lib, "--csv", old, "--no-cache").returncode == 0
+    assert old.read_text().splitlines()[0].endswith(",taken,unsure")
 
 
 @pytest.mark.parametrize("target", ["missing/out.json", "a_folder", "/proc/lookalike.json"])

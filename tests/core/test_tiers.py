@@ -4,6 +4,8 @@ shots and never in duplicates; verdicts are cached and reused on a rescan."""
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import itertools
 import logging
 import os
@@ -368,11 +370,11 @@ def test_a_pair_the_check_is_unsure_of_stays_a_duplicate_that_auto_select_leaves
 ):
     """Verified pairs whose measures look like another capture (``core.verify.doubt`` over ``DOUBT_FROM``;
     here every edited pair, or none) stay duplicates; every member of such a pair is flagged ``unsure`` in the
-    result, its saved groups read back and the JSON, and no auto-select rule marks it. Byte-identical copies
-    are never unsure among themselves."""
+    result, its saved groups read back, the JSON and the CSV, and no auto-select rule marks it. A
+    byte-identical copy in the group is flagged too: the check was not sure of the photo it is a copy of."""
     from core import verify
-    from core.report import scan_json
-    from core.selection import RULES, choose
+    from core.report import csv_text, scan_json
+    from core.selection import RULES, choose, left_unsure
 
     monkeypatch.setattr(verify, "DOUBT_FROM", -np.inf if unsure else np.inf)
     root = _doubt_library(tmp_path / "photos")
@@ -390,6 +392,9 @@ def test_a_pair_the_check_is_unsure_of_stays_a_duplicate_that_auto_select_leaves
         for rule in RULES:
             if rule != "reference":
                 assert not choose(result, rule) if unsure else len(choose(result, rule)) == 3, rule
+                assert left_unsure(result, rule) == (3 if unsure else 0), rule  # all but the one kept
+        rows = list(csv.DictReader(io.StringIO(csv_text(result))))
+        assert [r["unsure"] for r in rows] == [str(unsure)] * 4
     # the command line's summary says how many files are not surely copies
     from core.cli import main
 

@@ -647,15 +647,7 @@ def test_a_picture_on_a_canvas_that_cannot_be_read_larger_keeps_the_picture_it_h
     assert shot.box != (0.0, 0.0, 1.0, 1.0) and shot.native < V.DETECT_SIDE  # the trimmed picture as read
 
 
-@pytest.mark.parametrize(
-    "turn",
-    [
-        Image.Transpose.ROTATE_90,
-        Image.Transpose.ROTATE_180,
-        Image.Transpose.ROTATE_270,
-        Image.Transpose.TRANSPOSE,
-    ],
-)
+@pytest.mark.parametrize("turn", list(Image.Transpose))
 def test_a_turned_copy_is_compared_frame_to_frame_turned_exactly(photo, original, turn):
     """A copy turned a quarter (a phone photo set upright, or not) or half: compared frame to frame in its
     turned frame, without keypoints, so the sub-pixel error of a keypoint fit does not blur its fine band (it
@@ -665,7 +657,13 @@ def test_a_turned_copy_is_compared_frame_to_frame_turned_exactly(photo, original
     verdict = V.verify(V.extract(photo, keypoints=False), light)  # no keypoints to fall back on
     assert verdict.same and verdict.measures["frame"] == 1.0, verdict.reason
     assert verdict.measures["r2_1"] > 0.97, verdict.measures
-    assert bool(verdict.mirrored) == (turn == Image.Transpose.TRANSPOSE)
+    mirroring = {
+        Image.Transpose.FLIP_LEFT_RIGHT,
+        Image.Transpose.FLIP_TOP_BOTTOM,
+        Image.Transpose.TRANSPOSE,
+        Image.Transpose.TRANSVERSE,
+    }
+    assert bool(verdict.mirrored) == (turn in mirroring)
     # the transform maps the copy's corners onto the original's: the copy's top left is where the turn put it
     w, h = photo.size
     mark = photo.copy()

@@ -1,6 +1,6 @@
 """A duplicate the check was not sure of (``core.verify.doubt``: its pixels look more like another exposure or
-a burst frame than an edit): shown with a CHECK badge and a warning on its card, left alone by Auto-select,
-and still markable by hand."""
+a burst frame than an edit): a CHECK badge in the list, a warning icon in the table, a warning on its card;
+left alone by Auto-select, which says so; still markable by hand."""
 
 from __future__ import annotations
 
@@ -39,14 +39,14 @@ def test_an_unsure_copy_is_badged_warned_and_left_by_auto_select(
     assert _badge_of(group) == ("CHECK" if unsure else "")
     # the table has no badges: the name cell and the tooltip say it
     index = model.index(0, 0)
-    assert index.data(Qt.ItemDataRole.DisplayRole).startswith("⚠ ") == unsure
+    assert index.data(Qt.ItemDataRole.DisplayRole) == "photo.jpg"  # type-ahead finds it by its name
+    assert (index.data(Qt.ItemDataRole.DecorationRole) is not None) == unsure
     assert index.data(Qt.ItemDataRole.ToolTipRole).startswith("CHECK: not surely copies") == unsure
     window.select_group(0)
     cards = window.compare.cards
     assert len(cards) == 3
-    # the warning on the cards auto-select would otherwise mark (never on the best copy's)
-    assert [c.unsure.isVisible() for c in cards] == [False] + [unsure] * 2
-    assert all("Not surely a copy" in c.unsure.text() for c in cards)
+    assert [c.unsure.isVisible() for c in cards] == [unsure] * 3
+    assert all("Not surely the same photo" in c.unsure.text() for c in cards)
     said = []
     window.session.message.connect(said.append)
     window.session.auto_select("resolution")
