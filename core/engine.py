@@ -1020,7 +1020,8 @@ class _ScanRun:
         same[close] = confirmed.same
         reasons = PairReasons(len(lib.pairs), close, confirmed.reasons, "not close enough to be a copy")
         lib.same, lib.reasons, lib.verify_from = same, reasons, verify_from
-        lib._unsure = None
+        checked = lib.pairs.select(close)  # in one pass over the checked pairs, not a search per pair
+        lib._unsure = unsure_pairs(lib.files, checked.a.tolist(), checked.b.tolist(), confirmed.reasons)
         lib.saved_as = key  # its groups are saved beside its verdicts
         # the stage's own time, so that any scan shows what the check cost (the previews it reads were made
         # while reading the photos: ~1 ms a picture of 2 MP or more, not counted here); and its CPU time,
