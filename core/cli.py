@@ -253,7 +253,7 @@ def cmd_scan(a) -> int:
     if unsure:
         files = sum(m.unsure for g in unsure for m in g.members)
         print(
-            f"not surely copies: {count(files, 'file')} in {count(len(unsure), 'group')} (what differs looks "
+            f"maybe not copies: {count(files, 'file')} in {count(len(unsure), 'group')} (what differs looks "
             f'like another exposure or a burst frame; "unsure" in the JSON, never auto-selected in the app)',
             file=out,
         )

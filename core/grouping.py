@@ -130,7 +130,8 @@ def _clusters(
 
 def with_unsure(groups: Sequence[Group], unsure: set[tuple[str, str]]) -> tuple[Group, ...]:
     """``groups`` with ``Member.unsure`` set on every member of a pair of ``unsure`` (path pairs, sorted)
-    within its group: a verified pair whose check was not sure it is one photo (``core.verify.unsure``)."""
+    within its group, a verified pair whose check was not sure it is one photo (``core.verify.unsure``), and
+    ``Member.unsure_with`` naming the other members of its unsure pairs."""
     if not unsure:
         return tuple(groups)
     partners: dict[str, set[str]] = {}
@@ -139,10 +140,19 @@ def with_unsure(groups: Sequence[Group], unsure: set[tuple[str, str]]) -> tuple[
         partners.setdefault(b, set()).add(a)
     out = []
     for g in groups:
-        paths = {m.file.path for m in g.members}
-        doubtful = {p for p in paths if partners.get(p, set()) & paths}
-        if doubtful:
-            g = replace(g, members=tuple(replace(m, unsure=m.file.path in doubtful) for m in g.members))
+        order = [m.file.path for m in g.members]
+        if not any(p in partners for p in order):  # most groups: nothing to look at (a big one stays O(n))
+            out.append(g)
+            continue
+        doubts = {p: [q for q in order if q in partners[p]] if p in partners else [] for p in order}
+        if any(doubts.values()):
+            g = replace(
+                g,
+                members=tuple(
+                    replace(m, unsure=bool(doubts[m.file.path]), unsure_with=tuple(doubts[m.file.path]))
+                    for m in g.members
+                ),
+            )
         out.append(g)
     return tuple(out)
 

@@ -158,6 +158,7 @@ class Member:
     # the check verified this file as one photo with the others but was not sure of it with one of them (a
     # verdict ``core.verify.unsure``: it could be another exposure or a burst frame): auto-select leaves it
     unsure: bool = False
+    unsure_with: tuple[str, ...] = ()  # the paths of the members it was not sure of, in group order
 
 
 @dataclass(frozen=True)

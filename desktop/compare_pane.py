@@ -7,6 +7,9 @@ it can be marked. Layout only: the pane reports what the person did (``toggle``,
 
 from __future__ import annotations
 
+import html
+import os
+
 from PySide6.QtCore import QPoint, Qt, Signal, Slot
 from PySide6.QtGui import QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import (
@@ -69,6 +72,16 @@ def better_facts(records: list[ImageRecord]) -> list[frozenset[str]]:
     return [frozenset(o) for o in out]
 
 
+def unsure_text(others: tuple[str, ...]) -> str:
+    """A card's warning when the check was not sure the photo is one with ``others`` (paths)."""
+    names = [html.escape(os.path.basename(p)) for p in others[:3]] + (["…"] if len(others) > 3 else [])
+    return (
+        f"⚠ <b>Maybe not a copy</b> of {', '.join(names)}: it could be another exposure or a burst frame. "
+        "Auto-select leaves it. If they are different shots, use <i>Not a duplicate</i>; if not, tick what "
+        "to remove."
+    )
+
+
 class MemberCard(QFrame):
     """One image of a group: picture, mark box, facts."""
 
@@ -90,7 +103,7 @@ class MemberCard(QFrame):
         markable: bool = True,
         better: frozenset[str] = frozenset(),
         raw_pair: bool = False,
-        unsure: bool = False,
+        unsure_with: tuple[str, ...] = (),
     ) -> None:
         super().__init__(parent)
         self.rec = rec
@@ -124,18 +137,15 @@ class MemberCard(QFrame):
         self.elsewhere = QLabel("<i>Marked for removal as a copy (in Duplicates)</i>")
         self.elsewhere.setWordWrap(True)
         self.elsewhere.hide()
-        # verified as one photo with the others, but not surely (Member.unsure): auto-select left it alone
-        self.unsure = QLabel(
-            "⚠ <b>Not surely the same photo</b> as the others: it could be another exposure or a burst "
-            "frame. Auto-select leaves it; look before removing."
-        )
+        # verified as one photo with the others, but not surely (Member.unsure): auto-select leaves it
+        self.unsure = QLabel(unsure_text(unsure_with))
         self.unsure.setObjectName("Unsure")
         self.unsure.setWordWrap(True)
         self.unsure.setToolTip(
-            "The check lined the two up as one photo, but what differs between them looks more like another "
+            "The check lined them up as one photo, but what differs between them looks more like another "
             "capture of the scene than an edit"
         )
-        self.unsure.setVisible(markable and unsure)  # the best copy too: a rule may keep another one
+        self.unsure.setVisible(markable and bool(unsure_with))  # the best copy too: a rule may keep another
         self.difference = QPushButton("What changed?")
         self.difference.setToolTip("Line this copy up with the best copy and show where they differ")
         self.difference.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -310,7 +320,7 @@ class ComparePane(QScrollArea):
                 markable=markable,
                 better=better[k],
                 raw_pair=rec.path in paired,
-                unsure=m.unsure,
+                unsure_with=m.unsure_with,
             )
             card.toggle.connect(self.toggle)
             card.show_difference.connect(self.show_difference)

@@ -47,6 +47,11 @@ def describe(verdict: verify.Verdict, shown: float = 1.0) -> str:
     if verdict.transform is None:
         return f"These two do not line up, so there is no difference to show ({verdict.reason})."
     crop = f" The second shows {shown:.0%} of the first (blue: not in it)." if shown < 0.97 else ""
+    if verdict.same and verify.unsure(verdict.reason):
+        return (
+            f"Lines up ({how}), but maybe another shot: what differs looks like another exposure or a burst "
+            f"frame rather than an edit. Compare them before removing either.{crop}"
+        )
     if verdict.same:
         return f"Same photo: {how}.{crop}"
     return f"Lined up on {verdict.inliers} points, but not one capture: {verdict.reason}.{crop}"

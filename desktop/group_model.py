@@ -17,7 +17,6 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 
 from core.results import Group, ImageRecord, ScanResult
 from desktop.formatting import count, human_bytes, taken_or_modified
-from desktop.icons import action_icon
 
 GroupRole = Qt.ItemDataRole.UserRole + 1  # the core Group
 RecordsRole = Qt.ItemDataRole.UserRole + 2  # list[ImageRecord], best copy first
@@ -42,7 +41,7 @@ SIMILAR_SORTS = {
     **{k: v for k, v in SORTS.items() if v[0] != "space"},
 }
 # A group with a member the check verified but was not sure of (``Member.unsure``)
-UNSURE_TIP = "CHECK: not surely copies (another exposure or a burst frame?); auto-select leaves them"
+UNSURE_TIP = "CHECK: maybe not copies (another exposure or a burst frame?); auto-select leaves them"
 
 
 @dataclass(frozen=True)
@@ -209,11 +208,6 @@ class GroupListModel(QAbstractTableModel):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == SummaryRole:
             return r.name, self._detail(r), r.folder
-        if role == Qt.ItemDataRole.DecorationRole and index.column() == 0:
-            # the table has no badges: a group the check was not sure of gets a warning icon by its name
-            if not self.similar and any(m.unsure for m in r.group.members):
-                return action_icon("problems")
-            return None
         if role == Qt.ItemDataRole.ToolTipRole:
             paths = "\n".join(rec.path for rec in r.records)
             doubtful = sum(m.unsure for m in r.group.members)
@@ -238,7 +232,9 @@ class GroupListModel(QAbstractTableModel):
         if column == 2:
             return "—" if self.similar else human_bytes(r.group.reclaimable)
         if column == 3:
-            return f"{r.similarity * 100:.0f} %"
+            # the table has no badges: a group with a member the check was not sure of says CHECK here
+            check = not self.similar and any(m.unsure for m in r.group.members)
+            return f"{r.similarity * 100:.0f} %" + (" CHECK" if check else "")
         if column == 4:
             return taken_or_modified(r.records[0])[1]
         return r.folder

@@ -52,6 +52,12 @@ log = logging.getLogger(__name__)
 IMAGE_FILTER = f"Images ({' '.join(f'*{e}' for e in sorted(IMAGE_EXTENSIONS))});;All files (*)"
 
 
+def _check_note(result) -> str:
+    """The duplicates' summary line's note on groups with a member the check was not sure of."""
+    groups = sum(any(m.unsure for m in g.members) for g in result.groups)
+    return f" · {count(groups, 'group')} to CHECK" if groups else ""
+
+
 class MainWindow(QMainWindow):
     def __init__(self, session: Session, settings: Settings, thumbs: ThumbnailCache | None = None) -> None:
         super().__init__()
@@ -539,7 +545,7 @@ class MainWindow(QMainWindow):
         self.duplicates.show_result(
             result,
             f"<b>{count(n, 'group')}</b> · {count(result.duplicates, 'copy', 'copies')} · "
-            f"{human_bytes(result.reclaimable)} to free",
+            f"{human_bytes(result.reclaimable)} to free" + _check_note(result),
             dup_floor,
             result.threshold,
         )
@@ -616,6 +622,8 @@ class MainWindow(QMainWindow):
         group = self.groups_model.group(index.row())
         records = self.groups_model.records(index.row())
         kind = "identical" if group.exact else "copies of one photo"
+        if any(m.unsure for m in group.members):
+            kind = "maybe copies of one photo (CHECK: auto-select leaves the ones it was not sure of)"
         n = len(records) - 1
         self.group_header.setText(
             f"<b>Group {index.row() + 1}</b>: {len(records)} files, {kind}; "
@@ -763,10 +771,15 @@ class MainWindow(QMainWindow):
                 )
                 return
         where = "to the trash" if mode == "trash" else f"into {dest}"
+        res = self.session.result
+        doubtful = (
+            sum(m.unsure and m.file.path in marks.paths for g in res.groups for m in g.members) if res else 0
+        )
+        note = f" ({doubtful} of them maybe not copies: CHECK)" if doubtful else ""
         if self.confirm(
             "Remove copies",
             f"Move {count(len(marks), 'marked copy', 'marked copies')} ({human_bytes(marks.bytes)}) {where}?"
-            "\n\nYou can undo this.",
+            f"{note}\n\nYou can undo this.",
         ):
             self.session.act(mode, dest)
 

@@ -312,8 +312,12 @@ class Session(QObject):
             # members the check was not sure of (Member.unsure) are left: say so ("0 copies" read as a fault)
             left = left_unsure(self.result, rule, self.marks.reference)
             if left:
-                what = "is a copy" if left == 1 else "are copies"
-                text += f" Left for you: {count(left, 'file')} the check was not sure {what} (CHECK)."
+                groups = sum(any(m.unsure for m in g.members) for g in self.result.groups)
+                text += (
+                    f" Left for you: {count(left, 'file')} that may not be "
+                    f"{'a copy' if left == 1 else 'copies'}, in "
+                    f"{count(groups, 'CHECK group')}."
+                )
             self.message.emit(text)
 
     # -- acting on marked files

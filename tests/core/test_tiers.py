@@ -399,5 +399,5 @@ def test_a_pair_the_check_is_unsure_of_stays_a_duplicate_that_auto_select_leaves
     from core.cli import main
 
     assert main(["scan", str(root), "--cache-dir", str(tmp_path / "cli-cache")]) == 0
-    said = [x for x in capsys.readouterr().out.splitlines() if x.startswith("not surely copies")]
-    assert len(said) == unsure and all(x.startswith("not surely copies: 4 files in 1 group (") for x in said)
+    said = [x for x in capsys.readouterr().out.splitlines() if x.startswith("maybe not copies")]
+    assert len(said) == unsure and all(x.startswith("maybe not copies: 4 files in 1 group (") for x in said)
