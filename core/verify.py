@@ -702,7 +702,7 @@ def _coverage(t_norm: np.ndarray) -> dict[str, float]:
 # Doubt about a pair the rule verified: how much its measures look like another capture (an exposure
 # bracket, a burst frame) rather than an edit, as a logistic score fitted on the tuning split's copies and
 # other shots (``python -m training.verify_eval --fit-doubt``). No threshold of the rule separates the two
-# without losing copies of some kind (report, "What else was tried"); this only says which verified pairs to
+# without losing copies of some kind (report, "Unsure verdicts"); this only says which verified pairs to
 # show as unsure: they stay duplicates, and auto-select leaves them to the person (``core.selection``).
 DOUBT_MEASURES = ("r2_1", "r2_2", "bad_1", "bad_2", "uneven_1", "uneven_2", "moved", "flow", "lost")
 DOUBT_WEIGHTS = (-9.7137, -7.5159, 8.0435, 6.9602, 0.2968, 0.2618, 3.3558, 3.9812, 0.4952)
@@ -713,8 +713,8 @@ UNSURE = "probably the same picture, but not surely"
 
 
 def doubt_inputs(measures: dict[str, float]) -> list[float]:
-    """The measures ``doubt`` weighs, in ``DOUBT_MEASURES`` order (the fine band's stand in for the coarse
-    band's where it was not compared; ``lost``: the larger share of cells one side lost)."""
+    """The measures ``doubt`` weighs, in ``DOUBT_MEASURES`` order (the coarse band's stand in for the fine
+    band's where that was not compared; ``lost``: the larger share of cells one side lost)."""
     fine = measures.get("fine_ok", 1.0)
     r2_2, bad_2 = measures.get("r2_2", 0.0), measures.get("bad_2", 1.0)
     return [
