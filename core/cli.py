@@ -249,7 +249,7 @@ def cmd_scan(a) -> int:
         f"(threshold {threshold:.3f}, model {result.model.name})",
         file=out,
     )
-    unsure = [g for g in result.groups if any(m.unsure for m in g.members)]
+    unsure = [g for g in result.groups if g.unsure]
     if unsure:
         files = sum(m.unsure for g in unsure for m in g.members)
         print(

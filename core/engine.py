@@ -262,7 +262,8 @@ class Library:
     _file_digests: FileDigests | None = field(default=None, repr=False)
     _similar_index: VectorIndex | None = field(default=None, repr=False)
     _positions: dict[str, int] | None = field(default=None, repr=False)
-    _unsure: set[tuple[str, str]] | None = field(default=None, repr=False)
+    # the verified pairs the check was not sure of, by path (``unsure_pairs``), set with ``same``
+    unsure: set[tuple[str, str]] = field(default_factory=set, repr=False)
 
     def _hashes(self) -> FileDigests:
         if self._file_digests is None:
@@ -358,18 +359,6 @@ class Library:
             h.update(f"{a}\0{b}\n".encode("utf-8", "surrogateescape"))
         return h.hexdigest()
 
-    def unsure_pairs(self) -> set[tuple[str, str]]:
-        """The verified pairs the check was not sure of, by path (``unsure_pairs``)."""
-        if self._unsure is None:
-            rows = np.nonzero(self.same)[0] if self.same is not None else np.zeros(0, np.int64)
-            self._unsure = unsure_pairs(
-                self.files,
-                self.pairs.a[rows].tolist(),
-                self.pairs.b[rows].tolist(),
-                [self.reasons[k] for k in rows.tolist()],
-            )
-        return self._unsure
-
     def _grouped(
         self, groups: tuple[Group, ...], shots: tuple[Group, ...], pairs: Pairs, threshold: float
     ) -> ScanResult:
@@ -377,7 +366,7 @@ class Library:
         ``shots``, with the duplicates' ``pairs`` at ``threshold``."""
         return ScanResult(
             self.files,
-            with_unsure(groups, self.unsure_pairs()),
+            with_unsure(groups, self.unsure),
             pairs.select(pairs.similarity >= threshold).matches(self.files),
             self.problems,
             threshold,
@@ -995,6 +984,7 @@ class _ScanRun:
         # candidate one, nothing under it is a duplicate (`--threshold 0.9995` grouped a copy at 0.999).
         started, cpu_started = time.perf_counter(), time.process_time()
         close = self.engine.checked_rows(lib.pairs, lib.layouts, verify_from)
+        checked = lib.pairs.select(close)
         key = verdicts_key(self.library_key, verify_from, close) if self.store else ""
         saved = self.store.load_verdicts(key, len(close)) if self.store else None
         if saved is not None:
@@ -1005,7 +995,7 @@ class _ScanRun:
         else:
             confirmed = confirm_pairs(
                 lib.files,
-                lib.pairs.select(close),
+                checked,
                 identical=lib.identical,
                 cache=self.cache,
                 workers=self.engine.workers,
@@ -1020,8 +1010,7 @@ class _ScanRun:
         same[close] = confirmed.same
         reasons = PairReasons(len(lib.pairs), close, confirmed.reasons, "not close enough to be a copy")
         lib.same, lib.reasons, lib.verify_from = same, reasons, verify_from
-        checked = lib.pairs.select(close)  # in one pass over the checked pairs, not a search per pair
-        lib._unsure = unsure_pairs(lib.files, checked.a.tolist(), checked.b.tolist(), confirmed.reasons)
+        lib.unsure = unsure_pairs(lib.files, checked.a.tolist(), checked.b.tolist(), confirmed.reasons)
         lib.saved_as = key  # its groups are saved beside its verdicts
         # the stage's own time, so that any scan shows what the check cost (the previews it reads were made
         # while reading the photos: ~1 ms a picture of 2 MP or more, not counted here); and its CPU time,

@@ -129,9 +129,9 @@ def _clusters(
 
 
 def with_unsure(groups: Sequence[Group], unsure: set[tuple[str, str]]) -> tuple[Group, ...]:
-    """``groups`` with ``Member.unsure`` set on every member of a pair of ``unsure`` (path pairs, sorted)
-    within its group, a verified pair whose check was not sure it is one photo (``core.verify.unsure``), and
-    ``Member.unsure_with`` naming the other members of its unsure pairs."""
+    """``groups`` with ``Member.unsure_with`` naming, for every member of a pair of ``unsure`` (path pairs,
+    sorted) within its group, the other members of its pairs: verified pairs whose check was not sure they are
+    one photo (``core.verify.unsure``)."""
     if not unsure:
         return tuple(groups)
     partners: dict[str, set[str]] = {}
@@ -148,10 +148,7 @@ def with_unsure(groups: Sequence[Group], unsure: set[tuple[str, str]]) -> tuple[
         if any(doubts.values()):
             g = replace(
                 g,
-                members=tuple(
-                    replace(m, unsure=bool(doubts[m.file.path]), unsure_with=tuple(doubts[m.file.path]))
-                    for m in g.members
-                ),
+                members=tuple(replace(m, unsure_with=tuple(doubts[m.file.path])) for m in g.members),
             )
         out.append(g)
     return tuple(out)

@@ -155,10 +155,14 @@ class Member:
     file: ImageRecord
     similarity: float  # to the group's best copy (1.0 for the best copy itself)
     identical: bool = False  # byte-identical to another member of the group (an exact copy)
-    # the check verified this file as one photo with the others but was not sure of it with one of them (a
-    # verdict ``core.verify.unsure``: it could be another exposure or a burst frame): auto-select leaves it
-    unsure: bool = False
-    unsure_with: tuple[str, ...] = ()  # the paths of the members it was not sure of, in group order
+    # the members the check verified this file with as one photo but was not sure of (verdicts
+    # ``core.verify.unsure``: it could be another exposure or a burst frame), by path, in group order
+    unsure_with: tuple[str, ...] = ()
+
+    @property
+    def unsure(self) -> bool:
+        """Whether the check was not sure of this file with another member: auto-select leaves it."""
+        return bool(self.unsure_with)
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,11 @@ class Group:
     members: tuple[Member, ...]
     exact: bool  # every member is byte-identical
     reclaimable: int  # bytes freed by removing all but the best copy
+
+    @property
+    def unsure(self) -> bool:
+        """Whether a member is one the check was not sure of (``Member.unsure``): a group to CHECK."""
+        return any(m.unsure for m in self.members)
 
     @property
     def files(self) -> tuple[ImageRecord, ...]:

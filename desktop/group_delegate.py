@@ -30,7 +30,7 @@ def _badge_of(group: Group | None) -> str:
         return ""
     if group.exact:
         return "EXACT"
-    return "CHECK" if any(m.unsure for m in group.members) else ""
+    return "CHECK" if group.unsure else ""
 
 
 class GroupDelegate(QStyledItemDelegate):

@@ -233,7 +233,7 @@ class GroupListModel(QAbstractTableModel):
             return "—" if self.similar else human_bytes(r.group.reclaimable)
         if column == 3:
             # the table has no badges: a group with a member the check was not sure of says CHECK here
-            check = not self.similar and any(m.unsure for m in r.group.members)
+            check = not self.similar and r.group.unsure
             return f"{r.similarity * 100:.0f} %" + (" CHECK" if check else "")
         if column == 4:
             return taken_or_modified(r.records[0])[1]

@@ -54,7 +54,7 @@ IMAGE_FILTER = f"Images ({' '.join(f'*{e}' for e in sorted(IMAGE_EXTENSIONS))});
 
 def _check_note(result) -> str:
     """The duplicates' summary line's note on groups with a member the check was not sure of."""
-    groups = sum(any(m.unsure for m in g.members) for g in result.groups)
+    groups = sum(g.unsure for g in result.groups)
     return f" · {count(groups, 'group')} to CHECK" if groups else ""
 
 
@@ -622,7 +622,7 @@ class MainWindow(QMainWindow):
         group = self.groups_model.group(index.row())
         records = self.groups_model.records(index.row())
         kind = "identical" if group.exact else "copies of one photo"
-        if any(m.unsure for m in group.members):
+        if group.unsure:
             kind = "maybe copies of one photo (CHECK: auto-select leaves the ones it was not sure of)"
         n = len(records) - 1
         self.group_header.setText(

@@ -312,7 +312,7 @@ class Session(QObject):
             # members the check was not sure of (Member.unsure) are left: say so ("0 copies" read as a fault)
             left = left_unsure(self.result, rule, self.marks.reference)
             if left:
-                groups = sum(any(m.unsure for m in g.members) for g in self.result.groups)
+                groups = sum(g.unsure for g in self.result.groups)
                 text += (
                     f" Left for you: {count(left, 'file')} that may not be "
                     f"{'a copy' if left == 1 else 'copies'}, in "

@@ -79,7 +79,7 @@ def evaluate(shots: Path, cache_dir: Path | None = None) -> dict:
     doubtless = replace(
         result,
         groups=tuple(
-            replace(g, members=tuple(replace(m, unsure=False) for m in g.members)) for g in result.groups
+            replace(g, members=tuple(replace(m, unsure_with=()) for m in g.members)) for g in result.groups
         ),
     )
 
