@@ -30,14 +30,26 @@ class Marks(QObject):
         self._sizes: dict[str, int] = {}
         self._stats: dict[str, tuple[int, int]] = {}
         self.reference: list[str] = []
+        # The marks an auto-select rule made and the person has not touched since. A rule never marks a
+        # member the check was unsure of (``core.selection.choose``), so a regrouping that makes one unsure
+        # drops its mark rather than re-applying it; a mark by hand is the person's and stays.
+        self._by_rule: set[str] = set()
+        self.unmarked: list[str] = []  # the rule's marks the last ``set_result`` dropped, for the status line
 
     # -- the result the marks apply to ------------------------------------------------------------------
     def set_result(self, result: ScanResult | None) -> None:
         """Show the marks that make sense in ``result``: files in a group, unchanged since they were marked,
-        never a whole group. Marks hidden by this result come back with a result that groups them again."""
+        never a whole group, no rule's mark on a member the check is unsure of (``unmarked`` lists those).
+        Marks hidden by this result come back with a result that groups them again."""
         self._groups.clear()
         self._sizes.clear()
+        self.unmarked = []
         if result is not None:
+            unsure = {m.file.path for g in result.groups if g.unsure for m in g.members if m.unsure}
+            self.unmarked = sorted(p for p in self._by_rule & unsure if p in self._wanted)
+            for p in self.unmarked:
+                del self._wanted[p]
+                self._by_rule.discard(p)
             for g in result.groups:
                 paths = g.paths
                 for p in paths:
@@ -46,6 +58,7 @@ class Marks(QObject):
             self._stats = {f.path: (f.size, f.mtime_ns) for f in result.files}
             for p in [p for p, st in self._wanted.items() if p in self._stats and self._stats[p] != st]:
                 del self._wanted[p]  # the file changed since it was marked: the mark is no longer about it
+            self._by_rule &= self._wanted.keys()
         kept = {p for p in self._wanted if p in self._groups}
         for paths in {id(v): v for v in self._groups.values()}.values():
             if all(p in kept for p in paths):
@@ -80,6 +93,8 @@ class Marks(QObject):
 
     # -- edits ---------------------------------------------------------------------------------------------
     def mark(self, path: str, on: bool = True) -> bool:
+        """Mark or unmark ``path`` by hand: from now on the mark is the person's, whatever made it."""
+        self._by_rule.discard(path)
         if not on:
             self._wanted.pop(path, None)
             if path in self._paths:
@@ -101,16 +116,19 @@ class Marks(QObject):
         return self.mark(path, path not in self._paths)
 
     def replace(self, paths: Iterable[str]) -> None:
-        """Mark exactly ``paths`` (e.g. from an auto-select rule), dropping any that would break the rules."""
+        """Mark exactly ``paths``, as an auto-select rule chose them, dropping any that would break the
+        rules."""
         self._paths = set()
         self._wanted.clear()
         for p in paths:
             if self.why_not(p) is None:
                 self._paths.add(p)
                 self._wanted[p] = self._stats.get(p, (0, 0))
+        self._by_rule = set(self._paths)
         self.changed.emit()
 
     def clear(self) -> None:
         self._paths.clear()
         self._wanted.clear()
+        self._by_rule.clear()
         self.changed.emit()

@@ -204,7 +204,7 @@ class Session(QObject):
             f"Scanned {count(len(self.library.files), 'photo')} "
             f"({st.get('cached', 0)} from the cache{unread}): "
             f"{count(len(self.result.groups), 'group')} of duplicates, "
-            f"{len(self.result.similar_groups)} of similar shots."
+            f"{len(self.result.similar_groups)} of similar shots.{self._unmarked_note()}"
         )
 
     @Slot(str, str)
@@ -240,7 +240,8 @@ class Session(QObject):
             similar = which == "similar_threshold"
             shown = count(len(self.result.similar_groups if similar else self.result.groups), "group")
             tier = "similar shots" if similar else "duplicates"
-            self.message.emit(f"At {threshold * 100:.0f} % strictness: {shown} of {tier}.")
+            note = self._unmarked_note()
+            self.message.emit(f"At {threshold * 100:.0f} % strictness: {shown} of {tier}.{note}")
 
     def clear_result(self) -> None:
         """Forget the current library and result (every folder was removed): nothing left to show or mark."""
@@ -255,6 +256,16 @@ class Session(QObject):
         self.marks.set_result(self.result)
         self.result_changed.emit(self.result)
 
+    def _unmarked_note(self) -> str:
+        """What the last regrouping unmarked (``Marks.unmarked``), for the message that reports it."""
+        n = len(self.marks.unmarked)
+        if not n:
+            return ""
+        return (
+            f" Unmarked {count(n, 'file')} Auto-select had marked: the check is not sure "
+            f"{'it is a copy' if n == 1 else 'they are copies'} (CHECK)."
+        )
+
     def not_duplicate(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """Remember that each pair is not a duplicate (across scans, in the cache) and regroup; returns the
         pairs newly remembered (for Undo)."""
@@ -264,7 +275,7 @@ class Session(QObject):
         self._write_ignored(forget=False, pairs=pairs)
         self.library.ignored.update(pairs)
         self._regroup()
-        self.message.emit(f"Remembered {len(pairs)} pair(s) as not duplicates.")
+        self.message.emit(f"Remembered {len(pairs)} pair(s) as not duplicates.{self._unmarked_note()}")
         return pairs
 
     def forget_not_duplicate(self, pairs: list[tuple[str, str]]) -> None:
@@ -274,7 +285,7 @@ class Session(QObject):
         if self.library is not None:
             self.library.ignored.difference_update(pairs)
             self._regroup()
-        self.message.emit(f"{len(pairs)} pair(s) may be grouped again.")
+        self.message.emit(f"{len(pairs)} pair(s) may be grouped again.{self._unmarked_note()}")
 
     def ignored_pairs(self) -> list[tuple[str, str]]:
         """Every pair marked "not a duplicate", in the cache (all scans) and in this library."""

@@ -90,3 +90,44 @@ def test_what_changed_does_not_call_an_unsure_pair_the_same_photo(monkeypatch):
         text = describe(verify.verify(a, b))
         assert text.startswith(said), text
     assert "maybe another shot" in text and "Compare them before removing" in text
+
+
+def test_a_regrouping_unmarks_what_auto_select_marked_once_it_is_unsure(
+    qtbot, scanned_window, photos, monkeypatch
+):
+    """Auto-select's marks are re-applied after a slider change or a rescan, but not on a member that has
+    since become one the check is unsure of (its unsure partner joined the group): auto-select would not
+    have marked it. What the person marked by hand stays marked."""
+    monkeypatch.setattr(verify, "DOUBT_FROM", np.inf)  # every verdict sure at first
+    window = scanned_window(photos)
+    session = window.session
+    session.auto_select("resolution")
+    auto = set(session.marks.paths)
+    assert len(auto) == 2
+    said = []
+    session.message.connect(said.append)
+    # the check's verdicts on the pairs with the original, as a scan that was unsure of them records them
+    group = session.result.groups[0]
+    best = group.members[0].file.path
+    session.library.unsure = {tuple(sorted((best, p))) for p in auto}
+    session.set_threshold(session.threshold)
+    assert all(m.unsure for m in session.result.groups[0].members)
+    assert session.marks.paths == frozenset()
+    note = "Unmarked 2 files Auto-select had marked: the check is not sure they are copies"
+    assert any(note in s for s in said), said
+    # a mark by hand on an unsure member is the person's decision: a regrouping keeps it
+    hand = sorted(auto)[0]
+    assert session.marks.mark(hand)
+    session.set_threshold(session.threshold)
+    assert session.marks.paths == frozenset({hand})
+    # and a mark made by auto-select, then confirmed by hand (unmarked and marked again), is the person's
+    session.library.unsure = set()
+    session.set_threshold(session.threshold)
+    session.auto_select("resolution")
+    assert session.marks.paths == frozenset(auto)
+    other = sorted(auto)[1]
+    session.marks.mark(other, False)
+    session.marks.mark(other, True)
+    session.library.unsure = {tuple(sorted((best, p))) for p in auto}
+    session.set_threshold(session.threshold)
+    assert session.marks.paths == frozenset({other})
