@@ -862,20 +862,37 @@ class MainWindow(QMainWindow):
         once)."""
         similar = self.showing_similar() and self.compare.card(path) is not None
         model = self.shots_model if similar else self.groups_model
-        paths = [path]
+        paths, partners = [path], []
         row = model.row_of(path)
         if row is not None:
             first = model.records(row)[0].path
             if first != path:
                 paths = [first, path]
+            if not similar:
+                members = model.group(row).members
+                partners = [m.file.path for m in members if m.file.path != path]
+                # in a group to CHECK, a copy is first compared with a member the check was sure of for it
+                # (its own original, where the best copy is another exposure), else with the best copy
+                doubted = next((m.unsure_with for m in members if m.file.path == path), ())
+                sure = [p for p in partners if p not in doubted]
+                if doubted and sure and first != path:
+                    paths = [sure[0], path]
         copies = not similar and len(paths) == 2
-        dlg = ViewerDialog(paths, self.session.runner, self, copies=copies, difference=difference and copies)
+        dlg = ViewerDialog(
+            paths,
+            self.session.runner,
+            self,
+            copies=copies,
+            difference=difference and copies,
+            partners=partners,
+        )
         dlg.show()
         return dlg
 
     @Slot(str)
     def show_difference(self, path: str) -> None:
-        """What changed between ``path`` and the best copy of its duplicate group."""
+        """What changed between ``path`` and the best copy of its duplicate group (or, in a group to CHECK, a
+        member the check was sure of for it); the viewer offers the group's other members too."""
         self.open_viewer(path, difference=True)
 
     def find_similar(self, path: str) -> None:

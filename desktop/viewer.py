@@ -12,6 +12,7 @@ import os
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QImage, QKeySequence, QPixmap, QShortcut, QWheelEvent
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QGraphicsPixmapItem,
     QGraphicsScene,
@@ -103,7 +104,9 @@ class ZoomView(QGraphicsView):
 class ViewerDialog(QDialog):
     """One image, or two images in step (zoom and pan one, the other follows).
 
-    ``copies=True`` (two copies of one photo, the best first) offers the *Difference* toggle.
+    ``copies=True`` (two copies of one photo, the best first) offers the *Difference* toggle, and
+    ``partners`` (the group's members the second may be compared with, the first among them) a choice of
+    which one the first pane shows: in a group to CHECK, a copy's own original may not be the best copy.
     """
 
     difference_shown = Signal(object)  # the Difference, once it is on screen
@@ -116,24 +119,28 @@ class ViewerDialog(QDialog):
         *,
         copies: bool = False,
         difference: bool = False,
+        partners: list[str] | tuple[str, ...] = (),
     ) -> None:
         super().__init__(parent)
-        self.setWindowTitle(" ↔ ".join(os.path.basename(p) for p in paths))
         self.resize(1100, 750)
         self.runner = runner
         self.paths = list(paths)
-        self.views: dict[str, ZoomView] = {}
+        self._views: list[ZoomView] = []
+        self._labels: list[QLabel] = []
         self.difference: Difference | None = None
         self._difference_task = None
+        self.partner: QComboBox | None = None
         row = QHBoxLayout()
         for p in paths:
             col = QVBoxLayout()
             view = ZoomView(self)
             view.scene().addText("Loading…")
-            col.addWidget(QLabel(p, wordWrap=True))
+            label = QLabel(p, wordWrap=True)
+            col.addWidget(label)
             col.addWidget(view, 1)
             row.addLayout(col, 1)
-            self.views[p] = view
+            self._views.append(view)
+            self._labels.append(label)
         self.difference_view = ZoomView(self)
         self.difference_label = QLabel(wordWrap=True)
         self.difference_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -178,6 +185,16 @@ class ViewerDialog(QDialog):
         if copies and len(paths) == 2:
             buttons.addWidget(self.difference_button)
             QShortcut(QKeySequence("D"), self, self.difference_button.toggle)
+            if len(partners) > 1:  # the first pane: any member of the group
+                buttons.addSpacing(12)
+                buttons.addWidget(QLabel("Compared with:"))
+                self.partner = QComboBox()
+                self.partner.setToolTip("Which copy of the group the right-hand one is lined up on (left)")
+                for q in partners:
+                    self.partner.addItem(os.path.basename(q), q)
+                self.partner.setCurrentIndex(max(0, self.partner.findData(self.paths[0])))
+                self.partner.currentIndexChanged.connect(self._partner_chosen)
+                buttons.addWidget(self.partner)
         buttons.addStretch(1)
         close = QPushButton("Close")
         close.clicked.connect(self.accept)
@@ -187,11 +204,44 @@ class ViewerDialog(QDialog):
         lay.addLayout(buttons)
         self._syncing = False
         for p in paths:
-            task = Task(load_full, p, name=f"load {p}")
-            task.signals.finished.connect(self._loaded, Qt.ConnectionType.QueuedConnection)
-            runner.start(task)
+            self._load(p)
+        self._title()
         if difference and copies and len(paths) == 2:
             self.difference_button.setChecked(True)
+
+    @property
+    def views(self) -> dict[str, ZoomView]:
+        """The image panes by the path each shows now."""
+        return dict(zip(self.paths, self._views, strict=True))
+
+    def _title(self) -> None:
+        self.setWindowTitle(" ↔ ".join(os.path.basename(p) for p in self.paths))
+
+    def _load(self, path: str) -> None:
+        task = Task(load_full, path, name=f"load {path}")
+        task.signals.finished.connect(self._loaded, Qt.ConnectionType.QueuedConnection)
+        self.runner.start(task)
+
+    @Slot(int)
+    def _partner_chosen(self, index: int) -> None:
+        """Show another member of the group in the first pane, and what changed against it."""
+        path = self.partner.itemData(index)
+        if not path or path == self.paths[0]:
+            return
+        self.paths[0] = path
+        self._labels[0].setText(path)
+        self._title()
+        view = self._views[0]
+        view.item.setPixmap(QPixmap())
+        self._clear_text(view)
+        view.scene().addText("Loading…")
+        self._load(path)
+        # what changed is worked out again for the new pair; a result still coming for the old one is dropped
+        self.difference, self._difference_task = None, None
+        self._clear_text(self.difference_view)
+        self.difference_view.item.setPixmap(QPixmap())
+        if self.difference_button.isChecked():
+            self.show_difference(True)
 
     @Slot(bool)
     def show_difference(self, on: bool) -> None:
@@ -204,7 +254,7 @@ class ViewerDialog(QDialog):
         task = Task(compute_difference, self.paths[0], self.paths[1], name="difference")
         task.signals.finished.connect(self._difference_ready, Qt.ConnectionType.QueuedConnection)
         task.signals.failed.connect(self._difference_failed, Qt.ConnectionType.QueuedConnection)
-        self._difference_task = task
+        self._difference_task = task.signals
         self.runner.start(task)
 
     def _clear_text(self, view: ZoomView) -> None:
@@ -214,6 +264,8 @@ class ViewerDialog(QDialog):
 
     @Slot(object)
     def _difference_ready(self, diff: Difference) -> None:
+        if self.sender() is not self._difference_task:
+            return  # worked out for a pair no longer shown
         self._difference_task = None
         self.difference = diff
         self._clear_text(self.difference_view)
@@ -227,6 +279,8 @@ class ViewerDialog(QDialog):
 
     @Slot(str, str)
     def _difference_failed(self, message: str, _details: str) -> None:
+        if self.sender() is not self._difference_task:
+            return
         self._difference_task = None
         self._clear_text(self.difference_view)
         self.difference_label.setText(f"Could not compare the two copies: {message}")
@@ -234,9 +288,10 @@ class ViewerDialog(QDialog):
     @Slot(object)
     def _loaded(self, out: tuple[str, QImage]) -> None:
         path, image = out
-        view = self.views[path]
-        self._clear_text(view)
-        view.set_image(image)
+        for p, view in zip(self.paths, self._views, strict=True):
+            if p == path:  # else a member no longer chosen
+                self._clear_text(view)
+                view.set_image(image)
 
     def _synced_scroll(self) -> None:
         if self._syncing:

@@ -131,3 +131,47 @@ def test_a_regrouping_unmarks_what_auto_select_marked_once_it_is_unsure(
     session.library.unsure = {tuple(sorted((best, p))) for p in auto}
     session.set_threshold(session.threshold)
     assert session.marks.paths == frozenset({other})
+
+
+def test_what_changed_in_a_check_group_compares_a_copy_with_a_member_it_surely_copies(
+    qtbot, scanned_window, photos, monkeypatch
+):
+    """In a group to CHECK the best copy may be another exposure: "What changed?" on a copy the check was
+    unsure of against the best copy lines it up first on a member it was sure of, and the viewer lets the
+    person pick any member of the group to compare with."""
+    from desktop.viewer import ViewerDialog
+
+    monkeypatch.setattr(verify, "DOUBT_FROM", np.inf)
+    window = scanned_window(photos)
+    session = window.session
+    members = [m.file.path for m in session.result.groups[0].members]
+    best, small = members[0], str(photos / "photo_small.jpg")
+    other = next(p for p in members if p not in (best, small))
+    session.library.unsure = {tuple(sorted((best, small)))}
+    session.set_threshold(session.threshold)
+    window.select_group(0)
+    card = window.compare.card(small)
+    assert card.difference.isVisible()
+    card.difference.click()
+    dialogs = window.findChildren(ViewerDialog)
+    assert len(dialogs) == 1
+    dlg = dialogs[0]
+    qtbot.addWidget(dlg)
+    assert dlg.paths == [other, small]
+    assert dlg.partner is not None and dlg.partner.isVisible()
+    assert [dlg.partner.itemData(k) for k in range(dlg.partner.count())] == [best, other]
+    assert dlg.partner.currentData() == other
+    qtbot.waitUntil(lambda: dlg.difference is not None, timeout=30_000)
+    assert dlg.difference.path_a == other and dlg.difference.same
+    # the best copy, chosen: its pane, its title and what changed follow
+    with qtbot.waitSignal(dlg.difference_shown, timeout=30_000) as shown:
+        dlg.partner.setCurrentIndex(0)
+    assert shown.args[0].path_a == best and dlg.paths == [best, small]
+    assert dlg.windowTitle() == "photo.jpg ↔ photo_small.jpg"
+    qtbot.waitUntil(lambda: not dlg.views[best].item.pixmap().isNull(), timeout=30_000)
+    # a sure member is compared with the best copy, as before
+    dlg.close()
+    window.compare.card(other).difference.click()
+    dlg2 = [d for d in window.findChildren(ViewerDialog) if d is not dlg][0]
+    qtbot.addWidget(dlg2)
+    assert dlg2.paths == [best, other] and dlg2.partner.currentData() == best
