@@ -237,16 +237,21 @@ def _make_group(
     def same(a: int, b: int) -> bool:
         return bool(identical and files[a].size == files[b].size and identical(a, b))
 
-    twins: set[int] = set()
+    # byte-identical members by the first of them (in ranked order): equal bytes are an equivalence
+    twin_of: dict[int, int] = {}
     for k, a in enumerate(ordered):
+        if a in twin_of:
+            continue
         for b in ordered[k + 1 :]:
-            if same(a, b):
-                twins.update((a, b))
-    members = [Member(files[best], 1.0, best in twins)]
+            if b not in twin_of and same(a, b):
+                twin_of[a] = twin_of[b] = a
+    members = [Member(files[best], 1.0, files[twin_of[best]].path if best in twin_of else "")]
     for x in ordered[1:]:
         key = (min(best, x), max(best, x))
         value = sim[key] if key in sim else similarity(best, x) if similarity else 0.0
-        members.append(Member(files[x], round(float(value), 6), x in twins))
+        members.append(
+            Member(files[x], round(float(value), 6), files[twin_of[x]].path if x in twin_of else "")
+        )
     # Others sorted by similarity to the best copy, most similar first; ties by path.
     members[1:] = sorted(members[1:], key=lambda m: (-m.similarity, m.file.path))
     exact = all(same(best, x) for x in ordered[1:])

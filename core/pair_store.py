@@ -157,7 +157,8 @@ class PairStore:
             if z is None:
                 return None
             tier, exact, reclaim, ends = z["tier"], z["exact"], z["reclaimable"], z["ends"]
-            file, sim, twin = z["member"].tolist(), z["similarity"].tolist(), z["twin"].tolist()
+            # twin_of: the position of the first byte-identical member, -1 for none
+            file, sim, twin = z["member"].tolist(), z["similarity"].tolist(), z["twin_of"].tolist()
             if not (
                 len(tier) == len(exact) == len(reclaim) == len(ends) and len(file) == len(sim) == len(twin)
             ):
@@ -166,12 +167,17 @@ class PairStore:
                 file and not 0 <= min(file) <= max(file) < len(files)
             ):
                 raise ValueError("groups name files outside the library")
+            if twin and not -1 <= min(twin) <= max(twin) < len(files):
+                raise ValueError("twins name files outside the library")
             tiers: list[list[Group]] = [[] for _ in range(int(z["tiers"]))]
             start = 0
             for t, e, r, end in zip(
                 tier.tolist(), exact.tolist(), reclaim.tolist(), ends.tolist(), strict=True
             ):
-                members = tuple(Member(files[file[k]], sim[k], twin[k]) for k in range(start, end))
+                members = tuple(
+                    Member(files[file[k]], sim[k], files[twin[k]].path if twin[k] >= 0 else "")
+                    for k in range(start, end)
+                )
                 tiers[t].append(Group(members, e, r))
                 start = end
         except Exception as e:  # noqa: BLE001 - damaged groups only cost grouping again
@@ -186,7 +192,8 @@ class PairStore:
         groups = [(t, g) for t, tier in enumerate(tiers) for g in tier]
         members = [m for _, g in groups for m in g.members]
         where = [position(m.file.path) for m in members]
-        if any(w is None for w in where):
+        twins = [position(m.twin_of) if m.twin_of else -1 for m in members]
+        if any(w is None for w in where + twins):
             return  # not the library's files: nothing to save
         arrays = {
             "tiers": np.array(len(tiers)),
@@ -196,7 +203,7 @@ class PairStore:
             "ends": np.cumsum([len(g.members) for _, g in groups], dtype=np.int64),
             "member": np.array(where, np.int32),
             "similarity": np.array([m.similarity for m in members], np.float64),
-            "twin": np.array([m.identical for m in members], bool),
+            "twin_of": np.array(twins, np.int32),
         }
         self._write(key, "groups", arrays)
 

@@ -154,10 +154,17 @@ class Member:
 
     file: ImageRecord
     similarity: float  # to the group's best copy (1.0 for the best copy itself)
-    identical: bool = False  # byte-identical to another member of the group (an exact copy)
+    # byte-identical members (exact copies) share this: the path of one of them, the same for each; "" when no
+    # other member has this file's bytes
+    twin_of: str = ""
     # the members the check verified this file with as one photo but was not sure of (verdicts
     # ``core.verify.unsure``: it could be another exposure or a burst frame), by path, in group order
     unsure_with: tuple[str, ...] = ()
+
+    @property
+    def identical(self) -> bool:
+        """Whether another member of the group is byte-identical to this file (an exact copy)."""
+        return bool(self.twin_of)
 
     @property
     def unsure(self) -> bool:

@@ -9,7 +9,7 @@ marks such a JPEG.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Set
 
 from core.grouping import rank_copies
 from core.results import Group, ImageRecord, Member, ScanResult
@@ -75,15 +75,44 @@ def choose(result: ScanResult, rule: str, reference: Iterable[str] = ()) -> set[
     folder, and never either file of a RAW+JPEG pair unless ``rule`` is "raw".
 
     Similar shots (``result.similar_groups``) are other captures, not copies: a rule never marks them; nor a
-    member the check was not sure of (``Member.unsure``: it could be another exposure or a burst frame)."""
+    member the check was not sure of (``Member.unsure``: it could be another exposure or a burst frame),
+    unless a byte-identical twin of it stays (``twin_kept``): then no picture goes."""
     reference = list(reference)
-    return {m.file.path for g in result.groups for m in _removable(g, rule, reference) if not m.unsure}
+    return {p for g in result.groups for p in _marked(g, rule, reference)[0]}
 
 
 def left_unsure(result: ScanResult, rule: str, reference: Iterable[str] = ()) -> int:
     """How many files ``choose`` leaves under ``rule`` only because the check was not sure of them."""
     reference = list(reference)
-    return sum(m.unsure for g in result.groups for m in _removable(g, rule, reference))
+    return sum(_marked(g, rule, reference)[1] for g in result.groups)
+
+
+def twin_kept(group: Group, member: Member, marked: Set[str]) -> bool:
+    """Whether a byte-identical twin of ``member`` (``Member.twin_of``) stays in ``group`` when ``marked``
+    go: then removing ``member`` loses no picture, whatever the check doubted about it."""
+    return bool(member.twin_of) and any(
+        m.twin_of == member.twin_of and m is not member and m.file.path not in marked for m in group.members
+    )
+
+
+def _marked(group: Group, rule: str, reference: list[str]) -> tuple[set[str], int]:
+    """What ``rule`` marks in ``group`` and how many members it leaves because the check was unsure of them.
+    Of unsure members byte-identical to each other, all go but one when none of them is kept otherwise."""
+    removable = _removable(group, rule, reference)
+    marked = {m.file.path for m in removable if not m.unsure}
+    unsure = [m for m in removable if m.unsure]
+    twins: dict[str, list[Member]] = {}
+    for m in unsure:
+        if m.twin_of:
+            twins.setdefault(m.twin_of, []).append(m)
+    for same in twins.values():
+        paths = [m.file.path for m in same]
+        if twin_kept(group, same[0], marked | set(paths)):
+            marked.update(paths)  # another file with these bytes stays (the keeper, a reference copy...)
+        elif len(same) > 1:  # the rule keeps one of them
+            keep = _keeper(Group(tuple(same), True, 0), rule, reference)
+            marked.update(p for k, p in enumerate(paths) if k != keep)
+    return marked, sum(m.file.path not in marked for m in unsure)
 
 
 def _removable(group: Group, rule: str, reference: list[str]) -> list[Member]:

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from core.errors import LookalikeError
 from core.results import Problem
 from core.scan import IMAGE_EXTENSIONS
-from core.selection import RULES, in_folders
+from core.selection import RULES, in_folders, twin_kept
 from desktop.banner import ResultBanner, describe
 from desktop.compare_pane import ComparePane
 from desktop.error_dialog import ErrorDialog
@@ -772,8 +772,16 @@ class MainWindow(QMainWindow):
                 return
         where = "to the trash" if mode == "trash" else f"into {dest}"
         res = self.session.result
+        marked = marks.paths
+        # a byte-identical copy of a photo that stays is no doubt at all, however unsure the check was of it
         doubtful = (
-            sum(m.unsure and m.file.path in marks.paths for g in res.groups for m in g.members) if res else 0
+            sum(
+                m.unsure and m.file.path in marked and not twin_kept(g, m, marked)
+                for g in res.groups
+                for m in g.members
+            )
+            if res
+            else 0
         )
         note = f" ({doubtful} of them maybe not copies: CHECK)" if doubtful else ""
         if self.confirm(

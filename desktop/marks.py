@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from PySide6.QtCore import QObject, Signal
 
 from core.results import ScanResult
-from core.selection import in_folders
+from core.selection import in_folders, twin_kept
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +39,28 @@ class Marks(QObject):
     # -- the result the marks apply to ------------------------------------------------------------------
     def set_result(self, result: ScanResult | None) -> None:
         """Show the marks that make sense in ``result``: files in a group, unchanged since they were marked,
-        never a whole group, no rule's mark on a member the check is unsure of (``unmarked`` lists those).
+        never a whole group, no rule's mark on a member the check is unsure of whose byte-identical twin does
+        not stay (``unmarked`` lists those).
         Marks hidden by this result come back with a result that groups them again."""
         self._groups.clear()
         self._sizes.clear()
         self.unmarked = []
         if result is not None:
-            unsure = {m.file.path for g in result.groups if g.unsure for m in g.members if m.unsure}
-            self.unmarked = sorted(p for p in self._by_rule & unsure if p in self._wanted)
-            for p in self.unmarked:
-                del self._wanted[p]
-                self._by_rule.discard(p)
+            for g in result.groups:
+                if not g.unsure:
+                    continue
+                for m in g.members:
+                    p = m.file.path
+                    # a rule marks an unsure member only when a byte-identical twin of it stays (choose)
+                    if (
+                        m.unsure
+                        and p in self._by_rule
+                        and p in self._wanted
+                        and not twin_kept(g, m, self._wanted)
+                    ):
+                        del self._wanted[p]
+                        self._by_rule.discard(p)
+                        self.unmarked.append(p)
             for g in result.groups:
                 paths = g.paths
                 for p in paths:

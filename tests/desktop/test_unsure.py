@@ -175,3 +175,38 @@ def test_what_changed_in_a_check_group_compares_a_copy_with_a_member_it_surely_c
     dlg2 = [d for d in window.findChildren(ViewerDialog) if d is not dlg][0]
     qtbot.addWidget(dlg2)
     assert dlg2.paths == [best, other] and dlg2.partner.currentData() == best
+
+
+def test_auto_select_removes_a_byte_identical_twin_in_a_check_group_and_keeps_it_marked(
+    qtbot, scanned_window, photos, monkeypatch
+):
+    """Every edited pair unsure: the only file a rule may take from the group is the exact copy of the photo
+    it keeps (no picture goes). Its mark survives a regrouping, and the trash confirmation does not count it
+    among the files that may not be copies."""
+    import shutil
+
+    shutil.copy(photos / "photo.jpg", photos / "photo_twin.jpg")
+    monkeypatch.setattr(verify, "DOUBT_FROM", -np.inf)
+    window = scanned_window(photos)
+    session = window.session
+    group = session.result.groups[0]
+    assert len(group.members) == 4 and all(m.unsure for m in group.members)
+    twins = {str(photos / "photo.jpg"), str(photos / "photo_twin.jpg")}
+    assert {m.file.path for m in group.members if m.identical} == twins
+    said = []
+    session.message.connect(said.append)
+    session.auto_select("resolution")
+    assert len(session.marks.paths) == 1 and session.marks.paths < twins
+    assert "Marked 1 copy. Left for you: 2 files that may not be copies, in 1 CHECK group." in said[-1], said
+    session.set_threshold(session.threshold)
+    assert len(session.marks.paths) == 1 and not any("Unmarked" in s for s in said[1:]), said
+    asked = []
+    monkeypatch.setattr(window, "confirm", lambda title, text: asked.append(text) or False)
+    window.act_on_marked("trash")
+    assert asked and "maybe not copies" not in asked[0]
+    # the other twin marked by hand too: now neither copy of that picture stays, and the dialog says so
+    other = (twins - session.marks.paths).pop()
+    assert session.marks.mark(other)
+    window.act_on_marked("trash")
+    assert "(2 of them maybe not copies: CHECK)" in asked[-1]
+    assert all(os.path.exists(p) for p in twins)
