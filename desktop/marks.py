@@ -104,20 +104,23 @@ class Marks(QObject):
 
     # -- edits ---------------------------------------------------------------------------------------------
     def mark(self, path: str, on: bool = True) -> bool:
-        """Mark or unmark ``path`` by hand: from now on the mark is the person's, whatever made it."""
-        self._by_rule.discard(path)
+        """Mark or unmark ``path`` by hand: from now on the mark is the person's, whatever made it (a refused
+        mark changes nothing)."""
         if not on:
+            self._by_rule.discard(path)
             self._wanted.pop(path, None)
             if path in self._paths:
                 self._paths.discard(path)
                 self.changed.emit()
             return True
         if path in self._paths:
+            self._by_rule.discard(path)
             return True
         reason = self.why_not(path)
         if reason:
             self.refused.emit(reason)
             return False
+        self._by_rule.discard(path)
         self._paths.add(path)
         self._wanted[path] = self._stats.get(path, (0, 0))
         self.changed.emit()

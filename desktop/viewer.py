@@ -59,6 +59,8 @@ class ZoomView(QGraphicsView):
         return self.transform().m11()
 
     def set_zoom(self, factor: float) -> None:
+        if not factor > 0:  # matched to a picture still loading: a zero scale could never be fitted again
+            return
         self.fitted = False
         self.resetTransform()
         self.scale(factor, factor)
@@ -69,6 +71,8 @@ class ZoomView(QGraphicsView):
 
     def zoom_by(self, step: float) -> None:
         self.fitted = False
+        if self.zoom() <= 0:
+            self.resetTransform()
         factor = max(0.02, min(32.0, self.zoom() * step))
         self.scale(factor / self.zoom(), factor / self.zoom())
         for peer in self.peers:
@@ -238,6 +242,7 @@ class ViewerDialog(QDialog):
         self._load(path)
         # what changed is worked out again for the new pair; a result still coming for the old one is dropped
         self.difference, self._difference_task = None, None
+        self.difference_label.setToolTip("")
         self._clear_text(self.difference_view)
         self.difference_view.item.setPixmap(QPixmap())
         if self.difference_button.isChecked():
@@ -313,11 +318,11 @@ class ViewerDialog(QDialog):
         for v in self.views.values():
             v.set_zoom(1.0)
         first = self.views[self.paths[0]]
-        if self.difference_view in self._all_views:  # the map is in the first copy's pixels, reduced
-            ratio = first.item.boundingRect().width() / max(
-                1.0, self.difference_view.item.boundingRect().width()
-            )
-            self.difference_view.set_zoom(ratio)
+        shown = first.item.boundingRect().width(), self.difference_view.item.boundingRect().width()
+        # the map is in the first copy's pixels, reduced; nothing to match while either is still coming (a
+        # zero scale could not be fitted again)
+        if self.difference_view in self._all_views and min(shown) > 0:
+            self.difference_view.set_zoom(shown[0] / shown[1])
 
     def zoom(self, step: float) -> None:
         first = next(iter(self.views.values()))

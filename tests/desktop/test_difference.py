@@ -115,3 +115,49 @@ def test_a_copy_of_the_whole_picture_is_said_to_line_up_as_a_whole(tmp_path, mir
     assert " 0 points" not in diff.text, diff.text
     assert diff.text.startswith("Same photo: the whole picture lines up"), diff.text
     assert ("mirrored" in diff.text) == mirrored
+
+
+class HeldRunner:
+    """Runs each task when the test says so (a slow disk, in order), on this thread."""
+
+    def __init__(self, app) -> None:
+        self.app, self.tasks = app, []
+
+    def start(self, task) -> None:
+        self.tasks.append(task)
+
+    def run(self, name: str) -> None:
+        task = next(t for t in self.tasks if name in t.name)
+        self.tasks.remove(task)
+        task.run()
+        self.app.processEvents()
+
+
+def test_100_percent_while_a_partner_loads_leaves_the_difference_zoomable(qtbot, qapp, tmp_path):
+    """Another member chosen to compare with, "100 %" (1) pressed before it has loaded: the difference view
+    kept a zero scale (0 px wide / its width) that neither Fit nor a new map could undo, and the wheel then
+    divided by it (a reviewer's finding)."""
+    original = str(DEMO / "Camera/forest_path.jpg")
+    im = Image.open(original).convert("RGB")
+    copies = []
+    for k, q in enumerate((70, 40)):
+        p = tmp_path / f"copy{k}.jpg"
+        im.save(p, quality=q)
+        copies.append(str(p))
+    runner = HeldRunner(qapp)
+    dlg = ViewerDialog([original, copies[0]], runner, copies=True, partners=[original, copies[1]])
+    qtbot.addWidget(dlg)
+    dlg.show()
+    runner.run(f"load {original}")
+    runner.run(f"load {copies[0]}")
+    dlg.partner.setCurrentIndex(1)
+    assert dlg.paths == [copies[1], copies[0]] and dlg.windowTitle() == "copy1.jpg ↔ copy0.jpg"
+    dlg.actual()
+    assert dlg.difference_view.zoom() > 0
+    runner.run(f"load {copies[1]}")
+    dlg.difference_button.setChecked(True)
+    runner.run("difference")
+    assert dlg.difference is not None and dlg.difference.path_a == copies[1]
+    assert not dlg.difference_view.item.pixmap().isNull() and dlg.difference_view.zoom() > 0
+    dlg.difference_view.zoom_by(1.25)
+    assert dlg.difference_view.zoom() > 0

@@ -210,3 +210,38 @@ def test_auto_select_removes_a_byte_identical_twin_in_a_check_group_and_keeps_it
     window.act_on_marked("trash")
     assert "(2 of them maybe not copies: CHECK)" in asked[-1]
     assert all(os.path.exists(p) for p in twins)
+
+
+def test_a_refused_mark_leaves_a_rule_mark_the_rule_s(qtbot, tmp_path):
+    """Space on a member that may not be marked (every other copy of its group is) is refused and changes
+    nothing: the mark that auto-select made there stays the rule's, and goes when that member turns unsure.
+    (A reviewer's finding: the refusal used to make it the person's mark, which a regrouping keeps.)"""
+    from core.results import Group, ImageRecord, Member, ModelInfo, ScanResult
+    from desktop.marks import Marks
+
+    recs = {}
+    for name in "ABCD":
+        p = tmp_path / f"{name}.jpg"
+        Image.new("RGB", (8, 8), (10 * len(recs), 0, 0)).save(p)
+        st = p.stat()
+        recs[name] = ImageRecord(str(p), st.st_size, st.st_mtime_ns, 8, 8, "JPEG")
+
+    def result(*groups, unsure=()):
+        made = []
+        for names in groups:
+            members = tuple(
+                Member(recs[n], 1.0, unsure_with=tuple(recs[o].path for o in names if {n, o} == set(unsure)))
+                for n in names
+            )
+            made.append(Group(members, False, 0))
+        return ScanResult(tuple(recs.values()), tuple(made), (), (), 0.9, ModelInfo("m", "0"))
+
+    marks = Marks()
+    marks.set_result(result("AB", "CD"))
+    marks.replace([recs["B"].path, recs["D"].path])
+    marks.set_result(result("BD"))  # both marked once alone together: B is hidden (one copy always stays)
+    assert marks.paths == frozenset({recs["D"].path})
+    with qtbot.waitSignal(marks.refused):
+        assert not marks.toggle(recs["B"].path)
+    marks.set_result(result("AB", "CD", unsure="AB"))
+    assert marks.paths == frozenset({recs["D"].path}) and marks.unmarked == [recs["B"].path]
