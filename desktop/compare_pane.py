@@ -72,14 +72,26 @@ def better_facts(records: list[ImageRecord]) -> list[frozenset[str]]:
     return [frozenset(o) for o in out]
 
 
-def unsure_text(others: tuple[str, ...]) -> str:
-    """A card's warning when the check was not sure the photo is one with ``others`` (paths)."""
-    names = [html.escape(os.path.basename(p)) for p in others[:3]] + (["…"] if len(others) > 3 else [])
-    return (
-        f"⚠ <b>Maybe not a copy</b> of {', '.join(names)}: it could be another exposure or a burst frame. "
-        "Auto-select leaves it. If they are different shots, use <i>Not a duplicate</i>; if not, tick what "
-        "to remove."
-    )
+def _names(paths: tuple[str, ...] | list[str]) -> str:
+    names = [html.escape(os.path.basename(p)) for p in paths[:3]] + (["…"] if len(paths) > 3 else [])
+    return ", ".join(names)
+
+
+def unsure_text(others: tuple[str, ...], twins: tuple[str, ...] = ()) -> str:
+    """A card's warning when the check was not sure the photo is one with ``others`` (paths); ``twins``: the
+    members with this file's very bytes, which auto-select may remove it beside (``core.selection``)."""
+    if twins:
+        rule = (
+            f"It has the same bytes as {_names(twins)}: Auto-select may remove one of them, never all. "
+            "If they are different shots, use <i>Not a duplicate</i>."
+        )
+    else:
+        rule = (
+            "Auto-select leaves it. If they are different shots, use <i>Not a duplicate</i>; if not, tick "
+            "what to remove."
+        )
+    doubt = f"⚠ <b>Maybe not a copy</b> of {_names(others)}: it could be another exposure or a burst frame."
+    return f"{doubt} {rule}"
 
 
 class MemberCard(QFrame):
@@ -104,6 +116,7 @@ class MemberCard(QFrame):
         better: frozenset[str] = frozenset(),
         raw_pair: bool = False,
         unsure_with: tuple[str, ...] = (),
+        twins: tuple[str, ...] = (),
     ) -> None:
         super().__init__(parent)
         self.rec = rec
@@ -138,7 +151,7 @@ class MemberCard(QFrame):
         self.elsewhere.setWordWrap(True)
         self.elsewhere.hide()
         # verified as one photo with the others, but not surely (Member.unsure): auto-select leaves it
-        self.unsure = QLabel(unsure_text(unsure_with))
+        self.unsure = QLabel(unsure_text(unsure_with, twins))
         self.unsure.setObjectName("Unsure")
         self.unsure.setWordWrap(True)
         self.unsure.setToolTip(
@@ -156,6 +169,8 @@ class MemberCard(QFrame):
             tags.append("best copy")
         if reference:
             tags.append("reference folder")
+        if twins:  # byte-identical files: exact copies of each other, whatever else the group holds
+            tags.append(f"same bytes as {_names(twins)}")
         if raw_pair:  # a RAW file and the JPEG its camera wrote with it: kept together on purpose
             tags.append("RAW+JPEG pair")
         if rec.upscaled:  # more pixels than its camera recorded: an enlarged export, not more photo
@@ -321,6 +336,9 @@ class ComparePane(QScrollArea):
                 better=better[k],
                 raw_pair=rec.path in paired,
                 unsure_with=m.unsure_with,
+                twins=tuple(
+                    o.file.path for o in group.members if m.twin_of and o.twin_of == m.twin_of and o is not m
+                ),
             )
             card.toggle.connect(self.toggle)
             card.show_difference.connect(self.show_difference)

@@ -870,7 +870,7 @@ class MainWindow(QMainWindow):
         once)."""
         similar = self.showing_similar() and self.compare.card(path) is not None
         model = self.shots_model if similar else self.groups_model
-        paths, partners = [path], []
+        paths, partners, notes = [path], [], {}
         row = model.row_of(path)
         if row is not None:
             first = model.records(row)[0].path
@@ -878,13 +878,22 @@ class MainWindow(QMainWindow):
                 paths = [first, path]
             if not similar:
                 members = model.group(row).members
-                partners = [m.file.path for m in members if m.file.path != path]
-                # in a group to CHECK, a copy is first compared with a member the check was sure of for it
-                # (its own original, where the best copy is another exposure), else with the best copy
-                doubted = next((m.unsure_with for m in members if m.file.path == path), ())
-                sure = [p for p in partners if p not in doubted]
-                if doubted and sure and first != path:
-                    paths = [sure[0], path]
+                this = next(m for m in members if m.file.path == path)
+                partners = [m.file.path for m in members if m is not this]
+                # in a group to CHECK, a copy is first compared with the closest member the check was sure of
+                # for it (its own original, where the best copy is another exposure), else with the best copy
+                sure = [p for p in partners if p not in this.unsure_with]
+                if this.unsure_with and sure and first != path:
+                    paths = [self._closest(path, sure), path]
+                for m in members:
+                    if m is this:
+                        continue
+                    note = [
+                        "best copy" if m.file.path == first else "",
+                        "maybe not a copy: CHECK" if m.file.path in this.unsure_with else "",
+                        "same bytes" if this.twin_of and m.twin_of == this.twin_of else "",
+                    ]
+                    notes[m.file.path] = ", ".join(n for n in note if n)
         copies = not similar and len(paths) == 2
         dlg = ViewerDialog(
             paths,
@@ -893,9 +902,23 @@ class MainWindow(QMainWindow):
             copies=copies,
             difference=difference and copies,
             partners=partners,
+            partner_notes=notes,
         )
         dlg.show()
         return dlg
+
+    def _closest(self, path: str, others: list[str]) -> str:
+        """Of ``others``, the one whose embedding is closest to ``path``'s (the first if none is known)."""
+        lib = self.session.library
+        i = lib.index_of(path) if lib is not None else None
+        if i is None:
+            return others[0]
+
+        def cosine(p: str) -> float:
+            j = lib.index_of(p)
+            return -2.0 if j is None else float(lib.embeddings[i] @ lib.embeddings[j])
+
+        return max(others, key=cosine)
 
     @Slot(str)
     def show_difference(self, path: str) -> None:

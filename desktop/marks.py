@@ -61,6 +61,7 @@ class Marks(QObject):
                         del self._wanted[p]
                         self._by_rule.discard(p)
                         self.unmarked.append(p)
+            self.unmarked.sort()
             for g in result.groups:
                 paths = g.paths
                 for p in paths:

@@ -258,11 +258,13 @@ class Session(QObject):
 
     def _unmarked_note(self) -> str:
         """What the last regrouping unmarked (``Marks.unmarked``), for the message that reports it."""
-        n = len(self.marks.unmarked)
+        unmarked = self.marks.unmarked
+        n = len(unmarked)
         if not n:
             return ""
+        names = ", ".join(os.path.basename(p) for p in unmarked[:3]) + (f" and {n - 3} more" if n > 3 else "")
         return (
-            f" Unmarked {count(n, 'file')} Auto-select had marked: the check is not sure "
+            f" Unmarked {count(n, 'file')} Auto-select had marked ({names}): the check is not sure "
             f"{'it is a copy' if n == 1 else 'they are copies'} (CHECK)."
         )
 

@@ -124,6 +124,7 @@ class ViewerDialog(QDialog):
         copies: bool = False,
         difference: bool = False,
         partners: list[str] | tuple[str, ...] = (),
+        partner_notes: dict[str, str] | None = None,
     ) -> None:
         super().__init__(parent)
         self.resize(1100, 750)
@@ -134,6 +135,7 @@ class ViewerDialog(QDialog):
         self.difference: Difference | None = None
         self._difference_task = None
         self.partner: QComboBox | None = None
+        self._refit = False
         row = QHBoxLayout()
         for p in paths:
             col = QVBoxLayout()
@@ -195,7 +197,8 @@ class ViewerDialog(QDialog):
                 self.partner = QComboBox()
                 self.partner.setToolTip("Which copy of the group the right-hand one is lined up on (left)")
                 for q in partners:
-                    self.partner.addItem(os.path.basename(q), q)
+                    note = (partner_notes or {}).get(q)
+                    self.partner.addItem(os.path.basename(q) + (f"  ({note})" if note else ""), q)
                 self.partner.setCurrentIndex(max(0, self.partner.findData(self.paths[0])))
                 self.partner.currentIndexChanged.connect(self._partner_chosen)
                 buttons.addWidget(self.partner)
@@ -239,6 +242,7 @@ class ViewerDialog(QDialog):
         view.item.setPixmap(QPixmap())
         self._clear_text(view)
         view.scene().addText("Loading…")
+        self._refit = True  # the panes start again from Fit, in step, once the new picture is in
         self._load(path)
         # what changed is worked out again for the new pair; a result still coming for the old one is dropped
         self.difference, self._difference_task = None, None
@@ -278,6 +282,8 @@ class ViewerDialog(QDialog):
         self.difference_label.setToolTip(f"The verifier: {diff.reason}" if diff.reason else "")
         if diff.image is not None:
             self.difference_view.set_image(diff.image)
+        elif diff.aligned:  # identical files
+            self.difference_view.scene().addText("Nothing differs: the two files are identical.")
         else:
             self.difference_view.scene().addText("No difference map: the two do not line up.")
         self.difference_shown.emit(diff)
@@ -297,6 +303,9 @@ class ViewerDialog(QDialog):
             if p == path:  # else a member no longer chosen
                 self._clear_text(view)
                 view.set_image(image)
+                if self._refit and view is self._views[0]:
+                    self._refit = False
+                    self.fit()
 
     def _synced_scroll(self) -> None:
         if self._syncing:

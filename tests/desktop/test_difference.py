@@ -150,14 +150,37 @@ def test_100_percent_while_a_partner_loads_leaves_the_difference_zoomable(qtbot,
     dlg.show()
     runner.run(f"load {original}")
     runner.run(f"load {copies[0]}")
+    dlg.actual()  # 100 %, in step
     dlg.partner.setCurrentIndex(1)
     assert dlg.paths == [copies[1], copies[0]] and dlg.windowTitle() == "copy1.jpg ↔ copy0.jpg"
     dlg.actual()
     assert dlg.difference_view.zoom() > 0
     runner.run(f"load {copies[1]}")
+    # the new picture in: both panes start again from Fit, in step (the left one alone was fitted)
+    left, right = dlg.views[copies[1]], dlg.views[copies[0]]
+    assert left.fitted and right.fitted and abs(left.zoom() - right.zoom()) < 1e-6
     dlg.difference_button.setChecked(True)
     runner.run("difference")
     assert dlg.difference is not None and dlg.difference.path_a == copies[1]
     assert not dlg.difference_view.item.pixmap().isNull() and dlg.difference_view.zoom() > 0
     dlg.difference_view.zoom_by(1.25)
     assert dlg.difference_view.zoom() > 0
+
+
+def test_identical_files_are_said_to_be_identical(qtbot, tmp_path):
+    """Two files with the same bytes: nothing to line up (a trial read "Same photo: the whole picture lines
+    up" for them, which says less)."""
+    import shutil
+
+    from desktop.difference import IDENTICAL_TEXT, compute_difference
+
+    original = DEMO / "Camera/misty_lake.jpg"
+    twin = tmp_path / "misty_lake (1).jpg"
+    shutil.copy(original, twin)
+    diff = compute_difference(str(original), str(twin))
+    assert diff.same and diff.aligned and diff.image is None and diff.text == IDENTICAL_TEXT
+    # one byte apart: lined up as ever
+    data = bytearray(twin.read_bytes())
+    data[-3] ^= 1
+    twin.write_bytes(bytes(data))
+    assert compute_difference(str(original), str(twin)).text != IDENTICAL_TEXT

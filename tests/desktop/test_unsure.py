@@ -11,6 +11,7 @@ import pytest
 from helpers import DATA
 from PIL import Image
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel
 
 from core import verify
 from desktop.group_delegate import _badge_of
@@ -113,7 +114,8 @@ def test_a_regrouping_unmarks_what_auto_select_marked_once_it_is_unsure(
     session.set_threshold(session.threshold)
     assert all(m.unsure for m in session.result.groups[0].members)
     assert session.marks.paths == frozenset()
-    note = "Unmarked 2 files Auto-select had marked: the check is not sure they are copies"
+    names = ", ".join(sorted(os.path.basename(p) for p in auto))
+    note = f"Unmarked 2 files Auto-select had marked ({names}): the check is not sure they are copies"
     assert any(note in s for s in said), said
     # a mark by hand on an unsure member is the person's decision: a regrouping keeps it
     hand = sorted(auto)[0]
@@ -160,7 +162,27 @@ def test_what_changed_in_a_check_group_compares_a_copy_with_a_member_it_surely_c
     assert dlg.paths == [other, small]
     assert dlg.partner is not None and dlg.partner.isVisible()
     assert [dlg.partner.itemData(k) for k in range(dlg.partner.count())] == [best, other]
+    # the choice says which is which
+    assert [dlg.partner.itemText(k) for k in range(dlg.partner.count())] == [
+        "photo.jpg  (best copy, maybe not a copy: CHECK)",
+        os.path.basename(other),
+    ]
     assert dlg.partner.currentData() == other
+    # of several members the check was sure of, the closest comes first (a trial: the first in the list was
+    # another exposure while the copy's own original was further down)
+    crop = photos / "photo_crop.jpg"
+    EDITS["crop_50"](Image.open(best).convert("RGB"), np.random.default_rng(5)).convert("RGB").save(crop)
+    assert window._closest(small, [str(crop), other]) == other  # not in the library: never chosen
+    lib = session.library
+    cos = {
+        p: float(lib.embeddings[lib.index_of(small)] @ lib.embeddings[lib.index_of(p)]) for p in (best, other)
+    }
+    assert cos[best] != cos[other]
+    assert (
+        window._closest(small, [best, other])
+        == window._closest(small, [other, best])
+        == max(cos, key=cos.get)
+    )
     qtbot.waitUntil(lambda: dlg.difference is not None, timeout=30_000)
     assert dlg.difference.path_a == other and dlg.difference.same
     # the best copy, chosen: its pane, its title and what changed follow
@@ -198,6 +220,19 @@ def test_auto_select_removes_a_byte_identical_twin_in_a_check_group_and_keeps_it
     session.auto_select("resolution")
     assert len(session.marks.paths) == 1 and session.marks.paths < twins
     assert "Marked 1 copy. Left for you: 2 files that may not be copies, in 1 CHECK group." in said[-1], said
+    # the cards say why a rule took one of them (a trial: its card still said "Auto-select leaves it")
+    window.select_group(0)
+    for path in twins:
+        card = window.compare.card(path)
+        other = os.path.basename((twins - {path}).pop())
+        assert any(f"same bytes as {other}</i>" in w.text() for w in card.findChildren(QLabel))
+        assert "Auto-select leaves it" not in card.unsure.text()
+        assert (
+            f"It has the same bytes as {other}: Auto-select may remove one of them, never all"
+            in card.unsure.text()
+        )
+    edited = next(m.file.path for m in group.members if m.file.path not in twins)
+    assert "Auto-select leaves it" in window.compare.card(edited).unsure.text()
     session.set_threshold(session.threshold)
     assert len(session.marks.paths) == 1 and not any("Unmarked" in s for s in said[1:]), said
     asked = []
