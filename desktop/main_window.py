@@ -53,9 +53,13 @@ IMAGE_FILTER = f"Images ({' '.join(f'*{e}' for e in sorted(IMAGE_EXTENSIONS))});
 
 
 def _check_note(result) -> str:
-    """The duplicates' summary line's note on groups with a member the check was not sure of."""
-    groups = sum(g.unsure for g in result.groups)
-    return f" · {count(groups, 'group')} to CHECK" if groups else ""
+    """The duplicates' summary line's note on groups with a member the check was not sure of, and how much
+    of the space to free is theirs (auto-select may leave most of it)."""
+    unsure = [g for g in result.groups if g.unsure]
+    if not unsure:
+        return ""
+    share = human_bytes(sum(g.reclaimable for g in unsure))
+    return f" · {count(len(unsure), 'group')} to CHECK ({share} of that)"
 
 
 class MainWindow(QMainWindow):
