@@ -366,7 +366,8 @@ class Library:
         ``shots``, with the duplicates' ``pairs`` at ``threshold``."""
         return ScanResult(
             self.files,
-            with_unsure(groups, self.unsure),
+            # a pair a person called "not a duplicate" is settled: no doubt left about it
+            with_unsure(groups, self.unsure - self.ignored),
             pairs.select(pairs.similarity >= threshold).matches(self.files),
             self.problems,
             threshold,

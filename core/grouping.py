@@ -129,9 +129,11 @@ def _clusters(
 
 
 def with_unsure(groups: Sequence[Group], unsure: set[tuple[str, str]]) -> tuple[Group, ...]:
-    """``groups`` with ``Member.unsure_with`` naming, for every member of a pair of ``unsure`` (path pairs,
-    sorted) within its group, the other members of its pairs: verified pairs whose check was not sure they are
-    one photo (``core.verify.unsure``)."""
+    """``groups`` with ``Member.unsure_with`` naming, for every file of a pair of ``unsure`` (path pairs,
+    sorted: verified pairs whose check was not sure they are one photo, ``core.verify.unsure``), the other
+    file of each of its pairs: the group's members first, in group order, then files outside the group by
+    path. A doubt outlives the strictness: a frame whose other exposure a stricter slider leaves out of the
+    group is still one the check was unsure of, and auto-select still leaves it."""
     if not unsure:
         return tuple(groups)
     partners: dict[str, set[str]] = {}
@@ -144,12 +146,12 @@ def with_unsure(groups: Sequence[Group], unsure: set[tuple[str, str]]) -> tuple[
         if not any(p in partners for p in order):  # most groups: nothing to look at (a big one stays O(n))
             out.append(g)
             continue
-        doubts = {p: [q for q in order if q in partners[p]] if p in partners else [] for p in order}
-        if any(doubts.values()):
-            g = replace(
-                g,
-                members=tuple(replace(m, unsure_with=tuple(doubts[m.file.path])) for m in g.members),
-            )
+        at = {p: k for k, p in enumerate(order)}
+        doubts = {p: sorted(partners.get(p, ()), key=lambda q: (q not in at, at.get(q, 0), q)) for p in order}
+        g = replace(
+            g,
+            members=tuple(replace(m, unsure_with=tuple(doubts[m.file.path])) for m in g.members),
+        )
         out.append(g)
     return tuple(out)
 

@@ -157,8 +157,9 @@ class Member:
     # byte-identical members (exact copies) share this: the path of one of them, the same for each; "" when no
     # other member has this file's bytes
     twin_of: str = ""
-    # the members the check verified this file with as one photo but was not sure of (verdicts
-    # ``core.verify.unsure``: it could be another exposure or a burst frame), by path, in group order
+    # the files the check verified this file with as one photo but was not sure of (verdicts
+    # ``core.verify.unsure``: it could be another exposure or a burst frame), by path: members of the group
+    # first, in group order, then files a stricter threshold left out of it
     unsure_with: tuple[str, ...] = ()
 
     @property

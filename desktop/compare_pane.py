@@ -77,9 +77,12 @@ def _names(paths: tuple[str, ...] | list[str]) -> str:
     return ", ".join(names)
 
 
-def unsure_text(others: tuple[str, ...], twins: tuple[str, ...] = ()) -> str:
+def unsure_text(
+    others: tuple[str, ...], twins: tuple[str, ...] = (), members: frozenset[str] | None = None
+) -> str:
     """A card's warning when the check was not sure the photo is one with ``others`` (paths); ``twins``: the
-    members with this file's very bytes, which auto-select may remove it beside (``core.selection``)."""
+    members with this file's very bytes, which auto-select may remove it beside (``core.selection``);
+    ``members``: the group's paths (others outside it are said to be: a stricter slider left them out)."""
     if twins:
         rule = (
             f"It has the same bytes as {_names(twins)}: Auto-select may remove one of them, never all. "
@@ -90,7 +93,11 @@ def unsure_text(others: tuple[str, ...], twins: tuple[str, ...] = ()) -> str:
             "Auto-select leaves it. If they are different shots, use <i>Not a duplicate</i>; if not, tick "
             "what to remove."
         )
-    doubt = f"⚠ <b>Maybe not a copy</b> of {_names(others)}: it could be another exposure or a burst frame."
+    outside = "" if members is None or all(p in members for p in others) else " (not all in this group)"
+    doubt = (
+        f"⚠ <b>Maybe not a copy</b> of {_names(others)}{outside}: it could be another exposure or a burst "
+        "frame."
+    )
     return f"{doubt} {rule}"
 
 
@@ -117,6 +124,7 @@ class MemberCard(QFrame):
         raw_pair: bool = False,
         unsure_with: tuple[str, ...] = (),
         twins: tuple[str, ...] = (),
+        members: frozenset[str] | None = None,
     ) -> None:
         super().__init__(parent)
         self.rec = rec
@@ -151,7 +159,7 @@ class MemberCard(QFrame):
         self.elsewhere.setWordWrap(True)
         self.elsewhere.hide()
         # verified as one photo with the others, but not surely (Member.unsure): auto-select leaves it
-        self.unsure = QLabel(unsure_text(unsure_with, twins))
+        self.unsure = QLabel(unsure_text(unsure_with, twins, members))
         self.unsure.setObjectName("Unsure")
         self.unsure.setWordWrap(True)
         self.unsure.setToolTip(
@@ -336,6 +344,7 @@ class ComparePane(QScrollArea):
                 better=better[k],
                 raw_pair=rec.path in paired,
                 unsure_with=m.unsure_with,
+                members=frozenset(group.paths),
                 twins=tuple(
                     o.file.path for o in group.members if m.twin_of and o.twin_of == m.twin_of and o is not m
                 ),

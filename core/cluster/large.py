@@ -207,7 +207,7 @@ def large_result(
             key=group_order,
         )
     )
-    groups = with_unsure(groups, unsure)
+    groups = with_unsure(groups, unsure - ignored)  # as Library.result
     # as Library.result: pairs not verified or marked "not a duplicate", close by the features, and none
     # through a copy that its group's best copy stands for (the pairs through best copies, over all chunks
     # first)

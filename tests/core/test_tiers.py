@@ -407,3 +407,38 @@ def test_a_pair_the_check_is_unsure_of_stays_a_duplicate_that_auto_select_leaves
     assert main(["scan", str(root), "--cache-dir", str(tmp_path / "cli-cache")]) == 0
     said = [x for x in capsys.readouterr().out.splitlines() if x.startswith("maybe not copies")]
     assert len(said) == unsure and all(x.startswith("maybe not copies: 4 files in 1 group (") for x in said)
+
+
+def test_a_doubt_outlives_the_strictness_and_a_person_s_decision_settles_it(
+    tmp_path, engine_factory, monkeypatch
+):
+    """A file the check was unsure of with another stays unsure when a stricter threshold leaves that other
+    file out of its group (a trial: at 95 % a bracket frame lost its CHECK and auto-select marked it with its
+    copy, every file of that exposure). Its ``unsure_with`` names the file outside last. Once a person calls
+    the pair "not a duplicate", the doubt is settled and goes."""
+    from core import verify
+    from core.selection import choose
+
+    monkeypatch.setattr(verify, "DOUBT_FROM", np.inf)  # every verdict sure
+    root = _doubt_library(tmp_path / "photos")
+    engine = engine_factory(tmp_path / "cache")
+    lib = engine.scan([root])
+    result = lib.result(engine.default_threshold(), lib.floor)
+    assert len(result.groups) == 1 and not result.groups[0].unsure
+    # the check's verdict on the edited copy against a file that this strictness leaves out of the group
+    # (here simply one that is not in it: the verdicts are the scan's data, set as a scan records them)
+    outside = str(tmp_path / "elsewhere.jpg")
+    edited = str(root / "photo_grayscale.jpg")
+    lib.unsure = {tuple(sorted((edited, outside)))}
+    group = lib.result(engine.default_threshold(), lib.floor).groups[0]
+    flagged = {m.file.path: m.unsure_with for m in group.members if m.unsure}
+    assert flagged == {edited: (outside,)}
+    assert edited not in choose(lib.result(engine.default_threshold(), lib.floor), "resolution")
+    # with a partner inside the group too, the members come first
+    inside = str(root / "photo_downscale.jpg")
+    lib.unsure.add(tuple(sorted((edited, inside))))
+    group = lib.result(engine.default_threshold(), lib.floor).groups[0]
+    assert next(m.unsure_with for m in group.members if m.file.path == edited) == (inside, outside)
+    lib.ignored.update({tuple(sorted((edited, outside))), tuple(sorted((edited, inside)))})
+    result = lib.result(engine.default_threshold(), lib.floor)
+    assert not any(m.unsure for g in result.groups for m in g.members)

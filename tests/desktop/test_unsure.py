@@ -281,3 +281,21 @@ def test_a_refused_mark_leaves_a_rule_mark_the_rule_s(qtbot, tmp_path):
         assert not marks.toggle(recs["B"].path)
     marks.set_result(result("AB", "CD", unsure="AB"))
     assert marks.paths == frozenset({recs["D"].path}) and marks.unmarked == [recs["B"].path]
+
+
+def test_a_card_says_when_the_photo_in_doubt_is_not_in_the_group(qtbot, scanned_window, photos, monkeypatch):
+    """A stricter slider may leave the other exposure out of the group; the card still warns, and says that
+    the photo it names is not there."""
+    monkeypatch.setattr(verify, "DOUBT_FROM", np.inf)
+    window = scanned_window(photos)
+    session = window.session
+    small = str(photos / "photo_small.jpg")
+    outside = str(photos.parent / "elsewhere" / "frame2.jpg")
+    session.library.unsure = {tuple(sorted((small, outside)))}
+    session.set_threshold(session.threshold)
+    window.select_group(0)
+    text = window.compare.card(small).unsure.text()
+    assert text.startswith("⚠ <b>Maybe not a copy</b> of frame2.jpg (not all in this group): "), text
+    assert _badge_of(window.groups_model.index(0).data(GroupRole)) == "CHECK"
+    session.auto_select("resolution")
+    assert small not in session.marks.paths and len(session.marks.paths) == 1
