@@ -86,12 +86,12 @@ def unsure_text(
     if twins:
         rule = (
             f"It has the same bytes as {_names(twins)}: Auto-select may remove one of them, never all. "
-            "If they are different shots, use <i>Not a duplicate</i>."
+            "If they are different shots, right-click: <i>Another shot than …</i>"
         )
     else:
         rule = (
-            "Auto-select leaves it. If they are different shots, use <i>Not a duplicate</i>; if not, tick "
-            "what to remove."
+            "Auto-select leaves it. If they are different shots, right-click: <i>Another shot than …</i>; "
+            "if not, tick what to remove."
         )
     outside = "" if members is None or all(p in members for p in others) else " (not all in this group)"
     doubt = (

@@ -33,8 +33,11 @@ def build_menu(
     open_viewer,
     group_paths: list[str],
     markable: bool = True,
+    doubted: tuple[str, ...] = (),
 ) -> QMenu:
-    """The menu for ``path``; ``group_paths`` are the other copies it was grouped with (for Not a duplicate).
+    """The menu for ``path``; ``group_paths`` are the other copies it was grouped with (for Not a duplicate);
+    ``doubted``: the files the check was not sure it is one photo with (``Member.unsure_with``), each of which
+    a person can settle as another shot, in the group or not.
     ``markable=False`` (a similar shot, not a copy): only looking, no marking and no Not a duplicate."""
     menu = QMenu(parent)
     menu.addAction("Find similar", lambda: session.find_similar(path)).setObjectName("find_similar")
@@ -56,6 +59,12 @@ def build_menu(
         lambda: session.not_duplicate([(path, o) for o in others]),
     )
     nd.setEnabled(bool(others))
+    for other in doubted[:5]:  # the CHECK: a person says which are different shots, one pair at a time
+        act = menu.addAction(
+            f"Another shot than {os.path.basename(other)} (settles the CHECK)",
+            lambda other=other: session.not_duplicate([(path, other)]),
+        )
+        act.setObjectName("another_shot")
     return menu
 
 

@@ -856,7 +856,14 @@ class MainWindow(QMainWindow):
             )
         row = self.groups_model.row_of(path)
         group_paths = [r.path for r in self.groups_model.records(row)] if row is not None else []
-        return build_menu(path, self.session, self, open_viewer=self.open_viewer, group_paths=group_paths)
+        doubted = (
+            next((m.unsure_with for m in self.groups_model.group(row).members if m.file.path == path), ())
+            if row is not None
+            else ()
+        )
+        return build_menu(
+            path, self.session, self, open_viewer=self.open_viewer, group_paths=group_paths, doubted=doubted
+        )
 
     def problem_menu(self, paths: list[str]) -> QMenu:
         """What can be done with files the scan could not use (open, show, trash with Undo)."""

@@ -56,7 +56,7 @@ def test_an_unsure_copy_is_badged_warned_and_left_by_auto_select(
         if unsure:
             assert card.unsure.text().startswith("⚠ <b>Maybe not a copy</b> of ")
             assert all(os.path.basename(p) in card.unsure.text() for p in others)
-            assert "Not a duplicate" in card.unsure.text()
+            assert "right-click: <i>Another shot than …</i>" in card.unsure.text()
     assert ("maybe copies of one photo (CHECK" in window.group_header.text()) == unsure
     title = window.duplicates.title.text()
     assert (" · 1 group to CHECK (" in title and title.endswith(" of that)")) == unsure, title
@@ -299,3 +299,10 @@ def test_a_card_says_when_the_photo_in_doubt_is_not_in_the_group(qtbot, scanned_
     assert _badge_of(window.groups_model.index(0).data(GroupRole)) == "CHECK"
     session.auto_select("resolution")
     assert small not in session.marks.paths and len(session.marks.paths) == 1
+    # the person settles it from the card's menu: another shot than the file named, in the group or not
+    menu = window.image_menu(small)
+    acts = [a for a in menu.actions() if a.objectName() == "another_shot"]
+    assert [a.text() for a in acts] == ["Another shot than frame2.jpg (settles the CHECK)"]
+    acts[0].trigger()
+    assert not session.result.groups[0].unsure
+    assert (small, outside) in session.library.ignored or (outside, small) in session.library.ignored
