@@ -143,7 +143,9 @@ def with_unsure(groups: Sequence[Group], unsure: set[tuple[str, str]]) -> tuple[
     out = []
     for g in groups:
         order = [m.file.path for m in g.members]
-        if not any(p in partners for p in order):  # most groups: nothing to look at (a big one stays O(n))
+        # most groups: nothing to look at (a big one stays O(n)); and in a group of byte-identical files a
+        # doubt about a file outside it cannot matter: removing one of them loses nothing
+        if g.exact or not any(p in partners for p in order):
             out.append(g)
             continue
         at = {p: k for k, p in enumerate(order)}

@@ -87,6 +87,12 @@ def left_unsure(result: ScanResult, rule: str, reference: Iterable[str] = ()) ->
     return sum(_marked(g, rule, reference)[1] for g in result.groups)
 
 
+def left_unsure_groups(result: ScanResult, rule: str, reference: Iterable[str] = ()) -> int:
+    """In how many groups ``choose`` leaves a file under ``rule`` because the check was not sure of it."""
+    reference = list(reference)
+    return sum(_marked(g, rule, reference)[1] > 0 for g in result.groups)
+
+
 def twin_kept(group: Group, member: Member, marked: Set[str]) -> bool:
     """Whether a byte-identical twin of ``member`` (``Member.twin_of``) stays in ``group`` when ``marked``
     go: then removing ``member`` loses no picture, whatever the check doubted about it."""
@@ -109,7 +115,9 @@ def _marked(group: Group, rule: str, reference: list[str]) -> tuple[set[str], in
         paths = [m.file.path for m in same]
         if twin_kept(group, same[0], marked | set(paths)):
             marked.update(paths)  # another file with these bytes stays (the keeper, a reference copy...)
-        elif len(same) > 1:  # the rule keeps one of them
+        elif len(same) > 1:  # the rule keeps one of them; of equals, the one ranked first (the older file)
+            same = [same[k] for k in rank_copies([m.file for m in same])]
+            paths = [m.file.path for m in same]
             keep = _keeper(Group(tuple(same), True, 0), rule, reference)
             marked.update(p for k, p in enumerate(paths) if k != keep)
     return marked, sum(m.file.path not in marked for m in unsure)

@@ -93,7 +93,10 @@ def unsure_text(
             "Auto-select leaves it. If they are different shots, right-click: <i>Another shot than …</i>; "
             "if not, tick what to remove."
         )
-    outside = "" if members is None or all(p in members for p in others) else " (not all in this group)"
+    inside = sum(p in members for p in others) if members is not None else len(others)
+    outside = (
+        "" if inside == len(others) else " (not all in this group)" if inside else " (not in this group)"
+    )
     doubt = (
         f"⚠ <b>Maybe not a copy</b> of {_names(others)}{outside}: it could be another exposure or a burst "
         "frame."

@@ -34,10 +34,14 @@ def build_menu(
     group_paths: list[str],
     markable: bool = True,
     doubted: tuple[str, ...] = (),
+    same_bytes: frozenset[str] = frozenset(),
+    not_duplicate=None,
 ) -> QMenu:
     """The menu for ``path``; ``group_paths`` are the other copies it was grouped with (for Not a duplicate);
     ``doubted``: the files the check was not sure it is one photo with (``Member.unsure_with``), each of which
-    a person can settle as another shot, in the group or not.
+    a person can settle as another shot, in the group or not; ``same_bytes``: members with this file's very
+    bytes (copies by definition: never offered as "not a duplicate"); ``not_duplicate(pairs, text)``: how the
+    window remembers pairs with an Undo (the session's own ``not_duplicate`` without one).
     ``markable=False`` (a similar shot, not a copy): only looking, no marking and no Not a duplicate."""
     menu = QMenu(parent)
     menu.addAction("Find similar", lambda: session.find_similar(path)).setObjectName("find_similar")
@@ -53,16 +57,21 @@ def build_menu(
     else:
         act = menu.addAction("Mark for removal", lambda: session.marks.mark(path, True))
         act.setEnabled(session.marks.why_not(path) is None)
-    others = [p for p in group_paths if p != path]
+    remember = not_duplicate or (lambda pairs, _text: session.not_duplicate(pairs))
+    others = [p for p in group_paths if p != path and p not in same_bytes]
+    name = os.path.basename(path)
     nd = menu.addAction(
         "Not a duplicate (take it out of this group)",
-        lambda: session.not_duplicate([(path, o) for o in others]),
+        lambda: remember([(path, o) for o in others], f"{name} will no longer be grouped with these copies"),
     )
+    nd.setObjectName("not_duplicate")
     nd.setEnabled(bool(others))
-    for other in doubted[:5]:  # the CHECK: a person says which are different shots, one pair at a time
+    for other in doubted[:8]:  # the CHECK: a person says which are different shots, one pair at a time
         act = menu.addAction(
             f"Another shot than {os.path.basename(other)} (settles the CHECK)",
-            lambda other=other: session.not_duplicate([(path, other)]),
+            lambda other=other: remember(
+                [(path, other)], f"{name} and {os.path.basename(other)} are now other shots of one subject"
+            ),
         )
         act.setObjectName("another_shot")
     return menu

@@ -62,6 +62,24 @@ def _check_note(result) -> str:
     return f" · {count(len(unsure), 'group')} to CHECK ({share} of that)"
 
 
+def _doubt_note(result, marked: frozenset[str]) -> str:
+    """What the trash confirmation says of marked files the check was not sure of (named), and of the others
+    marked in groups to CHECK; a byte-identical copy of a file that stays is neither (no picture goes)."""
+    doubtful, in_check = [], []
+    for g in result.groups:
+        for m in g.members:
+            if m.file.path not in marked or not g.unsure or twin_kept(g, m, marked):
+                continue
+            (doubtful if m.unsure else in_check).append(m.file.path)
+    parts = []
+    if doubtful:
+        names = ", ".join(os.path.basename(p) for p in doubtful[:3]) + ("…" if len(doubtful) > 3 else "")
+        parts.append(f"{len(doubtful)} of them maybe not copies, CHECK: {names}")
+    if in_check:
+        parts.append(f"{len(in_check)} {'more' if doubtful else 'of them'} in groups to CHECK")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 class MainWindow(QMainWindow):
     def __init__(self, session: Session, settings: Settings, thumbs: ThumbnailCache | None = None) -> None:
         super().__init__()
@@ -777,17 +795,7 @@ class MainWindow(QMainWindow):
         where = "to the trash" if mode == "trash" else f"into {dest}"
         res = self.session.result
         marked = marks.paths
-        # a byte-identical copy of a photo that stays is no doubt at all, however unsure the check was of it
-        doubtful = (
-            sum(
-                m.unsure and m.file.path in marked and not twin_kept(g, m, marked)
-                for g in res.groups
-                for m in g.members
-            )
-            if res
-            else 0
-        )
-        note = f" ({doubtful} of them maybe not copies: CHECK)" if doubtful else ""
+        note = _doubt_note(res, marked) if res else ""
         if self.confirm(
             "Remove copies",
             f"Move {count(len(marks), 'marked copy', 'marked copies')} ({human_bytes(marks.bytes)}) {where}?"
@@ -821,8 +829,17 @@ class MainWindow(QMainWindow):
     def not_duplicate_group(self) -> None:
         index = self.groups.currentIndex()
         if index.isValid() and not self.showing_similar():
-            paths = [r.path for r in self.groups_model.records(index.row())]
-            pairs = self.session.not_duplicate([(a, b) for i, a in enumerate(paths) for b in paths[i + 1 :]])
+            members = self.groups_model.group(index.row()).members
+            paths = [m.file.path for m in members]
+            # byte-identical files are copies by definition: never remembered as not duplicates
+            pairs = self.session.not_duplicate(
+                [
+                    (a.file.path, b.file.path)
+                    for i, a in enumerate(members)
+                    for b in members[i + 1 :]
+                    if not (a.twin_of and a.twin_of == b.twin_of)
+                ]
+            )
             if pairs:
 
                 def undo() -> None:
@@ -837,6 +854,25 @@ class MainWindow(QMainWindow):
                     undo,
                     until_scan=True,
                 )
+
+    def remember_not_duplicate(self, pairs: list[tuple[str, str]], text: str) -> None:
+        """Remember ``pairs`` as not duplicates (a card's menu), with an Undo in the banner as the toolbar's
+        Not a duplicate has."""
+        done = self.session.not_duplicate(pairs)
+        if not done:
+            return
+
+        def undo() -> None:
+            self.session.forget_not_duplicate(done)
+            self.banner.show_message(
+                f"{count(len(done), 'pair')} may be grouped as duplicates again.", until_scan=True
+            )
+
+        self.banner.show_message(
+            f"{text}: close ones are listed under Similar shots (Edit → Not-a-duplicate pairs… lists them).",
+            undo,
+            until_scan=True,
+        )
 
     def edit_ignored(self) -> None:
         """The "not a duplicate" pairs, with a way to group any of them again."""
@@ -856,13 +892,20 @@ class MainWindow(QMainWindow):
             )
         row = self.groups_model.row_of(path)
         group_paths = [r.path for r in self.groups_model.records(row)] if row is not None else []
-        doubted = (
-            next((m.unsure_with for m in self.groups_model.group(row).members if m.file.path == path), ())
-            if row is not None
-            else ()
+        members = self.groups_model.group(row).members if row is not None else ()
+        this = next((m for m in members if m.file.path == path), None)
+        same_bytes = frozenset(
+            m.file.path for m in members if this is not None and this.twin_of and m.twin_of == this.twin_of
         )
         return build_menu(
-            path, self.session, self, open_viewer=self.open_viewer, group_paths=group_paths, doubted=doubted
+            path,
+            self.session,
+            self,
+            open_viewer=self.open_viewer,
+            group_paths=group_paths,
+            doubted=this.unsure_with if this is not None else (),
+            same_bytes=same_bytes,
+            not_duplicate=self.remember_not_duplicate,
         )
 
     def problem_menu(self, paths: list[str]) -> QMenu:

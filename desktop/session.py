@@ -25,7 +25,7 @@ from core.progress import CancelToken, ProgressFn
 from core.report import scan_json, write_csv, write_json
 from core.results import Group, ImageRecord, ScanResult
 from core.scan import ScanOptions
-from core.selection import choose, left_unsure
+from core.selection import choose, left_unsure, left_unsure_groups
 from desktop.formatting import count
 from desktop.marks import Marks
 from desktop.workers import Task, TaskRunner
@@ -325,7 +325,7 @@ class Session(QObject):
             # members the check was not sure of (Member.unsure) are left: say so ("0 copies" read as a fault)
             left = left_unsure(self.result, rule, self.marks.reference)
             if left:
-                groups = sum(g.unsure for g in self.result.groups)
+                groups = left_unsure_groups(self.result, rule, self.marks.reference)
                 text += (
                     f" Left for you: {count(left, 'file')} that may not be "
                     f"{'a copy' if left == 1 else 'copies'}, in "

@@ -92,3 +92,37 @@ def test_keep_the_highest_resolution_keeps_an_original_copied_again_after_its_sm
     (group,) = result.groups
     assert os.path.basename(group.members[0].file.path) == "storm.jpg"  # the best copy too
     assert marked == {"storm_small.jpg"}
+
+
+def test_of_unsure_twins_the_rule_keeps_the_one_ranked_first(tmp_path):
+    """Two byte-identical files the check was unsure of, neither kept by the rule: one goes. Of equals (Keep
+    the largest file: the same size), the one the best-copy rule ranks first stays (here the shorter path),
+    not whichever the group lists first (a trial: the copy's name was kept and the original marked)."""
+    import shutil
+
+    from PIL import Image
+
+    from core.results import Group, ImageRecord, Member, ModelInfo, ScanResult
+    from core.selection import left_unsure, left_unsure_groups
+
+    big = tmp_path / "big.png"
+    Image.effect_noise((600, 400), 60).convert("RGB").save(big)
+    original = tmp_path / "b.jpg"
+    Image.effect_noise((300, 200), 40).convert("RGB").save(original, quality=90)
+    copy = tmp_path / "a copy of b.jpg"
+    shutil.copy(original, copy)
+
+    def rec(p):
+        st = p.stat()
+        with Image.open(p) as im:
+            return ImageRecord(str(p), st.st_size, st.st_mtime_ns, im.width, im.height, im.format)
+
+    k, t_copy, t_orig = rec(big), rec(copy), rec(original)
+    members = (
+        Member(k, 1.0, unsure_with=(t_copy.path, t_orig.path)),
+        Member(t_copy, 0.9, twin_of=t_copy.path, unsure_with=(k.path,)),
+        Member(t_orig, 0.9, twin_of=t_copy.path, unsure_with=(k.path,)),
+    )
+    result = ScanResult((k, t_copy, t_orig), (Group(members, False, 0),), (), (), 0.8, ModelInfo("m", "0"))
+    assert choose(result, "size") == {t_copy.path}
+    assert left_unsure(result, "size") == 1 and left_unsure_groups(result, "size") == 1

@@ -442,3 +442,12 @@ def test_a_doubt_outlives_the_strictness_and_a_person_s_decision_settles_it(
     lib.ignored.update({tuple(sorted((edited, outside))), tuple(sorted((edited, inside)))})
     result = lib.result(engine.default_threshold(), lib.floor)
     assert not any(m.unsure for g in result.groups for m in g.members)
+    # in a group of byte-identical files a doubt about a file outside it cannot matter: no CHECK there (a
+    # trial saw EXACT and CHECK on one group)
+    photo = str(root / "photo.jpg")
+    lib.unsure = {tuple(sorted((photo, outside)))}
+    assert next(
+        m for m in lib.result(engine.default_threshold(), lib.floor).groups[0].members if m.file.path == photo
+    ).unsure
+    strict = lib.result(0.9999, lib.floor).groups
+    assert len(strict) == 1 and strict[0].exact and not strict[0].unsure
