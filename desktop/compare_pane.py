@@ -85,7 +85,7 @@ def unsure_text(
     ``members``: the group's paths (others outside it are said to be: a stricter slider left them out)."""
     if twins:
         rule = (
-            f"It has the same bytes as {_names(twins)}: Auto-select may remove one of them, never all. "
+            f"It has the same bytes as {_names(twins)}: Auto-select may remove all but one of them. "
             "If they are different shots, right-click: <i>Another shot than …</i>"
         )
     else:

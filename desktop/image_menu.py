@@ -59,10 +59,14 @@ def build_menu(
         act.setEnabled(session.marks.why_not(path) is None)
     remember = not_duplicate or (lambda pairs, _text: session.not_duplicate(pairs))
     others = [p for p in group_paths if p != path and p not in same_bytes]
+    # what is said of this file is said of its byte-identical twins: they are one picture
+    these = sorted(same_bytes | {path})
     name = os.path.basename(path)
     nd = menu.addAction(
         "Not a duplicate (take it out of this group)",
-        lambda: remember([(path, o) for o in others], f"{name} will no longer be grouped with these copies"),
+        lambda: remember(
+            [(t, o) for t in these for o in others], f"{name} will no longer be grouped with these copies"
+        ),
     )
     nd.setObjectName("not_duplicate")
     nd.setEnabled(bool(others))
@@ -70,7 +74,8 @@ def build_menu(
         act = menu.addAction(
             f"Another shot than {os.path.basename(other)} (settles the CHECK)",
             lambda other=other: remember(
-                [(path, other)], f"{name} and {os.path.basename(other)} are now other shots of one subject"
+                [(t, other) for t in these],
+                f"{name} and {os.path.basename(other)} are now other shots of one subject",
             ),
         )
         act.setObjectName("another_shot")

@@ -229,7 +229,7 @@ def test_auto_select_removes_a_byte_identical_twin_in_a_check_group_and_keeps_it
         assert any(f"same bytes as {other}</i>" in w.text() for w in card.findChildren(QLabel))
         assert "Auto-select leaves it" not in card.unsure.text()
         assert (
-            f"It has the same bytes as {other}: Auto-select may remove one of them, never all"
+            f"It has the same bytes as {other}: Auto-select may remove all but one of them"
             in card.unsure.text()
         )
     edited = next(m.file.path for m in group.members if m.file.path not in twins)
@@ -324,12 +324,14 @@ def test_card_menus_never_split_identical_files_and_offer_undo(qtbot, scanned_wi
     nd = next(a for a in menu.actions() if a.objectName() == "not_duplicate")
     nd.trigger()
     ignored = {frozenset(p) for p in session.library.ignored}
-    assert frozenset((twin, best)) not in ignored and len(ignored) == 2  # the two edited copies only
+    edits = (str(photos / "photo_small.jpg"), str(photos / "photo_again.jpg"))
+    # the twin and its same-bytes original leave together: one picture, never a pair of captures
+    assert ignored == {frozenset((t, e)) for t in (twin, best) for e in edits}
     assert "no longer be grouped" in window.banner.text.text() and window.banner.undo_button.isVisible()
     window.banner.undo_button.click()
     assert not session.library.ignored
     # a group to CHECK: a file marked beside the ones in doubt is counted in the confirmation
-    small, again = str(photos / "photo_small.jpg"), str(photos / "photo_again.jpg")
+    small, again = edits
     session.library.unsure = {tuple(sorted((best, small)))}
     session.set_threshold(session.threshold)
     assert session.marks.mark(again)
@@ -344,3 +346,10 @@ def test_card_menus_never_split_identical_files_and_offer_undo(qtbot, scanned_wi
     assert "are now other shots of one subject" in window.banner.text.text()
     window.banner.undo_button.click()
     assert {m.file.path for g in session.result.groups for m in g.members if m.unsure} == {best, small}
+    # a doubt about both twins is settled for both from either card (a reviewer: the twin kept its CHECK)
+    session.library.unsure = {tuple(sorted((best, again))), tuple(sorted((twin, again)))}
+    session.set_threshold(session.threshold)
+    act = next(a for a in window.image_menu(twin).actions() if a.objectName() == "another_shot")
+    assert act.text() == "Another shot than photo_again.jpg (settles the CHECK)"
+    act.trigger()
+    assert not any(m.unsure for g in session.result.groups for m in g.members)
