@@ -283,7 +283,7 @@ def metrics(records: list[dict], background: dict, rule: dict) -> dict:
                 "dup_tier": sum(d for _, d in rs) / n,
                 "similar_tier": sum(similar_tier(r, d) for r, d in rs) / n,
                 # in the duplicate tier but shown as unsure (core.verify.doubt): never auto-selected
-                "unsure": sum(d and V.doubt(r) > V.DOUBT_FROM for r, d in rs) / n,
+                "unsure": sum(d and V.doubtful(r) for r, d in rs) / n,
             }
             if fam == "copy":
                 row["candidate"] = {t: sum(candidate(r, t) for r, _ in rs) / n for t in CAND_THRESHOLDS}
@@ -292,12 +292,12 @@ def metrics(records: list[dict], background: dict, rule: dict) -> dict:
     fp = sum(d for r, d in zip(records, dup, strict=True) if r["family"] != "copy")
     out["precision"] = tp / max(1, tp + fp)
     out["false_positives"] = [
-        (r["family"], r["kind"], r["a"], r["b"], "unsure" if V.doubt(r) > V.DOUBT_FROM else "sure")
+        (r["family"], r["kind"], r["a"], r["b"], "unsure" if V.doubtful(r) else "sure")
         for r, d in zip(records, dup, strict=True)
         if d and r["family"] != "copy"
     ]
     # what auto-select may mark: the duplicate tier less its unsure pairs
-    sure = [d and V.doubt(r) <= V.DOUBT_FROM for r, d in zip(records, dup, strict=True)]
+    sure = [d and not V.doubtful(r) for r, d in zip(records, dup, strict=True)]
     tp_sure = sum(d for r, d in zip(records, sure, strict=True) if r["family"] == "copy")
     fp_sure = sum(d for r, d in zip(records, sure, strict=True) if r["family"] != "copy")
     out["precision_sure"] = tp_sure / max(1, tp_sure + fp_sure)
