@@ -92,6 +92,9 @@ class Session(QObject):
         self._ignored_writes: deque[tuple[bool, list[tuple[str, str]]]] = deque()
         self._ignored_queue_lock = threading.Lock()
         self._ignored_write_lock = threading.Lock()
+        # the decisions made since the running scan started: its library may have read the cache before they
+        # were written, so they are applied to it again when it arrives
+        self._since_scan: list[tuple[bool, list[tuple[str, str]]]] = []
         self._keep_marks = False  # the action running leaves the marks as they are (no marked file moves)
 
     # -- the engine, made on first use (in a worker: loading the model is not the GUI thread's job) ----------
@@ -142,6 +145,7 @@ class Session(QObject):
         task.signals.failed.connect(self._scan_failed, Qt.ConnectionType.QueuedConnection)
         task.signals.cancelled.connect(self._scan_cancelled, Qt.ConnectionType.QueuedConnection)
         self._scan_task = task
+        self._since_scan = []
         self.scan_started.emit()
         self.busy_changed.emit(True)
         self.runner.start(task)
@@ -178,11 +182,15 @@ class Session(QObject):
     def _scanned(self, scanned: _Scanned) -> None:
         self._scan_task = None
         library = self.library = scanned.library
+        replayed = bool(self._since_scan)
+        for forget, pairs in self._since_scan:  # made during the scan: perhaps after it read the cache
+            (library.ignored.difference_update if forget else library.ignored.update)(pairs)
+        self._since_scan = []
         key = self._grouping_thresholds(library)
         self.threshold = key[0]
         self.arriving = True  # views may build their slower parts in the next turn of the event loop
         try:
-            if key == scanned.key:
+            if key == scanned.key and not replayed:
                 self.result = scanned.result
                 self.marks.set_result(self.result)
                 self.result_changed.emit(self.result)
@@ -299,6 +307,7 @@ class Session(QObject):
     def _write_ignored(self, *, forget: bool, pairs: list[tuple[str, str]]) -> None:
         """Queue a "not a duplicate" decision for the cache and write it in a worker (the GUI thread never
         writes the cache)."""
+        self._since_scan.append((forget, list(pairs)))
         with self._ignored_queue_lock:
             self._ignored_writes.append((forget, list(pairs)))
         self.runner.start(Task(self._ignored_work, name="not a duplicate"))

@@ -353,3 +353,21 @@ def test_card_menus_never_split_identical_files_and_offer_undo(qtbot, scanned_wi
     assert act.text() == "Another shot than photo_again.jpg (settles the CHECK)"
     act.trigger()
     assert not any(m.unsure for g in session.result.groups for m in g.members)
+
+
+def test_a_decision_made_during_a_rescan_applies_to_its_result(qtbot, scanned_window, photos, monkeypatch):
+    """'Another shot than …' (any 'not a duplicate') clicked while a scan runs: the scan may have read the
+    cache before the decision was written (a reviewer), and its result grouped the pair again with the banner
+    and its Undo gone. The decision is applied to the new library when it arrives."""
+    window = scanned_window(photos)
+    session = window.session
+    small, again = str(photos / "photo_small.jpg"), str(photos / "photo_again.jpg")
+    assert len(session.result.groups) == 1 and len(session.result.groups[0].members) == 3
+    # the cache write lands after this scan has read the cache
+    monkeypatch.setattr(session, "_apply_ignored_writes", lambda: None)
+    with qtbot.waitSignal(session.scan_finished, timeout=120_000):
+        assert session.scan(session.folders)
+        assert session.not_duplicate([(small, again)])
+    assert (min(small, again), max(small, again)) in session.library.ignored
+    together = [g for g in session.result.groups if {small, again} <= set(g.paths)]
+    assert not together
