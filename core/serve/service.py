@@ -385,7 +385,7 @@ class Service:
             "duplicate_similarity": dup,
             "similarity": features,
             "same": bool(verdict.same),
-            # verified, but it may be another capture (core.verify.doubt)
+            # verified, but it may be another capture (core.verify.doubtful)
             "unsure": verify.unsure(verdict.reason),
             "reason": verdict.reason,
             "tier": self._tier(dup, features, same),
