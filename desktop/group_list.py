@@ -246,15 +246,18 @@ class GroupList(QWidget):
             self.label.setText(f"Strictness {self.slider.value()} %")
         n = self.model.rowCount()
         if n:
-            # the same group again where it is still there (its members match), else the same place
-            same = next(
-                (
-                    k
-                    for k in range(n)
-                    if current is not None and self.model.group(k).members == current.members
-                ),
-                None,
-            )
+            # the same group again where it is still there (the same files: a member's flags may have
+            # changed), else the one holding most of its files (a pair just split off: a trial saw the view
+            # jump to an unrelated group), else the same place
+            same, most = None, 0
+            if current is not None:
+                before = set(current.paths)
+                for k in range(n):
+                    shared = len(before.intersection(self.model.group(k).paths))
+                    if shared > most:
+                        same, most = k, shared
+                        if shared == len(before) == len(self.model.group(k).paths):
+                            break
             self.view.setCurrentIndex(self.model.index(same if same is not None else min(max(row, 0), n - 1)))
 
     @Slot(int)

@@ -331,6 +331,11 @@ class Session(QObject):
         if self.result is not None:
             self.marks.replace(choose(self.result, rule, self.marks.reference))
             text = f"Marked {count(len(self.marks), 'copy', 'copies')}."
+            # a rule with nothing to go by keeps each group's best copy: say so (a trial read it as working)
+            if rule == "reference" and not self.marks.reference:
+                text += " No folder is ticked as a reference (Folders), so each group's best copy was kept."
+            elif rule == "raw" and not any(r.is_raw for g in self.result.groups for r in g.files):
+                text += " No group holds a RAW file, so each group's best copy was kept."
             # members the check was not sure of (Member.unsure) are left: say so ("0 copies" read as a fault)
             left = left_unsure(self.result, rule, self.marks.reference)
             if left:

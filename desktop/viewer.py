@@ -196,9 +196,13 @@ class ViewerDialog(QDialog):
                 buttons.addWidget(QLabel("Compared with:"))
                 self.partner = QComboBox()
                 self.partner.setToolTip("Which copy of the group the right-hand one is lined up on (left)")
+                names = [os.path.basename(q) for q in [*partners, self.paths[1]]]
                 for q in partners:
                     note = (partner_notes or {}).get(q)
-                    self.partner.addItem(os.path.basename(q) + (f"  ({note})" if note else ""), q)
+                    name = os.path.basename(q)
+                    if names.count(name) > 1:  # one name in several folders: say which folder
+                        name = os.path.join(os.path.basename(os.path.dirname(q)), name)
+                    self.partner.addItem(name + (f"  ({note})" if note else ""), q)
                 self.partner.setCurrentIndex(max(0, self.partner.findData(self.paths[0])))
                 self.partner.currentIndexChanged.connect(self._partner_chosen)
                 buttons.addWidget(self.partner)

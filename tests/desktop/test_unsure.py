@@ -371,3 +371,63 @@ def test_a_decision_made_during_a_rescan_applies_to_its_result(qtbot, scanned_wi
     assert (min(small, again), max(small, again)) in session.library.ignored
     together = [g for g in session.result.groups if {small, again} <= set(g.paths)]
     assert not together
+
+
+def test_settling_a_check_keeps_the_view_on_its_photos(qtbot, scanned_window, photos, monkeypatch):
+    """A trial: 'Another shot than …' split the group, and the list jumped to an unrelated group in the
+    same row. The list stays on the group holding most of the files it showed."""
+    from helpers import DEMO
+
+    for k, name in enumerate(("misty_lake.jpg", "forest_path.jpg")):
+        im = Image.open(DEMO / "Camera" / name).convert("RGB")
+        for q in (95, 60):
+            im.save(photos / f"z{k}_{q}.jpg", quality=q)
+    monkeypatch.setattr(verify, "DOUBT_FROM", np.inf)
+    window = scanned_window(photos)
+    session = window.session
+    best, small = str(photos / "photo.jpg"), str(photos / "photo_small.jpg")
+    session.library.unsure = {tuple(sorted((best, small)))}
+    session.set_threshold(session.threshold)
+    assert len(session.result.groups) == 3
+    window.groups_model.sort_by("files", True)  # the three-file group first; after the split it has two
+    row = window.groups_model.row_of(small)
+    assert row == 0
+    window.select_group(row)
+    shown = set(window.groups_model.group(window.groups.currentIndex().row()).paths)
+    assert small in shown
+    act = next(a for a in window.image_menu(small).actions() if a.objectName() == "another_shot")
+    act.trigger()
+    now = set(window.groups_model.group(window.groups.currentIndex().row()).paths)
+    assert now & shown and (best in now or small in now), (shown, now)
+
+
+def test_rules_with_nothing_to_go_by_say_so_and_same_names_show_their_folder(qtbot, scanned_window, photos):
+    """A trial: Keep the copy in a reference folder with none ticked, and Keep the RAW file with no RAW
+    file, marked what the default rule marks without a word; and the Compared with list showed two entries
+    "IMG_1025.jpg" from two folders."""
+    import shutil
+
+    backup = photos / "Backup"
+    backup.mkdir()
+    shutil.copy(photos / "photo_again.jpg", backup / "photo_again.jpg")
+    window = scanned_window(photos)
+    session = window.session
+    said = []
+    session.message.connect(said.append)
+    session.auto_select("reference")
+    assert "No folder is ticked as a reference (Folders), so each group's best copy was kept." in said[-1]
+    session.auto_select("raw")
+    assert "No group holds a RAW file, so each group's best copy was kept." in said[-1]
+    session.auto_select("resolution")
+    assert "best copy was kept" not in said[-1]
+    from desktop.viewer import ViewerDialog
+
+    small = str(photos / "photo_small.jpg")
+    window.select_group(window.groups_model.row_of(small))
+    window.compare.card(small).difference.click()
+    dlg = window.findChildren(ViewerDialog)[-1]
+    qtbot.addWidget(dlg)
+    texts = [dlg.partner.itemText(k) for k in range(dlg.partner.count())]
+    names = [t.split("  (")[0] for t in texts]
+    assert "photos/photo_again.jpg" in names and "Backup/photo_again.jpg" in names, texts
+    assert "photo.jpg" in names  # a name no other member has stays bare
