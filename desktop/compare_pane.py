@@ -220,7 +220,9 @@ class MemberCard(QFrame):
         lay.addWidget(self.image)
         lay.addWidget(title)
         if tags:
-            lay.addWidget(QLabel(f"<i>{', '.join(tags)}</i>"))
+            tag_label = QLabel(f"<i>{', '.join(tags)}</i>")
+            tag_label.setWordWrap(True)  # "same bytes as <a long name>" must not be cut at the card's edge
+            lay.addWidget(tag_label)
         lay.addWidget(self.check)
         lay.addWidget(self.unsure)
         lay.addWidget(self.elsewhere)
