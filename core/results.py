@@ -167,6 +167,10 @@ class Member:
         """Whether another member of the group is byte-identical to this file (an exact copy)."""
         return bool(self.twin_of)
 
+    def same_bytes(self, other: Member) -> bool:
+        """Whether ``other`` (of the same group) holds this file's very bytes (itself included)."""
+        return bool(self.twin_of) and other.twin_of == self.twin_of
+
     @property
     def unsure(self) -> bool:
         """Whether the check was not sure of this file with another member: auto-select leaves it."""
@@ -185,6 +189,10 @@ class Group:
     def unsure(self) -> bool:
         """Whether a member is one the check was not sure of (``Member.unsure``): a group to CHECK."""
         return any(m.unsure for m in self.members)
+
+    def twins(self, member: Member) -> tuple[Member, ...]:
+        """The other members with ``member``'s very bytes (``Member.same_bytes``)."""
+        return tuple(m for m in self.members if m is not member and member.same_bytes(m))
 
     @property
     def files(self) -> tuple[ImageRecord, ...]:

@@ -96,9 +96,7 @@ def left_unsure_groups(result: ScanResult, rule: str, reference: Iterable[str] =
 def twin_kept(group: Group, member: Member, marked: Set[str]) -> bool:
     """Whether a byte-identical twin of ``member`` (``Member.twin_of``) stays in ``group`` when ``marked``
     go: then removing ``member`` loses no picture, whatever the check doubted about it."""
-    return bool(member.twin_of) and any(
-        m.twin_of == member.twin_of and m is not member and m.file.path not in marked for m in group.members
-    )
+    return any(m.file.path not in marked for m in group.twins(member))
 
 
 def _marked(group: Group, rule: str, reference: list[str]) -> tuple[set[str], int]:

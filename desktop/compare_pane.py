@@ -350,9 +350,7 @@ class ComparePane(QScrollArea):
                 raw_pair=rec.path in paired,
                 unsure_with=m.unsure_with,
                 members=frozenset(group.paths),
-                twins=tuple(
-                    o.file.path for o in group.members if m.twin_of and o.twin_of == m.twin_of and o is not m
-                ),
+                twins=tuple(o.file.path for o in group.twins(m)),
             )
             card.toggle.connect(self.toggle)
             card.show_difference.connect(self.show_difference)

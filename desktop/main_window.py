@@ -837,7 +837,7 @@ class MainWindow(QMainWindow):
                     (a.file.path, b.file.path)
                     for i, a in enumerate(members)
                     for b in members[i + 1 :]
-                    if not (a.twin_of and a.twin_of == b.twin_of)
+                    if not a.same_bytes(b)
                 ]
             )
             if pairs:
@@ -892,11 +892,9 @@ class MainWindow(QMainWindow):
             )
         row = self.groups_model.row_of(path)
         group_paths = [r.path for r in self.groups_model.records(row)] if row is not None else []
-        members = self.groups_model.group(row).members if row is not None else ()
-        this = next((m for m in members if m.file.path == path), None)
-        same_bytes = frozenset(
-            m.file.path for m in members if this is not None and this.twin_of and m.twin_of == this.twin_of
-        )
+        group = self.groups_model.group(row) if row is not None else None
+        this = next((m for m in group.members if m.file.path == path), None) if group else None
+        same_bytes = frozenset(m.file.path for m in group.twins(this)) if this is not None else frozenset()
         return build_menu(
             path,
             self.session,
@@ -945,7 +943,7 @@ class MainWindow(QMainWindow):
                     note = [
                         "best copy" if m.file.path == first else "",
                         "maybe not a copy: CHECK" if m.file.path in this.unsure_with else "",
-                        "same bytes" if this.twin_of and m.twin_of == this.twin_of else "",
+                        "same bytes" if this.same_bytes(m) else "",
                     ]
                     notes[m.file.path] = ", ".join(n for n in note if n)
         copies = not similar and len(paths) == 2
